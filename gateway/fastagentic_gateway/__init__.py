@@ -1,0 +1,5 @@
+"""The FastAgentic gateway: REST + SSE (MCP and A2A to come) in front of workers that dial in over gRPC."""
+
+from fastagentic import __version__
+
+__all__ = ["__version__"]

@@ -1,0 +1,71 @@
+"""The one-node bus: subscribers of a run get its events through plain lists and an asyncio.Event."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+
+from ..runs.model import Event
+
+# Events buffered for one slow subscriber before it is told to re-read from the store.
+MAX_BUFFER = 10_000
+
+
+class InProcessSubscription:
+    __slots__ = ("_buffer", "_bus", "_ready", "lagged", "run_id")
+
+    def __init__(self, bus: InProcessBus, run_id: str) -> None:
+        self._bus = bus
+        self.run_id = run_id
+        self._buffer: list[Event] = []
+        self._ready = asyncio.Event()
+        self.lagged = False
+
+    def _push(self, events: Sequence[Event]) -> None:
+        if self.lagged:
+            return
+        if len(self._buffer) + len(events) > MAX_BUFFER:
+            self.lagged = True
+            self._buffer.clear()
+        else:
+            self._buffer.extend(events)
+        self._ready.set()
+
+    async def next(self, within: float | None = None) -> list[Event]:
+        if not self._buffer and not self.lagged:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ready.wait(), within)
+        self._ready.clear()
+        events, self._buffer = self._buffer, []
+        return events
+
+    def close(self) -> None:
+        self._bus._unsubscribe(self)
+
+
+class InProcessBus:
+    def __init__(self) -> None:
+        self._subscribers: dict[str, set[InProcessSubscription]] = {}
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        self._subscribers.clear()
+
+    def publish(self, run_id: str, events: Sequence[Event]) -> None:
+        for subscription in self._subscribers.get(run_id, ()):
+            subscription._push(events)
+
+    def subscribe(self, run_id: str) -> InProcessSubscription:
+        subscription = InProcessSubscription(self, run_id)
+        self._subscribers.setdefault(run_id, set()).add(subscription)
+        return subscription
+
+    def _unsubscribe(self, subscription: InProcessSubscription) -> None:
+        subscribers = self._subscribers.get(subscription.run_id)
+        if subscribers is not None:
+            subscribers.discard(subscription)
+            if not subscribers:
+                del self._subscribers[subscription.run_id]

@@ -1,0 +1,68 @@
+"""Call: one request for one endpoint, built the same way by every front (REST, MCP, A2A)."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import msgspec
+
+from .errors import InvalidInput, MalformedRequest, NotFound, NoWorker
+from .runs.model import Caller, EndpointKind
+from .validation import FieldError
+from .workers.registry import Endpoint, EndpointRegistry
+
+_decode = msgspec.json.decode
+_encode = msgspec.json.encode
+
+
+class Call(msgspec.Struct, kw_only=True):
+    endpoint: Endpoint
+    input: bytes  # JSON, valid against the endpoint's input schema
+    caller: Caller
+    protocol: str  # rest, mcp, a2a
+    idempotency_key: str | None = None
+
+    def request_hash(self) -> str:
+        return hashlib.sha256(self.endpoint.name.encode() + b"\0" + self.input).hexdigest()
+
+
+def find_endpoint(registry: EndpointRegistry, kind: EndpointKind, name: str, retry_after: int) -> Endpoint:
+    """The endpoint named ``name`` of ``kind``: 404 when unknown, 503 when known but nobody serves it."""
+    endpoint = registry.get(name)
+    if endpoint is None or endpoint.info.kind is not kind:
+        raise NotFound(f"no {kind.value} endpoint named {name!r}")
+    if not endpoint.workers:
+        raise NoWorker(f"no worker is serving {kind.value} {name!r} right now", retry_after=retry_after)
+    return endpoint
+
+
+def decode_body(body: bytes) -> Any:
+    if not body.strip():
+        body = b"{}"
+    try:
+        return _decode(body)
+    except msgspec.DecodeError as exc:
+        raise MalformedRequest(f"request body is not valid JSON: {exc}") from exc
+
+
+def make_call(
+    endpoint: Endpoint,
+    value: Any,
+    *,
+    caller: Caller,
+    protocol: str,
+    raw: bytes | None = None,
+    idempotency_key: str | None = None,
+) -> Call:
+    """Validate ``value`` against the endpoint's input schema; ``raw`` is its JSON when the front has it."""
+    errors = endpoint.validator.errors(value)
+    if errors:
+        raise InvalidInput(f"input does not match the schema of {endpoint.name!r}", errors=errors)
+    payload = raw if raw is not None and raw.strip() else _encode(value)
+    return Call(
+        endpoint=endpoint, input=payload, caller=caller, protocol=protocol, idempotency_key=idempotency_key
+    )
+
+
+__all__ = ["Call", "FieldError", "decode_body", "find_endpoint", "make_call"]

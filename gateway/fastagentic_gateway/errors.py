@@ -1,0 +1,67 @@
+"""The gateway's errors, each with a stable ``type`` that every front renders in its own protocol."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .validation import FieldError
+
+
+class GatewayError(Exception):
+    status = 500
+    type = "internal"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        errors: Sequence[FieldError] = (),
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.errors = list(errors)
+        self.headers = headers or {}
+        self.extra = extra or {}  # more fields for the error body, e.g. the run id of a failed call
+
+
+class MalformedRequest(GatewayError):
+    status = 400
+    type = "malformed_request"
+
+
+class NotFound(GatewayError):
+    status = 404
+    type = "not_found"
+
+
+class Conflict(GatewayError):
+    status = 409
+    type = "conflict"
+
+
+class PayloadTooLarge(GatewayError):
+    status = 413
+    type = "payload_too_large"
+
+
+class InvalidInput(GatewayError):
+    status = 422
+    type = "validation_error"
+
+
+class NoWorker(GatewayError):
+    status = 503
+    type = "no_worker"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after)})
+
+
+class RunFailed(GatewayError):
+    """A tool, resource or prompt call whose worker function raised."""
+
+    status = 500
+    type = "run_failed"

@@ -1,0 +1,254 @@
+"""The REST + SSE front: the routes of the REST contract in ARCHITECTURE.md.
+
+Handlers stay thin: build a Call (calls.py), hand it to the RunService, render the result. Bodies are
+decoded and encoded with msgspec; the endpoint's input passes through as the bytes the client sent.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import unquote
+
+import msgspec
+from litestar import Request, Response, Router, get, post
+from litestar.response import Stream
+
+from ..calls import decode_body, find_endpoint, make_call
+from ..errors import Conflict, MalformedRequest, NotFound, RunFailed
+from ..runs.model import ANONYMOUS, Caller, EndpointKind, Event, Run, RunError, RunQuery, RunStatus
+from ..runs.service import RunService
+from ..settings import Settings
+from ..workers.registry import EndpointRegistry
+
+_encode = msgspec.json.encode
+JSON = "application/json"
+MAX_IDEMPOTENCY_KEY = 255
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+class RunView(msgspec.Struct, omit_defaults=True):
+    run_id: str
+    endpoint: str
+    kind: str
+    status: str
+    attempt: int
+    durable: bool
+    principal: str
+    tenant: str
+    created_at: float
+    updated_at: float
+    last_seq: int
+    output: msgspec.Raw | None = None
+    error: RunError | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+
+
+class InvokeResult(msgspec.Struct, omit_defaults=True):
+    run_id: str
+    status: str
+    output: msgspec.Raw | None = None
+    error: RunError | None = None
+
+
+def run_view(run: Run) -> RunView:
+    return RunView(
+        run_id=run.id,
+        endpoint=run.endpoint,
+        kind=run.kind.value,
+        status=run.status.value,
+        attempt=run.attempt,
+        durable=run.durable,
+        principal=run.caller.principal,
+        tenant=run.caller.tenant,
+        created_at=run.created_at,
+        updated_at=run.updated_at,
+        last_seq=run.last_seq,
+        output=msgspec.Raw(run.output) if run.output is not None else None,
+        error=run.error,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+    )
+
+
+def sse_frames(events: list[Event]) -> bytes:
+    """One SSE frame per event: id = seq, event = kind, data = the event as one line of JSON.
+    Formatted by hand: kinds are validated on ingest and event data is single-line JSON."""
+    return b"".join(
+        b'id: %d\nevent: %s\ndata: {"run_id":"%s","seq":%d,"ts":%r,"kind":"%s","data":%s}\n\n'
+        % (e.seq, e.kind.encode(), e.run_id.encode(), e.seq, e.ts, e.kind.encode(), e.data)
+        for e in events
+    )
+
+
+def json_response(value: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response[bytes]:
+    return Response(_encode(value), status_code=status, media_type=JSON, headers=headers)
+
+
+def caller_of(request: Request[Any, Any, Any]) -> Caller:
+    """Who is calling. Anonymous until authentication lands; the seam every front goes through."""
+    return ANONYMOUS
+
+
+def rest_router(settings: Settings, registry: EndpointRegistry, runs: RunService) -> Router:
+    retry_after = settings.retry_after
+
+    async def _start(
+        request: Request[Any, Any, Any], kind: EndpointKind, name: str, idempotency_key: str | None = None
+    ) -> tuple[Run, bool]:
+        endpoint = find_endpoint(registry, kind, name, retry_after)
+        body = await request.body()
+        call = make_call(
+            endpoint,
+            decode_body(body),
+            caller=caller_of(request),
+            protocol="rest",
+            raw=body,
+            idempotency_key=idempotency_key,
+        )
+        return await runs.submit(call)
+
+    async def _stream(run: Run, after: int) -> AsyncIterator[bytes]:
+        async for batch in runs.follow(run, after):
+            yield sse_frames(batch) if batch else b": keepalive\n\n"
+
+    def _sse(run: Run, after: int = 0) -> Stream:
+        headers = dict(SSE_HEADERS)
+        headers["X-Run-Id"] = run.id
+        return Stream(_stream(run, after), media_type="text/event-stream", headers=headers)
+
+    async def _call(request: Request[Any, Any, Any], kind: EndpointKind, name: str) -> Run:
+        """Run a tool / resource / prompt call to its end; a failed call is an error response."""
+        run, _ = await _start(request, kind, name)
+        return _succeeded(await runs.wait(run))
+
+    @get("/v1/endpoints")
+    async def list_endpoints() -> Response[bytes]:
+        return json_response({"endpoints": [endpoint.info for endpoint in registry.served()]})
+
+    @post("/v1/agents/{name:str}/invoke")
+    async def invoke(request: Request[Any, Any, Any], name: str) -> Response[bytes]:
+        run, _ = await _start(request, EndpointKind.AGENT, name)
+        run = await runs.wait(run)
+        result = InvokeResult(
+            run_id=run.id,
+            status=run.status.value,
+            output=msgspec.Raw(run.output) if run.output is not None else None,
+            error=run.error,
+        )
+        return json_response(result)
+
+    @post("/v1/agents/{name:str}/stream")
+    async def stream(request: Request[Any, Any, Any], name: str) -> Stream:
+        run, _ = await _start(request, EndpointKind.AGENT, name)
+        return _sse(run)
+
+    @post("/v1/agents/{name:str}/runs")
+    async def start_run(request: Request[Any, Any, Any], name: str) -> Response[bytes]:
+        key = request.headers.get("idempotency-key")
+        if key is not None and not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
+            raise MalformedRequest(f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
+        run, created = await _start(request, EndpointKind.AGENT, name, idempotency_key=key)
+        headers = {"Location": f"/v1/runs/{run.id}"}
+        if not created:
+            headers["Idempotency-Replayed"] = "true"
+        return json_response(run_view(run), status=202, headers=headers)
+
+    @get("/v1/runs")
+    async def list_runs(
+        request: Request[Any, Any, Any],
+        status: str | None = None,
+        endpoint: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Response[bytes]:
+        if status is not None and status not in RunStatus.__members__.values():
+            allowed = ", ".join(s.value for s in RunStatus)
+            raise MalformedRequest(f"status must be one of {allowed}")
+        if not 1 <= limit <= 200:
+            raise MalformedRequest("limit must be between 1 and 200")
+        query = RunQuery(
+            tenant=caller_of(request).tenant,
+            status=RunStatus(status) if status else None,
+            endpoint=endpoint,
+            limit=limit,
+            before=cursor,
+        )
+        found = await runs.list_runs(query)
+        next_cursor = found[-1].id if len(found) == limit else None
+        return json_response({"runs": [run_view(r) for r in found], "next_cursor": next_cursor})
+
+    @get("/v1/runs/{run_id:str}")
+    async def get_run(request: Request[Any, Any, Any], run_id: str) -> Response[bytes]:
+        return json_response(run_view(await runs.require(run_id, caller_of(request).tenant)))
+
+    @get("/v1/runs/{run_id:str}/events")
+    async def run_events(request: Request[Any, Any, Any], run_id: str) -> Stream:
+        run = await runs.require(run_id, caller_of(request).tenant)
+        last = request.headers.get("last-event-id") or request.query_params.get("after") or "0"
+        if not last.isdigit():
+            raise MalformedRequest(
+                "Last-Event-ID must be the seq (a whole number) of the last event received"
+            )
+        return _sse(run, int(last))
+
+    @post("/v1/runs/{run_id:str}/cancel", status_code=200)
+    async def cancel_run(request: Request[Any, Any, Any], run_id: str) -> Response[bytes]:
+        return json_response(run_view(await runs.cancel(run_id, caller_of(request).tenant)))
+
+    @post("/v1/tools/{name:str}", status_code=200)
+    async def call_tool(request: Request[Any, Any, Any], name: str) -> Response[bytes]:
+        run = await _call(request, EndpointKind.TOOL, name)
+        return Response(b'{"output":' + (run.output or b"null") + b"}", media_type=JSON)
+
+    @post("/v1/prompts/{name:str}", status_code=200)
+    async def render_prompt(request: Request[Any, Any, Any], name: str) -> Response[bytes]:
+        run = await _call(request, EndpointKind.PROMPT, name)
+        return Response(run.output or b"{}", media_type=JSON)
+
+    @get("/v1/resources/{uri:path}")
+    async def read_resource(request: Request[Any, Any, Any], uri: str) -> Response[bytes]:
+        # The raw path keeps what routing normalises away (the "//" of docs://x); %-escapes work too.
+        raw = request.scope.get("raw_path") or uri.encode()
+        uri = unquote(raw.decode("latin-1").partition("/v1/resources/")[2]) or uri.lstrip("/")
+        found = registry.resource_for(uri)
+        if found is None:
+            raise NotFound(f"no resource matches {uri!r}")
+        endpoint, params = found
+        endpoint = find_endpoint(registry, EndpointKind.RESOURCE, endpoint.name, retry_after)
+        call = make_call(endpoint, params, caller=caller_of(request), protocol="rest")
+        run = _succeeded(await runs.wait((await runs.submit(call))[0]))
+        content = msgspec.json.decode(run.output or b"{}")
+        media_type = content.get("mime_type") or "application/octet-stream"
+        if "blob" in content:
+            return Response(base64.b64decode(content["blob"]), media_type=media_type)
+        return Response(str(content.get("text", "")).encode(), media_type=media_type)
+
+    return Router(
+        path="/",
+        route_handlers=[
+            list_endpoints,
+            invoke,
+            stream,
+            start_run,
+            list_runs,
+            get_run,
+            run_events,
+            cancel_run,
+            call_tool,
+            render_prompt,
+            read_resource,
+        ],
+    )
+
+
+def _succeeded(run: Run) -> Run:
+    if run.status is RunStatus.SUCCEEDED:
+        return run
+    if run.status is RunStatus.FAILED and run.error is not None:
+        raise RunFailed(
+            f"{run.error.type}: {run.error.message}", extra={"run_id": run.id, "error": run.error}
+        )
+    raise Conflict(f"run {run.id} ended {run.status.value}", extra={"run_id": run.id})

@@ -1,0 +1,505 @@
+"""RunService: the run state machine in motion.
+
+Fronts submit calls and follow runs; workers report events and results; a reaper requeues runs whose
+lease expired. Durable runs live in the durable store (SQLite here), ephemeral ones in memory. Every
+change is a fenced store transition first and a bus publication second, so whatever a follower sees is
+already stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Coroutine, Sequence
+
+import msgspec
+from fastagentic.events import EVENT_KIND_PATTERN, RESERVED_KINDS
+from fastagentic.v1 import worker_pb2 as pb
+
+from ..bus.base import Bus
+from ..calls import Call
+from ..errors import Conflict, NotFound
+from ..settings import Settings
+from ..store.base import RunStore
+from ..workers.connection import ProtocolViolation, WorkerConnection
+from ..workers.registry import EndpointRegistry
+from .model import (
+    ACTIVE,
+    TERMINAL,
+    TERMINAL_EVENT,
+    Event,
+    NewEvent,
+    Run,
+    RunError,
+    RunQuery,
+    RunStatus,
+    RunUpdate,
+    SequenceGap,
+    new_run_id,
+)
+
+log = logging.getLogger("fastagentic.runs")
+
+_encode = msgspec.json.encode
+_decode = msgspec.json.decode
+_QUEUED = frozenset({RunStatus.QUEUED})
+_RUNNING = frozenset({RunStatus.RUNNING})
+
+
+class RunService:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: EndpointRegistry,
+        durable: RunStore,
+        ephemeral: RunStore,
+        bus: Bus,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.durable = durable
+        self.ephemeral = ephemeral
+        self.bus = bus
+        self.workers: dict[str, WorkerConnection] = {}
+        self._pending: dict[str, deque[Run]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._reaper: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        for run in await self.durable.queued():
+            self._pending.setdefault(run.endpoint, deque()).append(run)
+        self._reaper = asyncio.create_task(self._reap_forever())
+
+    async def close(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+
+    def _store(self, durable: bool) -> RunStore:
+        return self.durable if durable else self.ephemeral
+
+    def _spawn(self, coro: Coroutine[None, None, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._finished_task)
+
+    def _finished_task(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("dispatch failed", exc_info=task.exception())
+
+    # ------------------------------------------------------------------ fronts
+
+    async def submit(self, call: Call) -> tuple[Run, bool]:
+        """Accept a run for ``call``. Returns ``(run, created)``; ``created`` is False when the
+        idempotency key named an existing run (whose request must match, else Conflict)."""
+        info = call.endpoint.info
+        now = time.time()
+        run = Run(
+            id=new_run_id(),
+            endpoint=info.name,
+            kind=info.kind,
+            durable=info.durable,
+            caller=call.caller,
+            input=call.input,
+            max_attempts=self.settings.max_attempts,
+            idempotency_key=call.idempotency_key,
+            request_hash=call.request_hash() if call.idempotency_key else None,
+            created_at=now,
+            updated_at=now,
+        )
+        stored, created = await self._store(info.durable).create(run)
+        if not created:
+            if stored.request_hash != run.request_hash:
+                raise Conflict(
+                    f"Idempotency-Key {call.idempotency_key!r} was already used for a different request "
+                    f"(run {stored.id})"
+                )
+            return stored, False
+        self._offer(stored)
+        return stored, True
+
+    async def get(self, run_id: str, tenant: str) -> Run | None:
+        run = await self.ephemeral.get(run_id, tenant)
+        return run if run is not None else await self.durable.get(run_id, tenant)
+
+    async def require(self, run_id: str, tenant: str) -> Run:
+        run = await self.get(run_id, tenant)
+        if run is None:
+            raise NotFound(f"no run {run_id!r}")
+        return run
+
+    async def list_runs(self, query: RunQuery) -> list[Run]:
+        runs = await self.durable.list(query) + await self.ephemeral.list(query)
+        runs.sort(key=lambda r: r.id, reverse=True)
+        return runs[: query.limit]
+
+    async def wait(self, run: Run) -> Run:
+        """Wait until ``run`` ends and return its final state."""
+        store = self._store(run.durable)
+        subscription = self.bus.subscribe(run.id)
+        try:
+            while True:
+                current = await store.get(run.id)
+                if current is None or current.status in TERMINAL:
+                    return current or run
+                # Re-read the run only when the bus says it may have ended (or we cannot tell).
+                while True:
+                    events = await subscription.next(within=self.settings.lease_ttl)
+                    if not events or subscription.lagged or events[-1].kind in _TERMINAL_KINDS:
+                        subscription.lagged = False
+                        break
+        finally:
+            subscription.close()
+
+    async def follow(self, run: Run, after_seq: int = 0) -> AsyncIterator[list[Event]]:
+        """The run's events after ``after_seq`` in batches: what is stored, then live, until the terminal
+        event; each event once and in order. Yields [] after ``sse_keepalive`` quiet seconds."""
+        store = self._store(run.durable)
+        subscription = self.bus.subscribe(run.id)
+        last = after_seq
+        try:
+            # Subscribed before reading the log, so nothing published in between is missed.
+            current = await store.get(run.id)
+            backlog = await store.events(run.id, after_seq=last)
+            if not backlog and (current is None or (current.status in TERMINAL and current.last_seq <= last)):
+                return
+            while True:
+                batch: list[Event] = []
+                gap = ended = False
+                for event in backlog:
+                    if event.seq <= last:
+                        continue
+                    if event.seq > last + 1:
+                        gap = True
+                        break
+                    last = event.seq
+                    batch.append(event)
+                    if event.kind in _TERMINAL_KINDS:
+                        ended = True
+                        break
+                if batch:
+                    yield batch
+                if ended:
+                    return
+                if gap or subscription.lagged:
+                    # Handed events past what we read: the store has every event, in order.
+                    subscription.lagged = False
+                    backlog = await store.events(run.id, after_seq=last)
+                    if backlog:
+                        continue
+                backlog = await subscription.next(within=self.settings.sse_keepalive)
+                if not backlog and not subscription.lagged:
+                    yield []
+        finally:
+            subscription.close()
+
+    async def cancel(self, run_id: str, tenant: str, reason: str = "cancelled by request") -> Run:
+        run = await self.require(run_id, tenant)
+        if run.status in TERMINAL:
+            raise Conflict(f"run {run_id} already finished ({run.status.value})")
+        result = await self._store(run.durable).transition(
+            run.id,
+            expect=ACTIVE,
+            attempt=None,
+            update=RunUpdate(status=RunStatus.CANCELLED, clear_worker=True),
+            events=[NewEvent("run.cancelled", _encode({"reason": reason}))],
+        )
+        if result is None:
+            current = await self.require(run_id, tenant)
+            raise Conflict(f"run {run_id} already finished ({current.status.value})")
+        cancelled, events = result
+        self.bus.publish(run.id, events)
+        if run.status is RunStatus.RUNNING and run.worker_id is not None:
+            worker = self.workers.get(run.worker_id)
+            if worker is not None and worker.holds(run.id, run.attempt):
+                worker.fence(run.id)
+                worker.send(
+                    pb.GatewayMessage(cancel=pb.Cancel(run_id=run.id, attempt=run.attempt, reason=reason))
+                )
+                self._pump(worker)
+        return cancelled
+
+    # ------------------------------------------------------------------ dispatch
+
+    def _offer(self, run: Run) -> None:
+        """Hand ``run`` (queued) to a worker with a free slot, or queue it until one frees up."""
+        endpoint = self.registry.get(run.endpoint)
+        best: WorkerConnection | None = None
+        if endpoint is not None:
+            for worker in endpoint.workers:
+                if worker.free > 0 and (best is None or worker.free > best.free):
+                    best = worker
+        if best is None:
+            self._pending.setdefault(run.endpoint, deque()).append(run)
+            return
+        best.take(run.id, run.attempt)  # reserve the slot now; the claim below awaits
+        self._spawn(self._assign(run, best))
+
+    def _pump(self, worker: WorkerConnection) -> None:
+        """Give ``worker`` queued runs of its endpoints while it has free slots."""
+        progressed = True
+        while worker.free > 0 and progressed:
+            progressed = False
+            for name in worker.endpoints:
+                queue = self._pending.get(name)
+                if queue and worker.free > 0:
+                    run = queue.popleft()
+                    worker.take(run.id, run.attempt)
+                    self._spawn(self._assign(run, worker))
+                    progressed = True
+
+    async def _assign(self, run: Run, worker: WorkerConnection) -> None:
+        store = self._store(run.durable)
+        now = time.time()
+        result = await store.transition(
+            run.id,
+            expect=_QUEUED,
+            attempt=run.attempt,
+            update=RunUpdate(
+                status=RunStatus.RUNNING,
+                worker_id=worker.worker_id,
+                lease_expires_at=now + self.settings.lease_ttl,
+                started_at=run.started_at or now,
+            ),
+            events=[NewEvent("run.started", _encode({"attempt": run.attempt, "worker": worker.worker_id}))],
+        )
+        if result is None or worker.closed:
+            worker.finish(run.id)
+            if result is not None:
+                # The worker left while we claimed: put the run back for another one.
+                await self._requeue(result[0], "worker disconnected before the run started", count=False)
+            self._pump(worker)
+            return
+        running, events = result
+        self.bus.publish(run.id, events)
+        assign = pb.Assign(
+            run_id=running.id,
+            attempt=running.attempt,
+            endpoint=running.endpoint,
+            input=running.input,
+            caller=pb.Caller(principal=running.caller.principal, tenant=running.caller.tenant),
+            next_seq=running.last_seq + 1,
+            deadline_unix_ms=int(running.deadline_at * 1000) if running.deadline_at else 0,
+        )
+        if running.attempt > 1:
+            checkpoint = await store.last_checkpoint(running.id)
+            if checkpoint is not None:
+                assign.checkpoint = checkpoint.state
+        worker.send(pb.GatewayMessage(assign=assign))
+
+    async def _requeue(self, run: Run, reason: str, *, count: bool = True) -> None:
+        """Take a running run back: attempt + 1 fences the old holder; past max attempts it fails."""
+        store = self._store(run.durable)
+        if count and run.attempt >= run.max_attempts:
+            error = RunError(type="WorkerLost", message=f"{reason}; gave up after {run.attempt} attempt(s)")
+            result = await store.transition(
+                run.id,
+                expect=_RUNNING,
+                attempt=run.attempt,
+                update=RunUpdate(status=RunStatus.FAILED, error=error, clear_worker=True),
+                events=[NewEvent("run.failed", _encode({"error": error}))],
+            )
+            if result is not None:
+                self.bus.publish(run.id, result[1])
+            return
+        result = await store.transition(
+            run.id,
+            expect=_RUNNING,
+            attempt=run.attempt,
+            update=RunUpdate(status=RunStatus.QUEUED, attempt=run.attempt + 1, clear_worker=True),
+        )
+        if result is not None:
+            log.info("run %s requeued (attempt %d): %s", run.id, run.attempt + 1, reason)
+            self._offer(result[0])
+
+    async def _reap_forever(self) -> None:
+        interval = min(self.settings.lease_ttl / 3, 1.0)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.reap()
+            except Exception:
+                log.exception("lease reaper failed; retrying")
+
+    async def reap(self) -> None:
+        now = time.time()
+        for store in (self.ephemeral, self.durable):
+            for run in await store.expired(now):
+                worker = self.workers.get(run.worker_id or "")
+                if worker is not None and worker.holds(run.id, run.attempt):
+                    worker.fence(run.id)
+                    worker.send(
+                        pb.GatewayMessage(
+                            cancel=pb.Cancel(run_id=run.id, attempt=run.attempt, reason="lease expired")
+                        )
+                    )
+                await self._requeue(run, "lease expired")
+
+    # ------------------------------------------------------------------ workers
+
+    async def attach(self, worker: WorkerConnection, held: Sequence[pb.HeldRun]) -> list[pb.HeldRunStatus]:
+        """A worker (re)connected: it keeps the runs it still holds, if nothing moved them on."""
+        previous = self.workers.get(worker.worker_id)
+        if previous is not None:
+            previous.close()
+        self.workers[worker.worker_id] = worker
+        statuses = []
+        until = time.time() + self.settings.lease_ttl
+        for item in held:
+            run = await self.ephemeral.get(item.run_id) or await self.durable.get(item.run_id)
+            keep = (
+                run is not None
+                and run.status is RunStatus.RUNNING
+                and run.attempt == item.attempt
+                and run.worker_id == worker.worker_id
+            )
+            if keep and run is not None:
+                worker.take(run.id, run.attempt)
+                statuses.append(
+                    pb.HeldRunStatus(run_id=run.id, attempt=run.attempt, keep=True, next_seq=run.last_seq + 1)
+                )
+            else:
+                statuses.append(pb.HeldRunStatus(run_id=item.run_id, attempt=item.attempt, keep=False))
+        if worker.runs:
+            await self.durable.renew_leases(worker.worker_id, until)
+            await self.ephemeral.renew_leases(worker.worker_id, until)
+        return statuses
+
+    def ready(self, worker: WorkerConnection) -> None:
+        """The worker was welcomed: start giving it work."""
+        self._pump(worker)
+
+    def detach(self, worker: WorkerConnection) -> None:
+        """The stream ended. Its runs keep their leases: the worker may come back in time to keep them."""
+        worker.close()
+        if self.workers.get(worker.worker_id) is worker:
+            del self.workers[worker.worker_id]
+
+    async def on_message(self, worker: WorkerConnection, message: pb.WorkerMessage) -> None:
+        body = message.WhichOneof("body")
+        if body == "events":
+            await self._on_events(worker, message.events)
+        elif body == "done":
+            await self._on_done(worker, message.done)
+        elif body == "heartbeat":
+            await self._on_heartbeat(worker)
+        elif body == "credit":
+            worker.capacity = len(worker.runs) + message.credit.free_slots
+            self._pump(worker)
+        elif body == "release":
+            await self._on_release(worker, message.release)
+        elif body == "hello":
+            raise ProtocolViolation("Hello sent twice on one stream")
+        else:
+            raise ProtocolViolation("empty message")
+
+    async def _run_of(self, run_id: str) -> Run | None:
+        return await self.ephemeral.get(run_id) or await self.durable.get(run_id)
+
+    async def _on_events(self, worker: WorkerConnection, message: pb.Events) -> None:
+        if not worker.check(message.run_id, message.attempt):
+            return
+        if not message.events:
+            raise ProtocolViolation(f"empty Events for run {message.run_id}")
+        batch = [_checked_event(message.run_id, event) for event in message.events]
+        run = await self._run_of(message.run_id)
+        if run is None:
+            return
+        try:
+            stored = await self._store(run.durable).append_events(
+                run.id, message.attempt, int(message.first_seq), batch
+            )
+        except SequenceGap as exc:
+            raise ProtocolViolation(str(exc)) from exc
+        if stored:
+            self.bus.publish(run.id, stored)
+
+    async def _on_done(self, worker: WorkerConnection, done: pb.Done) -> None:
+        if not worker.check(done.run_id, done.attempt):
+            return
+        run = await self._run_of(done.run_id)
+        worker.finish(done.run_id)
+        try:
+            if run is None or run.status is not RunStatus.RUNNING or run.attempt != done.attempt:
+                return
+            if done.last_seq != run.last_seq:
+                raise ProtocolViolation(
+                    f"run {run.id}: Done says last event {done.last_seq}, gateway has {run.last_seq}"
+                )
+            result = done.WhichOneof("result")
+            if result == "output":
+                output = done.output
+                _require_json(output, f"run {run.id}: output")
+                update = RunUpdate(status=RunStatus.SUCCEEDED, output=output, clear_worker=True)
+                data = b'{"output":' + output + b"}"
+            elif result == "error":
+                error = RunError(type=done.error.type[:200] or "Error", message=done.error.message[:10_000])
+                update = RunUpdate(status=RunStatus.FAILED, error=error, clear_worker=True)
+                data = _encode({"error": error})
+            elif result == "cancelled":
+                update = RunUpdate(status=RunStatus.CANCELLED, clear_worker=True)
+                data = _encode({"reason": "cancelled by the worker"})
+            else:
+                raise ProtocolViolation(f"run {run.id}: Done without a result")
+            finished = await self._store(run.durable).transition(
+                run.id,
+                expect=_RUNNING,
+                attempt=done.attempt,
+                update=update,
+                events=[NewEvent(TERMINAL_EVENT[update.status], data)],
+            )
+            if finished is not None:
+                self.bus.publish(run.id, finished[1])
+        finally:
+            self._pump(worker)
+
+    async def _on_release(self, worker: WorkerConnection, release: pb.Release) -> None:
+        if not worker.check(release.run_id, release.attempt):
+            return
+        worker.fence(release.run_id)
+        run = await self._run_of(release.run_id)
+        if run is not None and run.status is RunStatus.RUNNING and run.attempt == release.attempt:
+            await self._requeue(run, f"released by worker: {release.reason[:200]}", count=False)
+        self._pump(worker)
+
+    async def _on_heartbeat(self, worker: WorkerConnection) -> None:
+        if worker.runs:
+            until = time.time() + self.settings.lease_ttl
+            await self.durable.renew_leases(worker.worker_id, until)
+            await self.ephemeral.renew_leases(worker.worker_id, until)
+
+
+_TERMINAL_KINDS = frozenset(TERMINAL_EVENT.values())
+
+
+def _require_json(data: bytes, what: str) -> None:
+    try:
+        _decode(data)
+    except msgspec.DecodeError as exc:
+        raise ProtocolViolation(f"{what} is not valid JSON") from exc
+
+
+def _checked_event(run_id: str, event: pb.Event) -> NewEvent:
+    """A worker's event as the store takes it; anything a client could trip on is a protocol error."""
+    kind = event.kind
+    if not EVENT_KIND_PATTERN.fullmatch(kind) or kind in RESERVED_KINDS:
+        raise ProtocolViolation(f"run {run_id}: event kind {kind[:80]!r} is not allowed from a worker")
+    data = event.data or b"{}"
+    _require_json(data, f"run {run_id}: data of a {kind} event")
+    if b"\n" in data or b"\r" in data:
+        data = _encode(_decode(data))  # one SSE data line per event
+    checkpoint: bytes | None = None
+    if event.HasField("checkpoint"):
+        if kind != "checkpoint":
+            raise ProtocolViolation(f"run {run_id}: checkpoint state on a {kind} event")
+        checkpoint = event.checkpoint
+        _require_json(checkpoint, f"run {run_id}: checkpoint state")
+    ts = event.ts_ms / 1000 if event.ts_ms > 0 else time.time()
+    return NewEvent(kind=kind, data=data, ts=ts, checkpoint=checkpoint)

@@ -1,0 +1,215 @@
+"""Gateway: the parts wired together, and serving HTTP and worker gRPC on one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import traceback
+from typing import Any
+
+import uvicorn
+from litestar import Litestar, MediaType, Request, Response, get
+from litestar.exceptions import HTTPException
+
+from .bus import InProcessBus
+from .errors import GatewayError
+from .fronts.openapi import DOCS_PAGE, OpenAPIDocument
+from .fronts.rest import json_response, rest_router
+from .runs.service import RunService
+from .settings import Settings
+from .store import MemoryRunStore, open_store
+from .workers.registry import EndpointRegistry
+from .workers.servicer import WorkerGateway, build_server
+
+log = logging.getLogger("fastagentic.gateway")
+
+_HTTP_TYPES = {
+    400: "malformed_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
+
+
+class Gateway:
+    """Everything one gateway process runs. ``asgi`` is the HTTP app; ``serve()`` runs it all."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.registry = EndpointRegistry()
+        self.durable = open_store(settings.store_url, settings.data_dir)
+        self.ephemeral = MemoryRunStore(max_finished=settings.ephemeral_retention)
+        self.bus = InProcessBus()
+        self.runs = RunService(settings, self.registry, self.durable, self.ephemeral, self.bus)
+        self.workers = WorkerGateway(settings, self.registry, self.runs)
+        self.openapi = OpenAPIDocument(self.registry)
+        self.asgi = self._build_asgi()
+
+    async def start(self) -> None:
+        await self.durable.start()
+        await self.bus.start()
+        await self.runs.start()
+
+    async def close(self) -> None:
+        await self.runs.close()
+        await self.bus.close()
+        await self.durable.close()
+
+    async def ready(self) -> dict[str, str]:
+        """What is not ready, by component; empty when ready."""
+        problems: dict[str, str] = {}
+        try:
+            await self.durable.get("readiness-probe")
+        except Exception as exc:
+            problems["store"] = f"run store unreachable: {exc}"
+        if not self.runs.workers:
+            problems["workers"] = "no worker connected"
+        return problems
+
+    def _build_asgi(self) -> Litestar:
+        gateway = self
+
+        @get("/healthz", media_type=MediaType.JSON)
+        async def healthz() -> Response[bytes]:
+            return json_response({"status": "ok"})
+
+        @get("/readyz")
+        async def readyz() -> Response[bytes]:
+            problems = await gateway.ready()
+            if problems:
+                return json_response({"status": "unavailable", "problems": problems}, status=503)
+            return json_response({"status": "ready", "workers": len(gateway.runs.workers)})
+
+        @get("/openapi.json")
+        async def openapi() -> Response[bytes]:
+            return Response(gateway.openapi.render(), media_type=MediaType.JSON)
+
+        @get("/docs", media_type=MediaType.HTML)
+        async def docs() -> Response[bytes]:
+            return Response(DOCS_PAGE, media_type=MediaType.HTML)
+
+        debug = self.settings.debug
+
+        def on_gateway_error(request: Request[Any, Any, Any], exc: GatewayError) -> Response[bytes]:
+            body: dict[str, Any] = {"type": exc.type, "message": exc.message, **exc.extra}
+            if exc.errors:
+                body["errors"] = exc.errors
+            return json_response(body, status=exc.status, headers=exc.headers)
+
+        def on_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+            status = exc.status_code
+            message = exc.detail if status < 500 else "internal error"
+            if status == 413:
+                message = f"request body is larger than {self.settings.max_body_bytes} bytes"
+            body = {
+                "type": _HTTP_TYPES.get(status, "internal" if status >= 500 else "http_error"),
+                "message": message,
+            }
+            return json_response(body, status=status, headers=exc.headers)
+
+        def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+            log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+            body: dict[str, Any] = {"type": "internal", "message": "internal error"}
+            if debug:
+                body["traceback"] = traceback.format_exception(exc)
+            return json_response(body, status=500)
+
+        return Litestar(
+            route_handlers=[
+                rest_router(self.settings, self.registry, self.runs),
+                healthz,
+                readyz,
+                openapi,
+                docs,
+            ],
+            exception_handlers={
+                GatewayError: on_gateway_error,
+                HTTPException: on_http_error,
+                Exception: on_unexpected,
+            },
+            openapi_config=None,
+            logging_config=None,
+            request_max_body_size=self.settings.max_body_bytes,
+            debug=False,
+            on_startup=[self.start],
+            on_shutdown=[self.close],
+        )
+
+    def addresses(self, http_port: int, grpc_port: int) -> dict[str, str]:
+        base = f"http://{self.settings.http_host}:{http_port}"
+        return {
+            "REST": f"{base}/v1  (docs: {base}/docs, OpenAPI: {base}/openapi.json)",
+            "MCP": "not yet (the MCP front is a later issue)",
+            "A2A": "not yet (the A2A front is a later issue)",
+            "workers (gRPC)": f"{self.settings.grpc_host}:{grpc_port}",
+        }
+
+    async def serve(self) -> None:
+        """Serve until SIGTERM / SIGINT, then stop taking requests and close in order."""
+        settings = self.settings
+        os.makedirs(settings.data_dir, exist_ok=True)
+        grpc_server = build_server(settings, self.workers)
+        grpc_port = grpc_server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
+        config = uvicorn.Config(
+            self.asgi,
+            host=settings.http_host,
+            port=settings.http_port,
+            http="httptools",
+            lifespan="on",
+            access_log=False,
+            log_level=settings.log_level.lower(),
+            timeout_graceful_shutdown=int(settings.shutdown_grace) or None,
+        )
+        http_server = uvicorn.Server(config)
+        # The gateway owns SIGTERM / SIGINT: it stops gRPC first, then HTTP.
+        http_server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
+        await grpc_server.start()
+        http_task = asyncio.create_task(http_server.serve())
+        while not http_server.started:
+            if http_task.done():
+                await grpc_server.stop(0)
+                http_task.result()
+                raise SystemExit("the HTTP server failed to start")
+            await asyncio.sleep(0.02)
+        http_port = (
+            http_server.servers[0].sockets[0].getsockname()[1] if http_server.servers else settings.http_port
+        )
+        lines = [f"  {name:<15} {address}" for name, address in self.addresses(http_port, grpc_port).items()]
+        sys.stdout.write("FastAgentic gateway ready\n" + "\n".join(lines) + "\n")
+        sys.stdout.flush()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        waiter = asyncio.create_task(stop.wait())
+        await asyncio.wait({waiter, http_task}, return_when=asyncio.FIRST_COMPLETED)
+        log.info("shutting down")
+        await grpc_server.stop(grace=1.0)
+        http_server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await http_task
+        waiter.cancel()
+
+
+def run(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    gateway = Gateway(settings)
+    try:
+        import uvloop
+
+        uvloop.run(gateway.serve())
+    except ImportError:
+        asyncio.run(gateway.serve())
+
+
+__all__ = ["Gateway", "run"]

@@ -1,0 +1,142 @@
+"""Gateway settings: defaults, then a TOML config file, then ``FASTAGENTIC_*`` environment variables.
+
+The Settings struct is the single source: docs/reference/configuration.md is generated from it
+(``python -m fastagentic_gateway.settings``) and a test fails when the two disagree.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import Meta
+
+ENV_PREFIX = "FASTAGENTIC_"
+
+
+def _doc(text: str, **constraints: Any) -> Meta:
+    return Meta(description=text, **constraints)
+
+
+class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    http_host: Annotated[str, _doc("Address the HTTP server (REST, MCP, A2A) binds.")] = "127.0.0.1"
+    http_port: Annotated[int, _doc("Port of the HTTP server.", ge=0, le=65535)] = 8000
+    grpc_host: Annotated[str, _doc("Address the worker gRPC server binds.")] = "127.0.0.1"
+    grpc_port: Annotated[int, _doc("Port workers dial.", ge=0, le=65535)] = 50051
+    data_dir: Annotated[str, _doc("Directory for the embedded store and other local state.")] = ".fastagentic"
+    store_url: Annotated[
+        str,
+        _doc(
+            "Where durable runs live. Empty: a SQLite file `runs.sqlite3` in the data directory. "
+            "`sqlite:///abs/path.db` or `sqlite://relative.db`: that file. `memory://`: nothing persisted."
+        ),
+    ] = ""
+    max_body_bytes: Annotated[int, _doc("Largest accepted HTTP request body; larger gets 413.", ge=1)] = (
+        1_048_576
+    )
+    max_message_bytes: Annotated[
+        int, _doc("Largest gRPC message between gateway and worker, both directions.", ge=65_536)
+    ] = 16_777_216
+    lease_ttl: Annotated[
+        float,
+        _doc("Seconds a worker holds a run without a heartbeat before the run is requeued.", gt=0),
+    ] = 30.0
+    heartbeat_interval: Annotated[
+        float, _doc("Seconds between worker heartbeats (told to workers at connect).", gt=0)
+    ] = 5.0
+    max_attempts: Annotated[
+        int, _doc("Attempts of a run (first included) before a lost worker fails it.", ge=1)
+    ] = 3
+    ephemeral_retention: Annotated[
+        int, _doc("Finished ephemeral runs kept in memory for status queries (oldest evicted first).", ge=0)
+    ] = 10_000
+    worker_token: Annotated[
+        str, _doc("When set, workers must present this token in their Hello or are refused.")
+    ] = ""
+    sse_keepalive: Annotated[float, _doc("Seconds between SSE comment lines on an idle stream.", gt=0)] = 15.0
+    retry_after: Annotated[int, _doc("Retry-After seconds sent with 503 when no worker serves.", ge=1)] = 5
+    shutdown_grace: Annotated[float, _doc("Seconds to finish in-flight HTTP requests on SIGTERM.", ge=0)] = (
+        10.0
+    )
+    debug: Annotated[
+        bool, _doc("Include tracebacks of gateway errors in responses. Never in production.")
+    ] = False
+    log_level: Annotated[str, _doc("debug, info, warning or error.")] = "info"
+
+    def __post_init__(self) -> None:
+        if self.heartbeat_interval >= self.lease_ttl:
+            raise ValueError(
+                f"heartbeat_interval ({self.heartbeat_interval}) must be shorter than lease_ttl ({self.lease_ttl})"
+            )
+        if self.log_level.lower() not in {"debug", "info", "warning", "error"}:
+            raise ValueError(f"log_level must be debug, info, warning or error, not {self.log_level!r}")
+
+
+class SettingsError(Exception):
+    pass
+
+
+def _fields() -> dict[str, Any]:
+    return {f.name: f for f in msgspec.structs.fields(Settings)}
+
+
+def load(config_file: str | None = None, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+    """Defaults, then the TOML file (``config_file`` or ``$FASTAGENTIC_CONFIG``), then the environment,
+    then ``overrides`` (command-line flags). Unknown keys and bad values raise SettingsError naming them."""
+    environ = dict(os.environ if environ is None else environ)
+    values: dict[str, Any] = {}
+    path = config_file or environ.get(f"{ENV_PREFIX}CONFIG")
+    if path:
+        try:
+            with Path(path).open("rb") as handle:
+                values.update(tomllib.load(handle))
+        except FileNotFoundError as exc:
+            raise SettingsError(f"config file {path} does not exist") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"config file {path} is not valid TOML: {exc}") from exc
+        unknown = sorted(set(values) - set(_fields()))
+        if unknown:
+            raise SettingsError(f"config file {path}: unknown setting(s) {', '.join(unknown)}")
+    for name in _fields():
+        key = f"{ENV_PREFIX}{name.upper()}"
+        if key in environ:
+            values[name] = environ[key]
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        # strict=False parses "8000" and "true" from environment strings.
+        return msgspec.convert(values, Settings, strict=False)
+    except (msgspec.ValidationError, ValueError) as exc:
+        raise SettingsError(f"invalid setting: {exc}") from exc
+
+
+def reference_markdown() -> str:
+    """The configuration reference, generated from the Settings struct."""
+    lines = [
+        "# Configuration reference",
+        "",
+        "<!-- generated by `python -m fastagentic_gateway.settings`; do not edit by hand -->",
+        "",
+        "Settings come from defaults, then a TOML file (`--config PATH` or `FASTAGENTIC_CONFIG`), then",
+        "environment variables `FASTAGENTIC_<NAME>`, then command-line flags. Unknown keys and invalid",
+        "values stop the gateway with a message naming them.",
+        "",
+        "| setting | environment | default | meaning |",
+        "|---|---|---|---|",
+    ]
+    defaults = Settings()
+    for name, field in _fields().items():
+        description = ""
+        for meta in getattr(field.type, "__metadata__", ()):
+            if isinstance(meta, Meta) and meta.description:
+                description = meta.description
+        default = getattr(defaults, name)
+        lines.append(f"| `{name}` | `{ENV_PREFIX}{name.upper()}` | `{default!r}` | {description} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.stdout.write(reference_markdown())

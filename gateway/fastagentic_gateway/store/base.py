@@ -1,0 +1,77 @@
+"""RunStore: where runs, their event logs and checkpoints live.
+
+Two implementations share one contract (tests/unit/test_store_contract.py):
+``MemoryRunStore`` for ephemeral runs (nothing is written anywhere) and ``SQLiteRunStore`` for durable
+runs on one machine. Every state change goes through ``transition``, which is conditional on the current
+status and attempt (fencing): a worker that comes back late cannot overwrite a newer attempt, and a
+terminal run never changes again.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Sequence
+from typing import Protocol
+
+from ..runs.model import Checkpoint, Event, NewEvent, Run, RunQuery, RunStatus, RunUpdate
+
+
+class RunStore(Protocol):
+    async def start(self) -> None:
+        """Open connections, create or migrate the schema."""
+
+    async def close(self) -> None: ...
+
+    async def create(self, run: Run) -> tuple[Run, bool]:
+        """Insert ``run``. When ``run.idempotency_key`` is set and a run of the same tenant already has
+        that key, insert nothing and return ``(existing, False)``; otherwise ``(run, True)``."""
+
+    async def get(self, run_id: str, tenant: str | None = None) -> Run | None:
+        """The run, or None. With ``tenant``, a run of another tenant is None too."""
+
+    async def list(self, query: RunQuery) -> builtins.list[Run]:
+        """The tenant's runs, newest first, filtered, at most ``query.limit``."""
+
+    async def transition(
+        self,
+        run_id: str,
+        *,
+        expect: frozenset[RunStatus],
+        attempt: int | None,
+        update: RunUpdate,
+        events: Sequence[NewEvent] = (),
+    ) -> tuple[Run, builtins.list[Event]] | None:
+        """Atomically: if the run's status is in ``expect`` and (when given) its attempt equals ``attempt``,
+        apply ``update``, append ``events`` after the run's last event (seq = last_seq + 1, ...), and return
+        the updated run and the stored events. Otherwise change nothing and return None.
+        ``update.status`` must be allowed from the current status by ``runs.model.ALLOWED``; a terminal
+        status also sets ``finished_at`` when the update does not."""
+
+    async def append_events(
+        self, run_id: str, attempt: int, first_seq: int, events: Sequence[NewEvent]
+    ) -> builtins.list[Event] | None:
+        """Append a worker's events. Only while the run is ``running`` at ``attempt``; else None (fenced).
+        ``first_seq`` is the seq of ``events[0]``: events at or below the run's ``last_seq`` were already
+        accepted and are dropped; a ``first_seq`` above ``last_seq + 1`` raises ``SequenceGap``.
+        An event of kind "checkpoint" with ``checkpoint`` state also stores a Checkpoint (id = previous
+        count + 1, its seq = the event's seq). Returns the events actually appended."""
+
+    async def events(self, run_id: str, after_seq: int = 0, limit: int | None = None) -> builtins.list[Event]:
+        """The run's events with seq > ``after_seq``, in order."""
+
+    async def checkpoints(self, run_id: str) -> builtins.list[Checkpoint]:
+        """Every checkpoint of the run, oldest first."""
+
+    async def last_checkpoint(self, run_id: str) -> Checkpoint | None: ...
+
+    async def renew_leases(self, worker_id: str, until: float) -> int:
+        """Extend the lease of every ``running`` run held by ``worker_id``; return how many."""
+
+    async def expired(self, now: float, limit: int = 100) -> builtins.list[Run]:
+        """``running`` runs whose lease expired before ``now``, oldest lease first."""
+
+    async def queued(self, limit: int = 1000) -> builtins.list[Run]:
+        """``queued`` runs, oldest first (to dispatch after a restart)."""
+
+    async def delete_finished(self, before: float, limit: int = 1000) -> int:
+        """Delete terminal runs finished before ``before`` with their events and checkpoints."""

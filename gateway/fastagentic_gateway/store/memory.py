@@ -1,0 +1,280 @@
+"""MemoryRunStore: runs that live only as long as the process, for ephemeral endpoints.
+
+It sits on the hot path of every request, so it is plain dicts and no locks: everything runs on one
+asyncio loop and no method awaits, so each call is atomic. Stored runs are private; callers get copies.
+
+The rule helpers at the top (``admits``, ``applied``, ``stamped``, ``checkpoints_of``) are shared with
+``SQLiteRunStore`` so both stores apply one contract.
+"""
+
+from __future__ import annotations
+
+import builtins
+import heapq
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from ..runs.model import (
+    ALLOWED,
+    TERMINAL,
+    Checkpoint,
+    Event,
+    NewEvent,
+    Run,
+    RunQuery,
+    RunStatus,
+    RunUpdate,
+    SequenceGap,
+)
+
+_OPTIONAL_UPDATE_FIELDS = (
+    "attempt",
+    "worker_id",
+    "lease_expires_at",
+    "output",
+    "error",
+    "started_at",
+    "finished_at",
+)
+
+
+def admits(run: Run, expect: frozenset[RunStatus], attempt: int | None, update: RunUpdate) -> bool:
+    """Whether ``transition`` may apply ``update`` to ``run``: expected status, same attempt, allowed move."""
+    return (
+        run.status in expect
+        and (attempt is None or run.attempt == attempt)
+        and update.status in ALLOWED[run.status]
+    )
+
+
+def applied(run: Run, update: RunUpdate, now: float) -> Run:
+    """A new Run: ``run`` with ``update`` applied at time ``now``."""
+    changes: dict[str, Any] = {"status": update.status, "updated_at": now}
+    for name in _OPTIONAL_UPDATE_FIELDS:
+        value = getattr(update, name)
+        if value is not None:
+            changes[name] = value
+    # Clearing runs last so that it wins over a worker or lease given in the same update.
+    if update.clear_worker:
+        changes["worker_id"] = None
+        changes["lease_expires_at"] = None
+    if update.status in TERMINAL and update.finished_at is None:
+        changes["finished_at"] = now
+    return msgspec.structs.replace(run, **changes)
+
+
+def stamped(run_id: str, last_seq: int, events: Sequence[NewEvent], now: float) -> builtins.list[Event]:
+    """``events`` placed in the log after ``last_seq``; an event without a timestamp gets ``now``."""
+    return [
+        Event(run_id=run_id, seq=last_seq + i, ts=new.ts or now, kind=new.kind, data=new.data)
+        for i, new in enumerate(events, start=1)
+    ]
+
+
+def checkpoints_of(
+    placed: Sequence[Event], sent: Sequence[NewEvent], attempt: int, last_id: int
+) -> builtins.list[Checkpoint]:
+    """The checkpoints carried by ``sent`` (placed in the log as ``placed``), numbered after ``last_id``."""
+    found: builtins.list[Checkpoint] = []
+    for event, new in zip(placed, sent, strict=True):
+        if new.kind == "checkpoint" and new.checkpoint is not None:
+            found.append(
+                Checkpoint(
+                    run_id=event.run_id,
+                    id=last_id + len(found) + 1,
+                    seq=event.seq,
+                    attempt=attempt,
+                    ts=event.ts,
+                    state=new.checkpoint,
+                )
+            )
+    return found
+
+
+def trimmed(run: Run, first_seq: int, events: Sequence[NewEvent]) -> Sequence[NewEvent]:
+    """The part of a worker's batch not yet in the log; raises SequenceGap if the batch skips seqs."""
+    if first_seq < 1:
+        raise ValueError(f"run {run.id}: event seqs start at 1, got first_seq {first_seq}")
+    if first_seq > run.last_seq + 1:
+        raise SequenceGap(run.id, run.last_seq + 1, first_seq)
+    return events[run.last_seq + 1 - first_seq :]
+
+
+def _copy(run: Run) -> Run:
+    return msgspec.structs.replace(run)
+
+
+class MemoryRunStore:
+    def __init__(self, max_finished: int = 10_000) -> None:
+        if max_finished < 0:
+            raise ValueError(f"max_finished must be >= 0, got {max_finished}")
+        self._max_finished = max_finished
+        self._runs: dict[str, Run] = {}
+        self._events: dict[str, builtins.list[Event]] = {}
+        self._checkpoints: dict[str, builtins.list[Checkpoint]] = {}
+        self._by_tenant: dict[str, dict[str, None]] = {}
+        self._idempotency: dict[tuple[str, str], str] = {}
+        # Run ids as ordered sets: active ones by creation, terminal ones by the time they finished.
+        self._active: dict[str, None] = {}
+        self._finished: dict[str, None] = {}
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def create(self, run: Run) -> tuple[Run, bool]:
+        if run.idempotency_key is not None:
+            existing = self._idempotency.get((run.caller.tenant, run.idempotency_key))
+            if existing is not None:
+                return _copy(self._runs[existing]), False
+        if run.id in self._runs:
+            raise ValueError(f"run {run.id} already exists")
+        stored = _copy(run)
+        self._runs[run.id] = stored
+        self._events[run.id] = []
+        self._checkpoints[run.id] = []
+        self._by_tenant.setdefault(run.caller.tenant, {})[run.id] = None
+        if run.idempotency_key is not None:
+            self._idempotency[(run.caller.tenant, run.idempotency_key)] = run.id
+        if run.status in TERMINAL:
+            self._finish(run.id)
+        else:
+            self._active[run.id] = None
+        return _copy(stored), True
+
+    async def get(self, run_id: str, tenant: str | None = None) -> Run | None:
+        run = self._runs.get(run_id)
+        if run is None or (tenant is not None and run.caller.tenant != tenant):
+            return None
+        return _copy(run)
+
+    async def transition(
+        self,
+        run_id: str,
+        *,
+        expect: frozenset[RunStatus],
+        attempt: int | None,
+        update: RunUpdate,
+        events: Sequence[NewEvent] = (),
+    ) -> tuple[Run, builtins.list[Event]] | None:
+        run = self._runs.get(run_id)
+        if run is None or not admits(run, expect, attempt, update):
+            return None
+        now = time.time()
+        placed = stamped(run_id, run.last_seq, events, now)
+        new = applied(run, update, now)
+        new.last_seq = run.last_seq + len(placed)
+        self._store_events(run, placed, events)
+        self._runs[run_id] = new
+        if new.status in TERMINAL:
+            del self._active[run_id]
+            self._finish(run_id)
+        return _copy(new), placed
+
+    async def append_events(
+        self, run_id: str, attempt: int, first_seq: int, events: Sequence[NewEvent]
+    ) -> builtins.list[Event] | None:
+        run = self._runs.get(run_id)
+        if run is None or run.status != RunStatus.RUNNING or run.attempt != attempt:
+            return None
+        fresh = trimmed(run, first_seq, events)
+        placed = stamped(run_id, run.last_seq, fresh, time.time())
+        self._store_events(run, placed, fresh)
+        run.last_seq += len(placed)
+        return placed
+
+    async def events(self, run_id: str, after_seq: int = 0, limit: int | None = None) -> builtins.list[Event]:
+        log = self._events.get(run_id, [])
+        # seq n is at index n - 1, so the events after ``after_seq`` start at index ``after_seq``.
+        start = max(after_seq, 0)
+        return log[start:] if limit is None else log[start : start + max(limit, 0)]
+
+    async def checkpoints(self, run_id: str) -> builtins.list[Checkpoint]:
+        return builtins.list(self._checkpoints.get(run_id, ()))
+
+    async def last_checkpoint(self, run_id: str) -> Checkpoint | None:
+        found = self._checkpoints.get(run_id)
+        return found[-1] if found else None
+
+    async def renew_leases(self, worker_id: str, until: float) -> int:
+        renewed = 0
+        for run_id in self._active:
+            run = self._runs[run_id]
+            if run.status == RunStatus.RUNNING and run.worker_id == worker_id:
+                run.lease_expires_at = until
+                renewed += 1
+        return renewed
+
+    async def expired(self, now: float, limit: int = 100) -> builtins.list[Run]:
+        found = [
+            run
+            for run in map(self._runs.__getitem__, self._active)
+            if run.status == RunStatus.RUNNING
+            and run.lease_expires_at is not None
+            and run.lease_expires_at < now
+        ]
+        found.sort(key=lambda run: (run.lease_expires_at, run.id))
+        return [_copy(run) for run in found[: max(limit, 0)]]
+
+    async def queued(self, limit: int = 1000) -> builtins.list[Run]:
+        found = sorted(
+            (run for run in map(self._runs.__getitem__, self._active) if run.status == RunStatus.QUEUED),
+            key=lambda run: run.id,
+        )
+        return [_copy(run) for run in found[: max(limit, 0)]]
+
+    async def delete_finished(self, before: float, limit: int = 1000) -> int:
+        old = [
+            run
+            for run in map(self._runs.__getitem__, self._finished)
+            if run.finished_at is not None and run.finished_at < before
+        ]
+        doomed = heapq.nsmallest(max(limit, 0), old, key=lambda run: run.finished_at or 0.0)
+        for run in doomed:
+            self._remove(run.id)
+        return len(doomed)
+
+    # Defined last: inside the class body the name ``list`` is this method from here on.
+    async def list(self, query: RunQuery) -> builtins.list[Run]:
+        ids = self._by_tenant.get(query.tenant, {})
+        found = [
+            run
+            for run in map(self._runs.__getitem__, ids)
+            if (query.status is None or run.status == query.status)
+            and (query.endpoint is None or run.endpoint == query.endpoint)
+            and (query.before is None or run.id < query.before)
+        ]
+        found.sort(key=lambda run: run.id, reverse=True)
+        return [_copy(run) for run in found[: max(query.limit, 0)]]
+
+    def _store_events(self, run: Run, placed: builtins.list[Event], sent: Sequence[NewEvent]) -> None:
+        if not placed:
+            return
+        self._events[run.id].extend(placed)
+        stored = self._checkpoints[run.id]
+        stored.extend(checkpoints_of(placed, sent, run.attempt, len(stored)))
+
+    def _finish(self, run_id: str) -> None:
+        self._finished[run_id] = None
+        while len(self._finished) > self._max_finished:
+            self._remove(next(iter(self._finished)))
+
+    def _remove(self, run_id: str) -> None:
+        run = self._runs.pop(run_id)
+        del self._events[run_id]
+        del self._checkpoints[run_id]
+        self._active.pop(run_id, None)
+        self._finished.pop(run_id, None)
+        tenant_ids = self._by_tenant[run.caller.tenant]
+        del tenant_ids[run_id]
+        if not tenant_ids:
+            del self._by_tenant[run.caller.tenant]
+        if run.idempotency_key is not None:
+            key = (run.caller.tenant, run.idempotency_key)
+            if self._idempotency.get(key) == run_id:
+                del self._idempotency[key]

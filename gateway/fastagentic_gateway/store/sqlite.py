@@ -1,0 +1,503 @@
+"""SQLiteRunStore: durable runs on one machine, with the stdlib sqlite3 module.
+
+One connection lives in a dedicated single-thread executor and every operation is a function submitted
+to it, so access is serialized without locks and the event loop never blocks on the disk. Each write is
+one ``BEGIN IMMEDIATE`` transaction, which also fences other processes that open the same file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from ..runs.model import (
+    TERMINAL,
+    Caller,
+    Checkpoint,
+    EndpointKind,
+    Event,
+    NewEvent,
+    Run,
+    RunError,
+    RunQuery,
+    RunStatus,
+    RunUpdate,
+)
+from .memory import admits, applied, checkpoints_of, stamped, trimmed
+
+T = TypeVar("T")
+
+# Migration n (1-based) brings the schema from version n - 1 to n; PRAGMA user_version records it.
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """
+        CREATE TABLE runs (
+            id TEXT PRIMARY KEY,
+            endpoint TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            durable INTEGER NOT NULL,
+            principal TEXT NOT NULL,
+            tenant TEXT NOT NULL,
+            input BLOB NOT NULL,
+            status TEXT NOT NULL,
+            attempt INTEGER NOT NULL,
+            max_attempts INTEGER NOT NULL,
+            output BLOB,
+            error_type TEXT,
+            error_message TEXT,
+            idempotency_key TEXT,
+            request_hash TEXT,
+            worker_id TEXT,
+            lease_expires_at REAL,
+            deadline_at REAL,
+            last_seq INTEGER NOT NULL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            started_at REAL,
+            finished_at REAL
+        )
+        """,
+        "CREATE INDEX runs_tenant_id ON runs (tenant, id DESC)",
+        "CREATE INDEX runs_status_lease ON runs (status, lease_expires_at)",
+        "CREATE INDEX runs_worker ON runs (worker_id) WHERE worker_id IS NOT NULL",
+        "CREATE INDEX runs_finished ON runs (finished_at) WHERE finished_at IS NOT NULL",
+        """
+        CREATE UNIQUE INDEX runs_idempotency ON runs (tenant, idempotency_key)
+        WHERE idempotency_key IS NOT NULL
+        """,
+        """
+        CREATE TABLE events (
+            run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+            seq INTEGER NOT NULL,
+            ts REAL NOT NULL,
+            kind TEXT NOT NULL,
+            data BLOB NOT NULL,
+            PRIMARY KEY (run_id, seq)
+        ) WITHOUT ROWID
+        """,
+        """
+        CREATE TABLE checkpoints (
+            run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+            id INTEGER NOT NULL,
+            seq INTEGER NOT NULL,
+            attempt INTEGER NOT NULL,
+            ts REAL NOT NULL,
+            state BLOB NOT NULL,
+            PRIMARY KEY (run_id, id)
+        ) WITHOUT ROWID
+        """,
+    ),
+)
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+_RUN_COLUMNS = (
+    "id, endpoint, kind, durable, principal, tenant, input, status, attempt, max_attempts, output, "
+    "error_type, error_message, idempotency_key, request_hash, worker_id, lease_expires_at, deadline_at, "
+    "last_seq, created_at, updated_at, started_at, finished_at"
+)
+_SELECT_RUN = f"SELECT {_RUN_COLUMNS} FROM runs"
+_INSERT_RUN = f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * 23)})"
+_UPDATE_RUN = """
+    UPDATE runs SET status = ?, attempt = ?, worker_id = ?, lease_expires_at = ?, output = ?,
+        error_type = ?, error_message = ?, started_at = ?, finished_at = ?, updated_at = ?, last_seq = ?
+    WHERE id = ? AND status = ? AND attempt = ?
+"""
+_SELECT_EVENTS = "SELECT run_id, seq, ts, kind, data FROM events"
+_SELECT_CHECKPOINTS = "SELECT run_id, id, seq, attempt, ts, state FROM checkpoints"
+_TERMINAL_IN = "status IN ({})".format(", ".join(f"'{status}'" for status in sorted(TERMINAL)))
+
+
+def _run_values(run: Run) -> tuple[Any, ...]:
+    return (
+        run.id,
+        run.endpoint,
+        str(run.kind),
+        run.durable,
+        run.caller.principal,
+        run.caller.tenant,
+        run.input,
+        str(run.status),
+        run.attempt,
+        run.max_attempts,
+        run.output,
+        None if run.error is None else run.error.type,
+        None if run.error is None else run.error.message,
+        run.idempotency_key,
+        run.request_hash,
+        run.worker_id,
+        run.lease_expires_at,
+        run.deadline_at,
+        run.last_seq,
+        run.created_at,
+        run.updated_at,
+        run.started_at,
+        run.finished_at,
+    )
+
+
+def _run_from_row(row: tuple[Any, ...]) -> Run:
+    (
+        run_id,
+        endpoint,
+        kind,
+        durable,
+        principal,
+        tenant,
+        input_,
+        status,
+        attempt,
+        max_attempts,
+        output,
+        error_type,
+        error_message,
+        idempotency_key,
+        request_hash,
+        worker_id,
+        lease_expires_at,
+        deadline_at,
+        last_seq,
+        created_at,
+        updated_at,
+        started_at,
+        finished_at,
+    ) = row
+    return Run(
+        id=run_id,
+        endpoint=endpoint,
+        kind=EndpointKind(kind),
+        durable=bool(durable),
+        caller=Caller(principal=principal, tenant=tenant),
+        input=input_,
+        status=RunStatus(status),
+        attempt=attempt,
+        max_attempts=max_attempts,
+        output=output,
+        error=None if error_type is None else RunError(type=error_type, message=error_message),
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+        worker_id=worker_id,
+        lease_expires_at=lease_expires_at,
+        deadline_at=deadline_at,
+        last_seq=last_seq,
+        created_at=created_at,
+        updated_at=updated_at,
+        started_at=started_at,
+        finished_at=finished_at,
+    )
+
+
+def _event_from_row(row: tuple[Any, ...]) -> Event:
+    run_id, seq, ts, kind, data = row
+    return Event(run_id=run_id, seq=seq, ts=ts, kind=kind, data=data)
+
+
+def _checkpoint_from_row(row: tuple[Any, ...]) -> Checkpoint:
+    run_id, checkpoint_id, seq, attempt, ts, state = row
+    return Checkpoint(run_id=run_id, id=checkpoint_id, seq=seq, attempt=attempt, ts=ts, state=state)
+
+
+def _in_transaction(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+    # IMMEDIATE takes the write lock up front, so what a transaction reads cannot change before it writes.
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = fn(conn)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return result
+
+
+def _migrate(conn: sqlite3.Connection, path: str) -> None:
+    version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"{path} has run store schema version {version}; this gateway knows up to {SCHEMA_VERSION}"
+        )
+    for migration in _MIGRATIONS[version:]:
+        for statement in migration:
+            conn.execute(statement)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def _store_events(
+    conn: sqlite3.Connection, run: Run, placed: builtins.list[Event], sent: Sequence[NewEvent]
+) -> None:
+    if not placed:
+        return
+    conn.executemany(
+        "INSERT INTO events (run_id, seq, ts, kind, data) VALUES (?, ?, ?, ?, ?)",
+        [(event.run_id, event.seq, event.ts, event.kind, event.data) for event in placed],
+    )
+    if not any(new.kind == "checkpoint" and new.checkpoint is not None for new in sent):
+        return
+    last_id: int = conn.execute(
+        "SELECT COALESCE(MAX(id), 0) FROM checkpoints WHERE run_id = ?", (run.id,)
+    ).fetchone()[0]
+    conn.executemany(
+        "INSERT INTO checkpoints (run_id, id, seq, attempt, ts, state) VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            (cp.run_id, cp.id, cp.seq, cp.attempt, cp.ts, cp.state)
+            for cp in checkpoints_of(placed, sent, run.attempt, last_id)
+        ],
+    )
+
+
+def _select_run(conn: sqlite3.Connection, run_id: str) -> Run | None:
+    row = conn.execute(f"{_SELECT_RUN} WHERE id = ?", (run_id,)).fetchone()
+    return None if row is None else _run_from_row(row)
+
+
+class SQLiteRunStore:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._executor: ThreadPoolExecutor | None = None
+        # Only ever touched from the executor's thread.
+        self._conn: sqlite3.Connection | None = None
+
+    async def start(self) -> None:
+        if self._executor is not None:
+            return
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fastagentic-sqlite")
+        try:
+            await self._submit(self._open)
+        except BaseException:
+            self._executor.shutdown(wait=False)
+            self._executor = None
+            raise
+
+    async def close(self) -> None:
+        executor = self._executor
+        if executor is None:
+            return
+        try:
+            await self._submit(self._close_connection)
+        finally:
+            self._executor = None
+            executor.shutdown(wait=True)
+
+    async def create(self, run: Run) -> tuple[Run, bool]:
+        def create(conn: sqlite3.Connection) -> tuple[Run, bool]:
+            if run.idempotency_key is not None:
+                row = conn.execute(
+                    f"{_SELECT_RUN} WHERE tenant = ? AND idempotency_key = ?",
+                    (run.caller.tenant, run.idempotency_key),
+                ).fetchone()
+                if row is not None:
+                    return _run_from_row(row), False
+            try:
+                conn.execute(_INSERT_RUN, _run_values(run))
+            except sqlite3.IntegrityError as exc:
+                # The idempotency key was checked above under the write lock, so only the id can clash.
+                raise ValueError(f"run {run.id} already exists") from exc
+            return _run_from_row(_run_values(run)), True
+
+        return await self._write(create)
+
+    async def get(self, run_id: str, tenant: str | None = None) -> Run | None:
+        def get(conn: sqlite3.Connection) -> Run | None:
+            if tenant is None:
+                return _select_run(conn, run_id)
+            row = conn.execute(f"{_SELECT_RUN} WHERE id = ? AND tenant = ?", (run_id, tenant)).fetchone()
+            return None if row is None else _run_from_row(row)
+
+        return await self._read(get)
+
+    async def transition(
+        self,
+        run_id: str,
+        *,
+        expect: frozenset[RunStatus],
+        attempt: int | None,
+        update: RunUpdate,
+        events: Sequence[NewEvent] = (),
+    ) -> tuple[Run, builtins.list[Event]] | None:
+        def transition(conn: sqlite3.Connection) -> tuple[Run, builtins.list[Event]] | None:
+            run = _select_run(conn, run_id)
+            if run is None or not admits(run, expect, attempt, update):
+                return None
+            now = time.time()
+            placed = stamped(run_id, run.last_seq, events, now)
+            new = applied(run, update, now)
+            new.last_seq = run.last_seq + len(placed)
+            changed = conn.execute(
+                _UPDATE_RUN,
+                (
+                    str(new.status),
+                    new.attempt,
+                    new.worker_id,
+                    new.lease_expires_at,
+                    new.output,
+                    None if new.error is None else new.error.type,
+                    None if new.error is None else new.error.message,
+                    new.started_at,
+                    new.finished_at,
+                    new.updated_at,
+                    new.last_seq,
+                    run_id,
+                    str(run.status),
+                    run.attempt,
+                ),
+            ).rowcount
+            if changed != 1:
+                return None
+            _store_events(conn, run, placed, events)
+            return new, placed
+
+        return await self._write(transition)
+
+    async def append_events(
+        self, run_id: str, attempt: int, first_seq: int, events: Sequence[NewEvent]
+    ) -> builtins.list[Event] | None:
+        def append(conn: sqlite3.Connection) -> builtins.list[Event] | None:
+            run = _select_run(conn, run_id)
+            if run is None or run.status != RunStatus.RUNNING or run.attempt != attempt:
+                return None
+            fresh = trimmed(run, first_seq, events)
+            placed = stamped(run_id, run.last_seq, fresh, time.time())
+            if not placed:
+                return placed
+            conn.execute(
+                "UPDATE runs SET last_seq = ? WHERE id = ? AND status = ? AND attempt = ?",
+                (run.last_seq + len(placed), run_id, str(RunStatus.RUNNING), attempt),
+            )
+            _store_events(conn, run, placed, fresh)
+            return placed
+
+        return await self._write(append)
+
+    async def events(self, run_id: str, after_seq: int = 0, limit: int | None = None) -> builtins.list[Event]:
+        # LIMIT -1 is SQLite for "no limit".
+        bound = -1 if limit is None else max(limit, 0)
+        return await self._read(
+            lambda conn: [
+                _event_from_row(row)
+                for row in conn.execute(
+                    f"{_SELECT_EVENTS} WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                    (run_id, after_seq, bound),
+                )
+            ]
+        )
+
+    async def checkpoints(self, run_id: str) -> builtins.list[Checkpoint]:
+        return await self._read(
+            lambda conn: [
+                _checkpoint_from_row(row)
+                for row in conn.execute(f"{_SELECT_CHECKPOINTS} WHERE run_id = ? ORDER BY id", (run_id,))
+            ]
+        )
+
+    async def last_checkpoint(self, run_id: str) -> Checkpoint | None:
+        def last(conn: sqlite3.Connection) -> Checkpoint | None:
+            row = conn.execute(
+                f"{_SELECT_CHECKPOINTS} WHERE run_id = ? ORDER BY id DESC LIMIT 1", (run_id,)
+            ).fetchone()
+            return None if row is None else _checkpoint_from_row(row)
+
+        return await self._read(last)
+
+    async def renew_leases(self, worker_id: str, until: float) -> int:
+        return await self._write(
+            lambda conn: (
+                conn.execute(
+                    "UPDATE runs SET lease_expires_at = ? WHERE worker_id = ? AND status = ?",
+                    (until, worker_id, str(RunStatus.RUNNING)),
+                ).rowcount
+            )
+        )
+
+    async def expired(self, now: float, limit: int = 100) -> builtins.list[Run]:
+        return await self._read(
+            lambda conn: [
+                _run_from_row(row)
+                for row in conn.execute(
+                    f"{_SELECT_RUN} WHERE status = ? AND lease_expires_at < ? "
+                    "ORDER BY lease_expires_at, id LIMIT ?",
+                    (str(RunStatus.RUNNING), now, max(limit, 0)),
+                )
+            ]
+        )
+
+    async def queued(self, limit: int = 1000) -> builtins.list[Run]:
+        return await self._read(
+            lambda conn: [
+                _run_from_row(row)
+                for row in conn.execute(
+                    f"{_SELECT_RUN} WHERE status = ? ORDER BY id LIMIT ?",
+                    (str(RunStatus.QUEUED), max(limit, 0)),
+                )
+            ]
+        )
+
+    async def delete_finished(self, before: float, limit: int = 1000) -> int:
+        # Events and checkpoints go with their run through ON DELETE CASCADE.
+        return await self._write(
+            lambda conn: (
+                conn.execute(
+                    f"DELETE FROM runs WHERE id IN (SELECT id FROM runs WHERE {_TERMINAL_IN} AND finished_at < ? "
+                    "ORDER BY finished_at LIMIT ?)",
+                    (before, max(limit, 0)),
+                ).rowcount
+            )
+        )
+
+    # Defined last: inside the class body the name ``list`` is this method from here on.
+    async def list(self, query: RunQuery) -> builtins.list[Run]:
+        sql = f"{_SELECT_RUN} WHERE tenant = ?"
+        params: builtins.list[Any] = [query.tenant]
+        if query.status is not None:
+            sql += " AND status = ?"
+            params.append(str(query.status))
+        if query.endpoint is not None:
+            sql += " AND endpoint = ?"
+            params.append(query.endpoint)
+        if query.before is not None:
+            sql += " AND id < ?"
+            params.append(query.before)
+        sql += " ORDER BY id DESC LIMIT ?"
+        params.append(max(query.limit, 0))
+        return await self._read(lambda conn: [_run_from_row(row) for row in conn.execute(sql, params)])
+
+    def _open(self) -> None:
+        if self.path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        conn = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA busy_timeout = 5000")
+            _in_transaction(conn, lambda conn: _migrate(conn, self.path))
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+
+    def _close_connection(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise RuntimeError("SQLiteRunStore is not started")
+        return self._conn
+
+    async def _submit(self, fn: Callable[[], T]) -> T:
+        if self._executor is None:
+            raise RuntimeError("SQLiteRunStore is not started")
+        # If the caller is cancelled the function still runs to the end: a write commits or rolls back whole.
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await self._submit(lambda: fn(self._connection()))
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await self._submit(lambda: _in_transaction(self._connection(), fn))

@@ -1,0 +1,64 @@
+"""WorkerConnection: the gateway's side of one worker's stream, and the slots it offers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+
+from fastagentic.v1 import worker_pb2 as pb
+
+# Runs recently taken away from this worker (cancelled, requeued); its late messages about them are ignored.
+MAX_FENCED = 4096
+
+
+class ProtocolViolation(Exception):
+    """The worker broke the protocol; the gateway disconnects it with this reason."""
+
+
+class WorkerConnection:
+    def __init__(self, worker_id: str, app_name: str, capacity: int, endpoints: list[str]) -> None:
+        self.worker_id = worker_id
+        self.app_name = app_name
+        self.capacity = capacity
+        self.endpoints = endpoints
+        self.runs: dict[str, int] = {}  # run id -> attempt currently assigned here
+        self.fenced: OrderedDict[tuple[str, int], None] = OrderedDict()
+        self.outbox: asyncio.Queue[pb.GatewayMessage | None] = asyncio.Queue()
+        self.closed = False
+
+    @property
+    def free(self) -> int:
+        return 0 if self.closed else self.capacity - len(self.runs)
+
+    def holds(self, run_id: str, attempt: int) -> bool:
+        return self.runs.get(run_id) == attempt
+
+    def check(self, run_id: str, attempt: int) -> bool:
+        """True when the worker may report on this run; False for a fenced run (ignore the message)."""
+        if self.runs.get(run_id) == attempt:
+            return True
+        if (run_id, attempt) in self.fenced:
+            return False
+        raise ProtocolViolation(f"run {run_id} attempt {attempt} was never assigned to this worker")
+
+    def take(self, run_id: str, attempt: int) -> None:
+        self.runs[run_id] = attempt
+
+    def finish(self, run_id: str) -> None:
+        self.runs.pop(run_id, None)
+
+    def fence(self, run_id: str) -> None:
+        attempt = self.runs.pop(run_id, None)
+        if attempt is not None:
+            self.fenced[(run_id, attempt)] = None
+            if len(self.fenced) > MAX_FENCED:
+                self.fenced.popitem(last=False)
+
+    def send(self, message: pb.GatewayMessage) -> None:
+        if not self.closed:
+            self.outbox.put_nowait(message)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.outbox.put_nowait(None)

@@ -1,0 +1,204 @@
+"""The endpoint registry: which endpoints exist, how they are described, which workers serve them.
+
+It follows workers live. Two workers registering the same endpoint name are replicas sharing the load;
+a registration whose description differs from the one already served is refused. An endpoint whose last
+worker left stays known (so callers get 503 "no worker", not 404) until the gateway restarts.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from fastagentic.v1 import worker_pb2 as pb
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
+from ..runs.model import EndpointKind
+from ..validation import InputValidator
+
+if TYPE_CHECKING:
+    from .connection import WorkerConnection
+
+NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,127}")
+_TEMPLATE_VAR = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+_KINDS = {
+    pb.ENDPOINT_KIND_AGENT: EndpointKind.AGENT,
+    pb.ENDPOINT_KIND_TOOL: EndpointKind.TOOL,
+    pb.ENDPOINT_KIND_RESOURCE: EndpointKind.RESOURCE,
+    pb.ENDPOINT_KIND_PROMPT: EndpointKind.PROMPT,
+}
+
+
+class RegistrationError(Exception):
+    """A worker described an endpoint the gateway cannot accept."""
+
+
+class EndpointInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """The public description of an endpoint (GET /v1/endpoints)."""
+
+    name: str
+    kind: EndpointKind
+    description: str
+    input_schema: dict[str, Any]
+    output_schema: dict[str, Any]
+    streams: bool
+    durable: bool
+    scopes: list[str]
+    tags: list[str]
+    examples: list[Any]
+    uri_template: str | None = None
+    mime_type: str | None = None
+
+
+class Endpoint:
+    """A registered endpoint, with what the gateway needs to serve it fast."""
+
+    __slots__ = ("_uri_pattern", "fingerprint", "info", "validator", "workers")
+
+    def __init__(self, info: EndpointInfo, fingerprint: bytes) -> None:
+        self.info = info
+        self.fingerprint = fingerprint
+        self.validator = InputValidator(info.input_schema)
+        self.workers: list[WorkerConnection] = []
+        self._uri_pattern = _template_regex(info.uri_template) if info.uri_template else None
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    def match_uri(self, uri: str) -> dict[str, str] | None:
+        """The template variables when ``uri`` is one of this resource's URIs."""
+        if self._uri_pattern is None:
+            return None
+        match = self._uri_pattern.fullmatch(uri)
+        return match.groupdict() if match else None
+
+
+def _template_regex(template: str) -> re.Pattern[str]:
+    parts = _TEMPLATE_VAR.split(template)
+    regex = "".join(
+        f"(?P<{part}>[^/?#]+)" if index % 2 else re.escape(part) for index, part in enumerate(parts)
+    )
+    return re.compile(regex)
+
+
+def _json(raw: bytes, what: str, name: str, default: Any) -> Any:
+    if not raw:
+        return default
+    try:
+        return msgspec.json.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise RegistrationError(f"endpoint {name!r}: {what} is not valid JSON: {exc}") from exc
+
+
+def endpoint_from_spec(spec: pb.EndpointSpec) -> Endpoint:
+    """Validate a worker's EndpointSpec; raise RegistrationError naming the problem."""
+    if not NAME_PATTERN.fullmatch(spec.name):
+        raise RegistrationError(f"endpoint name {spec.name!r} must match {NAME_PATTERN.pattern}")
+    kind = _KINDS.get(spec.kind)
+    if kind is None:
+        raise RegistrationError(f"endpoint {spec.name!r}: unknown kind {spec.kind}")
+    input_schema = _json(spec.input_schema, "input_schema", spec.name, {})
+    output_schema = _json(spec.output_schema, "output_schema", spec.name, {})
+    examples = _json(spec.examples, "examples", spec.name, [])
+    for what, schema in (("input_schema", input_schema), ("output_schema", output_schema)):
+        if not isinstance(schema, dict | bool):
+            raise RegistrationError(f"endpoint {spec.name!r}: {what} must be a JSON Schema object")
+        try:
+            Draft202012Validator.check_schema(schema)
+        except SchemaError as exc:
+            raise RegistrationError(
+                f"endpoint {spec.name!r}: {what} is not a valid JSON Schema: {exc.message}"
+            ) from exc
+    if not isinstance(examples, list):
+        raise RegistrationError(f"endpoint {spec.name!r}: examples must be a JSON array")
+    if kind is EndpointKind.RESOURCE and "://" not in spec.uri_template:
+        raise RegistrationError(f"resource {spec.name!r}: uri_template {spec.uri_template!r} needs a scheme")
+    info = EndpointInfo(
+        name=spec.name,
+        kind=kind,
+        description=spec.description,
+        input_schema=input_schema,
+        output_schema=output_schema,
+        streams=spec.streams,
+        durable=spec.durable,
+        scopes=list(spec.scopes),
+        tags=list(spec.tags),
+        examples=examples,
+        uri_template=spec.uri_template or None,
+        mime_type=spec.mime_type or None,
+    )
+    # What must agree between replicas: everything a caller relies on.
+    fingerprint = msgspec.json.encode(
+        [info.kind, info.input_schema, info.output_schema, info.durable, info.uri_template],
+        order="deterministic",
+    )
+    return Endpoint(info, fingerprint)
+
+
+class EndpointRegistry:
+    def __init__(self) -> None:
+        self._endpoints: dict[str, Endpoint] = {}
+        self.version = 0  # bumped on every change, so derived documents can be cached
+        self._listeners: list[Callable[[], None]] = []
+
+    def __iter__(self) -> Iterator[Endpoint]:
+        return iter(self._endpoints.values())
+
+    def get(self, name: str) -> Endpoint | None:
+        return self._endpoints.get(name)
+
+    def served(self) -> list[Endpoint]:
+        return [endpoint for endpoint in self._endpoints.values() if endpoint.workers]
+
+    def resource_for(self, uri: str) -> tuple[Endpoint, dict[str, str]] | None:
+        for endpoint in self._endpoints.values():
+            if endpoint.info.kind is EndpointKind.RESOURCE:
+                params = endpoint.match_uri(uri)
+                if params is not None:
+                    return endpoint, params
+        return None
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        self._listeners.append(listener)
+
+    def register(self, worker: WorkerConnection, specs: list[pb.EndpointSpec]) -> list[Endpoint]:
+        """Add ``worker`` as a server of every endpoint in ``specs``, all or nothing."""
+        candidates = [endpoint_from_spec(spec) for spec in specs]
+        names = [c.name for c in candidates]
+        if len(set(names)) != len(names):
+            raise RegistrationError("the same endpoint name is registered twice")
+        for candidate in candidates:
+            existing = self._endpoints.get(candidate.name)
+            if existing is not None and existing.fingerprint != candidate.fingerprint and existing.workers:
+                raise RegistrationError(
+                    f"endpoint {candidate.name!r} is already served with a different kind, schema or durability; "
+                    "replicas of an endpoint must describe it identically (deploy the new version under a new name "
+                    "or stop the old workers first)"
+                )
+        registered = []
+        for candidate in candidates:
+            existing = self._endpoints.get(candidate.name)
+            if existing is None or existing.fingerprint != candidate.fingerprint:
+                if existing is not None:
+                    candidate.workers.extend(existing.workers)
+                self._endpoints[candidate.name] = existing = candidate
+            existing.workers.append(worker)
+            registered.append(existing)
+        self._changed()
+        return registered
+
+    def unregister(self, worker: WorkerConnection) -> None:
+        for endpoint in self._endpoints.values():
+            if worker in endpoint.workers:
+                endpoint.workers.remove(worker)
+        self._changed()
+
+    def _changed(self) -> None:
+        self.version += 1
+        for listener in self._listeners:
+            listener()

@@ -1,0 +1,162 @@
+"""The gRPC side of the worker protocol: handshake, message validation, and the stream's lifetime.
+
+A worker that breaks the protocol gets a Reject naming the reason and is disconnected; its runs keep
+their leases (they are requeued when the lease expires) and the gateway goes on serving everyone else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import uuid
+from collections.abc import AsyncIterator
+
+import grpc
+import grpc.aio
+from fastagentic.v1 import worker_pb2 as pb
+from fastagentic.v1 import worker_pb2_grpc as pb_grpc
+
+from ..runs.service import RunService
+from ..settings import Settings
+from .connection import ProtocolViolation, WorkerConnection
+from .registry import EndpointRegistry, RegistrationError
+
+log = logging.getLogger("fastagentic.workers")
+
+PROTOCOL_VERSION = 1
+HELLO_TIMEOUT = 10.0
+MAX_ENDPOINTS = 1000
+
+
+def server_options(settings: Settings) -> list[tuple[str, int]]:
+    return [
+        ("grpc.keepalive_time_ms", 20_000),
+        ("grpc.keepalive_timeout_ms", 10_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+        ("grpc.http2.max_pings_without_data", 0),
+        ("grpc.max_send_message_length", settings.max_message_bytes),
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+    ]
+
+
+def _reject(code: str, message: str) -> pb.GatewayMessage:
+    return pb.GatewayMessage(reject=pb.Reject(code=code, message=message))
+
+
+class WorkerGateway(pb_grpc.WorkerGatewayServicer):
+    def __init__(self, settings: Settings, registry: EndpointRegistry, runs: RunService) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.runs = runs
+        self.gateway_id = uuid.uuid4().hex[:12]
+
+    def _check_hello(self, hello: pb.Hello) -> tuple[str, str] | None:
+        """(code, message) when the Hello cannot be accepted."""
+        if hello.protocol_version != PROTOCOL_VERSION:
+            return (
+                "unsupported_protocol",
+                f"protocol version {hello.protocol_version} is not {PROTOCOL_VERSION}",
+            )
+        token = self.settings.worker_token
+        if token and not hmac.compare_digest(hello.token.encode(), token.encode()):
+            return "unauthenticated", "bad or missing worker token"
+        if not hello.worker_id or len(hello.worker_id) > 200:
+            return "invalid_hello", "worker_id must be 1 to 200 characters"
+        if len(hello.endpoints) > MAX_ENDPOINTS:
+            return "invalid_hello", f"at most {MAX_ENDPOINTS} endpoints per worker"
+        if hello.slots > 10_000:
+            return "invalid_hello", "slots must be at most 10000"
+        return None
+
+    async def Connect(
+        self, request_iterator: AsyncIterator[pb.WorkerMessage], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.GatewayMessage]:
+        peer = context.peer()
+        try:
+            first = await asyncio.wait_for(anext(request_iterator), HELLO_TIMEOUT)
+        except (TimeoutError, StopAsyncIteration):
+            log.warning("worker %s: no Hello within %.0fs; disconnected", peer, HELLO_TIMEOUT)
+            yield _reject("protocol_violation", "the first message must be Hello")
+            return
+        if first.WhichOneof("body") != "hello":
+            log.warning(
+                "worker %s: first message was %s, not Hello; disconnected", peer, first.WhichOneof("body")
+            )
+            yield _reject("protocol_violation", "the first message must be Hello")
+            return
+        hello = first.hello
+        problem = self._check_hello(hello)
+        if problem is not None:
+            log.warning("worker %s (%s) refused: %s", hello.worker_id[:200], peer, problem[1])
+            yield _reject(*problem)
+            return
+        worker = WorkerConnection(
+            hello.worker_id, hello.app_name[:200], hello.slots, [spec.name for spec in hello.endpoints]
+        )
+        try:
+            self.registry.register(worker, list(hello.endpoints))
+        except RegistrationError as exc:
+            log.warning("worker %s (%s) refused: %s", hello.worker_id, peer, exc)
+            yield _reject("invalid_registration", str(exc))
+            return
+        reader: asyncio.Task[None] | None = None
+        try:
+            held = await self.runs.attach(worker, hello.held)
+            yield pb.GatewayMessage(
+                welcome=pb.Welcome(
+                    gateway_id=self.gateway_id,
+                    heartbeat_interval_ms=int(self.settings.heartbeat_interval * 1000),
+                    lease_ttl_ms=int(self.settings.lease_ttl * 1000),
+                    max_message_bytes=self.settings.max_message_bytes,
+                    held=held,
+                )
+            )
+            log.info(
+                "worker %s (%s) connected: %d endpoint(s), %d slot(s), %d run(s) kept",
+                worker.worker_id,
+                worker.app_name,
+                len(worker.endpoints),
+                worker.capacity,
+                sum(1 for h in held if h.keep),
+            )
+            self.runs.ready(worker)
+            reader = asyncio.create_task(self._read(worker, request_iterator))
+            while True:
+                message = await worker.outbox.get()
+                if message is None:
+                    break
+                yield message
+        finally:
+            self.registry.unregister(worker)
+            self.runs.detach(worker)
+            if reader is not None:
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reader
+            log.info("worker %s disconnected", worker.worker_id)
+
+    async def _read(
+        self, worker: WorkerConnection, request_iterator: AsyncIterator[pb.WorkerMessage]
+    ) -> None:
+        try:
+            async for message in request_iterator:
+                await self.runs.on_message(worker, message)
+        except ProtocolViolation as exc:
+            log.warning("worker %s broke the protocol and is disconnected: %s", worker.worker_id, exc)
+            worker.send(_reject("protocol_violation", str(exc)))
+        except grpc.aio.AioRpcError:
+            pass
+        except Exception:
+            # Not the worker's fault (e.g. the store failed): close without Reject so it reconnects.
+            log.exception("worker %s: failed to handle a message; closing its stream", worker.worker_id)
+        finally:
+            worker.close()
+
+
+def build_server(settings: Settings, servicer: WorkerGateway) -> grpc.aio.Server:
+    server = grpc.aio.server(options=server_options(settings))
+    pb_grpc.add_WorkerGatewayServicer_to_server(servicer, server)
+    return server

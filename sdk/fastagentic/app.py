@@ -1,0 +1,353 @@
+"""App: the registry of one agent process's endpoints, filled by decorators."""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, overload
+
+import msgspec
+
+from .context import RunContext
+from .schema import FunctionShape, inspect_function
+from .v1 import worker_pb2 as pb
+
+F = TypeVar("F", bound=Callable[..., Any])
+G = TypeVar("G", bound=Callable[..., Any])
+
+NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,127}")
+_TEMPLATE_VAR = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+_KINDS = {
+    "agent": pb.ENDPOINT_KIND_AGENT,
+    "tool": pb.ENDPOINT_KIND_TOOL,
+    "resource": pb.ENDPOINT_KIND_RESOURCE,
+    "prompt": pb.ENDPOINT_KIND_PROMPT,
+}
+
+PROMPT_OUTPUT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "messages": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "role": {"enum": ["user", "assistant"]},
+                    "content": {"type": "object"},
+                },
+                "required": ["role", "content"],
+            },
+        }
+    },
+    "required": ["messages"],
+}
+
+RESOURCE_OUTPUT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "uri": {"type": "string"},
+        "mime_type": {"type": "string"},
+        "text": {"type": "string"},
+        "blob": {"type": "string", "contentEncoding": "base64"},
+    },
+    "required": ["mime_type"],
+}
+
+_json = msgspec.json.Encoder()
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One registered function and how it is described to the gateway."""
+
+    name: str
+    kind: str
+    fn: Callable[..., Any]
+    shape: FunctionShape
+    description: str
+    durable: bool
+    streams: bool
+    scopes: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    examples: tuple[Any, ...] = ()
+    uri_template: str = ""
+    mime_type: str = ""
+    output_schema: dict[str, Any] = field(default_factory=dict)
+
+    def spec(self) -> pb.EndpointSpec:
+        return pb.EndpointSpec(
+            name=self.name,
+            kind=_KINDS[self.kind],
+            description=self.description,
+            input_schema=_json.encode(self.shape.input_schema),
+            output_schema=_json.encode(self.output_schema),
+            streams=self.streams,
+            durable=self.durable,
+            scopes=list(self.scopes),
+            tags=list(self.tags),
+            examples=_json.encode(list(self.examples)),
+            uri_template=self.uri_template,
+            mime_type=self.mime_type,
+        )
+
+    def encode_output(self, value: Any) -> bytes:
+        """JSON of the function's result, in the shape its kind promises."""
+        if self.kind == "prompt":
+            return _json.encode({"messages": _prompt_messages(value)})
+        if self.kind == "resource":
+            return _json.encode(self._resource_content(value))
+        return self.shape.encode_output(value)
+
+    def _resource_content(self, value: Any) -> dict[str, Any]:
+        if isinstance(value, bytes):
+            return {
+                "mime_type": self.mime_type or "application/octet-stream",
+                "blob": base64.b64encode(value).decode(),
+            }
+        if isinstance(value, str):
+            return {"mime_type": self.mime_type or "text/plain", "text": value}
+        return {
+            "mime_type": self.mime_type or "application/json",
+            "text": self.shape.encode_output(value).decode(),
+        }
+
+
+def _prompt_messages(value: Any) -> list[dict[str, Any]]:
+    if isinstance(value, str):
+        return [{"role": "user", "content": {"type": "text", "text": value}}]
+    if isinstance(value, Sequence):
+        messages = []
+        for item in value:
+            if not isinstance(item, dict) or "role" not in item or "content" not in item:
+                raise TypeError("a prompt returns a str or a list of {'role': ..., 'content': ...} messages")
+            content = item["content"]
+            if isinstance(content, str):
+                content = {"type": "text", "text": content}
+            messages.append({"role": item["role"], "content": content})
+        return messages
+    raise TypeError(f"a prompt returns a str or a list of messages, not {type(value).__name__}")
+
+
+class App:
+    """An agent application: the endpoints one worker process serves.
+
+    Each App keeps its own registry; nothing is global, so several apps can live in one process (and in
+    one test).
+    """
+
+    def __init__(self, name: str, *, description: str = "", version: str = "0.0.0") -> None:
+        if not NAME_PATTERN.fullmatch(name):
+            raise ValueError(f"app name {name!r} must match {NAME_PATTERN.pattern}")
+        self.name = name
+        self.description = description
+        self.version = version
+        self._endpoints: dict[str, Endpoint] = {}
+
+    @property
+    def endpoints(self) -> dict[str, Endpoint]:
+        return dict(self._endpoints)
+
+    def endpoint(self, name: str) -> Endpoint:
+        return self._endpoints[name]
+
+    # ------------------------------------------------------------------ decorators
+
+    @overload
+    def agent_endpoint(self, fn: F, /) -> F: ...
+    @overload
+    def agent_endpoint(
+        self,
+        /,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        durable: bool = True,
+        streams: bool = True,
+        scopes: Sequence[str] = (),
+        tags: Sequence[str] = (),
+        examples: Sequence[Any] = (),
+    ) -> Callable[[G], G]: ...
+
+    def agent_endpoint(
+        self,
+        fn: F | None = None,
+        /,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        durable: bool = True,
+        streams: bool = True,
+        scopes: Sequence[str] = (),
+        tags: Sequence[str] = (),
+        examples: Sequence[Any] = (),
+    ) -> F | Callable[[F], F]:
+        """An agent: a run that may stream events and checkpoint. Durable by default."""
+        options = dict(
+            name=name,
+            description=description,
+            durable=durable,
+            streams=streams,
+            scopes=scopes,
+            tags=tags,
+            examples=examples,
+        )
+        return self._decorate("agent", fn, options)
+
+    @overload
+    def tool(self, fn: F, /) -> F: ...
+    @overload
+    def tool(
+        self,
+        /,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        durable: bool = False,
+        scopes: Sequence[str] = (),
+        tags: Sequence[str] = (),
+        examples: Sequence[Any] = (),
+    ) -> Callable[[G], G]: ...
+
+    def tool(
+        self,
+        fn: F | None = None,
+        /,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        durable: bool = False,
+        scopes: Sequence[str] = (),
+        tags: Sequence[str] = (),
+        examples: Sequence[Any] = (),
+    ) -> F | Callable[[F], F]:
+        """A tool: one call, ephemeral by default."""
+        options = dict(
+            name=name,
+            description=description,
+            durable=durable,
+            streams=False,
+            scopes=scopes,
+            tags=tags,
+            examples=examples,
+        )
+        return self._decorate("tool", fn, options)
+
+    def resource(
+        self,
+        uri_template: str,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        mime_type: str = "",
+        scopes: Sequence[str] = (),
+        tags: Sequence[str] = (),
+    ) -> Callable[[F], F]:
+        """A resource read by URI; ``{name}`` parts of the template become the function's arguments."""
+        if "://" not in uri_template:
+            raise ValueError(f"resource URI template {uri_template!r} needs a scheme, like docs://{{name}}")
+        options = {
+            "name": name,
+            "description": description,
+            "scopes": scopes,
+            "tags": tags,
+            "durable": False,
+            "streams": False,
+            "uri_template": uri_template,
+            "mime_type": mime_type,
+        }
+
+        def register(fn: F) -> F:
+            self._decorate("resource", fn, options)
+            return fn
+
+        return register
+
+    @overload
+    def prompt(self, fn: F, /) -> F: ...
+    @overload
+    def prompt(
+        self,
+        /,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        scopes: Sequence[str] = (),
+        tags: Sequence[str] = (),
+    ) -> Callable[[G], G]: ...
+
+    def prompt(
+        self,
+        fn: F | None = None,
+        /,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        scopes: Sequence[str] = (),
+        tags: Sequence[str] = (),
+    ) -> F | Callable[[F], F]:
+        """A prompt rendered with arguments; returns a str or a list of {role, content} messages."""
+        options = dict(
+            name=name, description=description, durable=False, streams=False, scopes=scopes, tags=tags
+        )
+        return self._decorate("prompt", fn, options)
+
+    # ------------------------------------------------------------------ registration
+
+    def _decorate(self, kind: str, fn: F | None, options: dict[str, Any]) -> F | Callable[[F], F]:
+        def register(fn: F) -> F:
+            self._register(kind, fn, **options)
+            return fn
+
+        return register(fn) if fn is not None else register
+
+    def _register(
+        self,
+        kind: str,
+        fn: Callable[..., Any],
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        durable: bool,
+        streams: bool,
+        scopes: Sequence[str] = (),
+        tags: Sequence[str] = (),
+        examples: Sequence[Any] = (),
+        uri_template: str = "",
+        mime_type: str = "",
+    ) -> None:
+        name = name or fn.__name__
+        if not NAME_PATTERN.fullmatch(name):
+            raise ValueError(f"endpoint name {name!r} must match {NAME_PATTERN.pattern}")
+        if name in self._endpoints:
+            raise ValueError(f"{self.name}: an endpoint named {name!r} is already registered")
+        shape = inspect_function(fn, context_type=RunContext, kind=kind)
+        if uri_template:
+            params = set(_TEMPLATE_VAR.findall(uri_template))
+            declared = set(shape.input_schema.get("properties", {}))
+            if params != declared:
+                raise ValueError(
+                    f"resource {uri_template!r}: template variables {sorted(params)} must be exactly "
+                    f"the parameters of {fn.__name__} {sorted(declared)}"
+                )
+        output_schema = {
+            "prompt": PROMPT_OUTPUT_SCHEMA,
+            "resource": RESOURCE_OUTPUT_SCHEMA,
+        }.get(kind, shape.output_schema)
+        self._endpoints[name] = Endpoint(
+            name=name,
+            kind=kind,
+            fn=fn,
+            shape=shape,
+            description=description if description is not None else shape.description,
+            durable=durable,
+            streams=streams,
+            scopes=tuple(scopes),
+            tags=tuple(tags),
+            examples=tuple(examples),
+            uri_template=uri_template,
+            mime_type=mime_type,
+            output_schema=output_schema,
+        )

@@ -1,0 +1,155 @@
+"""``fastagentic``: run a worker, or a worker with a local gateway for development."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from typing import Any
+
+from .app import App
+
+
+class UsageError(Exception):
+    pass
+
+
+def load_app(target: str) -> App:
+    """Import ``module:attribute`` (from the current directory too, like uvicorn) and return the App."""
+    module_name, _, attribute = target.partition(":")
+    if not module_name or not attribute:
+        raise UsageError(f"expected MODULE:APP, like examples.demo:app, got {target!r}")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise UsageError(f"cannot import {module_name!r}: {exc}") from exc
+    app = getattr(module, attribute, None)
+    if not isinstance(app, App):
+        raise UsageError(f"{target!r} is not a fastagentic.App (found {type(app).__name__})")
+    return app
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _worker_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {"gateway": args.gateway, "slots": args.slots, "grace": args.grace}
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .worker import Rejected, serve
+
+    app = load_app(args.target)
+    try:
+        asyncio.run(serve(app, **_worker_options(args)))
+    except Rejected as exc:
+        print(f"fastagentic: the gateway refused this worker: {exc}", file=sys.stderr)
+        return 3
+    return 0
+
+
+def _wait_for_port(host: str, port: int, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise UsageError(f"the gateway exited with status {process.returncode}")
+        try:
+            with socket.create_connection((host, port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise UsageError(f"the gateway did not open {host}:{port} within {timeout:.0f}s")
+
+
+def _dev(args: argparse.Namespace) -> int:
+    from .worker import Rejected, serve
+
+    app = load_app(args.target)
+    try:
+        importlib.import_module("fastagentic_gateway")
+    except ImportError as exc:
+        raise UsageError('`fastagentic dev` needs the gateway: pip install "fastagentic[gateway]"') from exc
+    env = dict(os.environ)
+    grpc_host = env.get("FASTAGENTIC_GRPC_HOST", "127.0.0.1")
+    grpc_port = int(env.get("FASTAGENTIC_GRPC_PORT", "50051"))
+    gateway = subprocess.Popen([sys.executable, "-m", "fastagentic_gateway", "serve"], env=env)
+    try:
+        _wait_for_port(grpc_host, grpc_port, gateway)
+        options = _worker_options(args)
+        options["gateway"] = f"{grpc_host}:{grpc_port}"
+        asyncio.run(serve(app, **options))
+    except Rejected as exc:
+        print(f"fastagentic: the gateway refused this worker: {exc}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if gateway.poll() is None:
+            gateway.send_signal(signal.SIGTERM)
+            try:
+                gateway.wait(15)
+            except subprocess.TimeoutExpired:
+                gateway.kill()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fastagentic", description=__doc__)
+    parser.add_argument("--log-level", default=os.environ.get("FASTAGENTIC_LOG_LEVEL", "info"))
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def worker_command(name: str, help_text: str) -> argparse.ArgumentParser:
+        command = commands.add_parser(name, help=help_text)
+        command.add_argument("target", metavar="MODULE:APP", help="the App to serve, e.g. examples.demo:app")
+        command.add_argument(
+            "--slots", type=_positive_int, default=8, help="runs executed at once (default 8)"
+        )
+        command.add_argument(
+            "--grace",
+            type=float,
+            default=30.0,
+            help="seconds to finish runs on SIGTERM before handing them back",
+        )
+        return command
+
+    run = worker_command("run", "serve an App's endpoints through a gateway")
+    run.add_argument(
+        "--gateway",
+        default=os.environ.get("FASTAGENTIC_GATEWAY", "127.0.0.1:50051"),
+        help="gateway gRPC address (env FASTAGENTIC_GATEWAY, default 127.0.0.1:50051)",
+    )
+    run.set_defaults(handler=_run)
+    dev = worker_command("dev", "start a local gateway (embedded SQLite store) and serve the App through it")
+    dev.set_defaults(handler=_dev, gateway=None)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args.handler(args))
+    except UsageError as exc:
+        print(f"fastagentic: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

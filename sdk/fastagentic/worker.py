@@ -1,0 +1,424 @@
+"""The worker runtime: dials the gateway, registers the App's endpoints and runs what it is assigned.
+
+One bidirectional gRPC stream carries everything. The worker keeps the runs it holds across a broken
+stream: it reconnects with backoff, names them in its Hello, and resends what the gateway did not get.
+On SIGTERM it drains: takes no new work, lets running runs finish within a grace period and hands the
+rest back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import signal
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import grpc
+import grpc.aio
+import msgspec
+
+from . import __version__
+from .app import App, Endpoint
+from .context import Caller, RunContext
+from .schema import InputError
+from .v1 import worker_pb2 as pb
+from .v1 import worker_pb2_grpc as pb_grpc
+
+log = logging.getLogger("fastagentic.worker")
+
+PROTOCOL_VERSION = 1
+DEFAULT_GATEWAY = "127.0.0.1:50051"
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+# Events per Events message; keeps one message well under the size limit for ordinary payloads.
+MAX_BATCH = 512
+
+
+def channel_options(max_message_bytes: int = MAX_MESSAGE_BYTES) -> list[tuple[str, int]]:
+    """Keepalive and size limits, explicit so idle streams survive proxies and big payloads fail clearly."""
+    return [
+        ("grpc.keepalive_time_ms", 20_000),
+        ("grpc.keepalive_timeout_ms", 10_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),
+        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.max_receive_message_length", max_message_bytes),
+    ]
+
+
+class Rejected(Exception):
+    """The gateway refused this worker's registration; retrying will not help."""
+
+
+@dataclass(eq=False)
+class HeldRun:
+    """A run assigned to this worker: its whole event log for the attempt, kept until the gateway has it."""
+
+    assign: pb.Assign
+    endpoint: Endpoint
+    context: RunContext
+    base_seq: int
+    events: list[pb.Event] = field(default_factory=list)
+    task: asyncio.Task[None] | None = None
+    done: pb.Done | None = None
+    finished_at: float = 0.0
+    released: bool = False
+    sent: int = 0  # events[:sent] were written to the current stream
+
+    @property
+    def next_seq(self) -> int:
+        return self.base_seq + len(self.events)
+
+
+class Worker:
+    def __init__(
+        self,
+        app: App,
+        *,
+        gateway: str | None = None,
+        slots: int = 8,
+        token: str | None = None,
+        grace: float = 30.0,
+        worker_id: str | None = None,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
+    ) -> None:
+        if slots < 1:
+            raise ValueError("slots must be at least 1")
+        self.app = app
+        self.gateway = gateway or os.environ.get("FASTAGENTIC_GATEWAY") or DEFAULT_GATEWAY
+        self.slots = slots
+        self.token = token if token is not None else os.environ.get("FASTAGENTIC_WORKER_TOKEN", "")
+        self.grace = grace
+        self.worker_id = (
+            worker_id or f"{app.name}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        )
+        self.max_message_bytes = max_message_bytes
+        self.connected = asyncio.Event()
+        self._runs: dict[str, HeldRun] = {}
+        self._outbox: asyncio.Queue[pb.WorkerMessage | HeldRun | None] | None = None
+        self._draining = False
+        self._stopping = asyncio.Event()
+        self._idle = asyncio.Event()  # set while no run is executing
+        self._idle.set()
+        self._heartbeat_interval = 5.0
+        self._lease_ttl = 30.0
+        self._pool = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="fastagentic-run")
+        self._specs = [ep.spec() for ep in app.endpoints.values()]
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def run(self, *, install_signal_handlers: bool = False) -> None:
+        """Serve until drained or stopped. Reconnects with capped, jittered backoff when the stream breaks."""
+        if install_signal_handlers:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.drain)
+        backoff = 0.1
+        try:
+            while not self._stopping.is_set():
+                started = time.monotonic()
+                try:
+                    await self._session()
+                except Rejected:
+                    raise
+                except (grpc.aio.AioRpcError, ConnectionError, OSError) as exc:
+                    detail = exc.details() if isinstance(exc, grpc.aio.AioRpcError) else str(exc)
+                    log.warning("gateway %s unreachable or stream broken: %s", self.gateway, detail)
+                if self._stopping.is_set():
+                    break
+                if time.monotonic() - started > 10:
+                    backoff = 0.1
+                await self._sleep_or_stop(backoff * (0.5 + random.random()))
+                backoff = min(backoff * 2, 5.0)
+        finally:
+            for held in self._runs.values():
+                if held.task is not None:
+                    held.task.cancel()
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def drain(self) -> None:
+        """Stop taking work, let running runs finish within ``grace`` seconds, hand back the rest, stop."""
+        if self._draining:
+            return
+        self._draining = True
+        log.info("draining: %d run(s) in flight, grace %.1fs", self._active_count(), self.grace)
+        self._send(pb.WorkerMessage(credit=pb.Credit(free_slots=0)))
+        asyncio.get_running_loop().create_task(self._finish_drain())
+
+    def stop(self) -> None:
+        """Stop at once (runs in flight are left to the gateway's lease expiry)."""
+        self._stopping.set()
+        if self._outbox is not None:
+            self._outbox.put_nowait(None)
+
+    async def _finish_drain(self) -> None:
+        deadline = time.monotonic() + self.grace
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), max(deadline - time.monotonic(), 0))
+        for held in list(self._runs.values()):
+            if held.done is None and held.task is not None:
+                held.released = True
+                held.task.cancel()
+                self._send(
+                    pb.WorkerMessage(
+                        release=pb.Release(
+                            run_id=held.assign.run_id, attempt=held.assign.attempt, reason="worker draining"
+                        )
+                    )
+                )
+        # Let the sender flush Done / Release messages before the stream closes.
+        for _ in range(100):
+            if self._outbox is None or self._outbox.empty():
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        self.stop()
+
+    async def _sleep_or_stop(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    def _active_count(self) -> int:
+        return sum(1 for held in self._runs.values() if held.done is None)
+
+    def _free_slots(self) -> int:
+        return 0 if self._draining else max(self.slots - self._active_count(), 0)
+
+    # ------------------------------------------------------------------ one connection
+
+    async def _session(self) -> None:
+        options = channel_options(self.max_message_bytes)
+        async with grpc.aio.insecure_channel(self.gateway, options=options) as channel:
+            stub = pb_grpc.WorkerGatewayStub(channel)
+            outbox: asyncio.Queue[pb.WorkerMessage | HeldRun | None] = asyncio.Queue()
+            self._forget_finished()
+            hello = pb.Hello(
+                worker_id=self.worker_id,
+                sdk_version=__version__,
+                protocol_version=PROTOCOL_VERSION,
+                app_name=self.app.name,
+                endpoints=self._specs,
+                slots=0 if self._draining else self.slots,
+                held=[
+                    pb.HeldRun(run_id=h.assign.run_id, attempt=h.assign.attempt) for h in self._runs.values()
+                ],
+                token=self.token,
+            )
+            outbox.put_nowait(pb.WorkerMessage(hello=hello))
+            call = stub.Connect(self._outgoing(outbox))
+            heartbeat: asyncio.Task[None] | None = None
+            try:
+                first = await call.read()
+                if first is grpc.aio.EOF:
+                    raise ConnectionError("gateway closed the stream before welcoming")
+                if first.HasField("reject"):
+                    raise Rejected(f"{first.reject.code}: {first.reject.message}")
+                if not first.HasField("welcome"):
+                    raise ConnectionError("gateway spoke before welcoming")
+                self._welcomed(first.welcome, outbox)
+                heartbeat = asyncio.create_task(self._heartbeats(outbox))
+                log.info("connected to gateway %s as %s", self.gateway, self.worker_id)
+                while True:
+                    message = await call.read()
+                    if message is grpc.aio.EOF:
+                        raise ConnectionError("gateway closed the stream")
+                    self._handle(message)
+            finally:
+                self.connected.clear()
+                self._outbox = None
+                outbox.put_nowait(None)
+                if heartbeat is not None:
+                    heartbeat.cancel()
+                call.cancel()
+
+    def _welcomed(
+        self, welcome: pb.Welcome, outbox: asyncio.Queue[pb.WorkerMessage | HeldRun | None]
+    ) -> None:
+        self._heartbeat_interval = max(welcome.heartbeat_interval_ms / 1000, 0.05)
+        self._lease_ttl = max(welcome.lease_ttl_ms / 1000, 0.1)
+        statuses = {(s.run_id, s.attempt): s for s in welcome.held}
+        for held in list(self._runs.values()):
+            status = statuses.get((held.assign.run_id, held.assign.attempt))
+            if status is None or not status.keep:
+                self._drop(held, "the gateway moved the run on")
+                continue
+            # Resend what the gateway has not stored yet, then the result if there is one.
+            start = max(int(status.next_seq) - held.base_seq, 0)
+            held.sent = start
+            while held.sent < len(held.events):
+                outbox.put_nowait(self._events_message(held, held.sent, len(held.events)))
+            if held.done is not None:
+                outbox.put_nowait(pb.WorkerMessage(done=held.done))
+        self._outbox = outbox
+        self.connected.set()
+
+    def _forget_finished(self) -> None:
+        """Finished runs are kept one lease long in case their Done was lost with a stream; then dropped."""
+        now = time.monotonic()
+        for run_id in [r for r, h in self._runs.items() if h.done and now - h.finished_at > self._lease_ttl]:
+            del self._runs[run_id]
+
+    async def _heartbeats(self, outbox: asyncio.Queue[pb.WorkerMessage | HeldRun | None]) -> None:
+        while True:
+            await asyncio.sleep(self._heartbeat_interval)
+            self._forget_finished()
+            outbox.put_nowait(pb.WorkerMessage(heartbeat=pb.Heartbeat(free_slots=self._free_slots())))
+
+    async def _outgoing(
+        self, outbox: asyncio.Queue[pb.WorkerMessage | HeldRun | None]
+    ) -> AsyncIterator[pb.WorkerMessage]:
+        """Drain the outbox. A HeldRun in it means "this run has new events": the first such marker ships
+        everything the run emitted since the last send as one Events message; later markers find nothing
+        new. That is the batching: a message costs the same for one token or fifty."""
+        while True:
+            item = await outbox.get()
+            if item is None:
+                return
+            if isinstance(item, HeldRun):
+                while item.sent < len(item.events):
+                    yield self._events_message(item, item.sent, len(item.events))
+            else:
+                yield item
+
+    def _events_message(self, held: HeldRun, start: int, end: int) -> pb.WorkerMessage:
+        end = min(end, start + MAX_BATCH)
+        held.sent = max(held.sent, end)
+        return pb.WorkerMessage(
+            events=pb.Events(
+                run_id=held.assign.run_id,
+                attempt=held.assign.attempt,
+                first_seq=held.base_seq + start,
+                events=held.events[start:end],
+            )
+        )
+
+    def _send(self, message: pb.WorkerMessage) -> None:
+        if self._outbox is not None:
+            self._outbox.put_nowait(message)
+
+    # ------------------------------------------------------------------ gateway messages
+
+    def _handle(self, message: pb.GatewayMessage) -> None:
+        body = message.WhichOneof("body")
+        if body == "assign":
+            self._start(message.assign)
+        elif body == "cancel":
+            held = self._runs.get(message.cancel.run_id)
+            if held is not None and held.assign.attempt == message.cancel.attempt:
+                self._drop(held, message.cancel.reason or "cancelled")
+        elif body == "drain":
+            if message.drain.grace_ms:
+                self.grace = message.drain.grace_ms / 1000
+            self.drain()
+        elif body == "reject":
+            raise Rejected(f"{message.reject.code}: {message.reject.message}")
+
+    def _drop(self, held: HeldRun, reason: str) -> None:
+        held.context._cancel()
+        if held.task is not None and not held.task.done():
+            held.task.cancel(reason)
+        self._runs.pop(held.assign.run_id, None)
+        if not self._active_count():
+            self._idle.set()
+
+    def _start(self, assign: pb.Assign) -> None:
+        endpoint = self.app.endpoints.get(assign.endpoint)
+        existing = self._runs.get(assign.run_id)
+        if existing is not None and existing.done is None:
+            self._drop(existing, "superseded by a newer attempt")
+        held_ref: list[HeldRun] = []
+
+        def sink(kind: str, data: bytes, checkpoint: bytes | None) -> None:
+            held = held_ref[0]
+            if held.done is not None or held.context.cancelled:
+                return
+            event = pb.Event(kind=kind, data=data, ts_ms=time.time_ns() // 1_000_000)
+            if checkpoint is not None:
+                event.checkpoint = checkpoint
+            held.events.append(event)
+            if self._outbox is not None:
+                self._outbox.put_nowait(held)
+
+        context = RunContext(
+            run_id=assign.run_id,
+            attempt=assign.attempt,
+            endpoint=assign.endpoint,
+            caller=Caller(principal=assign.caller.principal, tenant=assign.caller.tenant),
+            sink=sink,
+            checkpoint_state=msgspec.json.decode(assign.checkpoint)
+            if assign.HasField("checkpoint")
+            else None,
+            resume_input=msgspec.json.decode(assign.resume_input)
+            if assign.HasField("resume_input")
+            else None,
+            deadline=assign.deadline_unix_ms / 1000 if assign.deadline_unix_ms else None,
+        )
+        if endpoint is None:
+            # The gateway only assigns registered endpoints; answer precisely rather than hang the run.
+            self._send(_done(assign, int(assign.next_seq) - 1, error=("UnknownEndpoint", assign.endpoint)))
+            return
+        held = HeldRun(assign=assign, endpoint=endpoint, context=context, base_seq=int(assign.next_seq))
+        held_ref.append(held)
+        self._runs[assign.run_id] = held
+        self._idle.clear()
+        held.task = asyncio.get_running_loop().create_task(self._execute(held))
+
+    async def _execute(self, held: HeldRun) -> None:
+        endpoint = held.endpoint
+        last = lambda: held.next_seq - 1  # noqa: E731
+        try:
+            args, kwargs = endpoint.shape.bind(held.assign.input, held.context)
+            if endpoint.shape.is_async:
+                result = await endpoint.fn(*args, **kwargs)
+            else:
+                result = await asyncio.get_running_loop().run_in_executor(
+                    self._pool, partial(endpoint.fn, *args, **kwargs)
+                )
+            done = _done(held.assign, last(), output=endpoint.encode_output(result))
+        except asyncio.CancelledError:
+            if held.released or held.assign.run_id not in self._runs:
+                return
+            done = _done(held.assign, last(), cancelled=True)
+        except InputError as exc:
+            detail = "; ".join(f"{e.path}: {e.message}" for e in exc.errors)
+            done = _done(held.assign, last(), error=("InputError", detail))
+        except Exception as exc:
+            log.exception("run %s (%s) failed", held.assign.run_id, endpoint.name)
+            done = _done(held.assign, last(), error=(type(exc).__name__, str(exc)))
+        held.done = done.done
+        held.finished_at = time.monotonic()
+        self._send(done)
+        if not self._active_count():
+            self._idle.set()
+
+
+def _done(
+    assign: pb.Assign,
+    last_seq: int,
+    *,
+    output: bytes | None = None,
+    error: tuple[str, str] | None = None,
+    cancelled: bool = False,
+) -> pb.WorkerMessage:
+    done = pb.Done(run_id=assign.run_id, attempt=assign.attempt, last_seq=last_seq)
+    if error is not None:
+        done.error.CopyFrom(pb.RunError(type=error[0], message=error[1]))
+    elif cancelled:
+        done.cancelled = True
+    else:
+        done.output = output if output is not None else b"null"
+    return pb.WorkerMessage(done=done)
+
+
+async def serve(app: App, **options: Any) -> None:
+    """Run a worker for ``app`` until SIGTERM / SIGINT drains it."""
+    await Worker(app, **options).run(install_signal_handlers=True)

@@ -1,0 +1,768 @@
+"""The RunStore contract: every test runs against MemoryRunStore and SQLiteRunStore alike."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+import pytest_asyncio
+from fastagentic_gateway.runs.model import (
+    ALLOWED,
+    Caller,
+    EndpointKind,
+    NewEvent,
+    Run,
+    RunError,
+    RunQuery,
+    RunStatus,
+    RunUpdate,
+    SequenceGap,
+    new_run_id,
+)
+from fastagentic_gateway.store import MemoryRunStore, RunStore, SQLiteRunStore, open_store
+
+ALL_STATUSES = frozenset(RunStatus)
+QUEUED = frozenset({RunStatus.QUEUED})
+RUNNING = frozenset({RunStatus.RUNNING})
+
+
+@pytest_asyncio.fixture(params=["memory", "sqlite"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[RunStore]:
+    impl: RunStore
+    if request.param == "memory":
+        impl = MemoryRunStore()
+    else:
+        impl = SQLiteRunStore(str(tmp_path / "data" / "runs.sqlite3"))
+    await impl.start()
+    yield impl
+    await impl.close()
+
+
+def make_run(tenant: str = "acme", endpoint: str = "echo", **fields: Any) -> Run:
+    now = time.time()
+    fields.setdefault("id", new_run_id())
+    fields.setdefault("created_at", now)
+    fields.setdefault("updated_at", now)
+    return Run(
+        endpoint=endpoint,
+        kind=EndpointKind.AGENT,
+        durable=True,
+        caller=Caller(principal="alice", tenant=tenant),
+        input=b'{"text": "hi"}',
+        **fields,
+    )
+
+
+async def create_running(
+    store: RunStore, worker: str = "w1", lease: float | None = None, **fields: Any
+) -> Run:
+    run, _ = await store.create(make_run(**fields))
+    result = await store.transition(
+        run.id,
+        expect=QUEUED,
+        attempt=run.attempt,
+        update=RunUpdate(
+            status=RunStatus.RUNNING,
+            worker_id=worker,
+            lease_expires_at=time.time() + 30 if lease is None else lease,
+            started_at=time.time(),
+        ),
+    )
+    assert result is not None
+    return result[0]
+
+
+async def create_finished(store: RunStore, finished_at: float, **fields: Any) -> Run:
+    run = await create_running(store, **fields)
+    result = await store.transition(
+        run.id,
+        expect=RUNNING,
+        attempt=run.attempt,
+        update=RunUpdate(status=RunStatus.SUCCEEDED, finished_at=finished_at, clear_worker=True),
+    )
+    assert result is not None
+    return result[0]
+
+
+def events(*kinds: str) -> list[NewEvent]:
+    return [NewEvent(kind=kind, data=f'{{"n": {i}}}'.encode()) for i, kind in enumerate(kinds)]
+
+
+# create / get
+
+
+async def test_create_then_get_returns_every_field(store: RunStore) -> None:
+    run = Run(
+        id=new_run_id(),
+        endpoint="summarize",
+        kind=EndpointKind.TOOL,
+        durable=False,
+        caller=Caller(principal="bob", tenant="globex"),
+        input=b'{"doc": "\x00\xff"}',
+        status=RunStatus.WAITING_INPUT,
+        attempt=2,
+        max_attempts=5,
+        output=b'{"partial": true}',
+        error=RunError(type="Timeout", message="took too long"),
+        idempotency_key="key-1",
+        request_hash="sha256:abc",
+        worker_id="w9",
+        lease_expires_at=1700000100.25,
+        deadline_at=1700000900.5,
+        last_seq=0,
+        created_at=1700000000.125,
+        updated_at=1700000050.75,
+        started_at=1700000010.0,
+        finished_at=None,
+    )
+
+    stored, created = await store.create(run)
+
+    assert created is True
+    assert stored == run
+    assert await store.get(run.id) == run
+
+
+async def test_get_of_unknown_run_is_none(store: RunStore) -> None:
+    assert await store.get("run_missing") is None
+
+
+async def test_create_with_an_existing_id_raises(store: RunStore) -> None:
+    run, _ = await store.create(make_run())
+
+    with pytest.raises(ValueError, match="already exists"):
+        await store.create(make_run(id=run.id, endpoint="other"))
+    assert await store.get(run.id) == run
+
+
+async def test_mutating_runs_given_or_returned_does_not_change_the_store(store: RunStore) -> None:
+    given = make_run()
+    snapshot = msgspec.structs.replace(given)
+    returned, _ = await store.create(given)
+    fetched = await store.get(given.id)
+    assert fetched is not None
+
+    given.endpoint = "changed"
+    returned.attempt = 7
+    fetched.status = RunStatus.FAILED
+
+    assert await store.get(given.id) == snapshot
+
+
+# tenant scoping
+
+
+async def test_get_with_another_tenant_is_none(store: RunStore) -> None:
+    run, _ = await store.create(make_run(tenant="acme"))
+
+    assert await store.get(run.id, tenant="globex") is None
+    assert await store.get(run.id, tenant="acme") == run
+
+
+async def test_list_returns_only_the_tenants_runs(store: RunStore) -> None:
+    mine, _ = await store.create(make_run(tenant="acme"))
+    await store.create(make_run(tenant="globex"))
+
+    assert await store.list(RunQuery(tenant="acme")) == [mine]
+
+
+# idempotency
+
+
+async def test_same_idempotency_key_returns_the_existing_run(store: RunStore) -> None:
+    first, created = await store.create(make_run(idempotency_key="k"))
+    assert created is True
+
+    again, created = await store.create(make_run(idempotency_key="k", endpoint="other"))
+
+    assert created is False
+    assert again == first
+    assert await store.get(again.id) == first
+    assert await store.list(RunQuery(tenant="acme")) == [first]
+
+
+async def test_same_idempotency_key_in_another_tenant_creates_a_new_run(store: RunStore) -> None:
+    await store.create(make_run(tenant="acme", idempotency_key="k"))
+
+    other, created = await store.create(make_run(tenant="globex", idempotency_key="k"))
+
+    assert created is True
+    assert await store.get(other.id, tenant="globex") == other
+
+
+async def test_runs_without_idempotency_key_are_all_created(store: RunStore) -> None:
+    results = [await store.create(make_run()) for _ in range(3)]
+
+    assert [created for _, created in results] == [True, True, True]
+    assert len(await store.list(RunQuery(tenant="acme"))) == 3
+
+
+# list
+
+
+async def test_list_is_newest_first_and_stops_at_limit(store: RunStore) -> None:
+    runs = [(await store.create(make_run()))[0] for _ in range(5)]
+
+    listed = await store.list(RunQuery(tenant="acme", limit=3))
+
+    assert [run.id for run in listed] == [run.id for run in reversed(runs)][:3]
+
+
+async def test_list_filters_by_status(store: RunStore) -> None:
+    queued, _ = await store.create(make_run())
+    running = await create_running(store)
+
+    assert await store.list(RunQuery(tenant="acme", status=RunStatus.RUNNING)) == [running]
+    assert await store.list(RunQuery(tenant="acme", status=RunStatus.QUEUED)) == [queued]
+
+
+async def test_list_filters_by_endpoint(store: RunStore) -> None:
+    echo, _ = await store.create(make_run(endpoint="echo"))
+    await store.create(make_run(endpoint="summarize"))
+
+    assert await store.list(RunQuery(tenant="acme", endpoint="echo")) == [echo]
+
+
+async def test_list_pages_with_the_before_cursor(store: RunStore) -> None:
+    ids = [(await store.create(make_run()))[0].id for _ in range(5)]
+    newest_first = ids[::-1]
+
+    page1 = await store.list(RunQuery(tenant="acme", limit=2))
+    page2 = await store.list(RunQuery(tenant="acme", limit=2, before=page1[-1].id))
+    page3 = await store.list(RunQuery(tenant="acme", limit=2, before=page2[-1].id))
+
+    assert [run.id for run in page1 + page2 + page3] == newest_first
+    assert await store.list(RunQuery(tenant="acme", before=page3[-1].id)) == []
+
+
+# transition
+
+
+async def test_transition_queued_running_succeeded_numbers_events_from_one(store: RunStore) -> None:
+    run, _ = await store.create(make_run())
+    before = time.time()
+
+    started = await store.transition(
+        run.id,
+        expect=QUEUED,
+        attempt=1,
+        update=RunUpdate(
+            status=RunStatus.RUNNING, worker_id="w1", lease_expires_at=before + 30, started_at=before
+        ),
+        events=events("run.started"),
+    )
+    assert started is not None
+    running, started_events = started
+    finished = await store.transition(
+        run.id,
+        expect=RUNNING,
+        attempt=1,
+        update=RunUpdate(status=RunStatus.SUCCEEDED, output=b'{"ok": true}', clear_worker=True),
+        events=events("message", "run.completed"),
+    )
+    assert finished is not None
+    done, done_events = finished
+
+    assert (running.status, running.worker_id, running.started_at) == (RunStatus.RUNNING, "w1", before)
+    assert running.updated_at >= before
+    assert (done.status, done.output, done.last_seq) == (RunStatus.SUCCEEDED, b'{"ok": true}', 3)
+    assert [(e.seq, e.kind) for e in started_events + done_events] == [
+        (1, "run.started"),
+        (2, "message"),
+        (3, "run.completed"),
+    ]
+    assert await store.events(run.id) == started_events + done_events
+    assert await store.get(run.id) == done
+
+
+async def test_transition_leaves_fields_the_update_does_not_set(store: RunStore) -> None:
+    run = await create_running(store, worker="w1", lease=5000.0)
+
+    result = await store.transition(
+        run.id, expect=RUNNING, attempt=1, update=RunUpdate(status=RunStatus.WAITING_INPUT)
+    )
+
+    assert result is not None
+    assert (result[0].worker_id, result[0].lease_expires_at) == ("w1", 5000.0)
+    assert (result[0].started_at, result[0].attempt, result[0].input) == (run.started_at, 1, run.input)
+
+
+async def test_transition_clear_worker_clears_worker_and_lease(store: RunStore) -> None:
+    run = await create_running(store)
+
+    result = await store.transition(
+        run.id,
+        expect=RUNNING,
+        attempt=1,
+        update=RunUpdate(status=RunStatus.QUEUED, attempt=2, clear_worker=True),
+    )
+
+    assert result is not None
+    assert (result[0].worker_id, result[0].lease_expires_at, result[0].attempt) == (None, None, 2)
+    assert await store.get(run.id) == result[0]
+
+
+async def test_transition_to_terminal_sets_finished_at(store: RunStore) -> None:
+    run = await create_running(store)
+    before = time.time()
+
+    result = await store.transition(
+        run.id,
+        expect=RUNNING,
+        attempt=1,
+        update=RunUpdate(status=RunStatus.FAILED, error=RunError(type="Boom", message="it broke")),
+    )
+
+    assert result is not None
+    assert result[0].finished_at is not None and result[0].finished_at >= before
+    assert result[0].error == RunError(type="Boom", message="it broke")
+
+
+async def test_transition_to_terminal_keeps_a_given_finished_at(store: RunStore) -> None:
+    run = await create_running(store)
+
+    result = await store.transition(
+        run.id, expect=RUNNING, attempt=1, update=RunUpdate(status=RunStatus.CANCELLED, finished_at=123.5)
+    )
+
+    assert result is not None
+    assert result[0].finished_at == 123.5
+
+
+async def test_non_terminal_transition_leaves_finished_at_unset(store: RunStore) -> None:
+    run = await create_running(store)
+
+    result = await store.transition(
+        run.id, expect=RUNNING, attempt=1, update=RunUpdate(status=RunStatus.WAITING_INPUT)
+    )
+
+    assert result is not None
+    assert result[0].finished_at is None
+
+
+async def test_transition_events_keep_their_ts_or_get_now(store: RunStore) -> None:
+    run, _ = await store.create(make_run())
+    before = time.time()
+
+    result = await store.transition(
+        run.id,
+        expect=QUEUED,
+        attempt=1,
+        update=RunUpdate(status=RunStatus.RUNNING),
+        events=[NewEvent(kind="a", ts=42.0), NewEvent(kind="b")],
+    )
+
+    assert result is not None
+    stamped = result[1]
+    assert stamped[0].ts == 42.0
+    assert before <= stamped[1].ts <= time.time()
+
+
+async def test_transition_with_wrong_attempt_returns_none_and_changes_nothing(store: RunStore) -> None:
+    run = await create_running(store)
+
+    result = await store.transition(
+        run.id,
+        expect=RUNNING,
+        attempt=2,
+        update=RunUpdate(status=RunStatus.SUCCEEDED, output=b"{}"),
+        events=events("run.completed"),
+    )
+
+    assert result is None
+    assert await store.get(run.id) == run
+    assert await store.events(run.id) == []
+
+
+async def test_transition_from_unexpected_status_returns_none(store: RunStore) -> None:
+    run, _ = await store.create(make_run())
+
+    result = await store.transition(
+        run.id, expect=RUNNING, attempt=None, update=RunUpdate(status=RunStatus.SUCCEEDED)
+    )
+
+    assert result is None
+    assert await store.get(run.id) == run
+
+
+async def test_disallowed_transition_returns_none(store: RunStore) -> None:
+    run, _ = await store.create(make_run())
+    assert RunStatus.SUCCEEDED not in ALLOWED[RunStatus.QUEUED]
+
+    result = await store.transition(
+        run.id,
+        expect=QUEUED,
+        attempt=None,
+        update=RunUpdate(status=RunStatus.SUCCEEDED),
+        events=events("run.completed"),
+    )
+
+    assert result is None
+    assert await store.get(run.id) == run
+    assert await store.events(run.id) == []
+
+
+async def test_terminal_run_never_changes(store: RunStore) -> None:
+    run = await create_finished(store, finished_at=time.time())
+    log = await store.events(run.id)
+
+    for status in RunStatus:
+        result = await store.transition(
+            run.id, expect=ALL_STATUSES, attempt=None, update=RunUpdate(status=status), events=events("x")
+        )
+        assert result is None, status
+    assert await store.append_events(run.id, run.attempt, run.last_seq + 1, events("x")) is None
+    assert await store.get(run.id) == run
+    assert await store.events(run.id) == log
+
+
+async def test_transition_of_unknown_run_returns_none(store: RunStore) -> None:
+    result = await store.transition(
+        "run_missing", expect=ALL_STATUSES, attempt=None, update=RunUpdate(status=RunStatus.CANCELLED)
+    )
+
+    assert result is None
+
+
+# append_events
+
+
+async def test_append_events_continues_the_log_contiguously(store: RunStore) -> None:
+    run = await create_running(store)
+
+    first = await store.append_events(run.id, 1, 1, events("a", "b"))
+    second = await store.append_events(run.id, 1, 3, events("c"))
+
+    assert first is not None and second is not None
+    assert [(e.seq, e.kind) for e in first + second] == [(1, "a"), (2, "b"), (3, "c")]
+    assert await store.events(run.id) == first + second
+    stored = await store.get(run.id)
+    assert stored is not None and stored.last_seq == 3
+
+
+async def test_append_events_drops_events_already_accepted(store: RunStore) -> None:
+    run = await create_running(store)
+    await store.append_events(run.id, 1, 1, events("a", "b"))
+
+    appended = await store.append_events(run.id, 1, 2, events("b", "c", "d"))
+
+    assert appended is not None
+    assert [(e.seq, e.kind) for e in appended] == [(3, "c"), (4, "d")]
+    assert [e.kind for e in await store.events(run.id)] == ["a", "b", "c", "d"]
+
+
+async def test_append_events_of_a_fully_accepted_batch_appends_nothing(store: RunStore) -> None:
+    run = await create_running(store)
+    await store.append_events(run.id, 1, 1, events("a", "b"))
+
+    assert await store.append_events(run.id, 1, 1, events("a", "b")) == []
+    stored = await store.get(run.id)
+    assert stored is not None and stored.last_seq == 2
+
+
+async def test_append_events_with_a_gap_raises_sequence_gap(store: RunStore) -> None:
+    run = await create_running(store)
+    await store.append_events(run.id, 1, 1, events("a"))
+
+    with pytest.raises(SequenceGap) as gap:
+        await store.append_events(run.id, 1, 3, events("c"))
+
+    assert (gap.value.expected, gap.value.got) == (2, 3)
+    assert [e.seq for e in await store.events(run.id)] == [1]
+
+
+async def test_append_events_rejects_a_first_seq_below_one(store: RunStore) -> None:
+    run = await create_running(store)
+
+    with pytest.raises(ValueError, match="start at 1"):
+        await store.append_events(run.id, 1, 0, events("a"))
+
+
+async def test_append_events_is_fenced_when_the_run_is_not_running(store: RunStore) -> None:
+    run, _ = await store.create(make_run())
+
+    assert await store.append_events(run.id, 1, 1, events("a")) is None
+    assert await store.events(run.id) == []
+
+
+async def test_append_events_is_fenced_for_another_attempt(store: RunStore) -> None:
+    run = await create_running(store)
+
+    assert await store.append_events(run.id, 2, 1, events("a")) is None
+    assert await store.events(run.id) == []
+
+
+async def test_append_events_to_an_unknown_run_is_none(store: RunStore) -> None:
+    assert await store.append_events("run_missing", 1, 1, events("a")) is None
+
+
+async def test_events_after_seq_with_limit(store: RunStore) -> None:
+    run = await create_running(store)
+    await store.append_events(run.id, 1, 1, events("a", "b", "c", "d"))
+
+    assert [e.kind for e in await store.events(run.id, after_seq=1, limit=2)] == ["b", "c"]
+    assert [e.kind for e in await store.events(run.id, after_seq=2)] == ["c", "d"]
+    assert await store.events(run.id, after_seq=4) == []
+
+
+# checkpoints
+
+
+async def test_checkpoint_events_store_numbered_checkpoints_at_their_seq(store: RunStore) -> None:
+    run = await create_running(store)
+    batch = [
+        NewEvent(kind="message"),
+        NewEvent(kind="checkpoint", checkpoint=b"state-1"),
+        NewEvent(kind="checkpoint", checkpoint=b"state-2"),
+    ]
+
+    appended = await store.append_events(run.id, 1, 1, batch)
+    await store.append_events(run.id, 1, 4, [NewEvent(kind="checkpoint", checkpoint=b"state-3")])
+
+    assert appended is not None
+    saved = await store.checkpoints(run.id)
+    assert [(cp.id, cp.seq, cp.attempt, cp.state) for cp in saved] == [
+        (1, 2, 1, b"state-1"),
+        (2, 3, 1, b"state-2"),
+        (3, 4, 1, b"state-3"),
+    ]
+    assert saved[0].ts == appended[1].ts
+    assert await store.last_checkpoint(run.id) == saved[-1]
+
+
+async def test_checkpoint_event_without_state_stores_no_checkpoint(store: RunStore) -> None:
+    run = await create_running(store)
+
+    await store.append_events(
+        run.id, 1, 1, [NewEvent(kind="checkpoint"), NewEvent(kind="message", checkpoint=b"ignored")]
+    )
+
+    assert await store.checkpoints(run.id) == []
+    assert await store.last_checkpoint(run.id) is None
+
+
+async def test_checkpoint_event_in_a_transition_stores_a_checkpoint_of_the_old_attempt(
+    store: RunStore,
+) -> None:
+    run = await create_running(store)
+    await store.append_events(run.id, 1, 1, events("a"))
+
+    await store.transition(
+        run.id,
+        expect=RUNNING,
+        attempt=1,
+        update=RunUpdate(status=RunStatus.QUEUED, attempt=2, clear_worker=True),
+        events=[NewEvent(kind="checkpoint", checkpoint=b"resume-here")],
+    )
+
+    saved = await store.last_checkpoint(run.id)
+    assert saved is not None
+    assert (saved.id, saved.seq, saved.attempt, saved.state) == (1, 2, 1, b"resume-here")
+
+
+async def test_duplicate_checkpoint_events_are_not_stored_twice(store: RunStore) -> None:
+    run = await create_running(store)
+    batch = [NewEvent(kind="checkpoint", checkpoint=b"s1")]
+    await store.append_events(run.id, 1, 1, batch)
+
+    await store.append_events(run.id, 1, 1, batch)
+
+    assert len(await store.checkpoints(run.id)) == 1
+
+
+# leases and recovery
+
+
+async def test_renew_leases_extends_running_runs_of_that_worker_only(store: RunStore) -> None:
+    mine = await create_running(store, worker="w1", lease=100.0)
+    theirs = await create_running(store, worker="w2", lease=100.0)
+    paused = await create_running(store, worker="w1", lease=100.0)
+    await store.transition(
+        paused.id, expect=RUNNING, attempt=1, update=RunUpdate(status=RunStatus.WAITING_INPUT)
+    )
+
+    assert await store.renew_leases("w1", 500.0) == 1
+
+    leases = {run.id: run.lease_expires_at for run in await store.list(RunQuery(tenant="acme"))}
+    assert leases == {mine.id: 500.0, theirs.id: 100.0, paused.id: 100.0}
+
+
+async def test_expired_returns_running_runs_with_lease_before_now_oldest_first(store: RunStore) -> None:
+    later = await create_running(store, lease=200.0)
+    earlier = await create_running(store, lease=100.0)
+    await create_running(store, lease=400.0)
+    await store.create(make_run())
+
+    assert [run.id for run in await store.expired(now=300.0)] == [earlier.id, later.id]
+    assert [run.id for run in await store.expired(now=300.0, limit=1)] == [earlier.id]
+    assert await store.expired(now=100.0) == []
+
+
+async def test_queued_returns_queued_runs_oldest_first(store: RunStore) -> None:
+    first, _ = await store.create(make_run())
+    await create_running(store)
+    second, _ = await store.create(make_run(tenant="globex"))
+    third, _ = await store.create(make_run())
+
+    assert await store.queued() == [first, second, third]
+    assert await store.queued(limit=2) == [first, second]
+
+
+# retention
+
+
+async def test_delete_finished_removes_old_terminal_runs_with_events_and_checkpoints(store: RunStore) -> None:
+    run = await create_running(store)
+    await store.append_events(run.id, 1, 1, [NewEvent(kind="checkpoint", checkpoint=b"s")])
+    await store.transition(run.id, expect=RUNNING, attempt=1, update=RunUpdate(status=RunStatus.FAILED))
+
+    assert await store.delete_finished(before=time.time() + 1) == 1
+
+    assert await store.get(run.id) is None
+    assert await store.events(run.id) == []
+    assert await store.checkpoints(run.id) == []
+    assert await store.last_checkpoint(run.id) is None
+
+
+async def test_delete_finished_keeps_active_and_recently_finished_runs(store: RunStore) -> None:
+    old = await create_finished(store, finished_at=100.0)
+    recent = await create_finished(store, finished_at=900.0)
+    active = await create_running(store)
+
+    assert await store.delete_finished(before=500.0) == 1
+
+    assert await store.get(old.id) is None
+    assert await store.get(recent.id) == recent
+    assert await store.get(active.id) == active
+
+
+async def test_delete_finished_deletes_at_most_limit_oldest_first(store: RunStore) -> None:
+    newest = await create_finished(store, finished_at=300.0)
+    oldest = await create_finished(store, finished_at=100.0)
+    middle = await create_finished(store, finished_at=200.0)
+
+    assert await store.delete_finished(before=1000.0, limit=2) == 2
+
+    assert await store.get(oldest.id) is None
+    assert await store.get(middle.id) is None
+    assert await store.get(newest.id) == newest
+
+
+async def test_deleting_a_run_frees_its_idempotency_key(store: RunStore) -> None:
+    old = await create_finished(store, finished_at=100.0, idempotency_key="k")
+    await store.delete_finished(before=500.0)
+
+    fresh, created = await store.create(make_run(idempotency_key="k"))
+
+    assert created is True
+    assert fresh.id != old.id
+
+
+# implementation specifics
+
+
+async def test_memory_store_evicts_the_oldest_finished_runs_beyond_max_finished() -> None:
+    store = MemoryRunStore(max_finished=2)
+    first = await create_finished(store, finished_at=1.0, idempotency_key="k")
+    await store.append_events(first.id, 1, 1, events("a"))
+    second = await create_finished(store, finished_at=2.0)
+    active = await create_running(store)
+
+    third = await create_finished(store, finished_at=3.0)
+
+    assert await store.get(first.id) is None
+    assert await store.events(first.id) == []
+    assert [await store.get(run.id) for run in (second, third, active)] == [second, third, active]
+    assert (await store.create(make_run(idempotency_key="k")))[1] is True
+
+
+async def test_memory_store_rejects_negative_max_finished() -> None:
+    with pytest.raises(ValueError, match="max_finished"):
+        MemoryRunStore(max_finished=-1)
+
+
+async def test_sqlite_data_survives_close_and_reopen(tmp_path: Path) -> None:
+    path = str(tmp_path / "runs.sqlite3")
+    first = SQLiteRunStore(path)
+    await first.start()
+    run = await create_running(first)
+    await first.append_events(run.id, 1, 1, [NewEvent(kind="checkpoint", checkpoint=b"s")])
+    stored = await first.get(run.id)
+    log = await first.events(run.id)
+    await first.close()
+
+    second = SQLiteRunStore(path)
+    await second.start()
+    try:
+        assert await second.get(run.id) == stored
+        assert await second.events(run.id) == log
+        assert [cp.state for cp in await second.checkpoints(run.id)] == [b"s"]
+    finally:
+        await second.close()
+
+
+async def test_sqlite_schema_is_versioned_and_uses_wal(tmp_path: Path) -> None:
+    path = tmp_path / "runs.sqlite3"
+    store = SQLiteRunStore(str(path))
+    await store.start()
+    await store.close()
+
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+
+
+async def test_sqlite_refuses_a_newer_schema(tmp_path: Path) -> None:
+    path = tmp_path / "runs.sqlite3"
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA user_version = 99")
+    conn.close()
+
+    store = SQLiteRunStore(str(path))
+    with pytest.raises(RuntimeError, match="schema version 99"):
+        await store.start()
+
+
+async def test_sqlite_store_used_before_start_raises(tmp_path: Path) -> None:
+    store = SQLiteRunStore(str(tmp_path / "runs.sqlite3"))
+
+    with pytest.raises(RuntimeError, match="not started"):
+        await store.get("run_x")
+
+
+# open_store
+
+
+def test_open_store_defaults_to_sqlite_in_the_data_dir(tmp_path: Path) -> None:
+    for url in ("", "sqlite://"):
+        store = open_store(url, str(tmp_path))
+        assert isinstance(store, SQLiteRunStore)
+        assert store.path == str(tmp_path / "runs.sqlite3")
+
+
+def test_open_store_takes_a_sqlite_file_path(tmp_path: Path) -> None:
+    absolute = open_store("sqlite:///var/lib/fa/runs.db", str(tmp_path))
+    relative = open_store("sqlite://runs.db", str(tmp_path))
+
+    assert isinstance(absolute, SQLiteRunStore) and absolute.path == "/var/lib/fa/runs.db"
+    assert isinstance(relative, SQLiteRunStore) and relative.path == "runs.db"
+
+
+def test_open_store_memory(tmp_path: Path) -> None:
+    assert isinstance(open_store("memory://", str(tmp_path)), MemoryRunStore)
+
+
+def test_open_store_says_postgresql_is_not_supported_yet(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="not supported yet"):
+        open_store("postgresql://db/runs", str(tmp_path))
+
+
+def test_open_store_rejects_unknown_schemes_listing_supported_ones(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"unknown scheme 'redis'.*sqlite://.*memory://"):
+        open_store("redis://localhost", str(tmp_path))
