@@ -151,7 +151,7 @@ class Worker:
             return
         self._draining = True
         log.info("draining: %d run(s) in flight, grace %.1fs", self._active_count(), self.grace)
-        self._send(pb.WorkerMessage(credit=pb.Credit(free_slots=0)))
+        self._send(pb.WorkerMessage(credit=pb.Credit(slots=0)))
         asyncio.get_running_loop().create_task(self._finish_drain())
 
     def stop(self) -> None:

@@ -391,7 +391,7 @@ class RunService:
         elif body == "heartbeat":
             await self._on_heartbeat(worker)
         elif body == "credit":
-            worker.capacity = len(worker.runs) + message.credit.free_slots
+            worker.capacity = min(message.credit.slots, 10_000)
             self._pump(worker)
         elif body == "release":
             await self._on_release(worker, message.release)

@@ -28,7 +28,7 @@ class WorkerConnection:
 
     @property
     def free(self) -> int:
-        return 0 if self.closed else self.capacity - len(self.runs)
+        return 0 if self.closed else max(self.capacity - len(self.runs), 0)
 
     def holds(self, run_id: str, attempt: int) -> bool:
         return self.runs.get(run_id) == attempt

@@ -147,10 +147,10 @@ class Heartbeat(_message.Message):
     def __init__(self, free_slots: _Optional[int] = ...) -> None: ...
 
 class Credit(_message.Message):
-    __slots__ = ("free_slots",)
-    FREE_SLOTS_FIELD_NUMBER: _ClassVar[int]
-    free_slots: int
-    def __init__(self, free_slots: _Optional[int] = ...) -> None: ...
+    __slots__ = ("slots",)
+    SLOTS_FIELD_NUMBER: _ClassVar[int]
+    slots: int
+    def __init__(self, slots: _Optional[int] = ...) -> None: ...
 
 class Release(_message.Message):
     __slots__ = ("run_id", "attempt", "reason")
