@@ -62,7 +62,7 @@ async def steps(inp: StepsIn, ctx: RunContext) -> StepsOut:
             await asyncio.sleep(inp.delay)
     except asyncio.CancelledError:
         if inp.marker:
-            Path(inp.marker).write_text(f"cancelled ctx.cancelled={ctx.cancelled}")
+            Path(inp.marker).write_text(f"cancelled ctx.cancelled={ctx.cancelled}")  # noqa: ASYNC240 (a test marker)
         raise
     return StepsOut(completed=inp.steps, resumed_from=start, attempt=ctx.attempt, worker_pid=os.getpid())
 
