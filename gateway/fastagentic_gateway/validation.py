@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from typing import Any
 
 import msgspec
 from jsonschema import Draft202012Validator
 from referencing import Registry
+from referencing.exceptions import Unresolvable
 
 
 class FieldError(msgspec.Struct, frozen=True):
@@ -15,11 +17,56 @@ class FieldError(msgspec.Struct, frozen=True):
     message: str
 
 
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
 def json_path(parts: deque[str | int] | list[str | int]) -> str:
+    """``$.items[2].name``; keys that are not identifiers are quoted: ``$["odd key"]`` (as the SDK does)."""
     path = "$"
     for part in parts:
-        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif _IDENTIFIER.fullmatch(part):
+            path += f".{part}"
+        else:
+            path += f"[{msgspec.json.encode(part).decode()}]"
     return path
+
+
+def unresolvable_refs(schema: Any) -> list[str]:
+    """The ``$ref``s of ``schema`` that do not resolve inside it (remote ones never do: nothing is fetched)."""
+    refs: list[str] = []
+
+    def collect(node: Any) -> None:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str):
+                refs.append(ref)
+            for value in node.values():
+                collect(value)
+        elif isinstance(node, list):
+            for item in node:
+                collect(item)
+
+    collect(schema)
+    return [ref for ref in refs if not _resolves(schema, ref)]
+
+
+def _resolves(schema: Any, ref: str) -> bool:
+    if not ref.startswith("#"):
+        return False
+    node = schema
+    for token in ref[1:].split("/")[1:] if ref.startswith("#/") else ([] if ref == "#" else [None]):
+        if token is None:
+            return False  # plain-name anchors are not supported in endpoint schemas
+        key = token.replace("~1", "/").replace("~0", "~")
+        if isinstance(node, dict) and key in node:
+            node = node[key]
+        elif isinstance(node, list) and key.isdigit() and int(key) < len(node):
+            node = node[int(key)]
+        else:
+            return False
+    return True
 
 
 # An empty registry: a worker's schema can never make the gateway fetch a remote $ref.
@@ -34,10 +81,14 @@ class InputValidator:
 
     def errors(self, instance: Any) -> list[FieldError]:
         """[] when ``instance`` is valid; otherwise every error, each with the path of its field."""
-        if self._validator.is_valid(instance):
-            return []
-        found = [
-            FieldError(json_path(error.absolute_path), error.message)
-            for error in self._validator.iter_errors(instance)
-        ]
+        try:
+            if self._validator.is_valid(instance):
+                return []
+            found = [
+                FieldError(json_path(error.absolute_path), error.message)
+                for error in self._validator.iter_errors(instance)
+            ]
+        except Unresolvable as exc:
+            # Registration refuses such schemas; this guards schemas that slipped past it.
+            return [FieldError("$", f"the endpoint's input schema cannot be evaluated: {exc}")]
         return sorted(found, key=lambda e: e.path)[:50]

@@ -318,7 +318,7 @@ class App:
         uri_template: str = "",
         mime_type: str = "",
     ) -> None:
-        name = name or fn.__name__
+        name = fn.__name__ if name is None else name
         if not NAME_PATTERN.fullmatch(name):
             raise ValueError(f"endpoint name {name!r} must match {NAME_PATTERN.pattern}")
         if name in self._endpoints:

@@ -152,16 +152,26 @@ FIXED_PATHS: dict[str, Any] = {
 }
 
 
-def _lift_defs(name: str, schema: dict[str, Any], components: dict[str, Any]) -> dict[str, Any]:
-    """Move ``$defs`` into components under ``name.``-prefixed keys and rewrite references to them."""
+def _lift_defs(name: str, schema: Any, components: dict[str, Any], role: str) -> Any:
+    """Move ``$defs`` into components as ``name.Key`` and rewrite references to them. When the input and
+    the output define the same key differently, the later one becomes ``name.<role>.Key``."""
+    if not isinstance(schema, dict):
+        return schema
     schema = copy.deepcopy(schema)
-    defs = schema.pop("$defs", {}) if isinstance(schema, dict) else {}
+    defs = schema.pop("$defs", {})
+    targets = {}
+    for key, definition in defs.items():
+        target = f"{name}.{key}"
+        if target in components and components[target] != definition:
+            target = f"{name}.{role}.{key}"
+        targets[key] = target
 
     def rewrite(node: Any) -> Any:
         if isinstance(node, dict):
             ref = node.get("$ref")
             if isinstance(ref, str) and ref.startswith("#/$defs/"):
-                node["$ref"] = f"#/components/schemas/{name}.{ref.removeprefix('#/$defs/')}"
+                key = ref.removeprefix("#/$defs/")
+                node["$ref"] = f"#/components/schemas/{targets.get(key, f'{name}.{key}')}"
             for value in node.values():
                 rewrite(value)
         elif isinstance(node, list):
@@ -170,14 +180,14 @@ def _lift_defs(name: str, schema: dict[str, Any], components: dict[str, Any]) ->
         return node
 
     for key, definition in defs.items():
-        components[f"{name}.{key}"] = rewrite(definition)
+        components[targets[key]] = rewrite(definition)
     return rewrite(schema)
 
 
 def _endpoint_paths(endpoint: Endpoint, components: dict[str, Any]) -> dict[str, Any]:
     info = endpoint.info
-    input_schema = _lift_defs(info.name, info.input_schema, components)
-    output_schema = _lift_defs(info.name, info.output_schema, components)
+    input_schema = _lift_defs(info.name, info.input_schema, components, "input")
+    output_schema = _lift_defs(info.name, info.output_schema, components, "output")
     content: dict[str, Any] = {"schema": input_schema}
     body = {"required": True, "content": {"application/json": content}}
     common = {
@@ -206,7 +216,7 @@ def _endpoint_paths(endpoint: Endpoint, components: dict[str, Any]) -> dict[str,
             f"{base}/invoke": {
                 "post": {
                     **common,
-                    "operationId": f"{info.name}.invoke",
+                    "operationId": f"agent.{info.name}.invoke",
                     "requestBody": body,
                     "responses": _responses(
                         {"description": "the finished run", "content": _json_content(invoke_result)}, *errors
@@ -216,7 +226,7 @@ def _endpoint_paths(endpoint: Endpoint, components: dict[str, Any]) -> dict[str,
             f"{base}/stream": {
                 "post": {
                     **common,
-                    "operationId": f"{info.name}.stream",
+                    "operationId": f"agent.{info.name}.stream",
                     "requestBody": body,
                     "responses": _responses(
                         {"description": "the run's events as SSE", "content": SSE_CONTENT}, *errors
@@ -226,7 +236,7 @@ def _endpoint_paths(endpoint: Endpoint, components: dict[str, Any]) -> dict[str,
             f"{base}/runs": {
                 "post": {
                     **common,
-                    "operationId": f"{info.name}.start",
+                    "operationId": f"agent.{info.name}.start",
                     "parameters": [
                         {
                             "name": "Idempotency-Key",
@@ -282,7 +292,9 @@ def _endpoint_paths(endpoint: Endpoint, components: dict[str, Any]) -> dict[str,
                 "operationId": f"resource.{info.name}",
                 "parameters": [
                     {"name": key, "in": "path", "required": True, "schema": value}
-                    for key, value in input_schema.get("properties", {}).items()
+                    for key, value in (
+                        input_schema.get("properties", {}) if isinstance(input_schema, dict) else {}
+                    ).items()
                 ],
                 "responses": _responses(
                     {"description": "the resource content", "content": {info.mime_type or "*/*": {}}},

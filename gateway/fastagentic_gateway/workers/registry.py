@@ -17,7 +17,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from ..runs.model import EndpointKind
-from ..validation import InputValidator
+from ..validation import InputValidator, unresolvable_refs
 
 if TYPE_CHECKING:
     from .connection import WorkerConnection
@@ -114,10 +114,25 @@ def endpoint_from_spec(spec: pb.EndpointSpec) -> Endpoint:
             raise RegistrationError(
                 f"endpoint {spec.name!r}: {what} is not a valid JSON Schema: {exc.message}"
             ) from exc
+        dangling = unresolvable_refs(schema)
+        if dangling:
+            raise RegistrationError(
+                f"endpoint {spec.name!r}: {what} has $ref(s) that do not resolve within it: {', '.join(dangling[:5])}"
+            )
     if not isinstance(examples, list):
         raise RegistrationError(f"endpoint {spec.name!r}: examples must be a JSON array")
-    if kind is EndpointKind.RESOURCE and "://" not in spec.uri_template:
-        raise RegistrationError(f"resource {spec.name!r}: uri_template {spec.uri_template!r} needs a scheme")
+    if kind is EndpointKind.RESOURCE:
+        if "://" not in spec.uri_template:
+            raise RegistrationError(
+                f"resource {spec.name!r}: uri_template {spec.uri_template!r} needs a scheme"
+            )
+        variables = set(_TEMPLATE_VAR.findall(spec.uri_template))
+        properties = set(input_schema.get("properties", {})) if isinstance(input_schema, dict) else set()
+        if variables != properties:
+            raise RegistrationError(
+                f"resource {spec.name!r}: template variables {sorted(variables)} must be exactly the input "
+                f"properties {sorted(properties)}"
+            )
     info = EndpointInfo(
         name=spec.name,
         kind=kind,

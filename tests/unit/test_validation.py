@@ -1,0 +1,138 @@
+"""Request bodies checked against an endpoint's input JSON Schema, each error with its JSON path."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import time
+import urllib.request
+from typing import Any
+
+import pytest
+from fastagentic_gateway.validation import FieldError, InputValidator, json_path
+
+ORDER = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "integer"},
+        "items": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"name": {"type": "string"}, "qty": {"type": "integer", "minimum": 1}},
+                "required": ["name"],
+            },
+        },
+    },
+    "required": ["id", "items"],
+    "additionalProperties": False,
+}
+
+REMOTE_REF = {"$ref": "https://example.com/x.json"}
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every attempt to reach the network is recorded (and fails) instead of happening."""
+    attempts: list[str] = []
+
+    def refuse(what: str) -> Any:
+        def refused(*args: Any, **kwargs: Any) -> Any:
+            attempts.append(f"{what}{args!r}")
+            raise OSError(f"network access attempted: {what}")
+
+        return refused
+
+    monkeypatch.setattr(socket, "getaddrinfo", refuse("getaddrinfo"))
+    monkeypatch.setattr(socket, "create_connection", refuse("create_connection"))
+    monkeypatch.setattr(socket.socket, "connect", refuse("socket.connect"))
+    monkeypatch.setattr(urllib.request, "urlopen", refuse("urlopen"))
+    return attempts
+
+
+# ---------------------------------------------------------------- paths
+
+
+def test_valid_input_has_no_errors() -> None:
+    assert InputValidator(ORDER).errors({"id": 1, "items": [{"name": "pen", "qty": 2}]}) == []
+
+
+def test_error_in_a_list_item_field_carries_its_json_path() -> None:
+    errors = InputValidator(ORDER).errors({"id": 1, "items": [{"name": "pen"}, {"name": 7}]})
+    assert [error.path for error in errors] == ["$.items[1].name"]
+    assert "string" in errors[0].message
+
+
+def test_missing_required_field_is_reported_at_its_parent() -> None:
+    errors = InputValidator(ORDER).errors({"id": 1, "items": [{"qty": 1}]})
+    assert errors == [FieldError("$.items[0]", "'name' is a required property")]
+
+
+def test_wrong_type_of_the_whole_body_is_reported_at_the_root() -> None:
+    errors = InputValidator(ORDER).errors([1, 2])
+    assert [error.path for error in errors] == ["$"]
+
+
+def test_every_offending_field_is_reported() -> None:
+    errors = InputValidator(ORDER).errors({"id": "one", "items": [{"name": "pen", "qty": 0}], "extra": 1})
+    assert sorted(error.path for error in errors) == ["$", "$.id", "$.items[0].qty"]
+
+
+def test_errors_are_sorted_by_path() -> None:
+    errors = InputValidator(ORDER).errors({"items": [{"name": 1}, {"name": 2}], "id": "x"})
+    paths = [error.path for error in errors]
+    assert paths == sorted(paths)
+
+
+def test_at_most_fifty_errors_are_reported() -> None:
+    errors = InputValidator(ORDER).errors({"id": 1, "items": [{"name": n} for n in range(80)]})
+    assert len(errors) == 50
+
+
+def test_local_refs_into_defs_are_followed() -> None:
+    schema = {
+        "type": "object",
+        "properties": {"tags": {"type": "array", "items": {"$ref": "#/$defs/Tag"}}},
+        "$defs": {"Tag": {"type": "string", "maxLength": 3}},
+    }
+    errors = InputValidator(schema).errors({"tags": ["ok", "too long"]})
+    assert [error.path for error in errors] == ["$.tags[1]"]
+
+
+def test_boolean_schema_true_accepts_anything() -> None:
+    assert InputValidator(True).errors({"anything": [1, None]}) == []
+
+
+def test_json_path_renders_keys_and_indexes() -> None:
+    assert json_path(["items", 1, "name"]) == "$.items[1].name"
+    assert json_path([]) == "$"
+
+
+def test_keys_that_are_not_identifiers_are_quoted_in_brackets_like_the_sdk() -> None:
+    # fastagentic.schema renders such keys as ["odd key"]; "$.a.b" would be ambiguous.
+    schema = {"type": "object", "properties": {"a.b": {"type": "integer"}, "odd key": {"type": "integer"}}}
+    errors = InputValidator(schema).errors({"a.b": "x", "odd key": "y"})
+    assert sorted(error.path for error in errors) == ['$["a.b"]', '$["odd key"]']
+
+
+# ---------------------------------------------------------------- remote references
+
+
+def test_remote_ref_never_reaches_the_network(no_network: list[str]) -> None:
+    validator = InputValidator(REMOTE_REF)
+    started = time.monotonic()
+    with contextlib.suppress(Exception):
+        validator.errors({"a": 1})
+    assert no_network == []
+    assert time.monotonic() - started < 1.0
+
+
+@pytest.mark.parametrize(
+    "schema", [REMOTE_REF, {"$ref": "#/$defs/Missing"}], ids=["remote", "dangling-local"]
+)
+def test_unresolvable_ref_is_reported_as_an_input_error_instead_of_raising(
+    no_network: list[str], schema: dict[str, Any]
+) -> None:
+    errors = InputValidator(schema).errors({"a": 1})
+    assert errors, "an unresolvable $ref must not make every input valid"
+    assert all(isinstance(error, FieldError) for error in errors)
