@@ -12,6 +12,7 @@ import asyncio
 from typing import Literal
 
 import msgspec
+
 from fastagentic import App, RunContext
 
 app = App("demo", description="FastAgentic's example worker")

@@ -247,17 +247,11 @@ def main() -> int:
         )
         results["durable_postgresql"] = "not measured: the PostgreSQL store lands with the durable-runs issue"
 
-        streams = []
-        for _ in range(3):
-            streams.append(
-                asyncio.run(
-                    _sse_first_and_count(
-                        f"{base}/v1/agents/tokens/stream",
-                        json.dumps({"count": args.tokens}).encode(),
-                        b"token",
-                    )
-                )
-            )
+        body_tokens = json.dumps({"count": args.tokens}).encode()
+        streams = [
+            asyncio.run(_sse_first_and_count(f"{base}/v1/agents/tokens/stream", body_tokens, b"token"))
+            for _ in range(3)
+        ]
         first, total, count = sorted(streams, key=lambda s: s[1])[1]  # the median run
         results["stream"] = {"ttfe_ms": first * 1000, "tokens": count, "tokens_per_s": count / total}
 

@@ -23,6 +23,7 @@ import kubernetes_validate
 import msgspec
 import pytest
 import yaml
+
 from fastagentic import App
 from fastagentic import cli as sdk_cli
 from fastagentic_gateway import cli as gateway_cli

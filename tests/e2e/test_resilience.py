@@ -11,9 +11,9 @@ import grpc
 import grpc.aio
 import httpx
 import msgspec
+
 from fastagentic.v1 import worker_pb2 as pb
 from fastagentic.v1 import worker_pb2_grpc as pb_grpc
-
 from tests.conftest import Cluster, Gateway, wait_until
 from tests.e2e.test_rest import assert_gap_free, sse_events
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 import pytest
+
 from fastagentic import App, RunContext
 from fastagentic.app import PROMPT_OUTPUT_SCHEMA, RESOURCE_OUTPUT_SCHEMA
 from fastagentic.v1 import worker_pb2 as pb

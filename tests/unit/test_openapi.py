@@ -6,11 +6,12 @@ from typing import Any
 
 import msgspec
 import pytest
+from openapi_spec_validator import validate
+
 from fastagentic.v1 import worker_pb2 as pb
 from fastagentic_gateway.fronts.openapi import OpenAPIDocument
 from fastagentic_gateway.workers.connection import WorkerConnection
 from fastagentic_gateway.workers.registry import EndpointRegistry
-from openapi_spec_validator import validate
 
 encode = msgspec.json.encode
 

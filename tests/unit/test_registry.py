@@ -6,6 +6,7 @@ from typing import Any
 
 import msgspec
 import pytest
+
 from fastagentic.v1 import worker_pb2 as pb
 from fastagentic_gateway.runs.model import EndpointKind
 from fastagentic_gateway.workers.connection import WorkerConnection

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal, Optional, TypedDict
 import msgspec
 import pydantic
 import pytest
+
 from fastagentic.schema import FieldError, InputError, inspect_function
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from fastagentic_gateway import settings
 from fastagentic_gateway.settings import Settings, SettingsError, load
 

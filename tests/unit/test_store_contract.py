@@ -11,6 +11,7 @@ from typing import Any
 import msgspec
 import pytest
 import pytest_asyncio
+
 from fastagentic_gateway.runs.model import (
     ALLOWED,
     Caller,

@@ -9,6 +9,7 @@ import urllib.request
 from typing import Any
 
 import pytest
+
 from fastagentic_gateway.validation import FieldError, InputValidator, json_path
 
 ORDER = {

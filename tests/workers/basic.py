@@ -13,6 +13,7 @@ from typing import Literal, TypedDict
 
 import msgspec
 import pydantic
+
 from fastagentic import App, RunContext
 
 app = App("basic")

@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Coroutine, Sequence
 
 import msgspec
+
 from fastagentic.events import EVENT_KIND_PATTERN, RESERVED_KINDS
 from fastagentic.v1 import worker_pb2 as pb
 

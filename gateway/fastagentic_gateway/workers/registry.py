@@ -12,9 +12,10 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from fastagentic.v1 import worker_pb2 as pb
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
+
+from fastagentic.v1 import worker_pb2 as pb
 
 from ..runs.model import EndpointKind
 from ..validation import InputValidator, unresolvable_refs

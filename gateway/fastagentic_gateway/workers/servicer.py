@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 import grpc.aio
+
 from fastagentic.v1 import worker_pb2 as pb
 from fastagentic.v1 import worker_pb2_grpc as pb_grpc
 
