@@ -49,12 +49,21 @@ def _worker_options(args: argparse.Namespace) -> dict[str, Any]:
     return {"gateway": args.gateway, "slots": args.slots, "grace": args.grace}
 
 
+def _event_loop_runner() -> Any:
+    """uvloop when it is installed (the gateway extra brings it), else asyncio's loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run
+    return uvloop.run
+
+
 def _run(args: argparse.Namespace) -> int:
     from .worker import Rejected, serve
 
     app = load_app(args.target)
     try:
-        asyncio.run(serve(app, **_worker_options(args)))
+        _event_loop_runner()(serve(app, **_worker_options(args)))
     except Rejected as exc:
         print(f"fastagentic: the gateway refused this worker: {exc}", file=sys.stderr)
         return 3
@@ -90,7 +99,7 @@ def _dev(args: argparse.Namespace) -> int:
         _wait_for_port(grpc_host, grpc_port, gateway)
         options = _worker_options(args)
         options["gateway"] = f"{grpc_host}:{grpc_port}"
-        asyncio.run(serve(app, **options))
+        _event_loop_runner()(serve(app, **options))
     except Rejected as exc:
         print(f"fastagentic: the gateway refused this worker: {exc}", file=sys.stderr)
         return 3

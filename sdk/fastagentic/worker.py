@@ -17,6 +17,7 @@ import signal
 import socket
 import time
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -104,6 +105,8 @@ class Worker:
         self.max_message_bytes = max_message_bytes
         self.connected = asyncio.Event()
         self._runs: dict[str, HeldRun] = {}
+        self._active: set[str] = set()  # runs executing now
+        self._finished: deque[HeldRun] = deque()  # finished runs, oldest first, kept one lease long
         self._outbox: asyncio.Queue[pb.WorkerMessage | HeldRun | None] | None = None
         self._draining = False
         self._stopping = asyncio.Event()
@@ -188,7 +191,7 @@ class Worker:
             await asyncio.wait_for(self._stopping.wait(), seconds)
 
     def _active_count(self) -> int:
-        return sum(1 for held in self._runs.values() if held.done is None)
+        return len(self._active)
 
     def _free_slots(self) -> int:
         return 0 if self._draining else max(self.slots - self._active_count(), 0)
@@ -217,9 +220,10 @@ class Worker:
             call = stub.Connect(self._outgoing(outbox))
             heartbeat: asyncio.Task[None] | None = None
             try:
-                first = await call.read()
-                if first is grpc.aio.EOF:
+                frame = await call.read()
+                if frame is grpc.aio.EOF or not frame.messages:
                     raise ConnectionError("gateway closed the stream before welcoming")
+                first, *rest = frame.messages
                 if first.HasField("reject"):
                     raise Rejected(f"{first.reject.code}: {first.reject.message}")
                 if not first.HasField("welcome"):
@@ -227,11 +231,14 @@ class Worker:
                 self._welcomed(first.welcome, outbox)
                 heartbeat = asyncio.create_task(self._heartbeats(outbox))
                 log.info("connected to gateway %s as %s", self.gateway, self.worker_id)
-                while True:
-                    message = await call.read()
-                    if message is grpc.aio.EOF:
-                        raise ConnectionError("gateway closed the stream")
+                for message in rest:
                     self._handle(message)
+                while True:
+                    frame = await call.read()
+                    if frame is grpc.aio.EOF:
+                        raise ConnectionError("gateway closed the stream")
+                    for message in frame.messages:
+                        self._handle(message)
             finally:
                 self.connected.clear()
                 self._outbox = None
@@ -263,9 +270,11 @@ class Worker:
 
     def _forget_finished(self) -> None:
         """Finished runs are kept one lease long in case their Done was lost with a stream; then dropped."""
-        now = time.monotonic()
-        for run_id in [r for r, h in self._runs.items() if h.done and now - h.finished_at > self._lease_ttl]:
-            del self._runs[run_id]
+        horizon = time.monotonic() - self._lease_ttl
+        while self._finished and self._finished[0].finished_at < horizon:
+            held = self._finished.popleft()
+            if self._runs.get(held.assign.run_id) is held:
+                del self._runs[held.assign.run_id]
 
     async def _heartbeats(self, outbox: asyncio.Queue[pb.WorkerMessage | HeldRun | None]) -> None:
         while True:
@@ -275,19 +284,33 @@ class Worker:
 
     async def _outgoing(
         self, outbox: asyncio.Queue[pb.WorkerMessage | HeldRun | None]
-    ) -> AsyncIterator[pb.WorkerMessage]:
-        """Drain the outbox. A HeldRun in it means "this run has new events": the first such marker ships
-        everything the run emitted since the last send as one Events message; later markers find nothing
-        new. That is the batching: a message costs the same for one token or fifty."""
+    ) -> AsyncIterator[pb.WorkerFrame]:
+        """Drain the outbox into frames: everything queued goes in one gRPC write. A HeldRun in the outbox
+        means "this run has new events": the first such marker ships everything the run emitted since the
+        last send as one Events message; later markers find nothing new. A frame costs about the same
+        for one token or fifty."""
+        budget = self.max_message_bytes // 2
         while True:
+            frame = pb.WorkerFrame()
+            size = 0
             item = await outbox.get()
-            if item is None:
-                return
-            if isinstance(item, HeldRun):
-                while item.sent < len(item.events):
-                    yield self._events_message(item, item.sent, len(item.events))
-            else:
-                yield item
+            while True:
+                if item is None:
+                    if frame.messages:
+                        yield frame
+                    return
+                if isinstance(item, HeldRun):
+                    while item.sent < len(item.events):
+                        message = self._events_message(item, item.sent, len(item.events))
+                        frame.messages.append(message)
+                        size += message.ByteSize()
+                else:
+                    frame.messages.append(item)
+                    size += item.ByteSize()
+                if size >= budget or outbox.empty():
+                    break
+                item = outbox.get_nowait()
+            yield frame
 
     def _events_message(self, held: HeldRun, start: int, end: int) -> pb.WorkerMessage:
         end = min(end, start + MAX_BATCH)
@@ -327,6 +350,7 @@ class Worker:
         if held.task is not None and not held.task.done():
             held.task.cancel(reason)
         self._runs.pop(held.assign.run_id, None)
+        self._active.discard(held.assign.run_id)
         if not self._active_count():
             self._idle.set()
 
@@ -370,6 +394,7 @@ class Worker:
         held_ref.append(held)
         self._runs[assign.run_id] = held
         self._idle.clear()
+        self._active.add(assign.run_id)
         held.task = asyncio.get_running_loop().create_task(self._execute(held))
 
     async def _execute(self, held: HeldRun) -> None:
@@ -396,6 +421,8 @@ class Worker:
             done = _done(held.assign, last(), error=(type(exc).__name__, str(exc)))
         held.done = done.done
         held.finished_at = time.monotonic()
+        self._active.discard(held.assign.run_id)
+        self._finished.append(held)
         self._send(done)
         if not self._active_count():
             self._idle.set()

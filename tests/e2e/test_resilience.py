@@ -226,16 +226,16 @@ async def _converse(
 
         async def outgoing():  # type: ignore[no-untyped-def]
             for message in messages:
-                yield message
+                yield pb.WorkerFrame(messages=[message])
                 await asyncio.sleep(pause)
             await asyncio.sleep(5)
 
-        received = []
+        received: list[pb.GatewayMessage] = []
         call = stub.Connect(outgoing())
         try:
-            async for message in call:
-                received.append(message)
-                if message.HasField("reject"):
+            async for frame in call:
+                received.extend(frame.messages)
+                if any(message.HasField("reject") for message in frame.messages):
                     break
         except grpc.aio.AioRpcError:
             pass
@@ -301,13 +301,13 @@ def test_a_worker_sending_a_sequence_gap_is_disconnected_and_its_run_requeued(cl
 
             async def outgoing():  # type: ignore[no-untyped-def]
                 while True:
-                    yield await queue.get()
+                    yield pb.WorkerFrame(messages=[await queue.get()])
 
             call = stub.Connect(outgoing())
-            received = [await call.read()]  # welcome
+            received = list((await call.read()).messages)  # welcome
             async with httpx.AsyncClient(base_url=gateway.url, timeout=10) as client:
                 asyncio.get_running_loop().create_task(client.post("/v1/tools/gappy", json={}))
-                assign = await call.read()
+                assign = (await call.read()).messages[0]
                 received.append(assign)
                 gap = pb.Events(
                     run_id=assign.assign.run_id,
@@ -316,7 +316,7 @@ def test_a_worker_sending_a_sequence_gap_is_disconnected_and_its_run_requeued(cl
                     events=[pb.Event(kind="token", data=b'{"text":"x"}')],
                 )
                 await queue.put(pb.WorkerMessage(events=gap))
-                received.append(await call.read())
+                received.extend((await call.read()).messages)
                 call.cancel()
                 return received, assign.assign.run_id
 

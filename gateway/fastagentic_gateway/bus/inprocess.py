@@ -1,9 +1,8 @@
-"""The one-node bus: subscribers of a run get its events through plain lists and an asyncio.Event."""
+"""The one-node bus: subscribers of a run get its events through plain lists and a future."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Sequence
 
 from ..runs.model import Event
@@ -12,14 +11,19 @@ from ..runs.model import Event
 MAX_BUFFER = 10_000
 
 
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 class InProcessSubscription:
-    __slots__ = ("_buffer", "_bus", "_ready", "lagged", "run_id")
+    __slots__ = ("_buffer", "_bus", "_waiter", "lagged", "run_id")
 
     def __init__(self, bus: InProcessBus, run_id: str) -> None:
         self._bus = bus
         self.run_id = run_id
         self._buffer: list[Event] = []
-        self._ready = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None
         self.lagged = False
 
     def _push(self, events: Sequence[Event]) -> None:
@@ -30,13 +34,21 @@ class InProcessSubscription:
             self._buffer.clear()
         else:
             self._buffer.extend(events)
-        self._ready.set()
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     async def next(self, within: float | None = None) -> list[Event]:
         if not self._buffer and not self.lagged:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._ready.wait(), within)
-        self._ready.clear()
+            # A bare future and a timer: cheaper than wait_for, which wraps the wait in a task.
+            loop = asyncio.get_running_loop()
+            self._waiter = waiter = loop.create_future()
+            timer = loop.call_later(within, _wake, waiter) if within is not None else None
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+                if timer is not None:
+                    timer.cancel()
         events, self._buffer = self._buffer, []
         return events
 

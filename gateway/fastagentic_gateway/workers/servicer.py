@@ -43,8 +43,8 @@ def server_options(settings: Settings) -> list[tuple[str, int]]:
     ]
 
 
-def _reject(code: str, message: str) -> pb.GatewayMessage:
-    return pb.GatewayMessage(reject=pb.Reject(code=code, message=message))
+def _reject(code: str, message: str) -> pb.GatewayFrame:
+    return pb.GatewayFrame(messages=[pb.GatewayMessage(reject=pb.Reject(code=code, message=message))])
 
 
 class WorkerGateway(pb_grpc.WorkerGatewayServicer):
@@ -73,15 +73,16 @@ class WorkerGateway(pb_grpc.WorkerGatewayServicer):
         return None
 
     async def Connect(
-        self, request_iterator: AsyncIterator[pb.WorkerMessage], context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[pb.GatewayMessage]:
+        self, request_iterator: AsyncIterator[pb.WorkerFrame], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.GatewayFrame]:
         peer = context.peer()
         try:
-            first = await asyncio.wait_for(anext(request_iterator), HELLO_TIMEOUT)
+            frame = await asyncio.wait_for(anext(request_iterator), HELLO_TIMEOUT)
         except (TimeoutError, StopAsyncIteration):
             log.warning("worker %s: no Hello within %.0fs; disconnected", peer, HELLO_TIMEOUT)
             yield _reject("protocol_violation", "the first message must be Hello")
             return
+        first = frame.messages[0] if frame.messages else pb.WorkerMessage()
         if first.WhichOneof("body") != "hello":
             log.warning(
                 "worker %s: first message was %s, not Hello; disconnected", peer, first.WhichOneof("body")
@@ -106,7 +107,7 @@ class WorkerGateway(pb_grpc.WorkerGatewayServicer):
         reader: asyncio.Task[None] | None = None
         try:
             held = await self.runs.attach(worker, hello.held)
-            yield pb.GatewayMessage(
+            welcome = pb.GatewayMessage(
                 welcome=pb.Welcome(
                     gateway_id=self.gateway_id,
                     heartbeat_interval_ms=int(self.settings.heartbeat_interval * 1000),
@@ -115,6 +116,7 @@ class WorkerGateway(pb_grpc.WorkerGatewayServicer):
                     held=held,
                 )
             )
+            yield pb.GatewayFrame(messages=[welcome])
             log.info(
                 "worker %s (%s) connected: %d endpoint(s), %d slot(s), %d run(s) kept",
                 worker.worker_id,
@@ -124,12 +126,22 @@ class WorkerGateway(pb_grpc.WorkerGatewayServicer):
                 sum(1 for h in held if h.keep),
             )
             self.runs.ready(worker)
-            reader = asyncio.create_task(self._read(worker, request_iterator))
+            reader = asyncio.create_task(self._read(worker, request_iterator, list(frame.messages[1:])))
+            outbox = worker.outbox
             while True:
-                message = await worker.outbox.get()
+                # Everything queued for this worker goes out in one frame.
+                message = await outbox.get()
                 if message is None:
                     break
-                yield message
+                out = pb.GatewayFrame(messages=[message])
+                while not outbox.empty():
+                    message = outbox.get_nowait()
+                    if message is None:
+                        break
+                    out.messages.append(message)
+                yield out
+                if message is None:
+                    break
         finally:
             self.registry.unregister(worker)
             self.runs.detach(worker)
@@ -140,14 +152,20 @@ class WorkerGateway(pb_grpc.WorkerGatewayServicer):
             log.info("worker %s disconnected", worker.worker_id)
 
     async def _read(
-        self, worker: WorkerConnection, request_iterator: AsyncIterator[pb.WorkerMessage]
+        self,
+        worker: WorkerConnection,
+        request_iterator: AsyncIterator[pb.WorkerFrame],
+        pending: list[pb.WorkerMessage],
     ) -> None:
         try:
-            async for message in request_iterator:
+            for message in pending:
                 await self.runs.on_message(worker, message)
+            async for frame in request_iterator:
+                for message in frame.messages:
+                    await self.runs.on_message(worker, message)
         except ProtocolViolation as exc:
             log.warning("worker %s broke the protocol and is disconnected: %s", worker.worker_id, exc)
-            worker.send(_reject("protocol_violation", str(exc)))
+            worker.send(pb.GatewayMessage(reject=pb.Reject(code="protocol_violation", message=str(exc))))
         except grpc.aio.AioRpcError:
             pass
         except Exception:

@@ -20,6 +20,18 @@ ENDPOINT_KIND_TOOL: EndpointKind
 ENDPOINT_KIND_RESOURCE: EndpointKind
 ENDPOINT_KIND_PROMPT: EndpointKind
 
+class WorkerFrame(_message.Message):
+    __slots__ = ("messages",)
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    messages: _containers.RepeatedCompositeFieldContainer[WorkerMessage]
+    def __init__(self, messages: _Optional[_Iterable[_Union[WorkerMessage, _Mapping]]] = ...) -> None: ...
+
+class GatewayFrame(_message.Message):
+    __slots__ = ("messages",)
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    messages: _containers.RepeatedCompositeFieldContainer[GatewayMessage]
+    def __init__(self, messages: _Optional[_Iterable[_Union[GatewayMessage, _Mapping]]] = ...) -> None: ...
+
 class WorkerMessage(_message.Message):
     __slots__ = ("hello", "events", "done", "heartbeat", "credit", "release")
     HELLO_FIELD_NUMBER: _ClassVar[int]

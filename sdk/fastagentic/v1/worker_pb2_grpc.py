@@ -36,8 +36,8 @@ class WorkerGatewayStub:
         """
         self.Connect = channel.stream_stream(
                 '/fastagentic.v1.WorkerGateway/Connect',
-                request_serializer=fastagentic_dot_v1_dot_worker__pb2.WorkerMessage.SerializeToString,
-                response_deserializer=fastagentic_dot_v1_dot_worker__pb2.GatewayMessage.FromString,
+                request_serializer=fastagentic_dot_v1_dot_worker__pb2.WorkerFrame.SerializeToString,
+                response_deserializer=fastagentic_dot_v1_dot_worker__pb2.GatewayFrame.FromString,
                 _registered_method=True)
 
 
@@ -55,8 +55,8 @@ def add_WorkerGatewayServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Connect': grpc.stream_stream_rpc_method_handler(
                     servicer.Connect,
-                    request_deserializer=fastagentic_dot_v1_dot_worker__pb2.WorkerMessage.FromString,
-                    response_serializer=fastagentic_dot_v1_dot_worker__pb2.GatewayMessage.SerializeToString,
+                    request_deserializer=fastagentic_dot_v1_dot_worker__pb2.WorkerFrame.FromString,
+                    response_serializer=fastagentic_dot_v1_dot_worker__pb2.GatewayFrame.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -84,8 +84,8 @@ class WorkerGateway:
             request_iterator,
             target,
             '/fastagentic.v1.WorkerGateway/Connect',
-            fastagentic_dot_v1_dot_worker__pb2.WorkerMessage.SerializeToString,
-            fastagentic_dot_v1_dot_worker__pb2.GatewayMessage.FromString,
+            fastagentic_dot_v1_dot_worker__pb2.WorkerFrame.SerializeToString,
+            fastagentic_dot_v1_dot_worker__pb2.GatewayFrame.FromString,
             options,
             channel_credentials,
             insecure,
