@@ -55,5 +55,4 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from .server import run
 
-    run(settings)
-    return 0
+    return run(settings)

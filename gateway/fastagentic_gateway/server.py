@@ -7,8 +7,10 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import sys
 import traceback
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import uvicorn
@@ -154,8 +156,15 @@ class Gateway:
         """Serve until SIGTERM / SIGINT, then stop taking requests and close in order."""
         settings = self.settings
         os.makedirs(settings.data_dir, exist_ok=True)
+        http_socket = _listen(settings.http_host, settings.http_port)
         grpc_server = build_server(settings, self.workers)
-        grpc_port = grpc_server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
+        try:
+            grpc_port = grpc_server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
+        except RuntimeError as exc:
+            http_socket.close()
+            raise StartupError(
+                f"cannot listen on {settings.grpc_host}:{settings.grpc_port} (worker gRPC): {exc}"
+            ) from exc
         config = uvicorn.Config(
             self.asgi,
             host=settings.http_host,
@@ -170,16 +179,13 @@ class Gateway:
         # The gateway owns SIGTERM / SIGINT: it stops gRPC first, then HTTP.
         http_server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
         await grpc_server.start()
-        http_task = asyncio.create_task(http_server.serve())
+        http_task = asyncio.create_task(http_server.serve(sockets=[http_socket]))
         while not http_server.started:
             if http_task.done():
                 await grpc_server.stop(0)
-                http_task.result()
-                raise SystemExit("the HTTP server failed to start")
+                raise StartupError("the HTTP server stopped while starting (see the log above)")
             await asyncio.sleep(0.02)
-        http_port = (
-            http_server.servers[0].sockets[0].getsockname()[1] if http_server.servers else settings.http_port
-        )
+        http_port = http_socket.getsockname()[1]
         lines = [f"  {name:<15} {address}" for name, address in self.addresses(http_port, grpc_port).items()]
         sys.stdout.write("FastAgentic gateway ready\n" + "\n".join(lines) + "\n")
         sys.stdout.flush()
@@ -197,19 +203,40 @@ class Gateway:
         waiter.cancel()
 
 
-def run(settings: Settings) -> None:
+class StartupError(Exception):
+    """The gateway cannot start (e.g. a port is taken); the message says why."""
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise StartupError(f"cannot listen on {host}:{port} (HTTP): {exc.strerror}") from exc
+    return sock
+
+
+def run(settings: Settings) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
     gateway = Gateway(settings)
-    try:
+    runner: Callable[[Coroutine[Any, Any, None]], None] = asyncio.run
+    with contextlib.suppress(ImportError):
         import uvloop
 
-        uvloop.run(gateway.serve())
-    except ImportError:
-        asyncio.run(gateway.serve())
+        runner = uvloop.run
+    try:
+        runner(gateway.serve())
+    except StartupError as exc:
+        sys.stderr.write(f"fastagentic-gateway: {exc}\n")
+        return 1
+    return 0
 
 
 __all__ = ["Gateway", "run"]

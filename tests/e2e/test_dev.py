@@ -1,0 +1,65 @@
+"""``fastagentic dev`` (what ``make run`` runs): a gateway subprocess plus the example worker."""
+
+from __future__ import annotations
+
+import signal
+import sys
+
+import httpx
+
+from tests.conftest import Process, base_env, free_port, wait_until
+
+
+def test_dev_serves_the_example_and_prints_the_addresses(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    http_port, grpc_port = free_port(), free_port()
+    env = base_env()
+    env.update(
+        {
+            "FASTAGENTIC_HTTP_PORT": str(http_port),
+            "FASTAGENTIC_GRPC_PORT": str(grpc_port),
+            "FASTAGENTIC_DATA_DIR": str(tmp_path / "data"),
+        }
+    )
+    dev = Process("dev", [sys.executable, "-m", "fastagentic", "dev", "examples.demo:app"], env, tmp_path)
+    dev.start()
+    base = f"http://127.0.0.1:{http_port}"
+    try:
+        wait_until(lambda: "connected to gateway" in dev.output() or not dev.alive, timeout=30, what="dev")
+        output = dev.output()
+        assert f"REST            {base}/v1" in output
+        assert "MCP" in output and "A2A" in output
+        with httpx.Client(base_url=base, timeout=30) as client:
+            answer = client.post("/v1/agents/answer/invoke", json={"text": "hello", "delay": 0}).json()
+            assert answer["status"] == "succeeded"
+            assert answer["output"]["text"].startswith("You asked: hello.")
+            assert client.post("/v1/tools/add", json={"a": 2, "b": 3}).json() == {"output": 5}
+            assert client.get("/v1/resources/docs://intro").text.startswith("FastAgentic")
+            greeting = client.post("/v1/prompts/greet", json={"name": "Ann"}).json()
+            assert greeting["messages"][0]["content"]["text"] == "Write a warm, friendly greeting for Ann."
+            assert (tmp_path / "data" / "runs.sqlite3").exists()
+    finally:
+        if dev.alive:
+            dev.signal(signal.SIGINT)
+        assert dev.wait(30) == 0
+    wait_until(lambda: not _listening(base), what="the gateway subprocess to stop")
+
+
+def _listening(base: str) -> bool:
+    try:
+        httpx.get(f"{base}/healthz", timeout=0.5)
+    except httpx.HTTPError:
+        return False
+    return True
+
+
+def test_gateway_reports_a_port_in_use_clearly(cluster) -> None:  # type: ignore[no-untyped-def]
+    first = cluster.start_gateway()
+    env = base_env()
+    env.update(
+        {"FASTAGENTIC_HTTP_PORT": str(first.http_port), "FASTAGENTIC_DATA_DIR": str(cluster.tmp_path / "d2")}
+    )
+    second = Process("second", [sys.executable, "-m", "fastagentic_gateway", "serve"], env, cluster.logs)
+    second.start()
+    assert second.wait(30) == 1
+    assert f"cannot listen on 127.0.0.1:{first.http_port}" in second.output()
+    assert "Traceback" not in second.output()
