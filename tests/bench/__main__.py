@@ -245,7 +245,7 @@ def main() -> int:
         results["durable_sqlite_c32"] = load(
             f"{base}/v1/agents/echo_durable/invoke", body, 32, args.seconds, pids
         )
-        results["durable_postgresql"] = "not measured: the PostgreSQL store lands with the durable-runs issue"
+        results["durable_postgresql"] = "PostgreSQL store lands with the durable-runs issue"
 
         body_tokens = json.dumps({"count": args.tokens}).encode()
         streams = [
@@ -267,8 +267,8 @@ def main() -> int:
             "rss_after_mb": rss_after / 2**20,
             "kb_per_stream": (rss_after - rss_before) / max(opened, 1) / 1024,
         }
-        results["mcp_tools_call"] = "not measured: the MCP front is a later issue"
-        results["a2a_send_message"] = "not measured: the A2A front is a later issue"
+        results["mcp_tools_call"] = "MCP front is a later issue"
+        results["a2a_send_message"] = "A2A front is a later issue"
     finally:
         servers.stop()
         shutil.rmtree(workdir, ignore_errors=True)
@@ -350,7 +350,7 @@ def markdown(results: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        f"Not measured: {results['durable_postgresql']}; {results['mcp_tools_call']}; {results['a2a_send_message']}.",
+        f"Not measured — {results['durable_postgresql']}; {results['mcp_tools_call']}; {results['a2a_send_message']}.",
     ]
     return "\n".join(lines) + "\n"
 

@@ -478,6 +478,8 @@ class RunService:
 
 
 _TERMINAL_KINDS = frozenset(TERMINAL_EVENT.values())
+# Kinds already checked against the pattern: the check is skipped on the hot path of token streams.
+_ACCEPTED_KINDS: set[str] = set()
 
 
 def _require_json(data: bytes, what: str) -> None:
@@ -490,8 +492,11 @@ def _require_json(data: bytes, what: str) -> None:
 def _checked_event(run_id: str, event: pb.Event) -> NewEvent:
     """A worker's event as the store takes it; anything a client could trip on is a protocol error."""
     kind = event.kind
-    if not EVENT_KIND_PATTERN.fullmatch(kind) or kind in RESERVED_KINDS:
-        raise ProtocolViolation(f"run {run_id}: event kind {kind[:80]!r} is not allowed from a worker")
+    if kind not in _ACCEPTED_KINDS:
+        if not EVENT_KIND_PATTERN.fullmatch(kind) or kind in RESERVED_KINDS:
+            raise ProtocolViolation(f"run {run_id}: event kind {kind[:80]!r} is not allowed from a worker")
+        if len(_ACCEPTED_KINDS) < 1024:
+            _ACCEPTED_KINDS.add(kind)
     data = event.data or b"{}"
     _require_json(data, f"run {run_id}: data of a {kind} event")
     if b"\n" in data or b"\r" in data:
