@@ -240,7 +240,7 @@ class RunService:
         if best is None:
             self._pending.setdefault(run.endpoint, deque()).append(run)
             return
-        best.take(run.id, run.attempt)  # reserve the slot now; the claim below awaits
+        best.take(run.id, run.attempt, run.durable)  # reserve the slot now; the claim below awaits
         self._spawn(self._assign(run, best))
 
     def _pump(self, worker: WorkerConnection) -> None:
@@ -252,7 +252,7 @@ class RunService:
                 queue = self._pending.get(name)
                 if queue and worker.free > 0:
                     run = queue.popleft()
-                    worker.take(run.id, run.attempt)
+                    worker.take(run.id, run.attempt, run.durable)
                     self._spawn(self._assign(run, worker))
                     progressed = True
 
@@ -280,6 +280,9 @@ class RunService:
             return
         running, events = result
         self.bus.publish(run.id, events)
+        held = worker.runs.get(run.id)
+        if held is not None:
+            held.last_seq = running.last_seq
         assign = pb.Assign(
             run_id=running.id,
             attempt=running.attempt,
@@ -362,7 +365,7 @@ class RunService:
                 and run.worker_id == worker.worker_id
             )
             if keep and run is not None:
-                worker.take(run.id, run.attempt)
+                worker.take(run.id, run.attempt, run.durable, run.last_seq)
                 statuses.append(
                     pb.HeldRunStatus(run_id=run.id, attempt=run.attempt, keep=True, next_seq=run.last_seq + 1)
                 )
@@ -405,39 +408,37 @@ class RunService:
         return await self.ephemeral.get(run_id) or await self.durable.get(run_id)
 
     async def _on_events(self, worker: WorkerConnection, message: pb.Events) -> None:
-        if not worker.check(message.run_id, message.attempt):
+        held = worker.check(message.run_id, message.attempt)
+        if held is None:
             return
         if not message.events:
             raise ProtocolViolation(f"empty Events for run {message.run_id}")
         batch = [_checked_event(message.run_id, event) for event in message.events]
-        run = await self._run_of(message.run_id)
-        if run is None:
-            return
         try:
-            stored = await self._store(run.durable).append_events(
-                run.id, message.attempt, int(message.first_seq), batch
+            stored = await self._store(held.durable).append_events(
+                message.run_id, message.attempt, int(message.first_seq), batch
             )
         except SequenceGap as exc:
             raise ProtocolViolation(str(exc)) from exc
         if stored:
-            self.bus.publish(run.id, stored)
+            held.last_seq = stored[-1].seq
+            self.bus.publish(message.run_id, stored)
 
     async def _on_done(self, worker: WorkerConnection, done: pb.Done) -> None:
-        if not worker.check(done.run_id, done.attempt):
+        held = worker.check(done.run_id, done.attempt)
+        if held is None:
             return
-        run = await self._run_of(done.run_id)
         worker.finish(done.run_id)
+        run_id = done.run_id
         try:
-            if run is None or run.status is not RunStatus.RUNNING or run.attempt != done.attempt:
-                return
-            if done.last_seq != run.last_seq:
+            if done.last_seq != held.last_seq:
                 raise ProtocolViolation(
-                    f"run {run.id}: Done says last event {done.last_seq}, gateway has {run.last_seq}"
+                    f"run {run_id}: Done says last event {done.last_seq}, gateway has {held.last_seq}"
                 )
             result = done.WhichOneof("result")
             if result == "output":
                 output = done.output
-                _require_json(output, f"run {run.id}: output")
+                _require_json(output, f"run {run_id}: output")
                 update = RunUpdate(status=RunStatus.SUCCEEDED, output=output, clear_worker=True)
                 data = b'{"output":' + output + b"}"
             elif result == "error":
@@ -448,16 +449,17 @@ class RunService:
                 update = RunUpdate(status=RunStatus.CANCELLED, clear_worker=True)
                 data = _encode({"reason": "cancelled by the worker"})
             else:
-                raise ProtocolViolation(f"run {run.id}: Done without a result")
-            finished = await self._store(run.durable).transition(
-                run.id,
+                raise ProtocolViolation(f"run {run_id}: Done without a result")
+            # Conditional on running at this attempt: a cancel that won the race keeps the run cancelled.
+            finished = await self._store(held.durable).transition(
+                run_id,
                 expect=_RUNNING,
                 attempt=done.attempt,
                 update=update,
                 events=[NewEvent(TERMINAL_EVENT[update.status], data)],
             )
             if finished is not None:
-                self.bus.publish(run.id, finished[1])
+                self.bus.publish(run_id, finished[1])
         finally:
             self._pump(worker)
 

@@ -11,6 +11,17 @@ from fastagentic.v1 import worker_pb2 as pb
 MAX_FENCED = 4096
 
 
+class Assignment:
+    """A run this worker holds: enough to handle its messages without reading the store."""
+
+    __slots__ = ("attempt", "durable", "last_seq")
+
+    def __init__(self, attempt: int, durable: bool, last_seq: int = 0) -> None:
+        self.attempt = attempt
+        self.durable = durable
+        self.last_seq = last_seq  # of the run's log, as stored
+
+
 class ProtocolViolation(Exception):
     """The worker broke the protocol; the gateway disconnects it with this reason."""
 
@@ -21,7 +32,7 @@ class WorkerConnection:
         self.app_name = app_name
         self.capacity = capacity
         self.endpoints = endpoints
-        self.runs: dict[str, int] = {}  # run id -> attempt currently assigned here
+        self.runs: dict[str, Assignment] = {}  # run id -> the attempt assigned here
         self.fenced: OrderedDict[tuple[str, int], None] = OrderedDict()
         self.outbox: asyncio.Queue[pb.GatewayMessage | None] = asyncio.Queue()
         self.closed = False
@@ -31,26 +42,30 @@ class WorkerConnection:
         return 0 if self.closed else max(self.capacity - len(self.runs), 0)
 
     def holds(self, run_id: str, attempt: int) -> bool:
-        return self.runs.get(run_id) == attempt
+        held = self.runs.get(run_id)
+        return held is not None and held.attempt == attempt
 
-    def check(self, run_id: str, attempt: int) -> bool:
-        """True when the worker may report on this run; False for a fenced run (ignore the message)."""
-        if self.runs.get(run_id) == attempt:
-            return True
+    def check(self, run_id: str, attempt: int) -> Assignment | None:
+        """The assignment when the worker may report on this run; None for a fenced run (ignore the
+        message); a ProtocolViolation for a run it never held."""
+        held = self.runs.get(run_id)
+        if held is not None and held.attempt == attempt:
+            return held
         if (run_id, attempt) in self.fenced:
-            return False
+            return None
         raise ProtocolViolation(f"run {run_id} attempt {attempt} was never assigned to this worker")
 
-    def take(self, run_id: str, attempt: int) -> None:
-        self.runs[run_id] = attempt
+    def take(self, run_id: str, attempt: int, durable: bool, last_seq: int = 0) -> Assignment:
+        held = self.runs[run_id] = Assignment(attempt, durable, last_seq)
+        return held
 
     def finish(self, run_id: str) -> None:
         self.runs.pop(run_id, None)
 
     def fence(self, run_id: str) -> None:
-        attempt = self.runs.pop(run_id, None)
-        if attempt is not None:
-            self.fenced[(run_id, attempt)] = None
+        held = self.runs.pop(run_id, None)
+        if held is not None:
+            self.fenced[(run_id, held.attempt)] = None
             if len(self.fenced) > MAX_FENCED:
                 self.fenced.popitem(last=False)
 
