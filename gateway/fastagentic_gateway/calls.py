@@ -22,9 +22,7 @@ class Call(msgspec.Struct, kw_only=True):
     caller: Caller
     protocol: str  # rest, mcp, a2a
     idempotency_key: str | None = None
-
-    def request_hash(self) -> str:
-        return hashlib.sha256(self.endpoint.name.encode() + b"\0" + self.input).hexdigest()
+    request_hash: str | None = None  # of the canonical input, set when there is an idempotency key
 
 
 def find_endpoint(registry: EndpointRegistry, kind: EndpointKind, name: str, retry_after: int) -> Endpoint:
@@ -60,8 +58,18 @@ def make_call(
     if errors:
         raise InvalidInput(f"input does not match the schema of {endpoint.name!r}", errors=errors)
     payload = raw if raw is not None and raw.strip() else _encode(value)
+    request_hash = None
+    if idempotency_key is not None:
+        # Canonical JSON: the same request with other whitespace or key order is the same request.
+        canonical = msgspec.json.encode(value, order="sorted")
+        request_hash = hashlib.sha256(endpoint.name.encode() + b"\0" + canonical).hexdigest()
     return Call(
-        endpoint=endpoint, input=payload, caller=caller, protocol=protocol, idempotency_key=idempotency_key
+        endpoint=endpoint,
+        input=payload,
+        caller=caller,
+        protocol=protocol,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
     )
 
 

@@ -52,7 +52,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         int, _doc("Attempts of a run (first included) before a lost worker fails it.", ge=1)
     ] = 3
     ephemeral_retention: Annotated[
-        int, _doc("Finished ephemeral runs kept in memory for status queries (oldest evicted first).", ge=0)
+        int,
+        _doc("Finished ephemeral runs kept in memory for status queries (oldest evicted first).", ge=1000),
     ] = 10_000
     worker_token: Annotated[
         str, _doc("When set, workers must present this token in their Hello or are refused.")

@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
 from referencing import Registry
 from referencing.exceptions import Unresolvable
 
@@ -73,6 +74,22 @@ def _resolves(schema: Any, ref: str) -> bool:
 _NO_REMOTE_REFS: Registry[Any] = Registry()
 
 
+def _field_error(error: ValidationError) -> FieldError:
+    path = list(error.absolute_path)
+    if (
+        error.validator == "required"
+        and isinstance(error.instance, dict)
+        and isinstance(error.validator_value, list)
+    ):
+        # Point at the missing field itself, as the SDK does, not at the object that lacks it.
+        missing = [name for name in error.validator_value if name not in error.instance]
+        for name in missing:
+            if error.message.startswith(repr(name)):
+                path.append(name)
+                break
+    return FieldError(json_path(path), error.message)
+
+
 class InputValidator:
     __slots__ = ("_validator",)
 
@@ -84,10 +101,7 @@ class InputValidator:
         try:
             if self._validator.is_valid(instance):
                 return []
-            found = [
-                FieldError(json_path(error.absolute_path), error.message)
-                for error in self._validator.iter_errors(instance)
-            ]
+            found = [_field_error(error) for error in self._validator.iter_errors(instance)]
         except Unresolvable as exc:
             # Registration refuses such schemas; this guards schemas that slipped past it.
             return [FieldError("$", f"the endpoint's input schema cannot be evaluated: {exc}")]

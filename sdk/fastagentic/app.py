@@ -332,6 +332,16 @@ class App:
                     f"resource {uri_template!r}: template variables {sorted(params)} must be exactly "
                     f"the parameters of {fn.__name__} {sorted(declared)}"
                 )
+            not_text = [
+                name
+                for name, schema in shape.input_schema.get("properties", {}).items()
+                if schema.get("type") != "string"
+            ]
+            if not_text:
+                raise ValueError(
+                    f"resource {uri_template!r}: parameters {sorted(not_text)} of {fn.__name__} must be str "
+                    "(URI template variables arrive as text)"
+                )
         output_schema = {
             "prompt": PROMPT_OUTPUT_SCHEMA,
             "resource": RESOURCE_OUTPUT_SCHEMA,

@@ -103,6 +103,7 @@ class Worker:
             worker_id or f"{app.name}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         )
         self.max_message_bytes = max_message_bytes
+        self._frame_budget = max_message_bytes // 2  # bytes per frame; the gateway's limit may be lower
         self.connected = asyncio.Event()
         self._runs: dict[str, HeldRun] = {}
         self._active: set[str] = set()  # runs executing now
@@ -251,6 +252,8 @@ class Worker:
         self, welcome: pb.Welcome, outbox: asyncio.Queue[pb.WorkerMessage | HeldRun | None]
     ) -> None:
         self._heartbeat_interval = max(welcome.heartbeat_interval_ms / 1000, 0.05)
+        if welcome.max_message_bytes:
+            self._frame_budget = min(self.max_message_bytes, welcome.max_message_bytes) // 2
         self._lease_ttl = max(welcome.lease_ttl_ms / 1000, 0.1)
         statuses = {(s.run_id, s.attempt): s for s in welcome.held}
         for held in list(self._runs.values()):
@@ -289,8 +292,8 @@ class Worker:
         means "this run has new events": the first such marker ships everything the run emitted since the
         last send as one Events message; later markers find nothing new. A frame costs about the same
         for one token or fifty."""
-        budget = self.max_message_bytes // 2
         while True:
+            budget = self._frame_budget
             frame = pb.WorkerFrame()
             size = 0
             item = await outbox.get()

@@ -67,6 +67,7 @@ def test_invoke_returns_the_output_of_a_finished_run(served: Gateway) -> None:
 def test_stream_delivers_every_event_in_order_ending_with_completion(served: Gateway) -> None:
     with served.client() as client:
         response = client.post("/v1/agents/echo/stream", json={"text": "ab", "repeat": 3})
+    assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/event-stream")
     events = sse_events(response)
     assert_gap_free(events)
@@ -111,6 +112,15 @@ def test_idempotency_key_returns_the_same_run_for_the_same_request(served: Gatew
     assert again.headers["idempotency-replayed"] == "true"
     assert other.status_code == 409
     assert other.json()["type"] == "conflict"
+
+
+def test_idempotency_key_treats_reordered_json_as_the_same_request(served: Gateway) -> None:
+    with served.client() as client:
+        headers = {"Idempotency-Key": "order-43", "content-type": "application/json"}
+        first = client.post("/v1/agents/steps/runs", content=b'{"steps": 1, "delay": 0}', headers=headers)
+        again = client.post("/v1/agents/steps/runs", content=b'{"delay":0,"steps":1}', headers=headers)
+    assert again.status_code == 202
+    assert again.json()["run_id"] == first.json()["run_id"]
 
 
 def test_events_resume_after_last_event_id_and_follow_to_the_end(served: Gateway) -> None:
@@ -274,6 +284,13 @@ def test_input_not_matching_the_schema_is_422_with_field_paths(served: Gateway) 
     assert body["type"] == "validation_error"
     paths = {e["path"] for e in body["errors"]}
     assert {"$.customer", "$.items[0].quantity"} <= paths
+
+
+def test_a_missing_field_is_named_by_its_own_path(served: Gateway) -> None:
+    with served.client() as client:
+        response = client.post("/v1/tools/add", json={"a": 1})
+    assert response.status_code == 422
+    assert [e["path"] for e in response.json()["errors"]] == ["$.b"]
 
 
 def test_malformed_json_is_400(served: Gateway) -> None:

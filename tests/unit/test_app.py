@@ -457,3 +457,12 @@ def test_registering_in_one_app_leaves_another_empty() -> None:
         return a
 
     assert second.endpoints == {}
+
+
+def test_resource_parameters_must_be_text() -> None:
+    app = App("typed")
+    with pytest.raises(ValueError, match="must be str"):
+
+        @app.resource("items://{item_id}")
+        def item(item_id: int) -> str:
+            return str(item_id)

@@ -64,9 +64,9 @@ def test_error_in_a_list_item_field_carries_its_json_path() -> None:
     assert "string" in errors[0].message
 
 
-def test_missing_required_field_is_reported_at_its_parent() -> None:
+def test_missing_required_field_is_reported_at_the_field_itself() -> None:
     errors = InputValidator(ORDER).errors({"id": 1, "items": [{"qty": 1}]})
-    assert errors == [FieldError("$.items[0]", "'name' is a required property")]
+    assert errors == [FieldError("$.items[0].name", "'name' is a required property")]
 
 
 def test_wrong_type_of_the_whole_body_is_reported_at_the_root() -> None:

@@ -140,7 +140,7 @@ def rest_router(settings: Settings, registry: EndpointRegistry, runs: RunService
         )
         return json_response(result)
 
-    @post("/v1/agents/{name:str}/stream")
+    @post("/v1/agents/{name:str}/stream", status_code=200)
     async def stream(request: Request[Any, Any, Any], name: str) -> Stream:
         run, _ = await _start(request, EndpointKind.AGENT, name)
         return _sse(run)

@@ -72,7 +72,7 @@ class RunService:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        for run in await self.durable.queued():
+        for run in await self.durable.queued(limit=1_000_000):
             self._pending.setdefault(run.endpoint, deque()).append(run)
         self._reaper = asyncio.create_task(self._reap_forever())
 
@@ -111,7 +111,7 @@ class RunService:
             input=call.input,
             max_attempts=self.settings.max_attempts,
             idempotency_key=call.idempotency_key,
-            request_hash=call.request_hash() if call.idempotency_key else None,
+            request_hash=call.request_hash,
             created_at=now,
             updated_at=now,
         )
@@ -411,6 +411,8 @@ class RunService:
         held = worker.check(message.run_id, message.attempt)
         if held is None:
             return
+        if message.first_seq < 1:
+            raise ProtocolViolation(f"run {message.run_id}: event sequence numbers start at 1")
         if not message.events:
             raise ProtocolViolation(f"empty Events for run {message.run_id}")
         batch = [_checked_event(message.run_id, event) for event in message.events]

@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import builtins
 import os
+import queue
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from ..runs.model import (
@@ -255,33 +256,138 @@ def _select_run(conn: sqlite3.Connection, run_id: str) -> Run | None:
     return None if row is None else _run_from_row(row)
 
 
+_Job = tuple[Callable[[], Any], bool, "asyncio.Future[Any]", asyncio.AbstractEventLoop]
+MAX_BATCH = 256
+
+
+class _ConnectionThread:
+    """The one thread that owns the connection. Jobs queued while it was busy run as one batch: the
+    writes share one transaction, each inside its own savepoint (a failing write undoes only itself),
+    and one commit. Callers hear back only after that commit, so what they were told is durable."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, name="fastagentic-sqlite", daemon=True)
+        self.conn: sqlite3.Connection | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._jobs.put(None)
+        self._thread.join()
+
+    def submit(self, fn: Callable[[], T], write: bool) -> asyncio.Future[T]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._jobs.put((fn, write, future, loop))
+        return future
+
+    def _serve(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            batch = [job]
+            stop = False
+            while len(batch) < MAX_BATCH:
+                try:
+                    more = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                batch.append(more)
+            outcomes = self._run(batch)
+            by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
+            for (_, _, future, loop), outcome in zip(batch, outcomes, strict=True):
+                by_loop.setdefault(loop, []).append((future, *outcome))
+            for loop, settled in by_loop.items():
+                # One wake-up of the event loop per batch, not one per job.
+                if not loop.is_closed():
+                    loop.call_soon_threadsafe(_settle, settled)
+            if stop:
+                return
+
+    def _run(self, batch: list[_Job]) -> list[tuple[bool, Any]]:
+        conn = self.conn
+        if conn is None or not any(write for _, write, _, _ in batch):
+            return [_attempt(fn) for fn, _, _, _ in batch]
+        outcomes: list[tuple[bool, Any]] = []
+        try:
+            # IMMEDIATE takes the write lock up front, so what a job reads cannot change before it writes.
+            conn.execute("BEGIN IMMEDIATE")
+            for fn, write, _, _ in batch:
+                if not write:
+                    outcomes.append(_attempt(fn))
+                    continue
+                conn.execute("SAVEPOINT job")
+                ok, value = _attempt(fn)
+                if not ok:
+                    conn.execute("ROLLBACK TO job")
+                conn.execute("RELEASE job")
+                outcomes.append((ok, value))
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            # The commit (or the transaction around them) failed: no write of the batch happened.
+            failed = (False, exc)
+            return [
+                outcomes[i] if i < len(outcomes) and not write else failed
+                for i, (_, write, _, _) in enumerate(batch)
+            ]
+        return outcomes
+
+
+def _attempt(fn: Callable[[], Any]) -> tuple[bool, Any]:
+    try:
+        return True, fn()
+    except Exception as exc:
+        return False, exc
+
+
+def _settle(settled: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    for future, ok, value in settled:
+        if future.cancelled():
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+
 class SQLiteRunStore:
     def __init__(self, path: str) -> None:
         self.path = path
-        self._executor: ThreadPoolExecutor | None = None
-        # Only ever touched from the executor's thread.
-        self._conn: sqlite3.Connection | None = None
+        self._thread: _ConnectionThread | None = None
+
+    @property
+    def _conn(self) -> sqlite3.Connection | None:
+        return self._thread.conn if self._thread is not None else None
 
     async def start(self) -> None:
-        if self._executor is not None:
+        if self._thread is not None:
             return
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fastagentic-sqlite")
+        self._thread = _ConnectionThread()
+        self._thread.start()
         try:
             await self._submit(self._open)
         except BaseException:
-            self._executor.shutdown(wait=False)
-            self._executor = None
+            self._thread.stop()
+            self._thread = None
             raise
 
     async def close(self) -> None:
-        executor = self._executor
-        if executor is None:
+        thread = self._thread
+        if thread is None:
             return
         try:
             await self._submit(self._close_connection)
         finally:
-            self._executor = None
-            executor.shutdown(wait=True)
+            self._thread = None
+            await asyncio.to_thread(thread.stop)
 
     async def create(self, run: Run) -> tuple[Run, bool]:
         def create(conn: sqlite3.Connection) -> tuple[Run, bool]:
@@ -468,7 +574,7 @@ class SQLiteRunStore:
     def _open(self) -> None:
         if self.path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-        conn = sqlite3.connect(self.path, isolation_level=None)
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
@@ -478,26 +584,27 @@ class SQLiteRunStore:
         except BaseException:
             conn.close()
             raise
-        self._conn = conn
+        assert self._thread is not None
+        self._thread.conn = conn
 
     def _close_connection(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        if self._thread is not None and self._thread.conn is not None:
+            self._thread.conn.close()
+            self._thread.conn = None
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
             raise RuntimeError("SQLiteRunStore is not started")
         return self._conn
 
-    async def _submit(self, fn: Callable[[], T]) -> T:
-        if self._executor is None:
+    async def _submit(self, fn: Callable[[], T], write: bool = False) -> T:
+        if self._thread is None:
             raise RuntimeError("SQLiteRunStore is not started")
-        # If the caller is cancelled the function still runs to the end: a write commits or rolls back whole.
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+        # If the caller is cancelled the job still runs to the end: a write commits or rolls back whole.
+        return await self._thread.submit(fn, write)
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         return await self._submit(lambda: fn(self._connection()))
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return await self._submit(lambda: _in_transaction(self._connection(), fn))
+        return await self._submit(lambda: fn(self._connection()), write=True)

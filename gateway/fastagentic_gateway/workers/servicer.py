@@ -128,17 +128,20 @@ class WorkerGateway(pb_grpc.WorkerGatewayServicer):
             self.runs.ready(worker)
             reader = asyncio.create_task(self._read(worker, request_iterator, list(frame.messages[1:])))
             outbox = worker.outbox
+            budget = self.settings.max_message_bytes // 2  # a frame stays well under the message limit
             while True:
                 # Everything queued for this worker goes out in one frame.
                 message = await outbox.get()
                 if message is None:
                     break
                 out = pb.GatewayFrame(messages=[message])
-                while not outbox.empty():
+                size = message.ByteSize()
+                while not outbox.empty() and size < budget:
                     message = outbox.get_nowait()
                     if message is None:
                         break
                     out.messages.append(message)
+                    size += message.ByteSize()
                 yield out
                 if message is None:
                     break
