@@ -1,0 +1,53 @@
+"""``make bench`` runs end to end (a tiny configuration). Speed is reported by the bench, never asserted here."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+
+def test_bench_harness_produces_every_figure_and_verdict(tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.bench",
+            "--seconds",
+            "0.3",
+            "--streams",
+            "20",
+            "--tokens",
+            "300",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=240,
+    )
+    results = json.loads((out / "latest.json").read_text())
+    for step in (
+        "floor_c1",
+        "floor_c32",
+        "invoke_c1",
+        "invoke_c32",
+        "durable_sqlite_c1",
+        "durable_sqlite_c32",
+    ):
+        assert results[step]["requests"] > 0 and results[step]["errors"] == 0, step
+    assert results["stream"]["tokens"] == 300
+    assert results["idle_streams"]["streams"] == 20
+    assert set(results["verdicts"]) == {
+        "invoke_c32_ratio",
+        "invoke_c32_p99_ms",
+        "invoke_c1_added_ms",
+        "tokens_per_s",
+        "stream_kb",
+    }
+    assert "| REST invoke, ephemeral, c=32 |" in (out / "latest.md").read_text()
