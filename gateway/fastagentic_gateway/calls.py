@@ -42,6 +42,8 @@ def decode_body(body: bytes) -> Any:
         return _decode(body)
     except msgspec.DecodeError as exc:
         raise MalformedRequest(f"request body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise MalformedRequest("request body is nested too deeply") from exc
 
 
 def make_call(

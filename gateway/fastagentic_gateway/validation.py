@@ -102,6 +102,8 @@ class InputValidator:
             if self._validator.is_valid(instance):
                 return []
             found = [_field_error(error) for error in self._validator.iter_errors(instance)]
+        except RecursionError:
+            return [FieldError("$", "input is nested too deeply to validate")]
         except Unresolvable as exc:
             # Registration refuses such schemas; this guards schemas that slipped past it.
             return [FieldError("$", f"the endpoint's input schema cannot be evaluated: {exc}")]

@@ -405,3 +405,15 @@ def test_unknown_route_and_wrong_method_use_the_error_format(served: Gateway) ->
         wrong = client.get("/v1/tools/add")
     assert missing.status_code == 404 and missing.json()["type"] == "not_found"
     assert wrong.status_code == 405 and wrong.json()["type"] == "method_not_allowed"
+
+
+def test_hostile_nesting_is_a_clear_400_not_a_crash(served: Gateway) -> None:
+    deep = b'{"a":' * 20_000 + b"1" + b"}" * 20_000
+    with served.client() as client:
+        response = client.post("/v1/tools/add", content=deep, headers={"content-type": "application/json"})
+        assert response.status_code == 400
+        assert response.json() == {
+            "type": "malformed_request",
+            "message": "request body is nested too deeply",
+        }
+        assert client.post("/v1/tools/add", json={"a": 1, "b": 1}).json() == {"output": 2}

@@ -137,3 +137,19 @@ def test_unresolvable_ref_is_reported_as_an_input_error_instead_of_raising(
     errors = InputValidator(schema).errors({"a": 1})
     assert errors, "an unresolvable $ref must not make every input valid"
     assert all(isinstance(error, FieldError) for error in errors)
+
+
+def test_input_too_deep_to_validate_is_an_error_not_a_crash() -> None:
+    value: object = 1
+    for _ in range(3000):
+        value = {"a": value}
+    schema = {
+        "$defs": {
+            "n": {
+                "anyOf": [{"type": "integer"}, {"type": "object", "properties": {"a": {"$ref": "#/$defs/n"}}}]
+            }
+        },
+        "$ref": "#/$defs/n",
+    }
+    errors = InputValidator(schema).errors(value)
+    assert errors == [FieldError("$", "input is nested too deeply to validate")]

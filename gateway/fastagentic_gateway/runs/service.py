@@ -489,8 +489,8 @@ _ACCEPTED_KINDS: set[str] = set()
 def _require_json(data: bytes, what: str) -> None:
     try:
         _decode(data)
-    except msgspec.DecodeError as exc:
-        raise ProtocolViolation(f"{what} is not valid JSON") from exc
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise ProtocolViolation(f"{what} is not valid JSON (or is nested too deeply)") from exc
 
 
 def _checked_event(run_id: str, event: pb.Event) -> NewEvent:
