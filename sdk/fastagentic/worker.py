@@ -135,6 +135,8 @@ class Worker:
                 except Rejected:
                     raise
                 except (grpc.aio.AioRpcError, ConnectionError, OSError) as exc:
+                    if self._stopping.is_set():
+                        break  # we closed the stream ourselves (drained)
                     detail = exc.details() if isinstance(exc, grpc.aio.AioRpcError) else str(exc)
                     log.warning("gateway %s unreachable or stream broken: %s", self.gateway, detail)
                 if self._stopping.is_set():
