@@ -1,4 +1,4 @@
-"""The FastAgentic gateway: REST + SSE (MCP and A2A to come) in front of workers that dial in over gRPC."""
+"""The FastAgentic gateway: REST + SSE and MCP (A2A to come) in front of workers that dial in over gRPC."""
 
 from fastagentic import __version__
 

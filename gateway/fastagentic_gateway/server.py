@@ -14,11 +14,12 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import uvicorn
-from litestar import Litestar, MediaType, Request, Response, get
+from litestar import Litestar, MediaType, Request, Response, asgi, get
 from litestar.exceptions import HTTPException
 
 from .bus import InProcessBus
 from .errors import GatewayError
+from .fronts.mcp import McpFront
 from .fronts.openapi import DOCS_PAGE, OpenAPIDocument
 from .fronts.rest import json_response, rest_router
 from .runs.service import RunService
@@ -45,12 +46,13 @@ class Gateway:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.registry = EndpointRegistry()
-        self.durable = open_store(settings.store_url, settings.data_dir)
+        self.durable = open_store(settings.store_url, settings.data_dir, migrate=settings.migrate_on_start)
         self.ephemeral = MemoryRunStore(max_finished=settings.ephemeral_retention)
         self.bus = InProcessBus()
         self.runs = RunService(settings, self.registry, self.durable, self.ephemeral, self.bus)
         self.workers = WorkerGateway(settings, self.registry, self.runs)
         self.openapi = OpenAPIDocument(self.registry)
+        self.mcp = McpFront(settings, self.registry, self.runs)
         self.asgi = self._build_asgi()
 
     async def start(self) -> None:
@@ -96,6 +98,12 @@ class Gateway:
         async def docs() -> Response[bytes]:
             return Response(DOCS_PAGE, media_type=MediaType.HTML)
 
+        mcp_app = self.mcp.asgi
+
+        @asgi("/mcp", is_mount=True, copy_scope=True)
+        async def mcp(scope: Any, receive: Any, send: Any) -> None:
+            await mcp_app(scope, receive, send)
+
         debug = self.settings.debug
 
         def on_gateway_error(request: Request[Any, Any, Any], exc: GatewayError) -> Response[bytes]:
@@ -129,6 +137,7 @@ class Gateway:
                 readyz,
                 openapi,
                 docs,
+                mcp,
             ],
             exception_handlers={
                 GatewayError: on_gateway_error,
@@ -141,13 +150,14 @@ class Gateway:
             debug=False,
             on_startup=[self.start],
             on_shutdown=[self.close],
+            lifespan=[self.mcp.lifespan],
         )
 
     def addresses(self, http_port: int, grpc_port: int) -> dict[str, str]:
         base = f"http://{self.settings.http_host}:{http_port}"
         return {
             "REST": f"{base}/v1  (docs: {base}/docs, OpenAPI: {base}/openapi.json)",
-            "MCP": "not yet (the MCP front is a later issue)",
+            "MCP": f"{base}/mcp  (Streamable HTTP: 2025-11-25 sessions, 2026-07-28 stateless)",
             "A2A": "not yet (the A2A front is a later issue)",
             "workers (gRPC)": f"{self.settings.grpc_host}:{grpc_port}",
         }

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import tomllib
+import typing
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -32,9 +33,19 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         str,
         _doc(
             "Where durable runs live. Empty: a SQLite file `runs.sqlite3` in the data directory. "
-            "`sqlite:///abs/path.db` or `sqlite://relative.db`: that file. `memory://`: nothing persisted."
+            "`sqlite:///abs/path.db` or `sqlite://relative.db`: that file. `memory://`: nothing persisted. "
+            "`postgresql://user:password@host:5432/dbname` (or `postgres://`): PostgreSQL; optional "
+            "`pool_min_size` / `pool_max_size` query parameters size its connection pool (1 / 10)."
         ),
     ] = ""
+    migrate_on_start: Annotated[
+        bool,
+        _doc(
+            "Apply pending run store schema migrations when the gateway starts. When false, a gateway on "
+            "PostgreSQL refuses to start until `fastagentic-gateway migrate` has brought the schema up. "
+            "A SQLite file is always migrated when opened."
+        ),
+    ] = True
     max_body_bytes: Annotated[int, _doc("Largest accepted HTTP request body; larger gets 413.", ge=1)] = (
         1_048_576
     )
@@ -55,6 +66,14 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         int,
         _doc("Finished ephemeral runs kept in memory for status queries (oldest evicted first).", ge=1000),
     ] = 10_000
+    retention: Annotated[
+        float,
+        _doc(
+            "Seconds a finished durable run (with its events and checkpoints) is kept before it is deleted; "
+            "0 keeps runs forever.",
+            ge=0,
+        ),
+    ] = 604_800.0
     worker_token: Annotated[
         str, _doc("When set, workers must present this token in their Hello or are refused.")
     ] = ""
@@ -63,6 +82,36 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     shutdown_grace: Annotated[float, _doc("Seconds to finish in-flight HTTP requests on SIGTERM.", ge=0)] = (
         10.0
     )
+    mcp_allowed_origins: Annotated[
+        list[str],
+        _doc(
+            "Origins a browser may call `/mcp` from; a request with any other `Origin` header gets 403 "
+            "(requests without one, like every non-browser client, pass). Exact origins, `scheme://host:*` for "
+            "any port, or `*` for any origin. Empty: the local machine only "
+            "(`http(s)://localhost`, `127.0.0.1`, `[::1]`, any port). In the environment: comma-separated."
+        ),
+    ] = []
+    mcp_allowed_hosts: Annotated[
+        list[str],
+        _doc(
+            "`Host` header values `/mcp` answers; any other gets 421 (DNS-rebinding protection). `host`, "
+            "`host:port`, `host:*` for any port, or `*`. Empty: the loopback names when `http_host` is a "
+            "loopback address, any host otherwise. In the environment: comma-separated."
+        ),
+    ] = []
+    mcp_session_idle_timeout: Annotated[
+        float, _doc("Seconds a 2025-11-25 MCP session may stay idle before it is closed.", gt=0)
+    ] = 1800.0
+    mcp_max_sessions: Annotated[
+        int, _doc("2025-11-25 MCP sessions open at once; more get 503 until one ends.", ge=1)
+    ] = 10_000
+    mcp_resume_events: Annotated[
+        int,
+        _doc(
+            "Events kept per 2025-11-25 MCP session so a dropped SSE stream resumes after `Last-Event-ID`.",
+            ge=0,
+        ),
+    ] = 1000
     debug: Annotated[
         bool, _doc("Include tracebacks of gateway errors in responses. Never in production.")
     ] = False
@@ -85,6 +134,12 @@ def _fields() -> dict[str, Any]:
     return {f.name: f for f in msgspec.structs.fields(Settings)}
 
 
+def _is_list(annotation: Any) -> bool:
+    if typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
+    return typing.get_origin(annotation) is list
+
+
 def load(config_file: str | None = None, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
     """Defaults, then the TOML file (``config_file`` or ``$FASTAGENTIC_CONFIG``), then the environment,
     then ``overrides`` (command-line flags). Unknown keys and bad values raise SettingsError naming them."""
@@ -102,10 +157,13 @@ def load(config_file: str | None = None, environ: dict[str, str] | None = None, 
         unknown = sorted(set(values) - set(_fields()))
         if unknown:
             raise SettingsError(f"config file {path}: unknown setting(s) {', '.join(unknown)}")
-    for name in _fields():
+    for name, field in _fields().items():
         key = f"{ENV_PREFIX}{name.upper()}"
         if key in environ:
-            values[name] = environ[key]
+            value: Any = environ[key]
+            if _is_list(field.type):
+                value = [item.strip() for item in value.split(",") if item.strip()]
+            values[name] = value
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
         # strict=False parses "8000" and "true" from environment strings.

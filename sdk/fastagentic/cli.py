@@ -1,9 +1,10 @@
-"""``fastagentic``: run a worker, or a worker with a local gateway for development."""
+"""``fastagentic``: run a worker, or a worker with a local gateway for development; bridge stdio MCP clients."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib
 import logging
 import os
@@ -115,6 +116,22 @@ def _dev(args: argparse.Namespace) -> int:
     return 0
 
 
+def _header(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition(":")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError("expected NAME: VALUE")
+    return name.strip(), value.strip()
+
+
+def _mcp_stdio(args: argparse.Namespace) -> int:
+    from .mcp_bridge import serve_stdio
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request would drown stderr
+    with contextlib.suppress(KeyboardInterrupt):
+        _event_loop_runner()(serve_stdio(args.url, dict(args.header)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fastagentic", description=__doc__)
     parser.add_argument("--log-level", default=os.environ.get("FASTAGENTIC_LOG_LEVEL", "info"))
@@ -143,6 +160,26 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=_run)
     dev = worker_command("dev", "start a local gateway (embedded SQLite store) and serve the App through it")
     dev.set_defaults(handler=_dev, gateway=None)
+    mcp = commands.add_parser("mcp", help="MCP helpers")
+    mcp_commands = mcp.add_subparsers(dest="mcp_command", required=True)
+    stdio = mcp_commands.add_parser(
+        "stdio",
+        help="an MCP server on stdin/stdout relaying to a gateway's /mcp (for stdio-only MCP clients)",
+    )
+    stdio.add_argument(
+        "--url",
+        default=os.environ.get("FASTAGENTIC_MCP_URL", "http://127.0.0.1:8000/mcp"),
+        help="the gateway's MCP endpoint (env FASTAGENTIC_MCP_URL, default http://127.0.0.1:8000/mcp)",
+    )
+    stdio.add_argument(
+        "--header",
+        type=_header,
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="an HTTP header for every request to the gateway, e.g. 'Authorization: Bearer ...' (repeatable)",
+    )
+    stdio.set_defaults(handler=_mcp_stdio)
     return parser
 
 

@@ -20,6 +20,8 @@ from typing import Any
 
 import msgspec
 
+from .content import CONTENT_SCHEMA_MARKER, returns_content
+
 __all__ = ["FieldError", "FunctionShape", "InputError", "inspect_function"]
 
 _DEFS_PREFIX = "#/$defs/"
@@ -473,4 +475,8 @@ def _output_schema(hints: dict[str, Any], where: str) -> dict[str, Any]:
         return {"type": "null"}
     adapter = _pydantic_adapter(returned, f"{where}, return type")
     schemas, defs = _schemas_for({"return": (returned, adapter)}, "serialization", where)
-    return _document(schemas["return"], defs)
+    document = _document(schemas["return"], defs)
+    if returns_content(returned):
+        # Tells the gateway to serve the result as MCP content blocks rather than structured data.
+        document[CONTENT_SCHEMA_MARKER] = True
+    return document

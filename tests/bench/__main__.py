@@ -34,6 +34,10 @@ TARGETS = {
     "invoke_c1_added_ms": 1.0,  # latency added over the floor at concurrency 1, at most
     "tokens_per_s": 100_000.0,  # on one stream, at least
     "stream_kb": 50.0,  # gateway memory per idle SSE stream, at most
+    # MCP tools/list per second at concurrency 32, in each revision, at least: fifty times the ~30/s an
+    # established Python MCP gateway served on the same machine (issue 5).
+    "mcp_2026_tools_list_per_s": 1500.0,
+    "mcp_2025_tools_list_per_s": 1500.0,
 }
 
 
@@ -86,9 +90,17 @@ class Servers:
                 proc.kill()
 
 
-def load(url: str, body: str, concurrency: int, seconds: float, server_pids: list[int]) -> dict[str, Any]:
+def load(
+    url: str,
+    body: str,
+    concurrency: int,
+    seconds: float,
+    server_pids: list[int],
+    headers: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """One closed-loop load step from a separate process; adds server CPU per request."""
     before = [cpu_seconds(pid) for pid in server_pids]
+    header_args = [arg for name, value in (headers or {}).items() for arg in ("--header", f"{name}: {value}")]
     out = subprocess.run(
         [
             sys.executable,
@@ -101,6 +113,7 @@ def load(url: str, body: str, concurrency: int, seconds: float, server_pids: lis
             str(concurrency),
             "--seconds",
             str(seconds),
+            *header_args,
         ],
         cwd=ROOT,
         capture_output=True,
@@ -267,7 +280,7 @@ def main() -> int:
             "rss_after_mb": rss_after / 2**20,
             "kb_per_stream": (rss_after - rss_before) / max(opened, 1) / 1024,
         }
-        results["mcp_tools_call"] = "MCP front is a later issue"
+        results.update(bench_mcp(f"{base}/mcp", args.seconds, pids))
         results["a2a_send_message"] = "A2A front is a later issue"
     finally:
         servers.stop()
@@ -285,6 +298,77 @@ def main() -> int:
     return 0
 
 
+MCP_ENVELOPE = {
+    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+    "io.modelcontextprotocol/clientCapabilities": {},
+}
+MCP_ACCEPT = {"Accept": "application/json, text/event-stream"}
+
+
+def _mcp_call(request_id: str, method: str, params: dict[str, Any]) -> str:
+    # request_id is spliced in raw so the load generator's __ID__ placeholder can stand for a number.
+    body = json.dumps({"jsonrpc": "2.0", "id": 0, "method": method, "params": params})
+    return body.replace('"id": 0', f'"id": {request_id}', 1)
+
+
+def _checked(response: httpx.Response, what: str) -> dict[str, Any]:
+    """The JSON-RPC answer of a response (JSON, or the last message of an SSE stream); exits on an error."""
+    if response.headers.get("content-type", "").startswith("text/event-stream"):
+        data = [line[5:].strip() for line in response.text.splitlines() if line.startswith("data:")]
+        answer: dict[str, Any] = json.loads([d for d in data if d][-1])
+    else:
+        answer = response.json()
+    if "result" not in answer or answer["result"].get("isError"):
+        raise SystemExit(f"bench: {what} failed: {response.status_code} {response.text[:300]}")
+    return answer
+
+
+def bench_mcp(url: str, seconds: float, pids: list[int]) -> dict[str, Any]:
+    """tools/call (the ephemeral echo agent as a tool) and tools/list, in each revision: 2026-07-28 as
+    stateless POSTs, 2025-11-25 inside one session (initialized first, then every request names it)."""
+    arguments = {"text": "hello bench", "n": 42}
+    modern = {**MCP_ACCEPT, "MCP-Protocol-Version": "2026-07-28"}
+    call_2026 = _mcp_call("1", "tools/call", {"name": "echo", "arguments": arguments, "_meta": MCP_ENVELOPE})
+    list_2026 = _mcp_call("1", "tools/list", {"_meta": MCP_ENVELOPE})
+    call_headers = {**modern, "Mcp-Method": "tools/call", "Mcp-Name": "echo"}
+    list_headers = {**modern, "Mcp-Method": "tools/list"}
+    json_headers = {"Content-Type": "application/json"}
+    _checked(
+        httpx.post(url, content=call_2026, headers={**call_headers, **json_headers}, timeout=10), "tools/call"
+    )
+    init = _mcp_call(
+        "0",
+        "initialize",
+        {
+            "protocolVersion": "2025-11-25",
+            "capabilities": {},
+            "clientInfo": {"name": "bench", "version": "1"},
+        },
+    )
+    opened = httpx.post(url, content=init, headers={**MCP_ACCEPT, **json_headers}, timeout=10)
+    _checked(opened, "initialize")
+    session = {
+        **MCP_ACCEPT,
+        "Mcp-Session-Id": opened.headers["mcp-session-id"],
+        "MCP-Protocol-Version": "2025-11-25",
+    }
+    initialized = '{"jsonrpc":"2.0","method":"notifications/initialized"}'
+    httpx.post(url, content=initialized, headers={**session, **json_headers}, timeout=10)
+    call_2025 = _mcp_call("__ID__", "tools/call", {"name": "echo", "arguments": arguments})
+    list_2025 = _mcp_call("__ID__", "tools/list", {})
+    _checked(
+        httpx.post(url, content=call_2025.replace("__ID__", "1"), headers={**session, **json_headers}), "call"
+    )
+    return {
+        "mcp_2026_call_c1": load(url, call_2026, 1, seconds, pids, call_headers),
+        "mcp_2026_call_c32": load(url, call_2026, 32, seconds, pids, call_headers),
+        "mcp_2025_call_c1": load(url, call_2025, 1, seconds, pids, session),
+        "mcp_2025_call_c32": load(url, call_2025, 32, seconds, pids, session),
+        "mcp_2026_list_c32": load(url, list_2026, 32, seconds, pids, list_headers),
+        "mcp_2025_list_c32": load(url, list_2025, 32, seconds, pids, session),
+    }
+
+
 def summarize(results: dict[str, Any]) -> None:
     floor1, floor32 = results["floor_c1"], results["floor_c32"]
     inv1, inv32 = results["invoke_c1"], results["invoke_c32"]
@@ -294,8 +378,10 @@ def summarize(results: dict[str, Any]) -> None:
         "invoke_c1_added_ms": round(inv1["p50_ms"] - floor1["p50_ms"], 3),
         "tokens_per_s": round(results["stream"]["tokens_per_s"]),
         "stream_kb": round(results["idle_streams"]["kb_per_stream"], 1),
+        "mcp_2026_tools_list_per_s": round(results["mcp_2026_list_c32"]["rps"]),
+        "mcp_2025_tools_list_per_s": round(results["mcp_2025_list_c32"]["rps"]),
     }
-    at_least = {"invoke_c32_ratio", "tokens_per_s"}
+    at_least = {"invoke_c32_ratio", "tokens_per_s", "mcp_2026_tools_list_per_s", "mcp_2025_tools_list_per_s"}
     results["verdicts"] = {
         name: {
             "value": value,
@@ -324,6 +410,12 @@ def markdown(results: dict[str, Any]) -> str:
         ("invoke_c32", "REST invoke, ephemeral, c=32", floor32),
         ("durable_sqlite_c1", "REST invoke, durable SQLite, c=1", floor1),
         ("durable_sqlite_c32", "REST invoke, durable SQLite, c=32", floor32),
+        ("mcp_2026_call_c1", "MCP tools/call, 2026-07-28 stateless, c=1", floor1),
+        ("mcp_2026_call_c32", "MCP tools/call, 2026-07-28 stateless, c=32", floor32),
+        ("mcp_2025_call_c1", "MCP tools/call, 2025-11-25 session, c=1", floor1),
+        ("mcp_2025_call_c32", "MCP tools/call, 2025-11-25 session, c=32", floor32),
+        ("mcp_2026_list_c32", "MCP tools/list, 2026-07-28 stateless, c=32", floor32),
+        ("mcp_2025_list_c32", "MCP tools/list, 2025-11-25 session, c=32", floor32),
     ):
         r = results[key]
         lines.append(
@@ -350,7 +442,7 @@ def markdown(results: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        f"Not measured — {results['durable_postgresql']}; {results['mcp_tools_call']}; {results['a2a_send_message']}.",
+        f"Not measured — {results['durable_postgresql']}; {results['a2a_send_message']}.",
     ]
     return "\n".join(lines) + "\n"
 

@@ -8,18 +8,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import resource
 import time
+from collections.abc import Callable
 from urllib.parse import urlsplit
+
+Requests = Callable[[], bytes]
 
 
 async def _connection(
-    host: str, port: int, request: bytes, deadline: float, latencies: list[float], errors: list[str]
+    host: str, port: int, requests: Requests, deadline: float, latencies: list[float], errors: list[str]
 ) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     try:
         while time.perf_counter() < deadline:
+            request = requests()
             started = time.perf_counter()
             writer.write(request)
             head = await reader.readuntil(b"\r\n\r\n")
@@ -54,15 +59,38 @@ def _percentile(values: list[float], fraction: float) -> float:
     return ordered[min(int(len(ordered) * fraction), len(ordered) - 1)]
 
 
+def _requests(method: str, url: str, body: bytes, headers: list[str]) -> Requests:
+    """The bytes of each request. ``__ID__`` in the body becomes a number unique to the request (JSON-RPC
+    ids must not repeat while in flight on one MCP session); otherwise every request is the same bytes."""
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    head = (
+        f"{method} {parts.path or '/'} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+        + "".join(f"{header}\r\n" for header in headers)
+    ).encode()
+    if b"__ID__" not in body:
+        fixed = head + b"Content-Length: %d\r\n\r\n" % len(body) + body
+        return lambda: fixed
+    ids = itertools.count(1)
+
+    def numbered() -> bytes:
+        payload = body.replace(b"__ID__", b"%d" % next(ids))
+        return head + b"Content-Length: %d\r\n\r\n" % len(payload) + payload
+
+    return numbered
+
+
 async def run(
-    url: str, body: bytes, concurrency: int, seconds: float, method: str = "POST"
+    url: str,
+    body: bytes,
+    concurrency: int,
+    seconds: float,
+    method: str = "POST",
+    headers: list[str] | None = None,
 ) -> dict[str, object]:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    request = (
-        f"{method} {parts.path or '/'} HTTP/1.1\r\nHost: {host}:{port}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-    ).encode() + body
+    request = _requests(method, url, body, headers or [])
     # Warm up: open connections and prime the server's caches.
     warm: list[float] = []
     await asyncio.gather(
@@ -96,6 +124,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--method", default="POST")
+    parser.add_argument("--header", action="append", default=[], help="'Name: value', repeatable")
     args = parser.parse_args()
     try:
         import uvloop
@@ -103,7 +132,9 @@ def main() -> None:
         runner = uvloop.run
     except ImportError:
         runner = asyncio.run
-    result = runner(run(args.url, args.body.encode(), args.concurrency, args.seconds, args.method))
+    result = runner(
+        run(args.url, args.body.encode(), args.concurrency, args.seconds, args.method, args.header)
+    )
     print(json.dumps(result))
 
 

@@ -39,6 +39,12 @@ def test_bench_harness_produces_every_figure_and_verdict(tmp_path: Path) -> None
         "invoke_c32",
         "durable_sqlite_c1",
         "durable_sqlite_c32",
+        "mcp_2026_call_c1",
+        "mcp_2026_call_c32",
+        "mcp_2025_call_c1",
+        "mcp_2025_call_c32",
+        "mcp_2026_list_c32",
+        "mcp_2025_list_c32",
     ):
         assert results[step]["requests"] > 0 and results[step]["errors"] == 0, step
     assert results["stream"]["tokens"] == 300
@@ -49,5 +55,9 @@ def test_bench_harness_produces_every_figure_and_verdict(tmp_path: Path) -> None
         "invoke_c1_added_ms",
         "tokens_per_s",
         "stream_kb",
+        "mcp_2026_tools_list_per_s",
+        "mcp_2025_tools_list_per_s",
     }
-    assert "| REST invoke, ephemeral, c=32 |" in (out / "latest.md").read_text()
+    table = (out / "latest.md").read_text()
+    assert "| REST invoke, ephemeral, c=32 |" in table
+    assert "| MCP tools/call, 2025-11-25 session, c=32 |" in table

@@ -27,7 +27,7 @@ def test_dev_serves_the_example_and_prints_the_addresses(tmp_path) -> None:  # t
         wait_until(lambda: "connected to gateway" in dev.output() or not dev.alive, timeout=30, what="dev")
         output = dev.output()
         assert f"REST            {base}/v1" in output
-        assert "MCP" in output and "A2A" in output
+        assert f"MCP             {base}/mcp" in output and "A2A" in output
         with httpx.Client(base_url=base, timeout=30) as client:
             answer = client.post("/v1/agents/answer/invoke", json={"text": "hello", "delay": 0}).json()
             assert answer["status"] == "succeeded"

@@ -417,3 +417,30 @@ def test_hostile_nesting_is_a_clear_400_not_a_crash(served: Gateway) -> None:
             "message": "request body is nested too deeply",
         }
         assert client.post("/v1/tools/add", json={"a": 1, "b": 1}).json() == {"output": 2}
+
+
+def test_checkpoints_of_a_run_are_listed_in_order(served: Gateway) -> None:
+    with served.client() as client:
+        run = client.post("/v1/agents/steps/invoke", json={"steps": 3, "delay": 0}).json()
+        body = client.get(f"/v1/runs/{run['run_id']}/checkpoints").json()
+        events = sse_events(client.get(f"/v1/runs/{run['run_id']}/events"))
+        missing = client.get("/v1/runs/run_nope/checkpoints")
+    checkpoints = body["checkpoints"]
+    assert [c["id"] for c in checkpoints] == [1, 2, 3]
+    assert [c["state"] for c in checkpoints] == [{"done": 1}, {"done": 2}, {"done": 3}]
+    assert [c["seq"] for c in checkpoints] == [e["seq"] for e in events if e["kind"] == "checkpoint"]
+    assert all(c["attempt"] == 1 for c in checkpoints)
+    assert missing.status_code == 404
+
+
+def test_finished_durable_runs_are_deleted_after_the_retention_period(cluster: Cluster) -> None:
+    gateway = cluster.start_gateway(retention="1")
+    cluster.start_worker()
+    with gateway.client() as client:
+        run = client.post("/v1/agents/echo/invoke", json={"text": "x"}).json()
+        assert client.get(f"/v1/runs/{run['run_id']}").status_code == 200
+        wait_until(
+            lambda: client.get(f"/v1/runs/{run['run_id']}").status_code == 404, timeout=15, what="retention"
+        )
+    with sqlite3.connect(gateway.data_dir / "runs.sqlite3") as db:
+        assert db.execute("SELECT count(*) FROM events WHERE run_id = ?", (run["run_id"],)).fetchone()[0] == 0

@@ -10,7 +10,16 @@ import tomllib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-HEAVY = ["litestar", "uvicorn", "jsonschema", "fastagentic_gateway", "pydantic"]
+HEAVY = [
+    "litestar",
+    "uvicorn",
+    "jsonschema",
+    "fastagentic_gateway",
+    "pydantic",
+    "mcp",
+    "mcp_types",
+    "starlette",
+]
 
 
 def modules_loaded_by(statement: str) -> set[str]:
@@ -30,7 +39,9 @@ def modules_loaded_by(statement: str) -> set[str]:
 
 
 def test_importing_the_sdk_loads_no_gateway_dependency() -> None:
-    loaded = modules_loaded_by("import fastagentic, fastagentic.worker, fastagentic.cli")
+    loaded = modules_loaded_by(
+        "import fastagentic, fastagentic.worker, fastagentic.cli, fastagentic.content, fastagentic.mcp_bridge"
+    )
     assert "fastagentic" in loaded
     assert sorted(loaded & set(HEAVY)) == []
 

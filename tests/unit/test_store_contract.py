@@ -1,17 +1,24 @@
-"""The RunStore contract: every test runs against MemoryRunStore and SQLiteRunStore alike."""
+"""The RunStore contract: every test runs against MemoryRunStore, SQLiteRunStore and PostgresRunStore alike.
+
+The PostgreSQL runs use the real local server, a fresh database per test (tests/services.py); they are
+skipped when it is unreachable, and fail instead when FASTAGENTIC_REQUIRE_SERVICES=1.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import msgspec
+import psycopg
 import pytest
 import pytest_asyncio
 
+from fastagentic_gateway import cli
 from fastagentic_gateway.runs.model import (
     ALLOWED,
     Caller,
@@ -25,16 +32,33 @@ from fastagentic_gateway.runs.model import (
     SequenceGap,
     new_run_id,
 )
-from fastagentic_gateway.store import MemoryRunStore, RunStore, SQLiteRunStore, open_store
+from fastagentic_gateway.store import (
+    MemoryRunStore,
+    PostgresRunStore,
+    RunStore,
+    SQLiteRunStore,
+    open_store,
+)
+from fastagentic_gateway.store import postgres as pg
+from tests.services import postgres_database
 
 ALL_STATUSES = frozenset(RunStatus)
 QUEUED = frozenset({RunStatus.QUEUED})
 RUNNING = frozenset({RunStatus.RUNNING})
 
 
-@pytest_asyncio.fixture(params=["memory", "sqlite"])
+@pytest_asyncio.fixture(params=["memory", "sqlite", "postgres"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[RunStore]:
     impl: RunStore
+    if request.param == "postgres":
+        with postgres_database() as url:
+            impl = PostgresRunStore(url)
+            await impl.start()
+            try:
+                yield impl
+            finally:
+                await impl.close()
+        return
     if request.param == "memory":
         impl = MemoryRunStore()
     else:
@@ -42,6 +66,13 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     await impl.start()
     yield impl
     await impl.close()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """The URL of a fresh, empty PostgreSQL database, dropped after the test."""
+    with postgres_database() as url:
+        yield url
 
 
 def make_run(tenant: str = "acme", endpoint: str = "echo", **fields: Any) -> Run:
@@ -759,11 +790,319 @@ def test_open_store_memory(tmp_path: Path) -> None:
     assert isinstance(open_store("memory://", str(tmp_path)), MemoryRunStore)
 
 
-def test_open_store_says_postgresql_is_not_supported_yet(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="not supported yet"):
-        open_store("postgresql://db/runs", str(tmp_path))
+def test_open_store_postgresql_urls(tmp_path: Path) -> None:
+    for url in ("postgresql://fa:secret@db.internal:5433/runs", "postgres://fa@db.internal/runs"):
+        store = open_store(url, str(tmp_path))
+        assert isinstance(store, PostgresRunStore)
+        assert (store.url, store.min_size, store.max_size, store.migrate_on_start) == (url, 1, 10, True)
+    manual = open_store("postgresql://db/runs", str(tmp_path), migrate=False)
+    assert isinstance(manual, PostgresRunStore) and manual.migrate_on_start is False
+
+
+def test_open_store_takes_pool_sizes_from_the_postgresql_url(tmp_path: Path) -> None:
+    store = open_store(
+        "postgresql://fa@db/runs?application_name=gw&pool_min_size=2&pool_max_size=30", str(tmp_path)
+    )
+
+    assert isinstance(store, PostgresRunStore)
+    assert (store.min_size, store.max_size) == (2, 30)
+    assert store.url == "postgresql://fa@db/runs?application_name=gw"
+
+
+def test_open_store_rejects_bad_postgresql_urls_without_echoing_the_password(tmp_path: Path) -> None:
+    for url, problem in (
+        ("postgresql://fa:hunter2@db/runs?pool_max_size=many", "pool_max_size must be an integer"),
+        ("postgresql://fa:hunter2@db/runs?pool_min_size=5&pool_max_size=2", "min_size <= max_size"),
+        ("postgresql://fa:hunter2@db/runs?no_such_option=1", "no_such_option"),
+    ):
+        with pytest.raises(ValueError, match=problem) as error:
+            open_store(url, str(tmp_path))
+        assert "hunter2" not in str(error.value)
 
 
 def test_open_store_rejects_unknown_schemes_listing_supported_ones(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"unknown scheme 'redis'.*sqlite://.*memory://"):
         open_store("redis://localhost", str(tmp_path))
+
+
+# PostgreSQL specifics: migrations, and replicas (separate pools) sharing one database
+
+
+def applied_versions(url: str) -> list[int]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT version FROM fastagentic_schema_migrations WHERE applied_at IS NOT NULL ORDER BY version"
+        ).fetchall()
+    return [version for (version,) in rows]
+
+
+def tables(url: str) -> set[str]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'").fetchall()
+    return {name for (name,) in rows}
+
+
+async def test_postgres_migrations_are_versioned_and_idempotent(pg_url: str) -> None:
+    store = PostgresRunStore(pg_url)
+
+    first = await store.migrate()
+    second = await store.migrate()
+
+    assert [(m.version, m.name) for m in first] == [(1, "0001_initial")]
+    assert second == []
+    assert applied_versions(pg_url) == [1]
+    assert tables(pg_url) == {
+        "fastagentic_schema_migrations",
+        "fastagentic_runs",
+        "fastagentic_events",
+        "fastagentic_checkpoints",
+    }
+
+
+async def test_postgres_start_migrates_once_and_records_what_it_applied(pg_url: str) -> None:
+    first, second = PostgresRunStore(pg_url), PostgresRunStore(pg_url)
+    await first.start()
+    await first.close()
+    await second.start()
+    await second.close()
+
+    assert [m.name for m in first.applied] == ["0001_initial"]
+    assert second.applied == []
+    assert applied_versions(pg_url) == [1]
+
+
+async def test_postgres_refuses_a_newer_schema(pg_url: str) -> None:
+    await PostgresRunStore(pg_url).migrate()
+    with psycopg.connect(pg_url) as conn:
+        conn.execute("INSERT INTO fastagentic_schema_migrations (version, applied_at) VALUES (99, now())")
+
+    for migrate in (True, False):
+        store = PostgresRunStore(pg_url, migrate=migrate)
+        with pytest.raises(pg.SchemaError, match=r"schema version 99; this gateway knows versions up to 1"):
+            await store.start()
+        with pytest.raises(RuntimeError, match="not started"):
+            await store.get("run_x")
+    with pytest.raises(pg.SchemaError, match="schema version 99"):
+        await PostgresRunStore(pg_url).migrate()
+    assert applied_versions(pg_url) == [1, 99]
+
+
+async def test_postgres_without_migrate_on_start_refuses_an_old_schema_until_migrated(pg_url: str) -> None:
+    store = PostgresRunStore(pg_url, migrate=False)
+
+    with pytest.raises(
+        pg.SchemaError, match=r"schema version 0; .* needs version 1.*fastagentic-gateway migrate"
+    ):
+        await store.start()
+    assert "fastagentic_runs" not in tables(pg_url)
+
+    await PostgresRunStore(pg_url).migrate()
+    await store.start()
+    try:
+        assert store.applied == []
+        assert (await store.create(make_run()))[1] is True
+    finally:
+        await store.close()
+
+
+async def test_postgres_a_failing_migration_rolls_back_every_pending_one(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shipped = pg.migrations()
+    broken = pg.Migration(len(shipped) + 1, "0099_broken", "CREATE TABLE fa_half_done (x int); SELECT nope;")
+    monkeypatch.setattr(pg, "migrations", lambda: (*shipped, broken))
+
+    with pytest.raises(psycopg.errors.UndefinedColumn):
+        await PostgresRunStore(pg_url).migrate()
+
+    assert tables(pg_url) == set()  # not even the migrations table: one transaction, rolled back
+    monkeypatch.setattr(pg, "migrations", lambda: shipped)
+    assert [m.version for m in await PostgresRunStore(pg_url).migrate()] == [m.version for m in shipped]
+
+
+async def test_postgres_replicas_starting_together_on_an_empty_database_all_start(pg_url: str) -> None:
+    stores = [PostgresRunStore(pg_url) for _ in range(4)]
+
+    await asyncio.gather(*(store.start() for store in stores))
+    try:
+        assert sorted(len(store.applied) for store in stores) == [0, 0, 0, 1]
+        assert applied_versions(pg_url) == [1]
+        run, _ = await stores[0].create(make_run())
+        assert await stores[3].get(run.id) == run
+    finally:
+        await asyncio.gather(*(store.close() for store in stores))
+
+
+async def test_postgres_two_replicas_racing_on_one_transition_exactly_one_wins(pg_url: str) -> None:
+    replica_a, replica_b = PostgresRunStore(pg_url), PostgresRunStore(pg_url)
+    await replica_a.start()
+    await replica_b.start()
+    try:
+        runs = [(await replica_a.create(make_run()))[0] for _ in range(30)]
+
+        async def claim(store: RunStore, run: Run, worker: str) -> str | None:
+            result = await store.transition(
+                run.id,
+                expect=QUEUED,
+                attempt=1,
+                update=RunUpdate(
+                    status=RunStatus.RUNNING, worker_id=worker, lease_expires_at=time.time() + 30
+                ),
+                events=[NewEvent(kind="run.started", data=f'{{"worker": "{worker}"}}'.encode())],
+            )
+            return None if result is None else worker
+
+        outcomes = await asyncio.gather(
+            *(asyncio.gather(claim(replica_a, run, "wa"), claim(replica_b, run, "wb")) for run in runs)
+        )
+
+        for run, pair in zip(runs, outcomes, strict=True):
+            winners = [worker for worker in pair if worker is not None]
+            assert len(winners) == 1, (run.id, pair)
+            stored = await replica_b.get(run.id)
+            assert stored is not None
+            assert (stored.status, stored.worker_id, stored.last_seq) == (RunStatus.RUNNING, winners[0], 1)
+            log = await replica_a.events(run.id)
+            assert [(e.seq, e.data) for e in log] == [(1, f'{{"worker": "{winners[0]}"}}'.encode())]
+    finally:
+        await replica_a.close()
+        await replica_b.close()
+
+
+async def test_postgres_two_replicas_appending_the_same_batch_store_it_once(pg_url: str) -> None:
+    replica_a, replica_b = PostgresRunStore(pg_url), PostgresRunStore(pg_url)
+    await replica_a.start()
+    await replica_b.start()
+    try:
+        runs = [await create_running(replica_a) for _ in range(20)]
+        batch = [NewEvent(kind="token"), NewEvent(kind="checkpoint", checkpoint=b"s1")]
+
+        outcomes = await asyncio.gather(
+            *(
+                asyncio.gather(
+                    replica_a.append_events(run.id, 1, 1, batch), replica_b.append_events(run.id, 1, 1, batch)
+                )
+                for run in runs
+            )
+        )
+
+        for run, (a, b) in zip(runs, outcomes, strict=True):
+            assert a is not None and b is not None
+            assert sorted([len(a), len(b)]) == [0, 2], (run.id, a, b)
+            assert [(e.seq, e.kind) for e in await replica_b.events(run.id)] == [
+                (1, "token"),
+                (2, "checkpoint"),
+            ]
+            assert [(cp.id, cp.seq) for cp in await replica_a.checkpoints(run.id)] == [(1, 2)]
+    finally:
+        await replica_a.close()
+        await replica_b.close()
+
+
+async def test_postgres_a_cancelled_caller_does_not_cut_a_write_in_half(pg_url: str) -> None:
+    store = PostgresRunStore(pg_url, max_size=1)
+    await store.start()
+    try:
+        for _ in range(5):
+            run, _ = await store.create(make_run())
+            claim = asyncio.create_task(
+                store.transition(
+                    run.id,
+                    expect=QUEUED,
+                    attempt=1,
+                    update=RunUpdate(status=RunStatus.RUNNING, worker_id="w1"),
+                    events=events("run.started", "progress"),
+                )
+            )
+            await asyncio.sleep(0.001)  # inside the transaction
+            claim.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await claim
+
+            # The write runs to its end all the same: applied whole, never half.
+            stored = await store.get(run.id)  # queued behind it on the one pooled connection
+            assert stored is not None and (stored.status, stored.last_seq) == (RunStatus.RUNNING, 2)
+            assert [e.kind for e in await store.events(run.id)] == ["run.started", "progress"]
+    finally:
+        await store.close()
+
+
+async def test_postgres_data_survives_close_and_reopen(pg_url: str) -> None:
+    first = PostgresRunStore(pg_url)
+    await first.start()
+    run = await create_running(first)
+    await first.append_events(run.id, 1, 1, [NewEvent(kind="checkpoint", checkpoint=b"s")])
+    stored = await first.get(run.id)
+    log = await first.events(run.id)
+    await first.close()
+
+    second = PostgresRunStore(pg_url)
+    await second.start()
+    try:
+        assert await second.get(run.id) == stored
+        assert await second.events(run.id) == log
+        assert [cp.state for cp in await second.checkpoints(run.id)] == [b"s"]
+    finally:
+        await second.close()
+
+
+async def test_postgres_unreachable_server_is_a_clear_error_without_the_password() -> None:
+    store = PostgresRunStore("postgresql://fa:hunter2@127.0.0.1:1/runs", connect_timeout=2)
+
+    with pytest.raises(ConnectionError, match=r"cannot connect to PostgreSQL at 127.0.0.1:1/runs") as error:
+        await store.start()
+    assert "hunter2" not in str(error.value)
+
+
+def test_postgres_migrations_ship_inside_the_package() -> None:
+    shipped = pg.migrations()
+
+    assert [m.version for m in shipped] == list(range(1, len(shipped) + 1))
+    assert "CREATE TABLE fastagentic_runs" in shipped[0].sql
+
+
+# fastagentic-gateway migrate
+
+
+def test_migrate_command_on_postgresql_applies_then_has_nothing_to_apply(
+    pg_url: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    argv = ["migrate", "--store-url", pg_url, "--data-dir", str(tmp_path)]
+
+    assert cli.main(argv) == 0
+    first = capsys.readouterr().out
+    assert cli.main(argv) == 0
+    second = capsys.readouterr().out
+
+    assert first.splitlines()[0] == "applied 0001_initial"
+    assert "schema now at version 1" in first
+    assert "schema already at version 1; nothing to apply" in second
+    assert applied_versions(pg_url) == [1]
+
+
+def test_migrate_command_on_sqlite_creates_and_migrates_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["migrate", "--data-dir", str(tmp_path / "data"), "--store-url", ""]
+
+    assert cli.main(argv) == 0
+    first = capsys.readouterr().out
+    assert cli.main(argv) == 0
+    second = capsys.readouterr().out
+
+    assert first.splitlines()[0] == "applied SQLite schema version 1"
+    assert "nothing to apply" in second
+    with sqlite3.connect(tmp_path / "data" / "runs.sqlite3") as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    conn.close()
+
+
+def test_migrate_command_reports_an_unreachable_database(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    argv = ["migrate", "--store-url", "postgresql://fa:hunter2@127.0.0.1:1/runs", "--data-dir", str(tmp_path)]
+
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert "cannot connect to PostgreSQL at 127.0.0.1:1/runs" in err
+    assert "hunter2" not in err

@@ -46,6 +46,14 @@ class RunView(msgspec.Struct, omit_defaults=True):
     finished_at: float | None = None
 
 
+class CheckpointView(msgspec.Struct):
+    id: int
+    seq: int
+    attempt: int
+    ts: float
+    state: msgspec.Raw
+
+
 class InvokeResult(msgspec.Struct, omit_defaults=True):
     run_id: str
     status: str
@@ -194,6 +202,12 @@ def rest_router(settings: Settings, registry: EndpointRegistry, runs: RunService
             )
         return _sse(run, int(last))
 
+    @get("/v1/runs/{run_id:str}/checkpoints")
+    async def run_checkpoints(request: Request[Any, Any, Any], run_id: str) -> Response[bytes]:
+        found = await runs.checkpoints(run_id, caller_of(request).tenant)
+        views = [CheckpointView(c.id, c.seq, c.attempt, c.ts, msgspec.Raw(c.state)) for c in found]
+        return json_response({"checkpoints": views})
+
     @post("/v1/runs/{run_id:str}/cancel", status_code=200)
     async def cancel_run(request: Request[Any, Any, Any], run_id: str) -> Response[bytes]:
         return json_response(run_view(await runs.cancel(run_id, caller_of(request).tenant)))
@@ -236,6 +250,7 @@ def rest_router(settings: Settings, registry: EndpointRegistry, runs: RunService
             list_runs,
             get_run,
             run_events,
+            run_checkpoints,
             cancel_run,
             call_tool,
             render_prompt,

@@ -31,6 +31,7 @@ from .model import (
     ACTIVE,
     TERMINAL,
     TERMINAL_EVENT,
+    Checkpoint,
     Event,
     NewEvent,
     Run,
@@ -135,6 +136,10 @@ class RunService:
         if run is None:
             raise NotFound(f"no run {run_id!r}")
         return run
+
+    async def checkpoints(self, run_id: str, tenant: str) -> list[Checkpoint]:
+        run = await self.require(run_id, tenant)
+        return await self._store(run.durable).checkpoints(run.id)
 
     async def list_runs(self, query: RunQuery) -> list[Run]:
         runs = await self.durable.list(query) + await self.ephemeral.list(query)
@@ -325,12 +330,29 @@ class RunService:
 
     async def _reap_forever(self) -> None:
         interval = min(self.settings.lease_ttl / 3, 1.0)
+        retention = self.settings.retention
+        purge_every = min(max(retention / 10, interval), 60.0)
+        last_purge = 0.0
         while True:
             await asyncio.sleep(interval)
             try:
                 await self.reap()
+                if retention and time.monotonic() - last_purge >= purge_every:
+                    last_purge = time.monotonic()
+                    await self.purge(time.time() - retention)
             except Exception:
                 log.exception("lease reaper failed; retrying")
+
+    async def purge(self, finished_before: float) -> int:
+        """Delete durable runs that finished before ``finished_before``, in bounded batches."""
+        total = 0
+        while (deleted := await self.durable.delete_finished(finished_before, limit=1000)) > 0:
+            total += deleted
+            if deleted < 1000:
+                break
+        if total:
+            log.info("retention: deleted %d finished run(s)", total)
+        return total
 
     async def reap(self) -> None:
         now = time.time()

@@ -1,8 +1,8 @@
 """RunStore: where runs, their event logs and checkpoints live.
 
-Two implementations share one contract (tests/unit/test_store_contract.py):
-``MemoryRunStore`` for ephemeral runs (nothing is written anywhere) and ``SQLiteRunStore`` for durable
-runs on one machine. Every state change goes through ``transition``, which is conditional on the current
+Three implementations share one contract (tests/unit/test_store_contract.py):
+``MemoryRunStore`` for ephemeral runs (nothing is written anywhere), ``SQLiteRunStore`` for durable
+runs on one machine and ``PostgresRunStore`` for durable runs in a shared database. Every state change goes through ``transition``, which is conditional on the current
 status and attempt (fencing): a worker that comes back late cannot overwrite a newer attempt, and a
 terminal run never changes again.
 """

@@ -1,0 +1,451 @@
+"""The MCP front: every registered endpoint over MCP Streamable HTTP at ``/mcp``, both protocol revisions.
+
+Built on the official ``mcp`` package: its low-level ``Server`` holds one handler per method, its
+``StreamableHTTPSessionManager`` speaks the transport. 2025-11-25 clients get sessions (``initialize``,
+``Mcp-Session-Id``, the GET stream, DELETE, resumable SSE); 2026-07-28 clients are stateless
+(``server/discover``, per-request envelope and headers), the manager routing each request by its
+``MCP-Protocol-Version`` header.
+
+Handlers stay thin, like the REST routes: find the endpoint and build the ``Call`` (``calls.py``), hand
+it to the ``RunService``, render the outcome. Nothing here validates input, dispatches or stores runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import mcp_types as types
+import msgspec
+from mcp_types import INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, SERVER_INFO_META_KEY
+from mcp_types.methods import CacheableMethod
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+from mcp.server.caching import CacheHint
+from mcp.server.connection import allowed_log_levels
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.lowlevel.server import NotificationOptions, Server
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.server.subscriptions import (
+    InMemorySubscriptionBus,
+    ListenHandler,
+    PromptsListChanged,
+    ResourcesListChanged,
+    ServerEvent,
+    ToolsListChanged,
+)
+from mcp.server.transport_security import TransportSecuritySettings
+from mcp.shared.exceptions import MCPError
+
+from ... import __version__
+from ...calls import Call, find_endpoint, make_call
+from ...errors import GatewayError, InvalidInput, NoWorker
+from ...runs.model import ANONYMOUS, Caller, EndpointKind, RunStatus
+from ...runs.service import RunService
+from ...settings import Settings
+from ...workers.registry import Endpoint, EndpointRegistry
+from .asgi import LOOPBACK_HOSTS, LOOPBACK_ORIGINS, McpAsgi, Patterns, is_loopback
+from .catalogue import Catalogue
+from .results import (
+    RESOURCE_NOT_FOUND,
+    Outcome,
+    error_code,
+    error_data,
+    gateway_error_result,
+    prompt_result,
+    resource_result,
+    tool_result,
+)
+from .resumption import SessionEvents
+from .running import run_to_end
+from .sessions import LegacySessions
+from .streaming import Relay
+from .tasks import RELATED_TASK, TASKS_EXTENSION, Tasks, UpdateTaskRequestParams, declares_tasks, is_modern
+
+log = logging.getLogger("fastagentic.mcp")
+
+INSTRUCTIONS = (
+    "FastAgentic gateway. Tools are the registered tools and agents; agents (and durable tools) can run "
+    "as tasks. Resources, resource templates and prompts come from the connected workers."
+)
+_LISTS_AND_READS: tuple[CacheableMethod, ...] = (
+    "tools/list",
+    "resources/list",
+    "resources/templates/list",
+    "prompts/list",
+    "resources/read",
+)
+# Origin and Host are checked in front of the managers (asgi.py). An explicit object, so the SDK does not
+# build a default one for every request.
+_CHECKED_IN_FRONT = TransportSecuritySettings(enable_dns_rebinding_protection=False)
+_LISTINGS = {
+    "tools/list": "tools",
+    "resources/list": "resources",
+    "resources/templates/list": "templates",
+    "prompts/list": "prompts",
+}
+_LIST_EVENTS: dict[str, ServerEvent] = {
+    "tools": ToolsListChanged(),
+    "resources": ResourcesListChanged(),
+    "prompts": PromptsListChanged(),
+}
+
+
+def caller_of(ctx: ServerRequestContext[Any, Any]) -> Caller:
+    """Who is calling. Anonymous until authentication lands; the seam MCP requests go through."""
+    return ANONYMOUS
+
+
+class _GatewayServer(Server[Any]):
+    """The SDK's server, advertising what the gateway adds: list changes and (2025-11-25) tasks."""
+
+    def get_capabilities(
+        self,
+        notification_options: NotificationOptions | None = None,
+        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
+        extensions: dict[str, dict[str, Any]] | None = None,
+        *,
+        protocol_version: str | None = None,
+    ) -> types.ServerCapabilities:
+        capabilities = super().get_capabilities(
+            NotificationOptions(prompts_changed=True, resources_changed=True, tools_changed=True),
+            experimental_capabilities,
+            extensions,
+            protocol_version=protocol_version,
+        )
+        if protocol_version not in MODERN_PROTOCOL_VERSIONS:
+            capabilities.tasks = types.ServerTasksCapability(
+                list=types.TasksListCapability(),
+                cancel=types.TasksCancelCapability(),
+                requests=types.ServerTasksRequestsCapability(
+                    tools=types.TasksToolsCapability(call=types.TasksCallCapability())
+                ),
+            )
+        return capabilities
+
+
+class McpFront:
+    def __init__(self, settings: Settings, registry: EndpointRegistry, runs: RunService) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.runs = runs
+        self.catalogue = Catalogue(registry)
+        self.events = SessionEvents(limit=settings.mcp_resume_events)
+        self.sessions = LegacySessions(on_leave=self.events.forget)
+        self.tasks = Tasks(runs, self.catalogue, caller_of)
+        self.bus = InMemorySubscriptionBus()
+        self.server = self._build_server()
+        self.manager = StreamableHTTPSessionManager(
+            app=self.server,
+            event_store=self.events,
+            json_response=False,
+            stateless=False,
+            security_settings=_CHECKED_IN_FRONT,
+            max_request_body_size=settings.max_body_bytes,
+            session_idle_timeout=settings.mcp_session_idle_timeout,
+            max_sessions=settings.mcp_max_sessions,
+        )
+        # 2026-07-28 requests that never stream (lists, discover, tasks/get...) are answered with plain JSON.
+        self.quick = StreamableHTTPSessionManager(
+            app=self.server,
+            json_response=True,
+            stateless=True,
+            security_settings=_CHECKED_IN_FRONT,
+            max_request_body_size=settings.max_body_bytes,
+        )
+        origins = Patterns(settings.mcp_allowed_origins or LOOPBACK_ORIGINS)
+        hosts = settings.mcp_allowed_hosts or (LOOPBACK_HOSTS if is_loopback(settings.http_host) else None)
+        self.asgi = McpAsgi(
+            self.manager.handle_request,
+            self.quick.handle_request,
+            origins,
+            Patterns(hosts) if hosts else None,
+        )
+        self._served = self.catalogue.served()
+        self._announcements: set[asyncio.Task[None]] = set()
+        registry.on_change(self._registry_changed)
+
+    @asynccontextmanager
+    async def lifespan(self, app: object = None) -> AsyncIterator[None]:
+        async with self.manager.run(), self.quick.run():
+            try:
+                yield
+            finally:
+                await self.tasks.close()
+
+    # ------------------------------------------------------------------ the server
+
+    def _build_server(self) -> Server[Any]:
+        # Lists and reads change as workers come and go: never fresh for a 2026-07-28 client's cache.
+        stale = CacheHint(ttl_ms=0, scope="private")
+        server = _GatewayServer(
+            "fastagentic",
+            version=__version__,
+            instructions=INSTRUCTIONS,
+            cache_hints=dict.fromkeys(_LISTS_AND_READS, stale),
+        )
+        # Mcp-Param-* headers are checked against the tool's input schema; a dict lookup, not a listing.
+        server.get_tool_input_schema = self.catalogue.input_schema
+        # Telemetry lands with its own issue; until then no span per message.
+        server.middleware = [self._shortcuts]
+        server.extensions = {TASKS_EXTENSION: {}}
+        self._server_info = server.server_info_stamp
+        handlers: list[tuple[str, type[Any], Any]] = [
+            ("tools/list", types.PaginatedRequestParams, self._list("tools")),
+            ("tools/call", types.CallToolRequestParams, self._call_tool),
+            ("resources/list", types.PaginatedRequestParams, self._list("resources")),
+            ("resources/templates/list", types.PaginatedRequestParams, self._list("templates")),
+            ("resources/read", types.ReadResourceRequestParams, self._read_resource),
+            ("prompts/list", types.PaginatedRequestParams, self._list("prompts")),
+            ("prompts/get", types.GetPromptRequestParams, self._get_prompt),
+            ("completion/complete", types.CompleteRequestParams, self._complete),
+            ("logging/setLevel", types.SetLevelRequestParams, self._set_level),
+            ("subscriptions/listen", types.SubscriptionsListenRequestParams, ListenHandler(self.bus)),
+            ("tasks/get", types.GetTaskRequestParams, self.tasks.get_task),
+            ("tasks/result", types.GetTaskPayloadRequestParams, self.tasks.task_result),
+            ("tasks/list", types.PaginatedRequestParams, self.tasks.list_tasks),
+            ("tasks/cancel", types.CancelTaskRequestParams, self.tasks.cancel_task),
+            ("tasks/update", UpdateTaskRequestParams, self.tasks.update_task),
+        ]
+        for method, params_type, handler in handlers:
+            server.add_request_handler(method, params_type, handler)
+        server.add_notification_handler(
+            "notifications/initialized", types.NotificationParams, self._initialized
+        )
+        return server
+
+    def _list(self, what: str) -> Any:
+        # Normally answered by _shortcuts; registered so the SDK derives the capabilities from them.
+        async def listing(
+            ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams
+        ) -> HandlerResult:
+            return self.catalogue.listing(what)
+
+        return listing
+
+    async def _initialized(
+        self, ctx: ServerRequestContext[Any, Any], params: types.NotificationParams
+    ) -> None:
+        self.sessions.join(ctx)
+
+    async def _set_level(
+        self, ctx: ServerRequestContext[Any, Any], params: types.SetLevelRequestParams
+    ) -> HandlerResult:
+        self.sessions.set_level(ctx, params.level)
+        return {}
+
+    # ------------------------------------------------------------------ calls
+
+    def _call(self, ctx: ServerRequestContext[Any, Any], kind: EndpointKind, name: str, value: Any) -> Call:
+        endpoint = find_endpoint(self.registry, kind, name, self.settings.retry_after)
+        return make_call(endpoint, value, caller=caller_of(ctx), protocol="mcp")
+
+    def _relay(self, ctx: ServerRequestContext[Any, Any], logger: str) -> Relay:
+        meta = ctx.meta
+        token = meta.get("progress_token") if meta else None
+        if is_modern(ctx):
+            levels: frozenset[str] = frozenset(allowed_log_levels(ctx.protocol_version, meta))
+        else:
+            levels = self.sessions.levels(ctx)
+        return Relay(
+            ctx.session, progress_token=token, levels=levels, logger=logger, related_request_id=ctx.request_id
+        )
+
+    async def _call_tool(
+        self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
+    ) -> HandlerResult:
+        view = self.catalogue.tool(params.name)
+        if view is None:
+            raise MCPError(INVALID_PARAMS, f"Unknown tool: {params.name}")
+        try:
+            call = self._call(ctx, view.endpoint.info.kind, params.name, params.arguments or {})
+        except (InvalidInput, NoWorker) as exc:
+            return gateway_error_result(exc)
+        except GatewayError as exc:
+            raise MCPError(error_code(exc), exc.message, error_data(exc)) from exc
+        if view.tasks and is_modern(ctx) and declares_tasks(ctx):
+            run, _ = await self.runs.submit(call)
+            return self.tasks.created(ctx, run)
+        _, outcome = await run_to_end(self.runs, call, self._relay(ctx, params.name))
+        return tool_result(view, outcome)
+
+    async def _shortcuts(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        """Answers the SDK's handler chain cannot give, or would give slowly:
+
+        - the lists, already shaped for the request's revision (``Catalogue.wire``): a listing is checked
+          and shaped once per registry change, not on every request;
+        - a 2025-11-25 ``tools/call`` with ``params.task``: the task at once, not the result (the SDK
+          holds ``tools/call`` results to the ``CallToolResult`` shape).
+        """
+        method = ctx.method
+        listing = _LISTINGS.get(method)
+        if listing is not None:
+            wire = self.catalogue.wire(listing, method, ctx.protocol_version)
+            if is_modern(ctx):
+                return {**wire, "_meta": {SERVER_INFO_META_KEY: self._server_info}}
+            return dict(wire)
+        params = ctx.params
+        if (
+            method != "tools/call"
+            or not isinstance(params, Mapping)
+            or params.get("task") is None
+            or is_modern(ctx)  # the 2026 extension ignores params.task: the server decides
+        ):
+            return await call_next(ctx)
+        return await self._create_task(ctx, params)
+
+    async def _create_task(
+        self, ctx: ServerRequestContext[Any, Any], params: Mapping[str, Any]
+    ) -> HandlerResult:
+        request = types.CallToolRequestParams.model_validate(params, by_name=False)
+        view = self.catalogue.tool(request.name)
+        if view is None:
+            raise MCPError(INVALID_PARAMS, f"Unknown tool: {request.name}")
+        if not view.tasks:
+            raise MCPError(
+                METHOD_NOT_FOUND, f"{request.name} does not run as a task (taskSupport: forbidden)"
+            )
+        try:
+            call = self._call(ctx, view.endpoint.info.kind, request.name, request.arguments or {})
+        except GatewayError as exc:
+            raise MCPError(error_code(exc), exc.message, error_data(exc)) from exc
+        run, _ = await self.runs.submit(call)
+        meta = ctx.meta
+        relay = Relay(
+            ctx.session,
+            progress_token=meta.get("progress_token") if meta else None,
+            levels=frozenset(),
+            logger=request.name,
+            meta={RELATED_TASK: {"taskId": run.id}},
+        )
+        self.tasks.watch(ctx.session, run, relay)
+        return self.tasks.created(ctx, run)
+
+    async def _get_prompt(
+        self, ctx: ServerRequestContext[Any, Any], params: types.GetPromptRequestParams
+    ) -> HandlerResult:
+        endpoint = self._endpoint(EndpointKind.PROMPT, params.name, "prompt")
+        arguments = _coerce(endpoint.info.input_schema, params.arguments or {})
+        outcome = await self._run(ctx, EndpointKind.PROMPT, params.name, arguments)
+        return prompt_result(endpoint.info.description, outcome.output or b"{}")
+
+    async def _read_resource(
+        self, ctx: ServerRequestContext[Any, Any], params: types.ReadResourceRequestParams
+    ) -> HandlerResult:
+        uri = str(params.uri)
+        found = self.registry.resource_for(uri)
+        if found is None:
+            code = INVALID_PARAMS if is_modern(ctx) else RESOURCE_NOT_FOUND
+            raise MCPError(code, f"Resource not found: {uri}", {"uri": uri})
+        endpoint, variables = found
+        outcome = await self._run(ctx, EndpointKind.RESOURCE, endpoint.name, variables)
+        return resource_result(uri, outcome.output or b"{}")
+
+    def _endpoint(self, kind: EndpointKind, name: str, what: str) -> Endpoint:
+        endpoint = self.registry.get(name)
+        if endpoint is None or endpoint.info.kind is not kind:
+            raise MCPError(INVALID_PARAMS, f"Unknown {what}: {name}")
+        return endpoint
+
+    async def _run(
+        self, ctx: ServerRequestContext[Any, Any], kind: EndpointKind, name: str, value: Any
+    ) -> Outcome:
+        """Run a prompt or resource endpoint to its end; anything but success is a JSON-RPC error."""
+        try:
+            call = self._call(ctx, kind, name, value)
+        except GatewayError as exc:
+            raise MCPError(error_code(exc), _with_details(exc), error_data(exc)) from exc
+        _, outcome = await run_to_end(self.runs, call)
+        if outcome.status is RunStatus.SUCCEEDED:
+            return outcome
+        if outcome.error is not None:
+            message = f"{outcome.error.type}: {outcome.error.message}"
+            raise MCPError(INTERNAL_ERROR, message, {"type": outcome.error.type})
+        raise MCPError(INTERNAL_ERROR, f"the run ended {outcome.status.value}")
+
+    async def _complete(
+        self, ctx: ServerRequestContext[Any, Any], params: types.CompleteRequestParams
+    ) -> HandlerResult:
+        ref = params.ref
+        endpoint: Endpoint | None
+        if isinstance(ref, types.PromptReference):
+            endpoint = self.registry.get(ref.name)
+            if endpoint is not None and endpoint.info.kind is not EndpointKind.PROMPT:
+                endpoint = None
+        else:
+            endpoint = self.catalogue.template(ref.uri)
+        values: list[str] = []
+        if endpoint is not None and isinstance(endpoint.info.input_schema, dict):
+            prop = endpoint.info.input_schema.get("properties", {}).get(params.argument.name)
+            prefix = params.argument.value.lower()
+            values = [v for v in _choices(prop, endpoint.info.input_schema) if v.lower().startswith(prefix)]
+        completion = {"values": values[:100], "total": len(values), "hasMore": len(values) > 100}
+        return {"completion": completion, "resultType": "complete"}
+
+    # ------------------------------------------------------------------ list changes
+
+    def _registry_changed(self) -> None:
+        served = self.catalogue.served()
+        changed = {what for what, names in served.items() if self._served.get(what) != names}
+        self._served = served
+        if changed:
+            task = asyncio.ensure_future(self._announce(changed))
+            self._announcements.add(task)
+            task.add_done_callback(self._announcements.discard)
+
+    async def _announce(self, changed: set[str]) -> None:
+        for what in sorted(changed):
+            await self.bus.publish(_LIST_EVENTS[what])  # 2026-07-28 subscriptions/listen streams
+        await self.sessions.announce(changed)  # 2025-11-25 sessions
+
+
+def _with_details(exc: GatewayError) -> str:
+    if not exc.errors:
+        return exc.message
+    return exc.message + ": " + "; ".join(f"{e.path}: {e.message}" for e in exc.errors)
+
+
+_NOT_TEXT = frozenset({"boolean", "integer", "number", "array", "object", "null"})
+
+
+def _coerce(schema: Any, arguments: Mapping[str, str]) -> dict[str, Any]:
+    """Prompt arguments arrive as strings; a non-string parameter gets its JSON value (``"true"``, ``"3"``)."""
+    properties = schema.get("properties", {}) if isinstance(schema, dict) else {}
+    coerced: dict[str, Any] = {}
+    for name, value in arguments.items():
+        prop = properties.get(name)
+        types_ = prop.get("type") if isinstance(prop, dict) else None
+        wanted = set(types_) if isinstance(types_, list) else {types_}
+        if isinstance(value, str) and wanted & _NOT_TEXT and "string" not in wanted:
+            try:
+                coerced[name] = msgspec.json.decode(value)
+                continue
+            except msgspec.DecodeError:
+                pass
+        coerced[name] = value
+    return coerced
+
+
+def _choices(prop: Any, root: dict[str, Any]) -> list[str]:
+    """Completion values a parameter's schema offers: its enum / const values, true and false for a boolean."""
+    if not isinstance(prop, dict):
+        return []
+    ref = prop.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        prop = root.get("$defs", {}).get(ref[len("#/$defs/") :], {})
+    values: list[str] = []
+    for option in [prop, *prop.get("anyOf", []), *prop.get("oneOf", [])]:
+        if not isinstance(option, dict):
+            continue
+        values += [str(v) for v in option.get("enum", []) if v is not None]
+        if "const" in option and option["const"] is not None:
+            values.append(str(option["const"]))
+        if option.get("type") == "boolean":
+            values += ["false", "true"]
+    return list(dict.fromkeys(values))
+
+
+__all__ = ["McpFront", "caller_of"]

@@ -1,0 +1,263 @@
+"""MCP tasks backed by the gateway's runs: the task id is the run id.
+
+Both revisions, on the same runs:
+
+- 2025-11-25 (experimental tasks): a ``tools/call`` with ``params.task`` answers ``{"task": ...}`` at once;
+  ``tasks/get``, ``tasks/result`` (blocks until the run ends), ``tasks/list`` (the caller's tasks, newest
+  first), ``tasks/cancel``; ``notifications/tasks/status`` on the session's stream when
+  the run ends, and progress notifications for the progress token of the creating call.
+- 2026-07-28 (the ``io.modelcontextprotocol/tasks`` extension): when a request declares the extension, a
+  ``tools/call`` of an agent (or durable tool) answers ``resultType: "task"``; ``tasks/get`` carries the
+  final result inline; ``tasks/cancel`` and ``tasks/update`` acknowledge; ``tasks/result`` and
+  ``tasks/list`` do not exist there.
+
+Statuses: queued/running -> working, waiting_input -> input_required, succeeded -> completed,
+cancelled -> cancelled, failed/timed_out -> failed (2025-11-25). The 2026 extension reserves ``failed``
+for JSON-RPC errors, so there a failed run is ``completed`` with an ``isError`` result, exactly what the
+direct call would have answered.
+
+Every run of an agent, and every durable run of a tool, is a task, whichever front started it. A durable
+run outlives the session that created it and a gateway restart, and so does its task. Tasks are scoped to
+the caller's tenant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import anyio
+import mcp_types as types
+from mcp_types import INVALID_PARAMS, METHOD_NOT_FOUND
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+from mcp.server.context import ServerRequestContext
+from mcp.server.session import ServerSession
+from mcp.shared.exceptions import MCPError
+
+from ...errors import Conflict, NotFound
+from ...runs.model import TERMINAL, Caller, EndpointKind, Run, RunQuery, RunStatus
+from ...runs.service import RunService
+from .catalogue import Catalogue
+from .results import Outcome, tool_result
+from .running import finish
+from .sessions import connection_of
+from .streaming import Relay
+
+log = logging.getLogger("fastagentic.mcp")
+
+TASKS_EXTENSION = "io.modelcontextprotocol/tasks"
+RELATED_TASK = "io.modelcontextprotocol/related-task"
+#: What a 2025-11-25 request that ends without an answer (cancelled) gets: LSP's RequestCancelled.
+REQUEST_CANCELLED = -32800
+POLL_INTERVAL_MS = 1000
+LIST_PAGE = 50
+
+_RUN_ID = re.compile(r"run_[0-9a-f]{32}")
+_STATUS = {
+    RunStatus.QUEUED: "working",
+    RunStatus.RUNNING: "working",
+    RunStatus.WAITING_INPUT: "input_required",
+    RunStatus.SUCCEEDED: "completed",
+    RunStatus.FAILED: "failed",
+    RunStatus.TIMED_OUT: "failed",
+    RunStatus.CANCELLED: "cancelled",
+}
+
+
+class UpdateTaskRequestParams(types.RequestParams):
+    """``tasks/update`` (2026-07-28 extension): answers to a task's input requests."""
+
+    task_id: str
+    input_responses: dict[str, Any] | None = None
+    request_state: str | None = None
+
+
+def is_task(run: Run) -> bool:
+    """Runs that are tasks: those of agents, and durable runs of tools (what ``taskSupport`` advertises)."""
+    return run.kind is EndpointKind.AGENT or (run.kind is EndpointKind.TOOL and run.durable)
+
+
+def is_modern(ctx: ServerRequestContext[Any, Any]) -> bool:
+    return ctx.protocol_version in MODERN_PROTOCOL_VERSIONS
+
+
+def declares_tasks(ctx: ServerRequestContext[Any, Any]) -> bool:
+    """Whether a 2026-07-28 request declared the tasks extension in its client capabilities."""
+    capabilities = ctx.session.client_capabilities
+    extensions = capabilities.extensions if capabilities is not None else None
+    return bool(extensions) and TASKS_EXTENSION in cast(dict[str, Any], extensions)
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _status_message(run: Run) -> str | None:
+    if run.status is RunStatus.QUEUED:
+        return "queued" if run.attempt == 1 else f"queued for attempt {run.attempt}"
+    if run.status is RunStatus.RUNNING:
+        return "running" if run.attempt == 1 else f"running (attempt {run.attempt})"
+    if run.error is not None:
+        return f"{run.error.type}: {run.error.message}"
+    if run.status is RunStatus.CANCELLED:
+        return "cancelled"
+    return None
+
+
+class Tasks:
+    def __init__(
+        self,
+        runs: RunService,
+        catalogue: Catalogue,
+        caller_of: Callable[[ServerRequestContext[Any, Any]], Caller],
+    ) -> None:
+        self.runs = runs
+        self.catalogue = catalogue
+        self.caller_of = caller_of
+        self._watchers: set[asyncio.Task[None]] = set()
+
+    # ------------------------------------------------------------------ task views
+
+    def legacy_task(self, run: Run) -> dict[str, Any]:
+        task: dict[str, Any] = {
+            "taskId": run.id,
+            "status": _STATUS[run.status],
+            "createdAt": _iso(run.created_at),
+            "lastUpdatedAt": _iso(run.updated_at),
+            "ttl": None,  # kept as long as the run is
+            "pollInterval": POLL_INTERVAL_MS,
+        }
+        message = _status_message(run)
+        if message is not None:
+            task["statusMessage"] = message
+        return task
+
+    def modern_task(self, run: Run, *, detailed: bool = True) -> dict[str, Any]:
+        status = _STATUS[run.status]
+        if status == "failed":
+            status = "completed"  # the extension's "failed" is for JSON-RPC errors; see the module docstring
+        task: dict[str, Any] = {
+            "taskId": run.id,
+            "status": status,
+            "createdAt": _iso(run.created_at),
+            "lastUpdatedAt": _iso(run.updated_at),
+            "ttlSeconds": None,
+            "pollIntervalMilliseconds": POLL_INTERVAL_MS,
+        }
+        message = _status_message(run)
+        if message is not None:
+            task["statusMessage"] = message
+        if detailed and status == "completed":
+            task["result"] = self._result(run)
+        return task
+
+    def created(self, ctx: ServerRequestContext[Any, Any], run: Run) -> dict[str, Any]:
+        """The answer to a ``tools/call`` that made a task, in the request's revision."""
+        if is_modern(ctx):
+            return {"resultType": "task", **self.modern_task(run, detailed=False)}
+        return {"task": self.legacy_task(run)}
+
+    def _result(self, run: Run) -> dict[str, Any]:
+        return tool_result(self.catalogue.tool(run.endpoint), Outcome(run.status, run.output, run.error))
+
+    async def _task_run(self, ctx: ServerRequestContext[Any, Any], task_id: str) -> Run:
+        run = await self.runs.get(task_id, self.caller_of(ctx).tenant)
+        if run is None or not is_task(run):
+            raise MCPError(INVALID_PARAMS, "Failed to retrieve task: Task not found", {"taskId": task_id})
+        return run
+
+    # ------------------------------------------------------------------ handlers
+
+    async def get_task(
+        self, ctx: ServerRequestContext[Any, Any], params: types.GetTaskRequestParams
+    ) -> dict[str, Any]:
+        run = await self._task_run(ctx, params.task_id)
+        return self.modern_task(run) if is_modern(ctx) else self.legacy_task(run)
+
+    async def task_result(
+        self, ctx: ServerRequestContext[Any, Any], params: types.GetTaskPayloadRequestParams
+    ) -> dict[str, Any]:
+        if is_modern(ctx):
+            raise MCPError(METHOD_NOT_FOUND, "tasks/result is not part of the 2026-07-28 tasks extension")
+        run = await self._task_run(ctx, params.task_id)
+        if run.status not in TERMINAL:
+            run = await self.runs.wait(run)  # the client giving up on this request leaves the task alone
+        related = {RELATED_TASK: {"taskId": run.id}}
+        if run.status is RunStatus.CANCELLED:
+            raise MCPError(REQUEST_CANCELLED, "Task cancelled", {"taskId": run.id})
+        result = self._result(run)
+        result["_meta"] = related
+        return result
+
+    async def list_tasks(
+        self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams
+    ) -> dict[str, Any]:
+        if is_modern(ctx):
+            raise MCPError(METHOD_NOT_FOUND, "tasks/list is not part of the 2026-07-28 tasks extension")
+        cursor = params.cursor
+        if cursor is not None and not _RUN_ID.fullmatch(cursor):
+            raise MCPError(INVALID_PARAMS, "Invalid cursor")
+        query = RunQuery(tenant=self.caller_of(ctx).tenant, limit=LIST_PAGE, before=cursor)
+        found = await self.runs.list_runs(query)
+        listing: dict[str, Any] = {"tasks": [self.legacy_task(r) for r in found if is_task(r)]}
+        if len(found) == LIST_PAGE:
+            listing["nextCursor"] = found[-1].id
+        return listing
+
+    async def cancel_task(
+        self, ctx: ServerRequestContext[Any, Any], params: types.CancelTaskRequestParams
+    ) -> dict[str, Any]:
+        tenant = self.caller_of(ctx).tenant
+        if is_modern(ctx):
+            # Acknowledged whatever the task: cancellation is a signal, its outcome shows in tasks/get.
+            with contextlib.suppress(Conflict, NotFound):
+                await self.runs.cancel(params.task_id, tenant, "cancelled by the MCP client")
+            return {}
+        run = await self._task_run(ctx, params.task_id)
+        if run.status in TERMINAL:
+            raise MCPError(INVALID_PARAMS, f"Cannot cancel task: it already ended ({_STATUS[run.status]})")
+        try:
+            run = await self.runs.cancel(run.id, tenant, "cancelled by the MCP client")
+        except Conflict as exc:
+            raise MCPError(INVALID_PARAMS, f"Cannot cancel task: {exc.message}") from exc
+        return self.legacy_task(run)
+
+    async def update_task(
+        self, ctx: ServerRequestContext[Any, Any], params: UpdateTaskRequestParams
+    ) -> dict[str, Any]:
+        if not is_modern(ctx):
+            raise MCPError(METHOD_NOT_FOUND, "tasks/update belongs to the 2026-07-28 tasks extension")
+        return {}  # no run asks for input yet (interrupts are not built): nothing is outstanding
+
+    # ------------------------------------------------------------------ 2025-11-25 status notifications
+
+    def watch(self, session: ServerSession, run: Run, relay: Relay) -> None:
+        """Follow a task made in a 2025-11-25 session: relay its progress, announce how it ended."""
+        task = asyncio.ensure_future(self._watch(session, run, relay))
+        self._watchers.add(task)
+        task.add_done_callback(self._watchers.discard)
+
+    async def _watch(self, session: ServerSession, run: Run, relay: Relay) -> None:
+        try:
+            await finish(self.runs, run, relay, cancel_on_abort=False)
+            final = await self.runs.get(run.id, run.caller.tenant)
+            if final is None:
+                return
+            connection = connection_of(session)
+            if connection is not None:
+                # Raw: the SDK's typed notifications drop null fields, and a task's ttl must be there (null).
+                await connection.notify("notifications/tasks/status", self.legacy_task(final))
+        except Exception:
+            log.debug("task status notification for %s not sent", run.id, exc_info=True)
+
+    async def close(self) -> None:
+        for task in list(self._watchers):
+            task.cancel()
+        with anyio.CancelScope(shield=True):
+            await asyncio.gather(*self._watchers, return_exceptions=True)

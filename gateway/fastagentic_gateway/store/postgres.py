@@ -1,0 +1,549 @@
+"""PostgresRunStore: durable runs in PostgreSQL, safe to share between gateway processes (psycopg 3, async pool).
+
+The contract and the rules are those of the other stores: the decisions are made in Python by the helpers
+``SQLiteRunStore`` uses too (``admits``, ``applied``, ``stamped``, ``trimmed``, ``checkpoints_of``).
+
+Every write is one transaction. ``transition`` and ``append_events`` first lock the run's row
+(``SELECT ... FOR UPDATE``), decide from what they read, and then write with an UPDATE that is itself
+conditional on the status and attempt they read (fencing). Two replicas sharing the database therefore
+serialize on the row: the second waits for the first to commit, then reads what the first wrote, and
+loses. Whatever a write changes (the run row, its new events, their checkpoints) is one statement, so a
+transition or an append costs four statements whatever it appends: BEGIN, lock and read, write, COMMIT.
+
+Schema changes are the numbered SQL files in ``migrations/postgres``: see ``apply_migrations``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import functools
+import re
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from importlib import resources
+from typing import Any, NamedTuple, TypeVar
+
+import psycopg
+from psycopg import AsyncConnection
+from psycopg import errors as pg_errors
+from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import AsyncConnectionPool
+
+from ..runs.model import (
+    ANONYMOUS,
+    TERMINAL,
+    Checkpoint,
+    EndpointKind,
+    Event,
+    NewEvent,
+    Run,
+    RunQuery,
+    RunStatus,
+    RunUpdate,
+)
+from .memory import admits, applied, checkpoints_of, stamped, trimmed
+
+# The row <-> Run mapping is the SQLite store's: same columns, in the same order.
+from .sqlite import _checkpoint_from_row, _event_from_row, _run_from_row, _run_values
+
+T = TypeVar("T")
+Conn = AsyncConnection[tuple[Any, ...]]
+
+# ---------------------------------------------------------------------------------------------- migrations
+
+MIGRATIONS_TABLE = "fastagentic_schema_migrations"
+# The key of the transaction-level advisory lock every migration runs under: any fixed 64-bit number, the
+# same in every replica and every version ("famigrat" in ASCII).
+MIGRATION_LOCK = 0x66616D6967726174
+_MIGRATION_FILE = re.compile(r"(\d{4})_([a-z0-9_]+)\.sql")
+
+
+class Migration(NamedTuple):
+    version: int
+    name: str  # the file name without ".sql", e.g. "0001_initial"
+    sql: str
+
+
+class SchemaError(RuntimeError):
+    """The database's run store schema is not the one this gateway can use."""
+
+
+@functools.cache
+def migrations() -> tuple[Migration, ...]:
+    """The migrations shipped with this code, in order; versions run 1, 2, ... without gaps."""
+    folder = resources.files("fastagentic_gateway.store") / "migrations" / "postgres"
+    found = sorted(
+        Migration(int(match[1]), entry.name.removesuffix(".sql"), entry.read_text(encoding="utf-8"))
+        for entry in folder.iterdir()
+        if (match := _MIGRATION_FILE.fullmatch(entry.name))
+    )
+    versions = [migration.version for migration in found]
+    if versions != builtins.list(range(1, len(found) + 1)):
+        raise RuntimeError(f"PostgreSQL migrations must be numbered 1, 2, ... without gaps; found {versions}")
+    return tuple(found)
+
+
+def latest_version() -> int:
+    return len(migrations())
+
+
+async def schema_version(conn: Conn) -> int:
+    """The schema version recorded in the database; 0 when it was never migrated."""
+    row = await (await conn.execute("SELECT to_regclass(%s) IS NOT NULL", (MIGRATIONS_TABLE,))).fetchone()
+    if row is None or not row[0]:
+        return 0
+    row = await (await conn.execute(f"SELECT COALESCE(MAX(version), 0) FROM {MIGRATIONS_TABLE}")).fetchone()
+    return 0 if row is None else int(row[0])
+
+
+async def apply_migrations(conn: Conn) -> builtins.list[Migration]:
+    """Apply the migrations the database lacks, in order, and return them (empty when up to date).
+
+    All of it is one transaction holding ``pg_advisory_xact_lock(MIGRATION_LOCK)``: replicas starting
+    together queue on the lock, and each one after the first finds nothing left to do. A failing migration
+    rolls back whole. A database whose schema is newer than this code raises SchemaError."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+        await conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} ("
+            "version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+        )
+        current = await schema_version(conn)
+        _refuse_newer(conn, current)
+        pending = migrations()[current:]
+        for migration in pending:
+            # No parameters: psycopg sends the file as one simple query, several statements allowed.
+            await conn.execute(migration.sql.encode())
+            await conn.execute(
+                f"INSERT INTO {MIGRATIONS_TABLE} (version, applied_at) VALUES (%s, now())",
+                (migration.version,),
+            )
+    return builtins.list(pending)
+
+
+async def check_schema(conn: Conn) -> None:
+    """Raise SchemaError unless the database's schema is exactly the latest this code knows."""
+    current = await schema_version(conn)
+    _refuse_newer(conn, current)
+    if current < latest_version():
+        raise SchemaError(
+            f"PostgreSQL database {_where_connected(conn)} has run store schema version {current}; this "
+            f"gateway needs version {latest_version()}. Run `fastagentic-gateway migrate`, or set "
+            "migrate_on_start = true"
+        )
+
+
+def _refuse_newer(conn: Conn, current: int) -> None:
+    if current > latest_version():
+        raise SchemaError(
+            f"PostgreSQL database {_where_connected(conn)} has run store schema version {current}; this "
+            f"gateway knows versions up to {latest_version()}. Upgrade the gateway, or point it at "
+            "another database"
+        )
+
+
+def _where_connected(conn: Conn) -> str:
+    return f"{conn.info.host}:{conn.info.port}/{conn.info.dbname}"
+
+
+def describe(url: str) -> str:
+    """``host:port/dbname`` of a connection URL, for messages: never the password."""
+    info = conninfo_to_dict(url)
+    return f"{info.get('host') or 'localhost'}:{info.get('port') or 5432}/{info.get('dbname') or info.get('user') or ''}"
+
+
+# ---------------------------------------------------------------------------------------------- SQL
+
+_RUN_COLUMNS = (
+    "id, endpoint, kind, durable, principal, tenant, input, status, attempt, max_attempts, output, "
+    "error_type, error_message, idempotency_key, request_hash, worker_id, lease_expires_at, deadline_at, "
+    "last_seq, created_at, updated_at, started_at, finished_at"
+)
+_SELECT_RUN = f"SELECT {_RUN_COLUMNS} FROM fastagentic_runs"
+_LAST_CHECKPOINT_ID = "(SELECT COALESCE(MAX(c.id), 0) FROM fastagentic_checkpoints c WHERE c.run_id = r.id)"
+_INSERT_RUN = f"""
+    INSERT INTO fastagentic_runs ({_RUN_COLUMNS}) VALUES ({", ".join(["%s"] * 23)})
+    ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+"""
+_UPDATE_RUN = """
+    UPDATE fastagentic_runs SET status = %s, attempt = %s, worker_id = %s, lease_expires_at = %s,
+        output = %s, error_type = %s, error_message = %s, started_at = %s, finished_at = %s,
+        updated_at = %s, last_seq = %s
+    WHERE id = %s AND status = ANY(%s) AND attempt = %s
+"""
+_UPDATE_LAST_SEQ = """
+    UPDATE fastagentic_runs SET last_seq = %s WHERE id = %s AND status = %s AND attempt = %s
+"""
+_SELECT_EVENTS = "SELECT run_id, seq, ts, kind, data FROM fastagentic_events"
+_SELECT_CHECKPOINTS = "SELECT run_id, id, seq, attempt, ts, state FROM fastagentic_checkpoints"
+_TERMINAL = sorted(str(status) for status in TERMINAL)
+
+
+@functools.cache
+def _write(update: str, events: bool, checkpoints: bool) -> str:
+    """One statement: the conditional ``update`` of the run row and, only if it matched, the inserts of the
+    events and checkpoints given as arrays. It answers how many run rows matched (0 or 1)."""
+    sql = f"WITH run AS ({update} RETURNING id)"
+    if events:
+        sql += """,
+        new_events AS (
+            INSERT INTO fastagentic_events (run_id, seq, ts, kind, data)
+            SELECT run.id, e.seq, e.ts, e.kind, e.data
+            FROM run, unnest(%s::bigint[], %s::float8[], %s::text[], %s::bytea[]) AS e (seq, ts, kind, data)
+        )"""
+    if checkpoints:
+        sql += """,
+        new_checkpoints AS (
+            INSERT INTO fastagentic_checkpoints (run_id, id, seq, attempt, ts, state)
+            SELECT run.id, c.id, c.seq, c.attempt, c.ts, c.state
+            FROM run, unnest(%s::int[], %s::bigint[], %s::int[], %s::float8[], %s::bytea[])
+                AS c (id, seq, attempt, ts, state)
+        )"""
+    return sql + " SELECT count(*) FROM run"
+
+
+def _carries_checkpoint(events: Sequence[NewEvent]) -> bool:
+    return any(new.kind == "checkpoint" and new.checkpoint is not None for new in events)
+
+
+def _rows(
+    placed: Sequence[Event], sent: Sequence[NewEvent], attempt: int, last_checkpoint_id: int
+) -> tuple[builtins.list[Any], bool]:
+    """The parameters ``_write`` takes after the update's own: event columns, then checkpoint columns
+    (when there are checkpoints: the second value says so)."""
+    if not placed:
+        return [], False
+    params: builtins.list[Any] = [
+        [event.seq for event in placed],
+        [event.ts for event in placed],
+        [event.kind for event in placed],
+        [event.data for event in placed],
+    ]
+    found = checkpoints_of(placed, sent, attempt, last_checkpoint_id)
+    if found:
+        params += [
+            [cp.id for cp in found],
+            [cp.seq for cp in found],
+            [cp.attempt for cp in found],
+            [cp.ts for cp in found],
+            [cp.state for cp in found],
+        ]
+    return params, bool(found)
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    # A job whose caller was cancelled still finishes; retrieve its outcome so asyncio does not warn.
+    if not task.cancelled():
+        task.exception()
+
+
+# ---------------------------------------------------------------------------------------------- the store
+
+
+class PostgresRunStore:
+    def __init__(
+        self,
+        url: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 10,
+        migrate: bool = True,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        try:
+            info = conninfo_to_dict(url)
+        except psycopg.ProgrammingError as exc:
+            raise ValueError(f"PostgreSQL URL: {exc}") from exc
+        if min_size < 0 or max_size < max(min_size, 1):
+            raise ValueError(
+                f"PostgreSQL pool: need 0 <= min_size <= max_size >= 1, got {min_size}, {max_size}"
+            )
+        self.url = url
+        self.min_size = min_size
+        self.max_size = max_size
+        self.migrate_on_start = migrate
+        self.connect_timeout = connect_timeout
+        # The URL's own connect_timeout (whole seconds) wins over ours.
+        self._connect_kwargs: dict[str, Any] = {"autocommit": True}
+        if "connect_timeout" not in info:
+            self._connect_kwargs["connect_timeout"] = max(1, round(connect_timeout))
+        self.applied: builtins.list[Migration] = []  # what the last start() applied
+        self._pool: AsyncConnectionPool[Conn] | None = None
+
+    @property
+    def where(self) -> str:
+        """``host:port/dbname``: where the runs live, without credentials."""
+        return describe(self.url)
+
+    async def migrate(self) -> builtins.list[Migration]:
+        """Apply pending migrations over a connection of its own; works whether or not the store is started."""
+        async with await self._connect() as conn:
+            return await apply_migrations(conn)
+
+    async def start(self) -> None:
+        """Connect (a clear error when PostgreSQL is unreachable), migrate or check the schema, open the pool."""
+        if self._pool is not None:
+            return
+        async with await self._connect() as conn:
+            if self.migrate_on_start:
+                self.applied = await apply_migrations(conn)
+            else:
+                await check_schema(conn)
+        pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
+            self.url,
+            min_size=self.min_size,
+            max_size=self.max_size,
+            kwargs=self._connect_kwargs,
+            open=False,
+            name="fastagentic-runs",
+        )
+        try:
+            await pool.open(wait=True, timeout=self.connect_timeout)
+        except BaseException:
+            await pool.close()
+            raise
+        self._pool = pool
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    async def create(self, run: Run) -> tuple[Run, bool]:
+        values = _run_values(run)
+
+        async def create(conn: Conn) -> tuple[Run, bool]:
+            while True:
+                try:
+                    inserted = (await conn.execute(_INSERT_RUN, values)).rowcount
+                except pg_errors.UniqueViolation as exc:
+                    # ON CONFLICT absorbs a clash of idempotency keys, so only the id can clash here.
+                    raise ValueError(f"run {run.id} already exists") from exc
+                if inserted == 1:
+                    return _run_from_row(values), True
+                cur = await conn.execute(
+                    f"{_SELECT_RUN} WHERE tenant = %s AND idempotency_key = %s",
+                    (run.caller.tenant, run.idempotency_key),
+                    binary=True,
+                )
+                row = await cur.fetchone()
+                if row is not None:
+                    return _run_from_row(row), False
+                # The run holding the key was deleted between the two statements: insert again.
+
+        return await self._call(create)
+
+    async def get(self, run_id: str, tenant: str | None = None) -> Run | None:
+        async def get(conn: Conn) -> Run | None:
+            if tenant is None:
+                cur = await conn.execute(f"{_SELECT_RUN} WHERE id = %s", (run_id,), binary=True)
+            else:
+                cur = await conn.execute(
+                    f"{_SELECT_RUN} WHERE id = %s AND tenant = %s", (run_id, tenant), binary=True
+                )
+            row = await cur.fetchone()
+            return None if row is None else _run_from_row(row)
+
+        return await self._call(get)
+
+    async def transition(
+        self,
+        run_id: str,
+        *,
+        expect: frozenset[RunStatus],
+        attempt: int | None,
+        update: RunUpdate,
+        events: Sequence[NewEvent] = (),
+    ) -> tuple[Run, builtins.list[Event]] | None:
+        lock = f"{_SELECT_RUN} r WHERE id = %s FOR UPDATE"
+        if _carries_checkpoint(events):
+            lock = f"SELECT {_RUN_COLUMNS}, {_LAST_CHECKPOINT_ID} FROM fastagentic_runs r WHERE id = %s FOR UPDATE"
+
+        async def transition(conn: Conn) -> tuple[Run, builtins.list[Event]] | None:
+            async with conn.transaction():
+                row = await (await conn.execute(lock, (run_id,), binary=True)).fetchone()
+                if row is None:
+                    return None
+                run = _run_from_row(row[:23])
+                if not admits(run, expect, attempt, update):
+                    return None
+                now = time.time()
+                placed = stamped(run_id, run.last_seq, events, now)
+                new = applied(run, update, now)
+                new.last_seq = run.last_seq + len(placed)
+                rows, with_checkpoints = _rows(placed, events, run.attempt, row[23] if len(row) > 23 else 0)
+                cur = await conn.execute(
+                    _write(_UPDATE_RUN, bool(placed), with_checkpoints),
+                    [
+                        str(new.status),
+                        new.attempt,
+                        new.worker_id,
+                        new.lease_expires_at,
+                        new.output,
+                        None if new.error is None else new.error.type,
+                        None if new.error is None else new.error.message,
+                        new.started_at,
+                        new.finished_at,
+                        new.updated_at,
+                        new.last_seq,
+                        run_id,
+                        [str(status) for status in expect],
+                        run.attempt,
+                        *rows,
+                    ],
+                )
+                matched = await cur.fetchone()
+            # The row is locked, so the conditional update matches; if it did not, nothing was written.
+            return (new, placed) if matched is not None and matched[0] == 1 else None
+
+        return await self._call(transition)
+
+    async def append_events(
+        self, run_id: str, attempt: int, first_seq: int, events: Sequence[NewEvent]
+    ) -> builtins.list[Event] | None:
+        lock = "SELECT status, attempt, last_seq"
+        if _carries_checkpoint(events):
+            lock += f", {_LAST_CHECKPOINT_ID}"
+        lock += " FROM fastagentic_runs r WHERE id = %s FOR UPDATE"
+
+        async def append(conn: Conn) -> builtins.list[Event] | None:
+            async with conn.transaction():
+                row = await (await conn.execute(lock, (run_id,), binary=True)).fetchone()
+                if row is None or row[0] != RunStatus.RUNNING or row[1] != attempt:
+                    return None
+                # Only what trimmed() reads: the id and the last seq.
+                head = Run(
+                    id=run_id,
+                    endpoint="",
+                    kind=EndpointKind.AGENT,
+                    durable=True,
+                    caller=ANONYMOUS,
+                    input=b"",
+                    status=RunStatus.RUNNING,
+                    attempt=attempt,
+                    last_seq=row[2],
+                )
+                fresh = trimmed(head, first_seq, events)
+                placed = stamped(run_id, head.last_seq, fresh, time.time())
+                if not placed:
+                    return placed
+                rows, with_checkpoints = _rows(placed, fresh, attempt, row[3] if len(row) > 3 else 0)
+                cur = await conn.execute(
+                    _write(_UPDATE_LAST_SEQ, True, with_checkpoints),
+                    [head.last_seq + len(placed), run_id, str(RunStatus.RUNNING), attempt, *rows],
+                )
+                matched = await cur.fetchone()
+            return placed if matched is not None and matched[0] == 1 else None
+
+        return await self._call(append)
+
+    async def events(self, run_id: str, after_seq: int = 0, limit: int | None = None) -> builtins.list[Event]:
+        async def events(conn: Conn) -> builtins.list[Event]:
+            cur = await conn.execute(
+                f"{_SELECT_EVENTS} WHERE run_id = %s AND seq > %s ORDER BY seq LIMIT %s",
+                (run_id, after_seq, None if limit is None else max(limit, 0)),
+                binary=True,
+            )
+            return [_event_from_row(row) for row in await cur.fetchall()]
+
+        return await self._call(events)
+
+    async def checkpoints(self, run_id: str) -> builtins.list[Checkpoint]:
+        async def checkpoints(conn: Conn) -> builtins.list[Checkpoint]:
+            cur = await conn.execute(
+                f"{_SELECT_CHECKPOINTS} WHERE run_id = %s ORDER BY id", (run_id,), binary=True
+            )
+            return [_checkpoint_from_row(row) for row in await cur.fetchall()]
+
+        return await self._call(checkpoints)
+
+    async def last_checkpoint(self, run_id: str) -> Checkpoint | None:
+        async def last(conn: Conn) -> Checkpoint | None:
+            cur = await conn.execute(
+                f"{_SELECT_CHECKPOINTS} WHERE run_id = %s ORDER BY id DESC LIMIT 1", (run_id,), binary=True
+            )
+            row = await cur.fetchone()
+            return None if row is None else _checkpoint_from_row(row)
+
+        return await self._call(last)
+
+    async def renew_leases(self, worker_id: str, until: float) -> int:
+        async def renew(conn: Conn) -> int:
+            cur = await conn.execute(
+                "UPDATE fastagentic_runs SET lease_expires_at = %s WHERE worker_id = %s AND status = %s",
+                (until, worker_id, str(RunStatus.RUNNING)),
+            )
+            return cur.rowcount
+
+        return await self._call(renew)
+
+    async def expired(self, now: float, limit: int = 100) -> builtins.list[Run]:
+        return await self._select_runs(
+            f"{_SELECT_RUN} WHERE status = %s AND lease_expires_at < %s ORDER BY lease_expires_at, id LIMIT %s",
+            (str(RunStatus.RUNNING), now, max(limit, 0)),
+        )
+
+    async def queued(self, limit: int = 1000) -> builtins.list[Run]:
+        return await self._select_runs(
+            f"{_SELECT_RUN} WHERE status = %s ORDER BY id LIMIT %s", (str(RunStatus.QUEUED), max(limit, 0))
+        )
+
+    async def delete_finished(self, before: float, limit: int = 1000) -> int:
+        # Events and checkpoints go with their run through ON DELETE CASCADE. SKIP LOCKED: replicas
+        # deleting at the same time split the work instead of waiting for each other.
+        async def delete(conn: Conn) -> int:
+            cur = await conn.execute(
+                "DELETE FROM fastagentic_runs WHERE id IN (SELECT id FROM fastagentic_runs "
+                "WHERE status = ANY(%s) AND finished_at < %s ORDER BY finished_at LIMIT %s "
+                "FOR UPDATE SKIP LOCKED)",
+                (_TERMINAL, before, max(limit, 0)),
+            )
+            return cur.rowcount
+
+        return await self._call(delete)
+
+    # Defined last: inside the class body the name ``list`` is this method from here on.
+    async def list(self, query: RunQuery) -> builtins.list[Run]:
+        sql = f"{_SELECT_RUN} WHERE tenant = %s"
+        params: builtins.list[Any] = [query.tenant]
+        if query.status is not None:
+            sql += " AND status = %s"
+            params.append(str(query.status))
+        if query.endpoint is not None:
+            sql += " AND endpoint = %s"
+            params.append(query.endpoint)
+        if query.before is not None:
+            sql += " AND id < %s"
+            params.append(query.before)
+        sql += " ORDER BY id DESC LIMIT %s"
+        params.append(max(query.limit, 0))
+        return await self._select_runs(sql, params)
+
+    async def _select_runs(self, sql: str, params: Sequence[Any]) -> builtins.list[Run]:
+        async def select(conn: Conn) -> builtins.list[Run]:
+            cur = await conn.execute(sql, params, binary=True)
+            return [_run_from_row(row) for row in await cur.fetchall()]
+
+        return await self._call(select)
+
+    async def _connect(self) -> Conn:
+        try:
+            return await AsyncConnection.connect(self.url, **self._connect_kwargs)
+        except psycopg.OperationalError as exc:
+            raise ConnectionError(f"cannot connect to PostgreSQL at {self.where}: {exc}") from exc
+
+    async def _call(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
+        pool = self._pool
+        if pool is None:
+            raise RuntimeError("PostgresRunStore is not started")
+
+        async def job() -> T:
+            async with pool.connection() as conn:
+                return await fn(conn)
+
+        # If the caller is cancelled the job still runs to the end: a write commits or rolls back whole,
+        # and the connection goes back to the pool clean.
+        task = asyncio.ensure_future(job())
+        task.add_done_callback(_retrieve)
+        return await asyncio.shield(task)

@@ -1,0 +1,113 @@
+"""The real local services tests talk to (never mocks): PostgreSQL and NATS.
+
+Tests that need one call ``require_postgres()`` / ``require_nats()``: when the service is unreachable the
+test is skipped, saying why, unless ``FASTAGENTIC_REQUIRE_SERVICES=1``, in which case it fails (CI sets it
+so a missing service cannot pass silently). Each test gets a database of its own from
+``postgres_database()``, dropped afterwards.
+
+The defaults are the local development services: PostgreSQL at 127.0.0.1:5432 as user ``postgres`` with
+trust authentication, NATS at 127.0.0.1:4222. ``FASTAGENTIC_TEST_POSTGRES`` (an admin URL of the
+``postgres`` database) and ``FASTAGENTIC_TEST_NATS`` (``host:port``) point elsewhere.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import secrets
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
+DEFAULT_NATS = "127.0.0.1:4222"
+
+
+def services_required() -> bool:
+    return os.environ.get("FASTAGENTIC_REQUIRE_SERVICES") == "1"
+
+
+def _unavailable(reason: str) -> None:
+    if services_required():
+        pytest.fail(f"{reason} (FASTAGENTIC_REQUIRE_SERVICES=1)", pytrace=False)
+    pytest.skip(reason)
+
+
+def postgres_dsn(database: str = "postgres") -> str:
+    """The URL of ``database`` on the test server (by default the admin database ``postgres``)."""
+    admin = urlsplit(os.environ.get("FASTAGENTIC_TEST_POSTGRES", DEFAULT_POSTGRES))
+    return urlunsplit(admin._replace(path=f"/{database}"))
+
+
+@functools.cache
+def _postgres_problem() -> str | None:
+    """Why PostgreSQL cannot be used, or None. Asked once per test session."""
+    try:
+        import psycopg
+    except ImportError as exc:
+        return f"psycopg is not installed: {exc}"
+    try:
+        with psycopg.connect(postgres_dsn(), autocommit=True, connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        return f"PostgreSQL unreachable at {_where(postgres_dsn())}: {str(exc).strip().splitlines()[0]}"
+    return None
+
+
+def require_postgres() -> str:
+    """The admin URL of the test PostgreSQL server; skips the test (or fails it) when it is unreachable."""
+    problem = _postgres_problem()
+    if problem is not None:
+        _unavailable(problem)
+    return postgres_dsn()
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """A freshly created, empty database (``fa_test_<random>``) for one test: yields its URL, then drops it."""
+    import psycopg
+
+    admin = require_postgres()
+    name = f"fa_test_{secrets.token_hex(6)}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    try:
+        yield postgres_dsn(name)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            # FORCE ends sessions still connected to it (a killed gateway's, a pool not yet closed).
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def database_exists(name: str) -> bool:
+    import psycopg
+
+    with psycopg.connect(require_postgres(), autocommit=True) as conn:
+        return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None
+
+
+@functools.cache
+def _nats_problem() -> str | None:
+    address = os.environ.get("FASTAGENTIC_TEST_NATS", DEFAULT_NATS)
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=3):
+            return None
+    except OSError as exc:
+        return f"NATS unreachable at {address}: {exc}"
+
+
+def require_nats() -> str:
+    """The URL of the test NATS server; skips the test (or fails it) when nothing listens there."""
+    problem = _nats_problem()
+    if problem is not None:
+        _unavailable(problem)
+    return f"nats://{os.environ.get('FASTAGENTIC_TEST_NATS', DEFAULT_NATS)}"
+
+
+def _where(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port or 5432}{parts.path}"
