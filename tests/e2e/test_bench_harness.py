@@ -8,9 +8,11 @@ import sys
 from pathlib import Path
 
 from tests.conftest import ROOT
+from tests.services import require_postgres
 
 
 def test_bench_harness_produces_every_figure_and_verdict(tmp_path: Path) -> None:
+    require_postgres()  # the durable PostgreSQL rows need it (skips, or fails under REQUIRE_SERVICES)
     out = tmp_path / "results"
     subprocess.run(
         [
@@ -39,6 +41,8 @@ def test_bench_harness_produces_every_figure_and_verdict(tmp_path: Path) -> None
         "invoke_c32",
         "durable_sqlite_c1",
         "durable_sqlite_c32",
+        "durable_postgresql_c1",
+        "durable_postgresql_c32",
         "mcp_2026_call_c1",
         "mcp_2026_call_c32",
         "mcp_2025_call_c1",
