@@ -45,7 +45,7 @@ from ..runs.model import (
 from .memory import admits, applied, checkpoints_of, stamped, trimmed
 
 # The row <-> Run mapping is the SQLite store's: same columns, in the same order.
-from .sqlite import _checkpoint_from_row, _event_from_row, _run_from_row, _run_values
+from .sqlite import _checkpoint_from_row, _event_from_row, _run_from_row, _run_values, list_sql
 
 T = TypeVar("T")
 Conn = AsyncConnection[tuple[Any, ...]]
@@ -505,19 +505,7 @@ class PostgresRunStore:
 
     # Defined last: inside the class body the name ``list`` is this method from here on.
     async def list(self, query: RunQuery) -> builtins.list[Run]:
-        sql = f"{_SELECT_RUN} WHERE tenant = %s"
-        params: builtins.list[Any] = [query.tenant]
-        if query.status is not None:
-            sql += " AND status = %s"
-            params.append(str(query.status))
-        if query.endpoint is not None:
-            sql += " AND endpoint = %s"
-            params.append(query.endpoint)
-        if query.before is not None:
-            sql += " AND id < %s"
-            params.append(query.before)
-        sql += " ORDER BY id DESC LIMIT %s"
-        params.append(max(query.limit, 0))
+        sql, params = list_sql(_SELECT_RUN, query, "%s")
         return await self._select_runs(sql, params)
 
     async def _select_runs(self, sql: str, params: Sequence[Any]) -> builtins.list[Run]:

@@ -203,6 +203,24 @@ def _checkpoint_from_row(row: tuple[Any, ...]) -> Checkpoint:
     return Checkpoint(run_id=run_id, id=checkpoint_id, seq=seq, attempt=attempt, ts=ts, state=state)
 
 
+def list_sql(select: str, query: RunQuery, mark: str) -> tuple[str, list[Any]]:
+    """The SQL of ``RunStore.list`` for ``query``; ``mark`` is the driver's placeholder (``?``, ``%s``)."""
+    sql = f"{select} WHERE tenant = {mark}"
+    params: list[Any] = [query.tenant]
+    if query.status is not None:
+        sql += f" AND status = {mark}"
+        params.append(str(query.status))
+    if query.endpoint is not None:
+        sql += f" AND endpoint = {mark}"
+        params.append(query.endpoint)
+    if query.before is not None:
+        sql += f" AND id < {mark}"
+        params.append(query.before)
+    sql += f" ORDER BY id DESC LIMIT {mark}"
+    params.append(max(query.limit, 0))
+    return sql, params
+
+
 def _in_transaction(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
     # IMMEDIATE takes the write lock up front, so what a transaction reads cannot change before it writes.
     conn.execute("BEGIN IMMEDIATE")
@@ -556,19 +574,7 @@ class SQLiteRunStore:
 
     # Defined last: inside the class body the name ``list`` is this method from here on.
     async def list(self, query: RunQuery) -> builtins.list[Run]:
-        sql = f"{_SELECT_RUN} WHERE tenant = ?"
-        params: builtins.list[Any] = [query.tenant]
-        if query.status is not None:
-            sql += " AND status = ?"
-            params.append(str(query.status))
-        if query.endpoint is not None:
-            sql += " AND endpoint = ?"
-            params.append(query.endpoint)
-        if query.before is not None:
-            sql += " AND id < ?"
-            params.append(query.before)
-        sql += " ORDER BY id DESC LIMIT ?"
-        params.append(max(query.limit, 0))
+        sql, params = list_sql(_SELECT_RUN, query, "?")
         return await self._read(lambda conn: [_run_from_row(row) for row in conn.execute(sql, params)])
 
     def _open(self) -> None:
