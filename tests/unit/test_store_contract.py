@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -718,9 +718,18 @@ async def test_memory_store_rejects_negative_max_finished() -> None:
         MemoryRunStore(max_finished=-1)
 
 
-async def test_sqlite_data_survives_close_and_reopen(tmp_path: Path) -> None:
-    path = str(tmp_path / "runs.sqlite3")
-    first = SQLiteRunStore(path)
+@pytest.fixture(params=["sqlite", "postgres"])
+def reopen(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], RunStore]:
+    """Makes a new durable store object on the same file or database each time it is called."""
+    if request.param == "sqlite":
+        path = str(tmp_path / "runs.sqlite3")
+        return lambda: SQLiteRunStore(path)
+    url = request.getfixturevalue("pg_url")
+    return lambda: PostgresRunStore(url)
+
+
+async def test_durable_data_survives_close_and_reopen(reopen: Callable[[], RunStore]) -> None:
+    first = reopen()
     await first.start()
     run = await create_running(first)
     await first.append_events(run.id, 1, 1, [NewEvent(kind="checkpoint", checkpoint=b"s")])
@@ -728,7 +737,7 @@ async def test_sqlite_data_survives_close_and_reopen(tmp_path: Path) -> None:
     log = await first.events(run.id)
     await first.close()
 
-    second = SQLiteRunStore(path)
+    second = reopen()
     await second.start()
     try:
         assert await second.get(run.id) == stored
@@ -1025,25 +1034,6 @@ async def test_postgres_a_cancelled_caller_does_not_cut_a_write_in_half(pg_url: 
             assert [e.kind for e in await store.events(run.id)] == ["run.started", "progress"]
     finally:
         await store.close()
-
-
-async def test_postgres_data_survives_close_and_reopen(pg_url: str) -> None:
-    first = PostgresRunStore(pg_url)
-    await first.start()
-    run = await create_running(first)
-    await first.append_events(run.id, 1, 1, [NewEvent(kind="checkpoint", checkpoint=b"s")])
-    stored = await first.get(run.id)
-    log = await first.events(run.id)
-    await first.close()
-
-    second = PostgresRunStore(pg_url)
-    await second.start()
-    try:
-        assert await second.get(run.id) == stored
-        assert await second.events(run.id) == log
-        assert [cp.state for cp in await second.checkpoints(run.id)] == [b"s"]
-    finally:
-        await second.close()
 
 
 async def test_postgres_unreachable_server_is_a_clear_error_without_the_password() -> None:
