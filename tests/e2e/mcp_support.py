@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 
@@ -170,19 +170,30 @@ def modern_headers(method: str, name: str | None = None) -> dict[str, str]:
     return headers
 
 
+# A 2025-11-25 initialize request, as a client without the SDK sends it.
+LEGACY_INITIALIZE: dict[str, Any] = {
+    "jsonrpc": "2.0",
+    "id": 0,
+    "method": "initialize",
+    "params": {"protocolVersion": LEGACY, "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}},
+}
+
+
+def method_recorder() -> tuple[list[str], Callable[[Any], Awaitable[None]]]:
+    """A client message handler that records the method of every notification or request it receives."""
+    heard: list[str] = []
+
+    async def on_message(message: Any) -> None:
+        method = getattr(message, "method", None)
+        if isinstance(method, str):
+            heard.append(method)
+
+    return heard, on_message
+
+
 def open_legacy_session(http: httpx.Client) -> str:
     """initialize + initialized over plain HTTP; the session id."""
-    init = {
-        "jsonrpc": "2.0",
-        "id": 0,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": LEGACY,
-            "capabilities": {},
-            "clientInfo": {"name": "raw", "version": "1"},
-        },
-    }
-    response = http.post("/mcp", json=init, headers=HEADERS)
+    response = http.post("/mcp", json=LEGACY_INITIALIZE, headers=HEADERS)
     assert response.status_code == 200, response.text
     session_id = response.headers["mcp-session-id"]
     headers = session_headers(session_id)

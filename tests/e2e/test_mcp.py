@@ -24,12 +24,14 @@ from tests.e2e.mcp_support import (
     HEADERS,
     LATE_WORKER,
     LEGACY,
+    LEGACY_INITIALIZE,
     MODERN,
     MODES,
     TASKS,
     WORKER,
     client,
     eventually,
+    method_recorder,
     modern_headers,
     modern_request,
     open_legacy_session,
@@ -422,12 +424,7 @@ def test_another_sessions_event_id_replays_nothing(served_mcp: Gateway) -> None:
 async def test_legacy_session_hears_list_changes_when_workers_come_and_go(cluster: Cluster) -> None:
     gateway = cluster.start_gateway()
     cluster.start_worker(WORKER)
-    heard: list[str] = []
-
-    async def on_message(message: Any) -> None:
-        method = getattr(message, "method", None)
-        if isinstance(method, str):
-            heard.append(method)
+    heard, on_message = method_recorder()
 
     async with client(gateway, "legacy", message_handler=on_message) as mcp:
         await anyio.sleep(0.5)  # the GET stream opens after initialization
@@ -540,18 +537,8 @@ def test_allowed_origins_are_configurable(cluster: Cluster) -> None:
 
 
 def test_legacy_initialize_answers_with_session_and_capabilities(served_mcp: Gateway) -> None:
-    init = {
-        "jsonrpc": "2.0",
-        "id": 0,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": LEGACY,
-            "capabilities": {},
-            "clientInfo": {"name": "raw", "version": "1"},
-        },
-    }
     with served_mcp.client() as http:
-        response = http.post("/mcp", json=init, headers=HEADERS)
+        response = http.post("/mcp", json=LEGACY_INITIALIZE, headers=HEADERS)
     result = next(message for _, message in sse_messages(response.text.splitlines()) if message)["result"]
     assert response.headers["mcp-session-id"]
     assert result["protocolVersion"] == LEGACY

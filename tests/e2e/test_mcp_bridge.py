@@ -13,7 +13,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 
 from tests.conftest import ROOT, Cluster, Gateway, base_env, wait_until
-from tests.e2e.mcp_support import LATE_WORKER, LEGACY, MODERN, WORKER, eventually, mcp_url
+from tests.e2e.mcp_support import LATE_WORKER, LEGACY, MODERN, WORKER, eventually, mcp_url, method_recorder
 
 pytestmark = pytest.mark.e2e
 
@@ -63,12 +63,7 @@ async def test_bridge_relays_errors_and_resources(served_mcp: Gateway) -> None:
 async def test_bridge_relays_list_changes_from_the_session_stream(cluster: Cluster) -> None:
     gateway = cluster.start_gateway()
     cluster.start_worker(WORKER)
-    heard: list[str] = []
-
-    async def on_message(message: Any) -> None:
-        method = getattr(message, "method", None)
-        if isinstance(method, str):
-            heard.append(method)
+    heard, on_message = method_recorder()
 
     async with bridged(gateway, "legacy", message_handler=on_message) as mcp:
         await anyio.sleep(1.0)  # the bridge opens the session's GET stream after initialization
