@@ -30,7 +30,7 @@ def find_endpoint(registry: EndpointRegistry, kind: EndpointKind, name: str, ret
     endpoint = registry.get(name)
     if endpoint is None or endpoint.info.kind is not kind:
         raise NotFound(f"no {kind.value} endpoint named {name!r}")
-    if not endpoint.workers:
+    if not endpoint.served:
         raise NoWorker(f"no worker is serving {kind.value} {name!r} right now", retry_after=retry_after)
     return endpoint
 

@@ -60,6 +60,21 @@ class NoWorker(GatewayError):
         super().__init__(message, headers={"Retry-After": str(retry_after)})
 
 
+class Unavailable(GatewayError):
+    """A part the gateway depends on (the run store, the cluster bus) is unreachable right now."""
+
+    status = 503
+    type = "unavailable"
+
+    def __init__(self, message: str, *, retry_after: int = 5) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after)})
+
+
+class StoreUnavailable(Unavailable):
+    """The run store cannot be reached; nothing was changed by the failed operation, or it is unknown
+    whether a write committed (transitions are conditional and event appends idempotent, so retrying is safe)."""
+
+
 class RunFailed(GatewayError):
     """A tool, resource or prompt call whose worker function raised."""
 

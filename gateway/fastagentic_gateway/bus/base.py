@@ -1,8 +1,14 @@
-"""Bus: carries a run's new events from where they are stored to everyone following the run.
+"""Bus: what gateway replicas tell each other.
 
-One node uses ``InProcessBus``; replicas will share NATS JetStream behind the same interface. A
-subscriber that falls too far behind is marked ``lagged`` instead of buffering without bound: it then
-re-reads the run's log from the store, which always holds every event.
+- A run's new events, from the replica that stored them to every replica with a follower of the run.
+- Dispatch notices: a queued run that no worker of this replica can take now, for a replica that can.
+- Cancel notices, for the replica whose worker holds the run.
+- Catalogues: which endpoints each replica's workers serve.
+
+One node uses ``InProcessBus`` (no peers: only the first item means anything); replicas share NATS
+JetStream through ``NatsBus``. The run store stays the source of truth: a subscriber that falls behind or
+misses a message re-reads the run's log from the store, a lost dispatch notice is re-announced by the
+reaper's sweep, a lost cancel notice is caught by fencing on the worker's next write.
 """
 
 from __future__ import annotations
@@ -10,7 +16,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+import msgspec
+
 from ..runs.model import Event
+from ..workers.registry import EndpointInfo
+
+
+class BusUnavailable(Exception):
+    """The bus cannot carry messages right now (the broker is unreachable)."""
+
+
+class CancelNotice(msgspec.Struct, frozen=True, array_like=True):
+    run_id: str
+    attempt: int
+    worker_id: str
+    reason: str
 
 
 class Subscription(Protocol):
@@ -22,12 +42,51 @@ class Subscription(Protocol):
     def close(self) -> None: ...
 
 
+class Ticket(Protocol):
+    """A dispatch notice claimed from the cluster's queue: settle it with ``ack`` or ``retry``."""
+
+    run_id: str
+    attempt: int
+
+    async def ack(self) -> None: ...
+
+    async def retry(self, delay: float) -> None: ...
+
+
+class Peers(Protocol):
+    """What the bus hands to this replica from the others."""
+
+    def on_cancel(self, notice: CancelNotice) -> bool:
+        """Stop the run if its worker is connected here; True when it was."""
+
+    def on_catalogue(self, replica: str, endpoints: list[EndpointInfo]) -> None: ...
+
+
 class Bus(Protocol):
-    async def start(self) -> None: ...
+    replica: str  # this replica's id, unique in the cluster
+    clustered: bool  # True when there may be other replicas
+
+    @property
+    def connected(self) -> bool: ...
+
+    async def start(self, peers: Peers) -> None: ...
 
     async def close(self) -> None: ...
 
     def publish(self, run_id: str, events: Sequence[Event]) -> None:
-        """Hand ``events`` (already stored, in seq order) to the run's subscribers."""
+        """Hand ``events`` (already stored, in seq order) to the run's subscribers on every replica."""
 
-    def subscribe(self, run_id: str) -> Subscription: ...
+    async def subscribe(self, run_id: str) -> Subscription:
+        """Subscribe to the run's events; on return, everything published afterwards is delivered."""
+
+    async def announce(self, endpoint: str, run_id: str, attempt: int) -> None:
+        """Offer a queued run to the replicas serving ``endpoint`` (BusUnavailable when it cannot)."""
+
+    async def claim(self, endpoint: str, limit: int, wait: float) -> list[Ticket]:
+        """Up to ``limit`` announced runs of ``endpoint``, waiting up to ``wait`` seconds for one."""
+
+    def cancel(self, notice: CancelNotice) -> None:
+        """Tell every replica to cancel the run held by ``notice.worker_id``."""
+
+    def advertise(self, endpoints: list[EndpointInfo]) -> None:
+        """This replica's catalogue changed (or is due to be repeated)."""

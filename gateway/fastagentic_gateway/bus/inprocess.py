@@ -1,11 +1,17 @@
-"""The one-node bus: subscribers of a run get its events through plain lists and a future."""
+"""The one-node bus: subscribers of a run get its events through plain lists and a future.
+
+It has no peers, so dispatch, cancel and catalogue notices have nowhere to go. ``NatsBus`` uses it for
+the fan-out to subscribers on its own replica.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ..runs.model import Event
+from ..workers.registry import EndpointInfo
+from .base import CancelNotice, Peers, Ticket
 
 # Events buffered for one slow subscriber before it is told to re-read from the store.
 MAX_BUFFER = 10_000
@@ -57,10 +63,15 @@ class InProcessSubscription:
 
 
 class InProcessBus:
-    def __init__(self) -> None:
-        self._subscribers: dict[str, set[InProcessSubscription]] = {}
+    clustered = False
+    connected = True
 
-    async def start(self) -> None:
+    def __init__(self, replica: str = "local") -> None:
+        self.replica = replica
+        self._subscribers: dict[str, set[InProcessSubscription]] = {}
+        self.on_last_unsubscribe: Callable[[str], None] | None = None
+
+    async def start(self, peers: Peers) -> None:
         return None
 
     async def close(self) -> None:
@@ -70,10 +81,28 @@ class InProcessBus:
         for subscription in self._subscribers.get(run_id, ()):
             subscription._push(events)
 
-    def subscribe(self, run_id: str) -> InProcessSubscription:
+    async def subscribe(self, run_id: str) -> InProcessSubscription:
+        return self.subscribe_now(run_id)
+
+    def subscribe_now(self, run_id: str) -> InProcessSubscription:
         subscription = InProcessSubscription(self, run_id)
         self._subscribers.setdefault(run_id, set()).add(subscription)
         return subscription
+
+    def has_subscribers(self, run_id: str) -> bool:
+        return run_id in self._subscribers
+
+    async def announce(self, endpoint: str, run_id: str, attempt: int) -> None:
+        return None  # no other replica to take it; the run waits in this replica's queue
+
+    async def claim(self, endpoint: str, limit: int, wait: float) -> list[Ticket]:
+        return []
+
+    def cancel(self, notice: CancelNotice) -> None:
+        return None
+
+    def advertise(self, endpoints: list[EndpointInfo]) -> None:
+        return None
 
     def _unsubscribe(self, subscription: InProcessSubscription) -> None:
         subscribers = self._subscribers.get(subscription.run_id)
@@ -81,3 +110,5 @@ class InProcessBus:
             subscribers.discard(subscription)
             if not subscribers:
                 del self._subscribers[subscription.run_id]
+                if self.on_last_unsubscribe is not None:
+                    self.on_last_unsubscribe(subscription.run_id)

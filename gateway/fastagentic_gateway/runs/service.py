@@ -1,9 +1,14 @@
 """RunService: the run state machine in motion.
 
 Fronts submit calls and follow runs; workers report events and results; a reaper requeues runs whose
-lease expired. Durable runs live in the durable store (SQLite here), ephemeral ones in memory. Every
-change is a fenced store transition first and a bus publication second, so whatever a follower sees is
-already stored.
+lease expired. Durable runs live in the durable store (SQLite or PostgreSQL), ephemeral ones in memory.
+Every change is a fenced store transition first and a bus publication second, so whatever a follower sees
+is already stored.
+
+In a cluster (a NATS bus), a run that no worker of this replica can take now is announced on the bus;
+every replica with workers for its endpoint pulls announcements while it has free slots, and the store's
+fenced transition decides who gets it. Cancels reach the holder's replica the same way. A run of a
+non-durable endpoint that must leave this replica goes to the shared store, since it needs to be seen there.
 """
 
 from __future__ import annotations
@@ -13,20 +18,21 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from typing import TypeVar
 
 import msgspec
 
 from fastagentic.events import EVENT_KIND_PATTERN, RESERVED_KINDS
 from fastagentic.v1 import worker_pb2 as pb
 
-from ..bus.base import Bus
+from ..bus.base import Bus, BusUnavailable, CancelNotice
 from ..calls import Call
-from ..errors import Conflict, NotFound
+from ..errors import Conflict, NotFound, StoreUnavailable, Unavailable
 from ..settings import Settings
 from ..store.base import RunStore
 from ..workers.connection import ProtocolViolation, WorkerConnection
-from ..workers.registry import EndpointRegistry
+from ..workers.registry import EndpointInfo, EndpointRegistry
 from .model import (
     ACTIVE,
     TERMINAL,
@@ -47,6 +53,7 @@ log = logging.getLogger("fastagentic.runs")
 
 _encode = msgspec.json.encode
 _decode = msgspec.json.decode
+T = TypeVar("T")
 _QUEUED = frozenset({RunStatus.QUEUED})
 _RUNNING = frozenset({RunStatus.RUNNING})
 
@@ -69,19 +76,28 @@ class RunService:
         self._pending: dict[str, deque[Run]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._reaper: asyncio.Task[None] | None = None
+        self._pullers: dict[str, asyncio.Task[None]] = {}  # endpoint -> task claiming announced runs
+        self._slots_freed = asyncio.Event()
+        self._store_ok = True  # False while the durable store is unreachable
+        self._grace_until = 0.0  # no requeue for expired leases before this (monotonic): see _reap_forever
 
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        for run in await self.durable.queued(limit=1_000_000):
-            self._pending.setdefault(run.endpoint, deque()).append(run)
+        if not self.bus.clustered:
+            # Alone, this replica is the only one to run what is queued; in a cluster, the sweep offers them.
+            for run in await self.durable.queued(limit=1_000_000):
+                self._pending.setdefault(run.endpoint, deque()).append(run)
         self._reaper = asyncio.create_task(self._reap_forever())
 
     async def close(self) -> None:
-        if self._reaper is not None:
-            self._reaper.cancel()
+        tasks = [task for task in (self._reaper, *self._pullers.values()) if task is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._reaper
+                await task
+        self._pullers.clear()
 
     def _store(self, durable: bool) -> RunStore:
         return self.durable if durable else self.ephemeral
@@ -102,12 +118,17 @@ class RunService:
         """Accept a run for ``call``. Returns ``(run, created)``; ``created`` is False when the
         idempotency key named an existing run (whose request must match, else Conflict)."""
         info = call.endpoint.info
+        bus = self.bus
+        if not bus.connected:
+            raise Unavailable("the cluster bus (NATS) is unreachable; retry shortly")
+        # A run that leaves this replica must be visible to the others: in the shared store.
+        durable = info.durable or (bus.clustered and not any(w.free > 0 for w in call.endpoint.workers))
         now = time.time()
         run = Run(
             id=new_run_id(),
             endpoint=info.name,
             kind=info.kind,
-            durable=info.durable,
+            durable=durable,
             caller=call.caller,
             input=call.input,
             max_attempts=self.settings.max_attempts,
@@ -116,7 +137,7 @@ class RunService:
             created_at=now,
             updated_at=now,
         )
-        stored, created = await self._store(info.durable).create(run)
+        stored, created = await self._store(durable).create(run)
         if not created:
             if stored.request_hash != run.request_hash:
                 raise Conflict(
@@ -149,7 +170,7 @@ class RunService:
     async def wait(self, run: Run) -> Run:
         """Wait until ``run`` ends and return its final state."""
         store = self._store(run.durable)
-        subscription = self.bus.subscribe(run.id)
+        subscription = await self.bus.subscribe(run.id)
         try:
             while True:
                 current = await store.get(run.id)
@@ -168,7 +189,7 @@ class RunService:
         """The run's events after ``after_seq`` in batches: what is stored, then live, until the terminal
         event; each event once and in order. Yields [] after ``sse_keepalive`` quiet seconds."""
         store = self._store(run.durable)
-        subscription = self.bus.subscribe(run.id)
+        subscription = await self.bus.subscribe(run.id)
         last = after_seq
         try:
             # Subscribed before reading the log, so nothing published in between is missed.
@@ -203,6 +224,8 @@ class RunService:
                 backlog = await subscription.next(within=self.settings.sse_keepalive)
                 if not backlog and not subscription.lagged:
                     yield []
+                    # Quiet: the store may hold events whose live copy was lost (a replica's bus outage).
+                    backlog = await store.events(run.id, after_seq=last)
         finally:
             subscription.close()
 
@@ -223,33 +246,106 @@ class RunService:
         cancelled, events = result
         self.bus.publish(run.id, events)
         if run.status is RunStatus.RUNNING and run.worker_id is not None:
-            worker = self.workers.get(run.worker_id)
-            if worker is not None and worker.holds(run.id, run.attempt):
-                worker.fence(run.id)
-                worker.send(
-                    pb.GatewayMessage(cancel=pb.Cancel(run_id=run.id, attempt=run.attempt, reason=reason))
-                )
-                self._pump(worker)
+            notice = CancelNotice(run.id, run.attempt, run.worker_id, reason)
+            if not self.on_cancel(notice):
+                self.bus.cancel(notice)  # held on another replica (if anywhere)
         return cancelled
+
+    def on_cancel(self, notice: CancelNotice) -> bool:
+        """Tell the worker holding the run to stop, if it is connected here."""
+        worker = self.workers.get(notice.worker_id)
+        if worker is None or not worker.holds(notice.run_id, notice.attempt):
+            return False
+        worker.fence(notice.run_id)
+        worker.send(
+            pb.GatewayMessage(
+                cancel=pb.Cancel(run_id=notice.run_id, attempt=notice.attempt, reason=notice.reason)
+            )
+        )
+        self._pump(worker)
+        return True
+
+    def on_catalogue(self, replica: str, endpoints: list[EndpointInfo]) -> None:
+        self.registry.set_remote(replica, endpoints)
 
     # ------------------------------------------------------------------ dispatch
 
     def _offer(self, run: Run) -> None:
         """Hand ``run`` (queued) to a worker with a free slot, or queue it until one frees up."""
-        endpoint = self.registry.get(run.endpoint)
+        best = self._free_worker(run.endpoint)
+        if best is None:
+            endpoint = self.registry.get(run.endpoint)
+            if not self.bus.clustered or (endpoint is not None and endpoint.workers):
+                self._pending.setdefault(run.endpoint, deque()).append(run)
+            if self.bus.clustered:
+                self._spawn(self._announce(run))
+            return
+        best.take(run.id, run.attempt, run.durable)  # reserve the slot now; the claim below awaits
+        self._spawn(self._assign(run, best))
+
+    async def _announce(self, run: Run) -> None:
+        try:
+            await self.bus.announce(run.endpoint, run.id, run.attempt)
+        except BusUnavailable as exc:
+            log.warning("run %s stays queued until the sweep announces it: %s", run.id, exc)
+
+    def _free_worker(self, endpoint_name: str) -> WorkerConnection | None:
+        endpoint = self.registry.get(endpoint_name)
         best: WorkerConnection | None = None
         if endpoint is not None:
             for worker in endpoint.workers:
                 if worker.free > 0 and (best is None or worker.free > best.free):
                     best = worker
-        if best is None:
-            self._pending.setdefault(run.endpoint, deque()).append(run)
-            return
-        best.take(run.id, run.attempt, run.durable)  # reserve the slot now; the claim below awaits
-        self._spawn(self._assign(run, best))
+        return best
+
+    def _start_puller(self, name: str) -> None:
+        if self.bus.clustered and name not in self._pullers:
+            task = asyncio.create_task(self._pull(name))
+            self._pullers[name] = task
+            task.add_done_callback(lambda _: self._pullers.pop(name, None))
+
+    async def _pull(self, name: str) -> None:
+        """While this replica has workers for ``name``: claim runs other replicas announced, as slots free."""
+        backoff = 0.5
+        while True:
+            endpoint = self.registry.get(name)
+            if endpoint is None or not endpoint.workers:
+                return
+            free = sum(worker.free for worker in endpoint.workers)
+            if free == 0:
+                self._slots_freed.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._slots_freed.wait(), timeout=1.0)
+                continue
+            try:
+                tickets = await self.bus.claim(name, min(free, 64), wait=1.0)
+                backoff = 0.5
+            except BusUnavailable as exc:
+                log.warning("cannot claim runs of %s: %s", name, exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            for ticket in tickets:
+                try:
+                    run = await self.durable.get(ticket.run_id)
+                except StoreUnavailable:
+                    await ticket.retry(1.0)
+                    continue
+                if run is None or run.status is not RunStatus.QUEUED or run.attempt != ticket.attempt:
+                    await ticket.ack()  # taken, finished or requeued (announced again) meanwhile
+                    continue
+                worker = self._free_worker(name)
+                if worker is None:
+                    await ticket.retry(0.2)
+                    continue
+                worker.take(run.id, run.attempt, run.durable)
+                await self._assign(run, worker)
+                await ticket.ack()
 
     def _pump(self, worker: WorkerConnection) -> None:
         """Give ``worker`` queued runs of its endpoints while it has free slots."""
+        if self._pullers:
+            self._slots_freed.set()
         progressed = True
         while worker.free > 0 and progressed:
             progressed = False
@@ -264,6 +360,17 @@ class RunService:
     async def _assign(self, run: Run, worker: WorkerConnection) -> None:
         store = self._store(run.durable)
         now = time.time()
+        try:
+            await self._assign_claimed(run, worker, store, now)
+        except StoreUnavailable as exc:
+            # The run stays queued (or, if the claim did commit, its lease expires and it is requeued).
+            log.warning("run %s not started, the store is unreachable: %s", run.id, exc.message)
+            worker.finish(run.id)
+            if not self.bus.clustered or worker.endpoints:
+                self._pending.setdefault(run.endpoint, deque()).appendleft(run)
+            self._store_ok = False
+
+    async def _assign_claimed(self, run: Run, worker: WorkerConnection, store: RunStore, now: float) -> None:
         result = await store.transition(
             run.id,
             expect=_QUEUED,
@@ -329,19 +436,61 @@ class RunService:
             self._offer(result[0])
 
     async def _reap_forever(self) -> None:
+        """Every fraction of a lease: requeue runs whose lease expired, in a cluster offer runs queued too
+        long (their notice may have been lost), now and then apply retention. While the durable store is
+        unreachable no lease can be renewed; once it is back, expired leases get one more lease_ttl (the
+        workers' heartbeats renew them) before anything is requeued."""
         interval = min(self.settings.lease_ttl / 3, 1.0)
         retention = self.settings.retention
         purge_every = min(max(retention / 10, interval), 60.0)
-        last_purge = 0.0
+        sweep_every = max(self.settings.lease_ttl / 2, interval)
+        last_purge = last_sweep = 0.0
         while True:
             await asyncio.sleep(interval)
             try:
-                await self.reap()
+                if not self._store_ok:
+                    await self._renew_all_leases()  # still unreachable: raises again
+                    self._store_ok = True
+                    self._grace_until = time.monotonic() + self.settings.lease_ttl
+                    log.warning("run store reachable again; resuming dispatch")
+                    for worker in list(self.workers.values()):
+                        self._pump(worker)
+                if time.monotonic() >= self._grace_until:
+                    await self.reap()
+                if self.bus.clustered and time.monotonic() - last_sweep >= sweep_every:
+                    last_sweep = time.monotonic()
+                    await self.sweep(time.time() - sweep_every)
                 if retention and time.monotonic() - last_purge >= purge_every:
                     last_purge = time.monotonic()
                     await self.purge(time.time() - retention)
+            except StoreUnavailable as exc:
+                if self._store_ok:
+                    self._store_ok = False
+                    log.warning("run store unreachable; accepted runs wait for it: %s", exc.message)
             except Exception:
                 log.exception("lease reaper failed; retrying")
+
+    async def _renew_all_leases(self) -> None:
+        until = time.time() + self.settings.lease_ttl
+        for worker in list(self.workers.values()):
+            if worker.runs:
+                await self.durable.renew_leases(worker.worker_id, until)
+
+    async def sweep(self, queued_before: float) -> None:
+        """Offer runs queued since before ``queued_before`` whose endpoint is served somewhere: here when a
+        worker is free, else announced again (the bus drops repeats within its duplicate window)."""
+        for run in await self.durable.queued(limit=1000):
+            if run.updated_at > queued_before:
+                continue
+            endpoint = self.registry.get(run.endpoint)
+            if endpoint is None or not endpoint.served:
+                continue
+            worker = self._free_worker(run.endpoint)
+            if worker is not None:
+                worker.take(run.id, run.attempt, run.durable)
+                await self._assign(run, worker)
+            else:
+                await self._announce(run)
 
     async def purge(self, finished_before: float) -> int:
         """Delete durable runs that finished before ``finished_before``, in bounded batches."""
@@ -400,6 +549,8 @@ class RunService:
 
     def ready(self, worker: WorkerConnection) -> None:
         """The worker was welcomed: start giving it work."""
+        for name in worker.endpoints:
+            self._start_puller(name)
         self._pump(worker)
 
     def detach(self, worker: WorkerConnection) -> None:
@@ -421,6 +572,8 @@ class RunService:
             self._pump(worker)
         elif body == "release":
             await self._on_release(worker, message.release)
+        elif body == "completion":
+            worker.resolve_completion(message.completion)
         elif body == "hello":
             raise ProtocolViolation("Hello sent twice on one stream")
         else:
@@ -438,15 +591,37 @@ class RunService:
         if not message.events:
             raise ProtocolViolation(f"empty Events for run {message.run_id}")
         batch = [_checked_event(message.run_id, event) for event in message.events]
+        store = self._store(held.durable)
         try:
-            stored = await self._store(held.durable).append_events(
-                message.run_id, message.attempt, int(message.first_seq), batch
+            stored = await self._until_stored(
+                worker,
+                lambda: store.append_events(message.run_id, message.attempt, int(message.first_seq), batch),
             )
         except SequenceGap as exc:
             raise ProtocolViolation(str(exc)) from exc
         if stored:
             held.last_seq = stored[-1].seq
             self.bus.publish(message.run_id, stored)
+        elif stored is None:
+            # Fenced: cancelled or requeued elsewhere (a cancel notice that never arrived, say). Stop it here.
+            self.on_cancel(CancelNotice(message.run_id, message.attempt, worker.worker_id, "run moved on"))
+
+    async def _until_stored(self, worker: WorkerConnection, write: Callable[[], Awaitable[T]]) -> T:
+        """``write`` a worker's report, retrying while the store is unreachable: the worker's stream waits
+        (gRPC flow control holds the worker back) and nothing it reported is lost. Safe to repeat: event
+        appends drop what is already stored, transitions are conditional."""
+        delay = 0.1
+        while True:
+            try:
+                return await write()
+            except StoreUnavailable as exc:
+                if worker.closed:
+                    raise
+                if self._store_ok:
+                    self._store_ok = False
+                    log.warning("run store unreachable; holding worker reports: %s", exc.message)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
 
     async def _on_done(self, worker: WorkerConnection, done: pb.Done) -> None:
         held = worker.check(done.run_id, done.attempt)
@@ -475,12 +650,16 @@ class RunService:
             else:
                 raise ProtocolViolation(f"run {run_id}: Done without a result")
             # Conditional on running at this attempt: a cancel that won the race keeps the run cancelled.
-            finished = await self._store(held.durable).transition(
-                run_id,
-                expect=_RUNNING,
-                attempt=done.attempt,
-                update=update,
-                events=[NewEvent(TERMINAL_EVENT[update.status], data)],
+            store = self._store(held.durable)
+            finished = await self._until_stored(
+                worker,
+                lambda: store.transition(
+                    run_id,
+                    expect=_RUNNING,
+                    attempt=done.attempt,
+                    update=update,
+                    events=[NewEvent(TERMINAL_EVENT[update.status], data)],
+                ),
             )
             if finished is not None:
                 self.bus.publish(run_id, finished[1])
@@ -499,8 +678,9 @@ class RunService:
     async def _on_heartbeat(self, worker: WorkerConnection) -> None:
         if worker.runs:
             until = time.time() + self.settings.lease_ttl
-            await self.durable.renew_leases(worker.worker_id, until)
             await self.ephemeral.renew_leases(worker.worker_id, until)
+            with contextlib.suppress(StoreUnavailable):  # renewed when the store is back (_reap_forever)
+                await self.durable.renew_leases(worker.worker_id, until)
 
 
 _TERMINAL_KINDS = frozenset(TERMINAL_EVENT.values())

@@ -28,8 +28,9 @@ import psycopg
 from psycopg import AsyncConnection
 from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from ..errors import StoreUnavailable
 from ..runs.model import (
     ANONYMOUS,
     TERMINAL,
@@ -297,6 +298,11 @@ class PostgresRunStore:
             kwargs=self._connect_kwargs,
             open=False,
             name="fastagentic-runs",
+            # A connection is checked before it is handed out: after PostgreSQL restarts, dead ones are
+            # replaced instead of failing the next statement. Waiting for one is bounded, so requests get a
+            # 503 during an outage rather than hanging.
+            check=AsyncConnectionPool.check_connection,
+            timeout=self.connect_timeout,
         )
         try:
             await pool.open(wait=True, timeout=self.connect_timeout)
@@ -527,11 +533,21 @@ class PostgresRunStore:
             raise RuntimeError("PostgresRunStore is not started")
 
         async def job() -> T:
-            async with pool.connection() as conn:
-                return await fn(conn)
+            try:
+                async with pool.connection() as conn:
+                    return await fn(conn)
+            except (psycopg.OperationalError, PoolTimeout) as exc:
+                raise StoreUnavailable(
+                    f"PostgreSQL at {self.where} is unreachable: {_first_line(exc)}"
+                ) from exc
 
         # If the caller is cancelled the job still runs to the end: a write commits or rolls back whole,
         # and the connection goes back to the pool clean.
         task = asyncio.ensure_future(job())
         task.add_done_callback(_retrieve)
         return await asyncio.shield(task)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:300]

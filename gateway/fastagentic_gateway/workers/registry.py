@@ -3,10 +3,15 @@
 It follows workers live. Two workers registering the same endpoint name are replicas sharing the load;
 a registration whose description differs from the one already served is refused. An endpoint whose last
 worker left stays known (so callers get 503 "no worker", not 404) until the gateway restarts.
+
+In a cluster, peers' catalogues arrive through the bus (``set_remote``): an endpoint served only on another
+replica is listed and accepts calls here (its runs are dispatched there); it is ``served`` while any
+replica serves it.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -22,6 +27,8 @@ from ..validation import InputValidator, unresolvable_refs
 
 if TYPE_CHECKING:
     from .connection import WorkerConnection
+
+log = logging.getLogger("fastagentic.registry")
 
 NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,127}")
 _TEMPLATE_VAR = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -58,18 +65,24 @@ class EndpointInfo(msgspec.Struct, frozen=True, kw_only=True):
 class Endpoint:
     """A registered endpoint, with what the gateway needs to serve it fast."""
 
-    __slots__ = ("_uri_pattern", "fingerprint", "info", "validator", "workers")
+    __slots__ = ("_uri_pattern", "fingerprint", "info", "remote", "validator", "workers")
 
-    def __init__(self, info: EndpointInfo, fingerprint: bytes) -> None:
+    def __init__(self, info: EndpointInfo, fingerprint: bytes | None = None) -> None:
         self.info = info
-        self.fingerprint = fingerprint
+        self.fingerprint = fingerprint if fingerprint is not None else fingerprint_of(info)
         self.validator = InputValidator(info.input_schema)
-        self.workers: list[WorkerConnection] = []
+        self.workers: list[WorkerConnection] = []  # connected to this replica
+        self.remote: set[str] = set()  # ids of other replicas with workers serving it
         self._uri_pattern = _template_regex(info.uri_template) if info.uri_template else None
 
     @property
     def name(self) -> str:
         return self.info.name
+
+    @property
+    def served(self) -> bool:
+        """Some worker, here or on another replica, serves it."""
+        return bool(self.workers or self.remote)
 
     def match_uri(self, uri: str) -> dict[str, str] | None:
         """The template variables when ``uri`` is one of this resource's URIs."""
@@ -148,12 +161,15 @@ def endpoint_from_spec(spec: pb.EndpointSpec) -> Endpoint:
         uri_template=spec.uri_template or None,
         mime_type=spec.mime_type or None,
     )
-    # What must agree between replicas: everything a caller relies on.
-    fingerprint = msgspec.json.encode(
+    return Endpoint(info)
+
+
+def fingerprint_of(info: EndpointInfo) -> bytes:
+    """What must agree between replicas of an endpoint: everything a caller relies on."""
+    return msgspec.json.encode(
         [info.kind, info.input_schema, info.output_schema, info.durable, info.uri_template],
         order="deterministic",
     )
-    return Endpoint(info, fingerprint)
 
 
 class EndpointRegistry:
@@ -169,7 +185,11 @@ class EndpointRegistry:
         return self._endpoints.get(name)
 
     def served(self) -> list[Endpoint]:
-        return [endpoint for endpoint in self._endpoints.values() if endpoint.workers]
+        return [endpoint for endpoint in self._endpoints.values() if endpoint.served]
+
+    def local(self) -> list[EndpointInfo]:
+        """What this replica's workers serve (the catalogue it advertises to its peers)."""
+        return [endpoint.info for endpoint in self._endpoints.values() if endpoint.workers]
 
     def resource_for(self, uri: str) -> tuple[Endpoint, dict[str, str]] | None:
         for endpoint in self._endpoints.values():
@@ -190,7 +210,7 @@ class EndpointRegistry:
             raise RegistrationError("the same endpoint name is registered twice")
         for candidate in candidates:
             existing = self._endpoints.get(candidate.name)
-            if existing is not None and existing.fingerprint != candidate.fingerprint and existing.workers:
+            if existing is not None and existing.fingerprint != candidate.fingerprint and existing.served:
                 raise RegistrationError(
                     f"endpoint {candidate.name!r} is already served with a different kind, schema or durability; "
                     "replicas of an endpoint must describe it identically (deploy the new version under a new name "
@@ -213,6 +233,40 @@ class EndpointRegistry:
             if worker in endpoint.workers:
                 endpoint.workers.remove(worker)
         self._changed()
+
+    def set_remote(self, replica: str, infos: list[EndpointInfo]) -> None:
+        """Replace what ``replica`` serves with ``infos`` ([] when it left). An endpoint described
+        differently from the one served here is ignored (with a log line) rather than mixed in."""
+        changed = False
+        wanted = {info.name: info for info in infos}
+        for endpoint in self._endpoints.values():
+            if replica in endpoint.remote and endpoint.name not in wanted:
+                endpoint.remote.discard(replica)
+                changed = True
+        for name, info in wanted.items():
+            existing = self._endpoints.get(name)
+            fingerprint = fingerprint_of(info)
+            if existing is None or (existing.fingerprint != fingerprint and not existing.served):
+                replacement = Endpoint(info, fingerprint)
+                if existing is not None:
+                    replacement.workers.extend(existing.workers)
+                self._endpoints[name] = existing = replacement
+                changed = True
+            elif existing.fingerprint != fingerprint:
+                if replica in existing.remote:
+                    existing.remote.discard(replica)
+                    changed = True
+                log.warning(
+                    "replica %s serves endpoint %r described differently from the one served here; ignored",
+                    replica,
+                    name,
+                )
+                continue
+            if replica not in existing.remote:
+                existing.remote.add(replica)
+                changed = True
+        if changed:
+            self._changed()
 
     def _changed(self) -> None:
         self.version += 1

@@ -1,0 +1,379 @@
+"""NatsBus: gateway replicas sharing one NATS server (or cluster) with JetStream.
+
+Subjects, under a configurable prefix ``P`` (so several deployments, or test runs, share one NATS):
+
+- ``P.events.<run id>`` (core NATS): a run's new events, as the replica that stored them publishes them.
+  Replicas subscribe per run, only while they have a follower of it. At-most-once is enough: the store
+  has every event, and a follower that sees a gap or a quiet spell re-reads it.
+- ``P.dispatch.<endpoint>`` (JetStream, a work-queue stream ``<P>_dispatch``): a queued run nobody on
+  the accepting replica could take. Every replica with workers for the endpoint pulls from one shared
+  durable consumer; a notice is acknowledged once a replica claimed the run in the store (or found it
+  already taken), so a replica dying mid-claim leaves it for another. ``Nats-Msg-Id`` (run id and
+  attempt) drops repeated announcements within the stream's duplicate window.
+- ``P.cancel`` (core): the run to cancel and the worker holding it; the replica with that worker tells it.
+- ``P.catalogue`` and ``P.catalogue.hello`` (core): each replica's catalogue, repeated every
+  ``heartbeat_interval`` and on every change; a starting replica says hello so the others repeat theirs
+  at once. A replica not heard from for ``lease_ttl`` is taken out of the catalogue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import re
+import time
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription as NatsSubscription
+from nats.js import api
+
+from ..runs.model import Event
+from ..workers.registry import EndpointInfo
+from .base import BusUnavailable, CancelNotice, Peers, Subscription, Ticket
+from .inprocess import InProcessBus
+
+log = logging.getLogger("fastagentic.bus")
+
+PREFIX_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# Messages waiting for the connection; past this, live events are dropped (followers re-read the store).
+MAX_OUTBOX = 100_000
+
+
+class _EventsMessage(msgspec.Struct, array_like=True):
+    origin: str
+    events: list[Event]
+
+
+class _Advert(msgspec.Struct, array_like=True):
+    replica: str
+    endpoints: list[EndpointInfo]
+    leaving: bool = False
+
+
+_encode = msgspec.msgpack.encode
+_decode_events = msgspec.msgpack.Decoder(_EventsMessage).decode
+_decode_advert = msgspec.msgpack.Decoder(_Advert).decode
+_decode_cancel = msgspec.msgpack.Decoder(CancelNotice).decode
+
+
+def _token(endpoint: str) -> str:
+    """An endpoint name as one subject token ('.' separates tokens; endpoint names never contain '~')."""
+    return endpoint.replace(".", "~")
+
+
+class _Ticket:
+    __slots__ = ("_msg", "attempt", "run_id")
+
+    def __init__(self, msg: Msg, run_id: str, attempt: int) -> None:
+        self._msg = msg
+        self.run_id = run_id
+        self.attempt = attempt
+
+    async def ack(self) -> None:
+        with contextlib.suppress(nats.errors.Error):
+            await self._msg.ack()
+
+    async def retry(self, delay: float) -> None:
+        with contextlib.suppress(nats.errors.Error):
+            await self._msg.nak(delay=delay)
+
+
+class NatsBus:
+    clustered = True
+
+    def __init__(
+        self, url: str, *, prefix: str, replica: str, advertise_every: float, forget_after: float
+    ) -> None:
+        if not PREFIX_PATTERN.fullmatch(prefix):
+            raise ValueError(f"bus prefix {prefix!r} must match {PREFIX_PATTERN.pattern}")
+        self.url = url
+        self.prefix = prefix
+        self.replica = replica
+        self.stream = f"{prefix}_dispatch"
+        self._advertise_every = advertise_every
+        self._forget_after = forget_after
+        self._local = InProcessBus(replica)
+        self._local.on_last_unsubscribe = self._drop_remote
+        self._remote: dict[str, asyncio.Future[NatsSubscription | None]] = {}
+        self._pullers: dict[str, Any] = {}
+        self._outbox: deque[tuple[str, bytes]] = deque()
+        self._wake = asyncio.Event()
+        self._catalogue: list[EndpointInfo] = []
+        self._peers_seen: dict[str, float] = {}
+        self._peers: Peers | None = None
+        self._nc: Client | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def connected(self) -> bool:
+        return self._nc is not None and self._nc.is_connected
+
+    async def start(self, peers: Peers) -> None:
+        self._peers = peers
+        try:
+            self._nc = await nats.connect(
+                servers=[self.url],
+                name=f"fastagentic-gateway {self.replica}",
+                connect_timeout=3,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=0.5,
+                error_cb=self._on_error,
+                disconnected_cb=self._on_disconnected,
+                reconnected_cb=self._on_reconnected,
+            )
+        except Exception as exc:
+            raise BusUnavailable(
+                f"cannot connect to NATS at {self.url}: {exc or type(exc).__name__}"
+            ) from exc
+        nc = self._nc
+        js = nc.jetstream()
+        config = api.StreamConfig(
+            name=self.stream,
+            subjects=[f"{self.prefix}.dispatch.>"],
+            retention=api.RetentionPolicy.WORK_QUEUE,
+            storage=api.StorageType.FILE,
+            max_age=86_400.0,  # the reaper's sweep re-announces a run still queued after that
+            duplicate_window=120.0,
+        )
+        try:
+            await js.add_stream(config)
+        except nats.js.errors.BadRequestError:
+            await js.update_stream(config)  # created by an older replica with other limits
+        await nc.subscribe(f"{self.prefix}.cancel", cb=self._on_cancel)
+        await nc.subscribe(f"{self.prefix}.catalogue", cb=self._on_advert)
+        await nc.subscribe(f"{self.prefix}.catalogue.hello", cb=self._on_hello)
+        await nc.flush()
+        await nc.publish(f"{self.prefix}.catalogue.hello", self.replica.encode())
+        self._tasks = [
+            asyncio.create_task(self._write_forever()),
+            asyncio.create_task(self._advertise_forever()),
+        ]
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        nc, self._nc = self._nc, None
+        if nc is not None and nc.is_connected:
+            with contextlib.suppress(Exception):
+                await nc.publish(f"{self.prefix}.catalogue", _encode(_Advert(self.replica, [], leaving=True)))
+                for subject, payload in self._outbox:
+                    await nc.publish(subject, payload)
+                await nc.drain()
+        elif nc is not None:
+            with contextlib.suppress(Exception):
+                await nc.close()
+        self._outbox.clear()
+
+    async def _on_error(self, exc: Exception) -> None:
+        log.warning("NATS: %s", exc or type(exc).__name__)
+
+    async def _on_disconnected(self) -> None:
+        log.warning("NATS connection lost; reconnecting")
+
+    async def _on_reconnected(self) -> None:
+        log.info("NATS connection back")
+        self._wake.set()
+        self.advertise(self._catalogue)
+
+    # ------------------------------------------------------------------ run events
+
+    def publish(self, run_id: str, events: Sequence[Event]) -> None:
+        self._local.publish(run_id, events)
+        if len(self._outbox) >= MAX_OUTBOX:
+            return
+        self._outbox.append(
+            (f"{self.prefix}.events.{run_id}", _encode(_EventsMessage(self.replica, list(events))))
+        )
+        self._wake.set()
+
+    async def subscribe(self, run_id: str) -> Subscription:
+        local = self._local.subscribe_now(run_id)
+        pending = self._remote.get(run_id)
+        if pending is None:
+            pending = self._remote[run_id] = asyncio.ensure_future(self._subscribe_remote(run_id))
+        # Shielded: one caller giving up must not cancel the subscription the others wait for.
+        await asyncio.shield(pending)
+        return local
+
+    async def _subscribe_remote(self, run_id: str) -> NatsSubscription | None:
+        nc = self._nc
+        if nc is None:
+            return None
+        try:
+            subscription = await nc.subscribe(f"{self.prefix}.events.{run_id}", cb=self._on_events)
+            # The server has the subscription once it answered a ping sent after it.
+            await nc.flush(timeout=2)
+        except Exception as exc:
+            # Degraded, not failed: the follower still gets local events and re-reads the store when quiet.
+            log.warning("cannot subscribe to run %s on NATS: %s", run_id, exc or type(exc).__name__)
+            self._remote.pop(run_id, None)
+            return None
+        return subscription
+
+    def _drop_remote(self, run_id: str) -> None:
+        pending = self._remote.pop(run_id, None)
+        if pending is not None:
+            pending.add_done_callback(_unsubscribe)
+
+    async def _on_events(self, msg: Msg) -> None:
+        try:
+            message = _decode_events(msg.data)
+        except msgspec.DecodeError:
+            log.warning("dropped an undecodable event message on %s", msg.subject)
+            return
+        if message.origin != self.replica and message.events:
+            self._local.publish(message.events[0].run_id, message.events)
+
+    async def _write_forever(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            nc = self._nc
+            while self._outbox and nc is not None and nc.is_connected:
+                subject, payload = self._outbox[0]
+                try:
+                    await nc.publish(subject, payload)
+                except Exception as exc:
+                    log.warning("NATS publish failed (%s); live events wait for the connection", exc)
+                    break
+                self._outbox.popleft()
+
+    # ------------------------------------------------------------------ dispatch
+
+    async def announce(self, endpoint: str, run_id: str, attempt: int) -> None:
+        nc = self._nc
+        if nc is None or not nc.is_connected:
+            raise BusUnavailable(f"NATS at {self.url} is unreachable")
+        try:
+            await nc.jetstream().publish(
+                f"{self.prefix}.dispatch.{_token(endpoint)}",
+                f"{run_id} {attempt}".encode(),
+                timeout=2.0,
+                stream=self.stream,
+                headers={"Nats-Msg-Id": f"{run_id}:{attempt}"},
+            )
+        except Exception as exc:
+            raise BusUnavailable(f"cannot queue run {run_id} on NATS: {exc or type(exc).__name__}") from exc
+
+    async def claim(self, endpoint: str, limit: int, wait: float) -> list[Ticket]:
+        nc = self._nc
+        if nc is None or not nc.is_connected:
+            raise BusUnavailable(f"NATS at {self.url} is unreachable")
+        puller = self._pullers.get(endpoint)
+        try:
+            if puller is None:
+                consumer = "d" + hashlib.sha256(endpoint.encode()).hexdigest()[:24]
+                puller = await nc.jetstream().pull_subscribe(
+                    f"{self.prefix}.dispatch.{_token(endpoint)}",
+                    durable=consumer,
+                    stream=self.stream,
+                    config=api.ConsumerConfig(
+                        ack_policy=api.AckPolicy.EXPLICIT,
+                        ack_wait=30.0,
+                        max_deliver=-1,
+                        inactive_threshold=86_400.0,
+                    ),
+                )
+                self._pullers[endpoint] = puller
+            msgs = await puller.fetch(batch=limit, timeout=wait)
+        except nats.errors.TimeoutError:
+            return []
+        except Exception as exc:
+            raise BusUnavailable(
+                f"cannot read the dispatch queue on NATS: {exc or type(exc).__name__}"
+            ) from exc
+        tickets: list[Ticket] = []
+        for msg in msgs:
+            run_id, _, attempt = msg.data.decode(errors="replace").partition(" ")
+            if attempt.isdigit():
+                tickets.append(_Ticket(msg, run_id, int(attempt)))
+            else:
+                log.warning("dropped a malformed dispatch notice: %r", msg.data[:100])
+                await msg.term()
+        return tickets
+
+    # ------------------------------------------------------------------ cancel and catalogue
+
+    def cancel(self, notice: CancelNotice) -> None:
+        self._outbox.append((f"{self.prefix}.cancel", _encode(notice)))
+        self._wake.set()
+
+    async def _on_cancel(self, msg: Msg) -> None:
+        try:
+            notice = _decode_cancel(msg.data)
+        except msgspec.DecodeError:
+            log.warning("dropped an undecodable cancel notice")
+            return
+        if self._peers is not None:
+            self._peers.on_cancel(notice)
+
+    def advertise(self, endpoints: list[EndpointInfo]) -> None:
+        self._catalogue = endpoints
+        self._outbox.append((f"{self.prefix}.catalogue", _encode(_Advert(self.replica, endpoints))))
+        self._wake.set()
+
+    async def _on_hello(self, msg: Msg) -> None:
+        if msg.data.decode(errors="replace") != self.replica:
+            self.advertise(self._catalogue)
+
+    async def _on_advert(self, msg: Msg) -> None:
+        try:
+            advert = _decode_advert(msg.data)
+        except msgspec.DecodeError:
+            log.warning("dropped an undecodable catalogue")
+            return
+        if advert.replica == self.replica or self._peers is None:
+            return
+        if advert.leaving:
+            self._peers_seen.pop(advert.replica, None)
+        else:
+            self._peers_seen[advert.replica] = time.monotonic()
+        self._peers.on_catalogue(advert.replica, advert.endpoints)
+
+    async def _advertise_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._advertise_every)
+            self.advertise(self._catalogue)
+            cutoff = time.monotonic() - self._forget_after
+            for replica, seen in list(self._peers_seen.items()):
+                if seen < cutoff and self._peers is not None:
+                    log.warning(
+                        "replica %s not heard from for %.0f s; its endpoints are forgotten",
+                        replica,
+                        self._forget_after,
+                    )
+                    del self._peers_seen[replica]
+                    self._peers.on_catalogue(replica, [])
+
+
+def _unsubscribe(pending: asyncio.Future[NatsSubscription | None]) -> None:
+    if pending.cancelled() or pending.exception() is not None:
+        return
+    subscription = pending.result()
+    if subscription is not None:
+        task = asyncio.ensure_future(_quietly(subscription.unsubscribe()))
+        _unsubscribing.add(task)
+        task.add_done_callback(_unsubscribing.discard)
+
+
+_unsubscribing: set[asyncio.Future[None]] = set()
+
+
+async def _quietly(coro: Any) -> None:
+    with contextlib.suppress(Exception):
+        await coro
