@@ -20,6 +20,7 @@ from litestar.exceptions import HTTPException
 
 from .bus import InProcessBus
 from .errors import GatewayError
+from .fronts.a2a import A2aFront
 from .fronts.mcp import McpFront
 from .fronts.openapi import DOCS_PAGE, OpenAPIDocument
 from .fronts.rest import json_response, rest_router
@@ -54,6 +55,7 @@ class Gateway:
         self.workers = WorkerGateway(settings, self.registry, self.runs)
         self.openapi = OpenAPIDocument(self.registry)
         self.mcp = McpFront(settings, self.registry, self.runs)
+        self.a2a = A2aFront(settings, self.registry, self.runs)
         self.asgi = self._build_asgi()
 
     async def start(self) -> None:
@@ -62,6 +64,7 @@ class Gateway:
         await self.runs.start()
 
     async def close(self) -> None:
+        await self.a2a.close()
         await self.runs.close()
         await self.bus.close()
         await self.durable.close()
@@ -105,6 +108,16 @@ class Gateway:
         async def mcp(scope: Any, receive: Any, send: Any) -> None:
             await mcp_app(scope, receive, send)
 
+        a2a_app = self.a2a.asgi
+
+        @asgi("/a2a", is_mount=True, copy_scope=True)
+        async def a2a(scope: Any, receive: Any, send: Any) -> None:
+            await a2a_app(scope, receive, send)
+
+        @asgi("/.well-known/agent-card.json", copy_scope=True)
+        async def agent_card(scope: Any, receive: Any, send: Any) -> None:
+            await a2a_app(scope, receive, send)
+
         debug = self.settings.debug
 
         def on_gateway_error(request: Request[Any, Any, Any], exc: GatewayError) -> Response[bytes]:
@@ -139,6 +152,8 @@ class Gateway:
                 openapi,
                 docs,
                 mcp,
+                a2a,
+                agent_card,
             ],
             exception_handlers={
                 GatewayError: on_gateway_error,
@@ -159,7 +174,8 @@ class Gateway:
         return {
             "REST": f"{base}/v1  (docs: {base}/docs, OpenAPI: {base}/openapi.json)",
             "MCP": f"{base}/mcp  (Streamable HTTP: 2025-11-25 sessions, 2026-07-28 stateless)",
-            "A2A": "not yet (the A2A front is a later issue)",
+            "A2A": f"{base}/a2a/{{name}}  (JSON-RPC and HTTP+JSON, A2A 1.0 and 0.3; "
+            f"card: {base}/.well-known/agent-card.json)",
             "workers (gRPC)": f"{self.settings.grpc_host}:{grpc_port}",
         }
 

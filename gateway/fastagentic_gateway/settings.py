@@ -112,6 +112,33 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             ge=0,
         ),
     ] = 1000
+    a2a_default_agent: Annotated[
+        str,
+        _doc(
+            "The agent endpoint `/.well-known/agent-card.json` describes. Empty: the only agent endpoint when "
+            "exactly one is served, otherwise the gateway's own agent at `/a2a`, with every agent endpoint as "
+            "a skill (a message names its skill in `metadata.skill`)."
+        ),
+    ] = ""
+    a2a_card_max_age: Annotated[
+        int, _doc("`Cache-Control: max-age` seconds of the A2A agent cards (they also carry ETag).", ge=0)
+    ] = 60
+    a2a_push_allow_private: Annotated[
+        bool,
+        _doc(
+            "Allow A2A push notification URLs on loopback, link-local and private addresses. Off: such URLs "
+            "are refused when the config is created and never delivered to."
+        ),
+    ] = False
+    a2a_push_timeout: Annotated[float, _doc("Seconds one A2A push notification delivery may take.", gt=0)] = (
+        10.0
+    )
+    a2a_push_max_attempts: Annotated[
+        int, _doc("Attempts to deliver one A2A push notification (network errors, 429 and 5xx retry).", ge=1)
+    ] = 5
+    a2a_push_backoff: Annotated[
+        float, _doc("Seconds before the first retry of an A2A push notification; doubles each retry.", gt=0)
+    ] = 0.5
     debug: Annotated[
         bool, _doc("Include tracebacks of gateway errors in responses. Never in production.")
     ] = False

@@ -1,0 +1,179 @@
+"""A2aFront: the A2A protocol (1.0, and 0.3 for older clients) over JSON-RPC and HTTP+JSON.
+
+Built from the ``a2a-sdk``'s own parts: ``DefaultRequestHandler`` (v2) with a task store and an event
+stream over the gateway's runs (``store.py``), an agent executor and request-context builder that go
+through ``calls.make_call`` and the RunService like every other front (``executor.py``), its push
+notification config store with our sender (``push.py``), and its JSON-RPC and REST routes, in one
+Starlette app that the litestar gateway mounts at ``/a2a`` and ``/.well-known/agent-card.json``.
+
+Routes (the gateway's own agent at ``/a2a``, each agent endpoint at ``/a2a/{name}``):
+
+- ``POST /a2a[/{name}]``: JSON-RPC (1.0 method names, and 0.3 ``message/send`` etc.);
+- ``/a2a[/{name}]/message:send``, ``/tasks/{id}``, ... : HTTP+JSON (and 0.3's ``/v1/...``);
+- ``GET /a2a[/{name}]/.well-known/agent-card.json`` and ``GET /.well-known/agent-card.json`` (the
+  default agent): the cards.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import unquote
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from a2a.server.context import ServerCallContext
+from a2a.server.request_handlers import DefaultRequestHandler
+from a2a.server.routes import DefaultServerCallContextBuilder, create_jsonrpc_routes, create_rest_routes
+from a2a.server.tasks import InMemoryPushNotificationConfigStore
+
+from ...runs.model import ANONYMOUS, Caller
+from ...runs.service import RunService
+from ...settings import Settings
+from ...workers.registry import EndpointRegistry
+from .cards import CardCache, capability_card, endpoint_card, gateway_card, not_modified
+from .executor import RunContextBuilder, RunExecutor, served_agents
+from .push import PushSender, PushUrlPolicy
+from .store import RunEventStream, RunTaskStore
+
+log = logging.getLogger("fastagentic.a2a")
+
+CARD_PATH = "/.well-known/agent-card.json"
+
+
+def caller_of(request: Request) -> Caller:
+    """Who is calling. Anonymous until authentication lands; the same seam as REST's and MCP's."""
+    return ANONYMOUS
+
+
+class ContextBuilder(DefaultServerCallContextBuilder):
+    """The SDK's call context, plus which agent the URL addressed and the gateway's caller."""
+
+    def build(self, request: Request) -> ServerCallContext:
+        context = super().build(request)
+        context.state["agent"] = request.path_params.get("agent")
+        context.state["caller"] = caller_of(request)
+        return context
+
+
+class A2aFront:
+    def __init__(self, settings: Settings, registry: EndpointRegistry, runs: RunService) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.runs = runs
+        self.store = RunTaskStore(runs)
+        self.push_configs = InMemoryPushNotificationConfigStore()
+        self.push = PushSender(settings, self.push_configs)
+        self.handler = DefaultRequestHandler(
+            agent_executor=RunExecutor(runs, self.store),
+            task_store=self.store,
+            agent_card=capability_card(),
+            push_config_store=self.push_configs,
+            push_sender=self.push,
+            request_context_builder=RunContextBuilder(registry, runs, self.store, settings.retry_after),
+            push_url_validator=PushUrlPolicy(settings.a2a_push_allow_private),
+            event_stream=RunEventStream(self.store),
+        )
+        self.cards = CardCache()
+        self.max_body = settings.max_body_bytes
+        self.app = Starlette(routes=self._routes())
+
+    def _routes(self) -> list[BaseRoute]:
+        context = ContextBuilder()
+        routes: list[BaseRoute] = [
+            Route(CARD_PATH, self._default_card, methods=["GET"]),
+            Route("/a2a" + CARD_PATH, self._gateway_card, methods=["GET"]),
+            Route("/a2a/{agent}" + CARD_PATH, self._agent_card, methods=["GET"]),
+        ]
+        # The gateway's agent first: its HTTP+JSON paths (/a2a/message:send) would otherwise look like
+        # the JSON-RPC URL of an agent named "message:send".
+        for prefix in ("/a2a", "/a2a/{agent}"):
+            routes += create_jsonrpc_routes(
+                self.handler, prefix, context_builder=context, enable_v0_3_compat=True
+            )
+            routes += [
+                route
+                for route in create_rest_routes(
+                    self.handler, context_builder=context, enable_v0_3_compat=True, path_prefix=prefix
+                )
+                if isinstance(route, Route)  # not the SDK's "/{tenant}" mount: tenants are not A2A paths here
+            ]
+        return routes
+
+    # ------------------------------------------------------------------ cards
+
+    def _base_url(self, request: Request) -> str:
+        return str(request.base_url).rstrip("/")
+
+    async def _agent_card(self, request: Request) -> Response:
+        name = request.path_params["agent"]
+        endpoint = next((e for e in served_agents(self.registry) if e.name == name), None)
+        if endpoint is None:
+            return JSONResponse({"type": "not_found", "message": f"no agent named {name!r}"}, status_code=404)
+        return self._card_response(request, name, endpoint_card(endpoint.info, self._base_url(request)))
+
+    async def _gateway_card(self, request: Request) -> Response:
+        infos = [e.info for e in served_agents(self.registry)]
+        return self._card_response(request, "", gateway_card(infos, self._base_url(request)))
+
+    async def _default_card(self, request: Request) -> Response:
+        agents = served_agents(self.registry)
+        name = self.settings.a2a_default_agent
+        if not name and len(agents) == 1:
+            name = agents[0].name
+        if name:
+            endpoint = next((e for e in agents if e.name == name), None)
+            if endpoint is None:
+                return JSONResponse(
+                    {"type": "no_worker", "message": f"the default agent {name!r} is not served right now"},
+                    status_code=503,
+                    headers={"Retry-After": str(self.settings.retry_after)},
+                )
+            return self._card_response(request, name, endpoint_card(endpoint.info, self._base_url(request)))
+        return await self._gateway_card(request)
+
+    def _card_response(self, request: Request, key: str, card: Any) -> Response:
+        body, etag, last_modified = self.cards.render(key, card)
+        headers = {
+            "ETag": etag,
+            "Last-Modified": last_modified,
+            "Cache-Control": f"public, max-age={self.settings.a2a_card_max_age}",
+        }
+        if not_modified(request.headers, etag, last_modified):
+            return Response(status_code=304, headers=headers)
+        return Response(body, media_type="application/json", headers=headers)
+
+    # ------------------------------------------------------------------ ASGI
+
+    async def asgi(self, scope: Any, receive: Any, send: Any) -> None:
+        """Serve one request of the mounted paths. Litestar's mount trims the path; the routes here are
+        written against the full path, so it is restored from ``raw_path``. Bodies over
+        ``max_body_bytes`` are refused (413 for HTTP+JSON, an invalid-request error for JSON-RPC)."""
+        raw = scope.get("raw_path")
+        if raw:
+            scope["path"] = unquote(raw.decode("latin-1"))
+        scope["root_path"] = ""
+        limit = self.max_body
+        seen = 0
+
+        async def limited() -> Any:
+            nonlocal seen
+            message = await receive()
+            if message.get("type") == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise HTTPException(413, f"request body is larger than {limit} bytes")
+            return message
+
+        await self.app(scope, limited, send)
+
+    async def close(self) -> None:
+        await self.handler.aclose()
+        await self.push.close()
+
+
+__all__ = ["A2aFront"]

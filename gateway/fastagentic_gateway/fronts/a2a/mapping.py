@@ -1,0 +1,409 @@
+"""Runs as A2A tasks: a message to an endpoint's input, a run's events to task updates, a run to a Task.
+
+One fold serves both the live stream and the stored view: ``task_events`` turns a run's events into A2A
+events and ``project`` applies them to the task the run started as, the way the SDK's TaskManager does,
+so GetTask after the fact shows exactly what a streaming client accumulated.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from google.protobuf.json_format import MessageToDict
+from google.protobuf.struct_pb2 import NULL_VALUE, Value
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from a2a.server.tasks.task_manager import append_artifact_to_task
+from a2a.types.a2a_pb2 import (
+    Artifact,
+    Message,
+    Part,
+    Role,
+    Task,
+    TaskArtifactUpdateEvent,
+    TaskState,
+    TaskStatus,
+    TaskStatusUpdateEvent,
+)
+from a2a.utils.errors import ContentTypeNotSupportedError, InvalidParamsError
+
+from ...runs.model import Event, Run, RunStatus
+from ...workers.registry import EndpointInfo
+
+_decode = msgspec.json.decode
+_encode = msgspec.json.encode
+
+TEXT = "text/plain"
+JSON = "application/json"
+STREAM_ARTIFACT = "response"  # the token stream, appended chunk by chunk
+OUTPUT_ARTIFACT = "output"  # the run's output, once it succeeded
+KEY_PREFIX = "a2a:"
+MAX_CONTEXT_ID = 200
+
+STATE_OF: dict[RunStatus, int] = {
+    RunStatus.QUEUED: TaskState.TASK_STATE_SUBMITTED,
+    RunStatus.RUNNING: TaskState.TASK_STATE_WORKING,
+    RunStatus.WAITING_INPUT: TaskState.TASK_STATE_INPUT_REQUIRED,
+    RunStatus.SUCCEEDED: TaskState.TASK_STATE_COMPLETED,
+    RunStatus.FAILED: TaskState.TASK_STATE_FAILED,
+    RunStatus.CANCELLED: TaskState.TASK_STATE_CANCELED,
+    RunStatus.TIMED_OUT: TaskState.TASK_STATE_FAILED,
+}
+# ListTasks' status filter: which run statuses a task state covers.
+STATUSES_OF: dict[int, tuple[RunStatus, ...]] = {
+    TaskState.TASK_STATE_SUBMITTED: (RunStatus.QUEUED,),
+    TaskState.TASK_STATE_WORKING: (RunStatus.RUNNING,),
+    TaskState.TASK_STATE_INPUT_REQUIRED: (RunStatus.WAITING_INPUT,),
+    TaskState.TASK_STATE_COMPLETED: (RunStatus.SUCCEEDED,),
+    TaskState.TASK_STATE_FAILED: (RunStatus.FAILED, RunStatus.TIMED_OUT),
+    TaskState.TASK_STATE_CANCELED: (RunStatus.CANCELLED,),
+    TaskState.TASK_STATE_REJECTED: (),
+    TaskState.TASK_STATE_AUTH_REQUIRED: (),
+}
+TERMINAL_STATES = frozenset(
+    {
+        TaskState.TASK_STATE_COMPLETED,
+        TaskState.TASK_STATE_FAILED,
+        TaskState.TASK_STATE_CANCELED,
+        TaskState.TASK_STATE_REJECTED,
+    }
+)
+
+A2AEvent = Task | TaskStatusUpdateEvent | TaskArtifactUpdateEvent
+
+
+# ---------------------------------------------------------------------------------------------- input
+
+
+def text_field(info: EndpointInfo) -> str | None:
+    """The one string property of an endpoint's input that a text-only message fills, if there is one:
+    exactly one property is a string and no other property is required."""
+    schema = info.input_schema
+    if not isinstance(schema, dict):
+        return None
+    properties = schema.get("properties")
+    if not isinstance(properties, dict):
+        return None
+    strings = [name for name, prop in properties.items() if _is_string(prop)]
+    if len(strings) != 1:
+        return None
+    required = set(schema.get("required") or ())
+    return strings[0] if required <= {strings[0]} else None
+
+
+def _is_string(prop: Any) -> bool:
+    if not isinstance(prop, dict):
+        return False
+    kind = prop.get("type")
+    return kind == "string" or (isinstance(kind, list) and "string" in kind and len(kind) == 1)
+
+
+def input_modes(info: EndpointInfo) -> list[str]:
+    return [TEXT, JSON] if text_field(info) is not None else [JSON]
+
+
+OUTPUT_MODES = [JSON, TEXT]
+
+
+def message_input(info: EndpointInfo, message: Message) -> tuple[Any, str]:
+    """The endpoint input a message carries, and how it carried it (``data`` or ``text:<field>``).
+
+    One data part: its object is the input (text parts beside it are ignored). Only text parts: their
+    text fills the endpoint's one string field. Anything else is ContentTypeNotSupportedError."""
+    data_parts = [part for part in message.parts if part.HasField("data")]
+    other = [part for part in message.parts if not part.HasField("data") and not part.HasField("text")]
+    if not message.parts:
+        raise InvalidParamsError(message="the message has no parts")
+    if other:
+        kinds = sorted({part.WhichOneof("content") or "empty" for part in other})
+        raise ContentTypeNotSupportedError(
+            message=f"agent {info.name!r} accepts text and data parts, not {', '.join(kinds)} parts",
+        )
+    if data_parts:
+        if len(data_parts) > 1:
+            raise InvalidParamsError(message="send the input as one data part, not several")
+        value = MessageToDict(data_parts[0].data)
+        if not isinstance(value, dict):
+            raise InvalidParamsError(
+                message=f"the data part must be a JSON object matching the input schema of {info.name!r}"
+            )
+        return value, "data"
+    field = text_field(info)
+    if field is None:
+        raise ContentTypeNotSupportedError(
+            message=f"agent {info.name!r} takes structured input: send one data part (application/json) "
+            "matching its input schema",
+        )
+    return {field: "".join(part.text for part in message.parts)}, f"text:{field}"
+
+
+# ----------------------------------------------------------------------------------- task metadata
+
+
+class TaskMeta(msgspec.Struct, array_like=True):
+    """What A2A needs to remember about a run that the run itself does not hold. It travels in the run's
+    idempotency key (``a2a:`` + JSON), each one unique, so no store has to know about A2A."""
+
+    context_id: str
+    message_id: str
+    mode: str  # "data" or "text:<field>"
+    nonce: str
+
+
+def meta_key(meta: TaskMeta) -> str:
+    return KEY_PREFIX + _encode(meta).decode()
+
+
+def meta_of(run: Run) -> TaskMeta | None:
+    key = run.idempotency_key
+    if key is None or not key.startswith(KEY_PREFIX):
+        return None
+    try:
+        return msgspec.json.decode(key[len(KEY_PREFIX) :], type=TaskMeta)
+    except msgspec.DecodeError:
+        return None
+
+
+def new_meta(context_id: str | None, message_id: str, mode: str) -> TaskMeta:
+    context = context_id or str(uuid.uuid4())
+    if len(context) > MAX_CONTEXT_ID:
+        raise InvalidParamsError(message=f"contextId is longer than {MAX_CONTEXT_ID} characters")
+    return TaskMeta(context_id=context, message_id=message_id[:200], mode=mode, nonce=uuid.uuid4().hex)
+
+
+def context_of(run: Run) -> str:
+    meta = meta_of(run)
+    return meta.context_id if meta is not None else run.id
+
+
+# --------------------------------------------------------------------------------------- messages
+
+
+def _timestamp(ts: float) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(datetime.fromtimestamp(ts, UTC))
+    return stamp
+
+
+def _data_part(value: Any) -> Part:
+    part = Part(media_type=JSON)
+    part.data.CopyFrom(_value(value))
+    return part
+
+
+def _value(value: Any) -> Value:
+    out = Value()
+    if value is None:
+        out.null_value = NULL_VALUE
+    elif isinstance(value, bool):
+        out.bool_value = value
+    elif isinstance(value, int | float):
+        out.number_value = value
+    elif isinstance(value, str):
+        out.string_value = value
+    elif isinstance(value, list):
+        out.list_value.values.extend(_value(item) for item in value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            out.struct_value.fields[str(key)].CopyFrom(_value(item))
+    else:
+        out.string_value = str(value)
+    return out
+
+
+def _agent_message(run: Run, seq: int, parts: list[Part]) -> Message:
+    return Message(
+        message_id=f"{run.id}-{seq}",
+        context_id=context_of(run),
+        task_id=run.id,
+        role=Role.ROLE_AGENT,
+        parts=parts,
+    )
+
+
+def user_message(run: Run) -> Message:
+    """The message that started the run, rebuilt from its input."""
+    meta = meta_of(run)
+    value = _decode(run.input) if run.input else {}
+    if meta is not None and meta.mode.startswith("text:") and isinstance(value, dict):
+        parts = [Part(text=str(value.get(meta.mode[5:], "")))]
+    else:
+        parts = [_data_part(value)]
+    return Message(
+        message_id=meta.message_id if meta is not None else f"{run.id}-input",
+        context_id=context_of(run),
+        task_id=run.id,
+        role=Role.ROLE_USER,
+        parts=parts,
+    )
+
+
+def output_text(output: Any) -> str:
+    return output if isinstance(output, str) else _encode(output).decode()
+
+
+# ------------------------------------------------------------------------------------------ events
+
+
+def initial_task(run: Run) -> Task:
+    """The task as a run starts: submitted, with the user's message as its history."""
+    return Task(
+        id=run.id,
+        context_id=context_of(run),
+        status=TaskStatus(state=TaskState.TASK_STATE_SUBMITTED, timestamp=_timestamp(run.created_at)),
+        history=[user_message(run)],
+    )
+
+
+class EventMapper:
+    """Turns one run's events into A2A events, in order. Keeps the little state the mapping needs (has
+    the token artifact started, which state was last announced)."""
+
+    def __init__(self, run: Run, state: int = TaskState.TASK_STATE_SUBMITTED, streamed: bool = False) -> None:
+        self.run = run
+        self.context_id = context_of(run)
+        self.state = state
+        self.streamed = streamed
+
+    def status(
+        self, state: int, ts: float, message: Message | None = None, final: bool = False
+    ) -> TaskStatusUpdateEvent:
+        self.state = state
+        status = TaskStatus(state=state, timestamp=_timestamp(ts))  # type: ignore[arg-type]
+        if message is not None:
+            status.message.CopyFrom(message)
+        return TaskStatusUpdateEvent(task_id=self.run.id, context_id=self.context_id, status=status)
+
+    def _artifact(self, artifact: Artifact, append: bool, last: bool) -> TaskArtifactUpdateEvent:
+        return TaskArtifactUpdateEvent(
+            task_id=self.run.id, context_id=self.context_id, artifact=artifact, append=append, last_chunk=last
+        )
+
+    def map(self, events: Iterable[Event]) -> Iterator[A2AEvent]:
+        for event in events:
+            yield from self.map_one(event)
+
+    def map_one(self, event: Event) -> Iterator[A2AEvent]:
+        kind = event.kind
+        if kind == "token":
+            text = _decode(event.data).get("text", "")
+            artifact = Artifact(artifact_id=STREAM_ARTIFACT, name=STREAM_ARTIFACT, parts=[Part(text=text)])
+            if self.state != TaskState.TASK_STATE_WORKING:
+                yield self.status(TaskState.TASK_STATE_WORKING, event.ts)
+            yield self._artifact(artifact, append=self.streamed, last=False)
+            self.streamed = True
+        elif kind == "run.started":
+            if self.state != TaskState.TASK_STATE_WORKING:
+                yield self.status(TaskState.TASK_STATE_WORKING, event.ts)
+        elif kind in ("progress", "message"):
+            data = _decode(event.data)
+            text = _progress_text(data) if kind == "progress" else _message_text(data)
+            parts = [Part(text=text)] if text else []
+            parts.append(_data_part(data))
+            message = _agent_message(self.run, event.seq, parts)
+            yield self.status(TaskState.TASK_STATE_WORKING, event.ts, message)
+        elif kind == "interrupt":
+            data = _decode(event.data)
+            parts = [Part(text=_message_text(data) or "input required"), _data_part(data)]
+            message = _agent_message(self.run, event.seq, parts)
+            yield self.status(TaskState.TASK_STATE_INPUT_REQUIRED, event.ts, message)
+        elif kind == "artifact":
+            data = _decode(event.data)
+            name = data.get("name") if isinstance(data, dict) else None
+            artifact_id = name if isinstance(name, str) and name else f"artifact-{event.seq}"
+            artifact = Artifact(artifact_id=artifact_id, name=artifact_id, parts=[_data_part(data)])
+            yield self._artifact(artifact, append=False, last=True)
+        elif kind == "run.completed":
+            output = _decode(event.data).get("output")
+            artifact = Artifact(
+                artifact_id=OUTPUT_ARTIFACT,
+                name=OUTPUT_ARTIFACT,
+                parts=[_data_part(output), Part(text=output_text(output), media_type=TEXT)],
+            )
+            yield self._artifact(artifact, append=False, last=True)
+            yield self.status(TaskState.TASK_STATE_COMPLETED, event.ts, final=True)
+        elif kind == "run.failed":
+            error = _decode(event.data).get("error") or {}
+            text = f"{error.get('type', 'Error')}: {error.get('message', '')}"
+            message = _agent_message(self.run, event.seq, [Part(text=text), _data_part(error)])
+            yield self.status(TaskState.TASK_STATE_FAILED, event.ts, message, final=True)
+        elif kind == "run.cancelled":
+            reason = _decode(event.data).get("reason") or "cancelled"
+            message = _agent_message(self.run, event.seq, [Part(text=str(reason))])
+            yield self.status(TaskState.TASK_STATE_CANCELED, event.ts, message, final=True)
+        # tool_call, tool_result, llm_*, node_*, checkpoint, log and custom kinds have no A2A rendering.
+
+
+def _progress_text(data: Any) -> str:
+    if not isinstance(data, dict):
+        return ""
+    if isinstance(data.get("message"), str):
+        return str(data["message"])
+    if "current" in data:
+        total = data.get("total")
+        return f"{data['current']}/{total}" if total is not None else f"{data['current']}"
+    if "pct" in data:
+        return f"{data['pct']}%"
+    return ""
+
+
+def _message_text(data: Any) -> str:
+    if isinstance(data, str):
+        return data
+    if isinstance(data, dict):
+        for key in ("text", "content", "message", "question", "prompt"):
+            if isinstance(data.get(key), str):
+                return str(data[key])
+    return ""
+
+
+def apply(task: Task, event: A2AEvent) -> None:
+    """Apply one event to ``task`` as the SDK's TaskManager does."""
+    if isinstance(event, TaskStatusUpdateEvent):
+        if task.status.HasField("message"):
+            task.history.append(task.status.message)
+        task.status.CopyFrom(event.status)
+    elif isinstance(event, TaskArtifactUpdateEvent):
+        append_artifact_to_task(task, event)
+
+
+def project(run: Run, events: Iterable[Event]) -> Task:
+    """The task a run is, after ``events`` (its whole log)."""
+    task = initial_task(run)
+    mapper = EventMapper(run)
+    for event in mapper.map(events):
+        apply(task, event)
+    # The log and the run's status agree once a run ended; before that, a queued run requeued after a
+    # lost worker shows as submitted again.
+    state = STATE_OF[run.status]
+    if state != task.status.state and (state in TERMINAL_STATES or run.status is RunStatus.QUEUED):
+        apply(task, mapper.status(state, run.updated_at))
+    return task
+
+
+__all__ = [
+    "JSON",
+    "OUTPUT_ARTIFACT",
+    "OUTPUT_MODES",
+    "STATE_OF",
+    "STATUSES_OF",
+    "STREAM_ARTIFACT",
+    "TERMINAL_STATES",
+    "TEXT",
+    "EventMapper",
+    "TaskMeta",
+    "apply",
+    "context_of",
+    "initial_task",
+    "input_modes",
+    "message_input",
+    "meta_key",
+    "meta_of",
+    "new_meta",
+    "project",
+    "text_field",
+]
