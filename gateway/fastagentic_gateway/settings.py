@@ -139,6 +139,14 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     a2a_push_backoff: Annotated[
         float, _doc("Seconds before the first retry of an A2A push notification; doubles each retry.", gt=0)
     ] = 0.5
+    mcp_completion_timeout: Annotated[
+        float,
+        _doc(
+            "Seconds MCP `completion/complete` waits for a worker's completer; past it the answer falls "
+            "back to the values the argument's schema enumerates.",
+            gt=0,
+        ),
+    ] = 5.0
     debug: Annotated[
         bool, _doc("Include tracebacks of gateway errors in responses. Never in production.")
     ] = False

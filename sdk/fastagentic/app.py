@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import base64
+import inspect
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, overload
 
@@ -58,6 +59,47 @@ RESOURCE_OUTPUT_SCHEMA: dict[str, Any] = {
 
 _json = msgspec.json.Encoder()
 
+#: What one completion answer may hold (MCP's limit on ``completion.values``; the gateway enforces both).
+MAX_COMPLETION_VALUES = 100
+MAX_COMPLETION_CHARS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Completer:
+    """Completes one argument of a prompt or resource template: ``fn(value)`` or ``fn(value, arguments)``,
+    sync or async, returning the candidate values (any iterable of str)."""
+
+    fn: Callable[..., Any]
+    is_async: bool
+    with_arguments: bool
+
+    @classmethod
+    def of(cls, fn: Callable[..., Any], where: str) -> Completer:
+        if not callable(fn):
+            raise TypeError(f"{where}: a completer must be callable, not {type(fn).__name__}")
+        try:
+            parameters = list(inspect.signature(fn).parameters.values())
+        except (TypeError, ValueError):  # a builtin without a signature: give it the value only
+            parameters = []
+        positional = [
+            p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
+        ]
+        with_arguments = len(positional) >= 2 or any(p.kind is p.VAR_POSITIONAL for p in positional)
+        return cls(fn=fn, is_async=inspect.iscoroutinefunction(fn), with_arguments=with_arguments)
+
+    def args(self, value: str, arguments: Mapping[str, str]) -> tuple[Any, ...]:
+        return (value, dict(arguments)) if self.with_arguments else (value,)
+
+
+def completion_values(result: Any) -> tuple[list[str], int, bool]:
+    """A completer's result, bounded as the protocol requires: (values, total, has_more). Values longer
+    than ``MAX_COMPLETION_CHARS`` are dropped, at most ``MAX_COMPLETION_VALUES`` are kept."""
+    if isinstance(result, str | bytes) or not isinstance(result, Iterable):
+        raise TypeError(f"a completer returns a list of str, not {type(result).__name__}")
+    values = [str(v) for v in result]
+    values = [v for v in dict.fromkeys(values) if len(v) <= MAX_COMPLETION_CHARS]
+    return values[:MAX_COMPLETION_VALUES], len(values), len(values) > MAX_COMPLETION_VALUES
+
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
@@ -76,6 +118,7 @@ class Endpoint:
     uri_template: str = ""
     mime_type: str = ""
     output_schema: dict[str, Any] = field(default_factory=dict)
+    completers: Mapping[str, Completer] = field(default_factory=dict)
 
     def spec(self) -> pb.EndpointSpec:
         return pb.EndpointSpec(
@@ -91,6 +134,7 @@ class Endpoint:
             examples=_json.encode(list(self.examples)),
             uri_template=self.uri_template,
             mime_type=self.mime_type,
+            completions=sorted(self.completers),
         )
 
     def encode_output(self, value: Any) -> bytes:
@@ -244,8 +288,11 @@ class App:
         mime_type: str = "",
         scopes: Sequence[str] = (),
         tags: Sequence[str] = (),
+        complete: Mapping[str, Callable[..., Any]] | None = None,
     ) -> Callable[[F], F]:
-        """A resource read by URI; ``{name}`` parts of the template become the function's arguments."""
+        """A resource read by URI; ``{name}`` parts of the template become the function's arguments.
+
+        ``complete`` maps template variables to completers (see ``prompt``)."""
         if "://" not in uri_template:
             raise ValueError(f"resource URI template {uri_template!r} needs a scheme, like docs://{{name}}")
         options = {
@@ -257,6 +304,7 @@ class App:
             "streams": False,
             "uri_template": uri_template,
             "mime_type": mime_type,
+            "complete": complete,
         }
 
         def register(fn: F) -> F:
@@ -276,6 +324,7 @@ class App:
         description: str | None = None,
         scopes: Sequence[str] = (),
         tags: Sequence[str] = (),
+        complete: Mapping[str, Callable[..., Any]] | None = None,
     ) -> Callable[[G], G]: ...
 
     def prompt(
@@ -287,10 +336,21 @@ class App:
         description: str | None = None,
         scopes: Sequence[str] = (),
         tags: Sequence[str] = (),
+        complete: Mapping[str, Callable[..., Any]] | None = None,
     ) -> F | Callable[[F], F]:
-        """A prompt rendered with arguments; returns a str or a list of {role, content} messages."""
+        """A prompt rendered with arguments; returns a str or a list of {role, content} messages.
+
+        ``complete`` maps argument names to completers for MCP ``completion/complete``: each is called as
+        ``fn(value)`` or ``fn(value, arguments)`` (the partial value typed so far, and the other arguments
+        the client already filled in, as strings), sync or async, and returns the candidate values."""
         options = dict(
-            name=name, description=description, durable=False, streams=False, scopes=scopes, tags=tags
+            name=name,
+            description=description,
+            durable=False,
+            streams=False,
+            scopes=scopes,
+            tags=tags,
+            complete=complete,
         )
         return self._decorate("prompt", fn, options)
 
@@ -317,6 +377,7 @@ class App:
         examples: Sequence[Any] = (),
         uri_template: str = "",
         mime_type: str = "",
+        complete: Mapping[str, Callable[..., Any]] | None = None,
     ) -> None:
         name = fn.__name__ if name is None else name
         if not NAME_PATTERN.fullmatch(name):
@@ -342,6 +403,14 @@ class App:
                     f"resource {uri_template!r}: parameters {sorted(not_text)} of {fn.__name__} must be str "
                     "(URI template variables arrive as text)"
                 )
+        completers: dict[str, Completer] = {}
+        for argument, completer in (complete or {}).items():
+            if argument not in shape.input_schema.get("properties", {}):
+                raise ValueError(
+                    f"{kind} {name!r}: cannot complete {argument!r}, which is not one of its arguments "
+                    f"{sorted(shape.input_schema.get('properties', {}))}"
+                )
+            completers[argument] = Completer.of(completer, f"{kind} {name!r}, argument {argument!r}")
         output_schema = {
             "prompt": PROMPT_OUTPUT_SCHEMA,
             "resource": RESOURCE_OUTPUT_SCHEMA,
@@ -360,4 +429,5 @@ class App:
             uri_template=uri_template,
             mime_type=mime_type,
             output_schema=output_schema,
+            completers=completers,
         )

@@ -30,7 +30,7 @@ import grpc.aio
 import msgspec
 
 from . import __version__
-from .app import App, Endpoint
+from .app import App, Endpoint, completion_values
 from .context import Caller, RunContext
 from .schema import InputError
 from .v1 import worker_pb2 as pb
@@ -43,6 +43,11 @@ DEFAULT_GATEWAY = "127.0.0.1:50051"
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 # Events per Events message; keeps one message well under the size limit for ordinary payloads.
 MAX_BATCH = 512
+# Completions run beside the runs: async completers as tasks on the loop, sync ones in their own threads
+# (never the runs' pool, so a slow completer does not take a run's thread). At most this many at once; the
+# gateway times out what waits longer.
+COMPLETION_THREADS = 2
+COMPLETION_TIMEOUT = 10.0
 
 
 def channel_options(max_message_bytes: int = MAX_MESSAGE_BYTES) -> list[tuple[str, int]]:
@@ -117,6 +122,8 @@ class Worker:
         self._heartbeat_interval = 5.0
         self._lease_ttl = 30.0
         self._pool = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="fastagentic-run")
+        self._completion_pool: ThreadPoolExecutor | None = None  # made at the first sync completion
+        self._completions: set[asyncio.Task[None]] = set()
         self._specs = [ep.spec() for ep in app.endpoints.values()]
 
     # ------------------------------------------------------------------ lifecycle
@@ -150,7 +157,11 @@ class Worker:
             for held in self._runs.values():
                 if held.task is not None:
                     held.task.cancel()
+            for task in list(self._completions):
+                task.cancel()
             self._pool.shutdown(wait=False, cancel_futures=True)
+            if self._completion_pool is not None:
+                self._completion_pool.shutdown(wait=False, cancel_futures=True)
 
     def drain(self) -> None:
         """Stop taking work, let running runs finish within ``grace`` seconds, hand back the rest, stop."""
@@ -348,8 +359,39 @@ class Worker:
             if message.drain.grace_ms:
                 self.grace = message.drain.grace_ms / 1000
             self.drain()
+        elif body == "complete":
+            task = asyncio.get_running_loop().create_task(self._complete(message.complete))
+            self._completions.add(task)
+            task.add_done_callback(self._completions.discard)
         elif body == "reject":
             raise Rejected(f"{message.reject.code}: {message.reject.message}")
+
+    async def _complete(self, request: pb.Complete) -> None:
+        """Run a completer and answer with a Completion (values, or the error), never failing the stream."""
+        answer = pb.Completion(request_id=request.request_id)
+        endpoint = self.app.endpoints.get(request.endpoint)
+        completer = endpoint.completers.get(request.argument) if endpoint is not None else None
+        try:
+            if completer is None:
+                raise LookupError(f"{request.endpoint!r} has no completer for {request.argument!r}")
+            args = completer.args(request.value, request.arguments)
+            if completer.is_async:
+                result = await asyncio.wait_for(completer.fn(*args), COMPLETION_TIMEOUT)
+            else:
+                if self._completion_pool is None:
+                    self._completion_pool = ThreadPoolExecutor(
+                        max_workers=COMPLETION_THREADS, thread_name_prefix="fastagentic-complete"
+                    )
+                loop = asyncio.get_running_loop()
+                result = await loop.run_in_executor(self._completion_pool, partial(completer.fn, *args))
+            values, total, has_more = completion_values(result)
+            answer.values.extend(values)
+            answer.total = total
+            answer.has_more = has_more
+        except Exception as exc:
+            log.warning("completing %s.%s failed: %r", request.endpoint, request.argument, exc)
+            answer.error = f"{type(exc).__name__}: {exc}"[:1000]
+        self._send(pb.WorkerMessage(completion=answer))
 
     def _drop(self, held: HeldRun, reason: str) -> None:
         held.context._cancel()

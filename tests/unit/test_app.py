@@ -9,7 +9,7 @@ import msgspec
 import pytest
 
 from fastagentic import App, RunContext
-from fastagentic.app import PROMPT_OUTPUT_SCHEMA, RESOURCE_OUTPUT_SCHEMA
+from fastagentic.app import PROMPT_OUTPUT_SCHEMA, RESOURCE_OUTPUT_SCHEMA, completion_values
 from fastagentic.v1 import worker_pb2 as pb
 
 
@@ -466,3 +466,64 @@ def test_resource_parameters_must_be_text() -> None:
         @app.resource("items://{item_id}")
         def item(item_id: int) -> str:
             return str(item_id)
+
+
+# ---------------------------------------------------------------- completers
+
+
+def test_prompt_and_resource_completers_are_advertised_in_the_spec(app: App) -> None:
+    def cities(value: str) -> list[str]:
+        return ["Paris"]
+
+    async def names(value: str, arguments: dict[str, str]) -> list[str]:
+        return []
+
+    @app.prompt(complete={"city": cities})
+    def trip(city: str, days: int = 1) -> str:
+        return city
+
+    @app.resource("notes://{name}", complete={"name": names})
+    def note(name: str) -> str:
+        return name
+
+    assert list(app.endpoint("trip").spec().completions) == ["city"]
+    assert list(app.endpoint("note").spec().completions) == ["name"]
+    completer = app.endpoint("trip").completers["city"]
+    assert (completer.is_async, completer.with_arguments) == (False, False)
+    assert completer.args("P", {"days": "2"}) == ("P",)
+    completer = app.endpoint("note").completers["name"]
+    assert (completer.is_async, completer.with_arguments) == (True, True)
+    assert completer.args("g", {"x": "1"}) == ("g", {"x": "1"})
+
+
+def test_an_endpoint_without_completers_advertises_none(app: App) -> None:
+    @app.prompt
+    def plain(topic: str) -> str:
+        return topic
+
+    assert list(app.endpoint("plain").spec().completions) == []
+
+
+def test_a_completer_for_an_argument_the_prompt_lacks_is_refused(app: App) -> None:
+    with pytest.raises(ValueError, match="cannot complete 'town'"):
+
+        @app.prompt(complete={"town": lambda value: []})
+        def trip(city: str) -> str:
+            return city
+
+
+def test_a_completer_must_be_callable(app: App) -> None:
+    with pytest.raises(TypeError, match="must be callable"):
+
+        @app.prompt(complete={"city": ["Paris"]})  # type: ignore[dict-item]
+        def trip(city: str) -> str:
+            return city
+
+
+def test_completion_values_are_bounded() -> None:
+    values, total, more = completion_values(f"v{n}" for n in range(150))
+    assert (len(values), total, more) == (100, 150, True)
+    values, total, more = completion_values(["a", "a", "b", "x" * 1001])
+    assert (values, total, more) == (["a", "b"], 2, False)  # duplicates and overlong values dropped
+    with pytest.raises(TypeError):
+        completion_values("abc")

@@ -161,7 +161,18 @@ def config() -> dict[str, str | int]:
     return {"mode": "test", "retries": 3}
 
 
-@app.resource("notes://{name}", mime_type="text/plain", description="A note by name.")
+NOTE_NAMES = ["groceries", "garden", "goals", "travel"]
+
+
+async def note_names(value: str) -> list[str]:
+    """An async completer that looks only at the typed value."""
+    await asyncio.sleep(0)
+    return [name for name in NOTE_NAMES if name.startswith(value)]
+
+
+@app.resource(
+    "notes://{name}", mime_type="text/plain", description="A note by name.", complete={"name": note_names}
+)
 async def note(name: str) -> str:
     if name == "missing":
         raise FileNotFoundError(f"no note {name}")
@@ -185,6 +196,49 @@ def conversation(topic: str) -> list[dict[str, str]]:
         {"role": "user", "content": f"Tell me about {topic}."},
         {"role": "assistant", "content": f"What about {topic}?"},
     ]
+
+
+CITIES = {"Paris": ["Marais", "Montmartre"], "Porto": ["Ribeira", "Foz"], "Prague": ["Mala Strana"]}
+
+
+def cities(value: str) -> list[str]:
+    """A sync completer."""
+    return [city for city in CITIES if city.lower().startswith(value.lower())]
+
+
+async def districts(value: str, arguments: dict[str, str]) -> list[str]:
+    """Completes from another argument the client already chose."""
+    return [d for d in CITIES.get(arguments.get("city", ""), []) if d.startswith(value)]
+
+
+def many(value: str) -> list[str]:
+    return [f"{value}{n:03d}" for n in range(150)]
+
+
+def broken(value: str) -> list[str]:
+    raise RuntimeError("the catalogue is down")
+
+
+def sluggish(value: str) -> list[str]:
+    """Blocks its thread for a while (a completer doing slow I/O)."""
+    import time
+
+    time.sleep(float(value or "2"))
+    return ["finally"]
+
+
+@app.prompt(
+    complete={"city": cities, "district": districts, "code": many, "mood": broken, "wait": sluggish},
+    description="Plan a trip.",
+)
+def trip(
+    city: str,
+    district: str = "",
+    code: str = "",
+    mood: Literal["calm", "busy"] = "calm",
+    wait: str = "",
+) -> str:
+    return f"Plan a {mood} trip to {district or 'anywhere in'} {city}"
 
 
 late = App("mcp-late")

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections import OrderedDict
+from collections.abc import Mapping
 
 from fastagentic.v1 import worker_pb2 as pb
 
 # Runs recently taken away from this worker (cancelled, requeued); its late messages about them are ignored.
 MAX_FENCED = 4096
+# Completion answers: what MCP allows in one answer, and how long one value may be.
+MAX_COMPLETION_VALUES = 100
+MAX_COMPLETION_CHARS = 1000
+# Completion requests waiting for this worker's answer; past this many, no more are sent to it.
+MAX_PENDING_COMPLETIONS = 256
+
+_request_ids = itertools.count(1)
 
 
 class Assignment:
@@ -27,11 +36,21 @@ class ProtocolViolation(Exception):
 
 
 class WorkerConnection:
-    def __init__(self, worker_id: str, app_name: str, capacity: int, endpoints: list[str]) -> None:
+    def __init__(
+        self,
+        worker_id: str,
+        app_name: str,
+        capacity: int,
+        endpoints: list[str],
+        completions: Mapping[str, frozenset[str]] | None = None,
+    ) -> None:
         self.worker_id = worker_id
         self.app_name = app_name
         self.capacity = capacity
         self.endpoints = endpoints
+        #: endpoint name -> the arguments this worker completes (``EndpointSpec.completions``)
+        self.completions: Mapping[str, frozenset[str]] = completions or {}
+        self._pending: dict[str, asyncio.Future[pb.Completion]] = {}
         self.runs: dict[str, Assignment] = {}  # run id -> the attempt assigned here
         self.fenced: OrderedDict[tuple[str, int], None] = OrderedDict()
         self.outbox: asyncio.Queue[pb.GatewayMessage | None] = asyncio.Queue()
@@ -73,7 +92,64 @@ class WorkerConnection:
         if not self.closed:
             self.outbox.put_nowait(message)
 
+    # ------------------------------------------------------------------ completion
+
+    def completes(self, endpoint: str, argument: str) -> bool:
+        """Whether this worker declared a completer for ``argument`` of ``endpoint`` and can be asked now."""
+        return (
+            not self.closed
+            and argument in self.completions.get(endpoint, ())
+            and len(self._pending) < MAX_PENDING_COMPLETIONS
+        )
+
+    async def complete(
+        self, endpoint: str, argument: str, value: str, arguments: Mapping[str, str], wait: float
+    ) -> pb.Completion:
+        """Ask the worker to complete ``argument``; its answer (bounds already checked). TimeoutError when
+        it does not answer within ``wait`` seconds, ConnectionError when the stream ends first."""
+        if self.closed:
+            raise ConnectionError(f"worker {self.worker_id} is gone")
+        request_id = f"c{next(_request_ids)}"
+        future: asyncio.Future[pb.Completion] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        try:
+            self.send(
+                pb.GatewayMessage(
+                    complete=pb.Complete(
+                        request_id=request_id,
+                        endpoint=endpoint,
+                        argument=argument,
+                        value=value,
+                        arguments=dict(arguments),
+                    )
+                )
+            )
+            return await asyncio.wait_for(future, wait)
+        finally:
+            self._pending.pop(request_id, None)
+
+    def resolve_completion(self, answer: pb.Completion) -> None:
+        """A Completion from the worker. An answer over the bounds is a ProtocolViolation; one for a request
+        the gateway no longer waits for (timed out, or never asked) is ignored: a late answer and a made-up
+        one cannot be told apart, and neither costs anything once dropped."""
+        if len(answer.values) > MAX_COMPLETION_VALUES:
+            raise ProtocolViolation(
+                f"Completion {answer.request_id[:64]!r} has {len(answer.values)} values (at most "
+                f"{MAX_COMPLETION_VALUES})"
+            )
+        if any(len(value) > MAX_COMPLETION_CHARS for value in answer.values):
+            raise ProtocolViolation(
+                f"Completion {answer.request_id[:64]!r} has a value over {MAX_COMPLETION_CHARS} characters"
+            )
+        future = self._pending.pop(answer.request_id, None)
+        if future is not None and not future.done():
+            future.set_result(answer)
+
     def close(self) -> None:
         if not self.closed:
             self.closed = True
             self.outbox.put_nowait(None)
+            for future in self._pending.values():
+                if not future.done():
+                    future.set_exception(ConnectionError(f"worker {self.worker_id} disconnected"))
+            self._pending.clear()

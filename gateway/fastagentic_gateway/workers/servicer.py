@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 import grpc.aio
+import msgspec
 
 from fastagentic.v1 import worker_pb2 as pb
 from fastagentic.v1 import worker_pb2_grpc as pb_grpc
@@ -29,6 +30,7 @@ log = logging.getLogger("fastagentic.workers")
 PROTOCOL_VERSION = 1
 HELLO_TIMEOUT = 10.0
 MAX_ENDPOINTS = 1000
+_COMPLETABLE = frozenset({pb.ENDPOINT_KIND_PROMPT, pb.ENDPOINT_KIND_RESOURCE})
 
 
 def server_options(settings: Settings) -> list[tuple[str, int]]:
@@ -41,6 +43,31 @@ def server_options(settings: Settings) -> list[tuple[str, int]]:
         ("grpc.max_send_message_length", settings.max_message_bytes),
         ("grpc.max_receive_message_length", settings.max_message_bytes),
     ]
+
+
+def completions_of(specs: list[pb.EndpointSpec]) -> dict[str, frozenset[str]]:
+    """Which arguments of which endpoints the worker completes; RegistrationError when a spec declares
+    completions where there are none to make (not a prompt or resource, an argument it does not have)."""
+    completions: dict[str, frozenset[str]] = {}
+    for spec in specs:
+        if not spec.completions:
+            continue
+        if spec.kind not in _COMPLETABLE:
+            raise RegistrationError(f"endpoint {spec.name!r}: only prompts and resources declare completions")
+        declared = frozenset(spec.completions)
+        # The registry has checked the schema is JSON; its properties are the arguments.
+        try:
+            schema = msgspec.json.decode(spec.input_schema) if spec.input_schema else {}
+        except msgspec.DecodeError:
+            schema = {}
+        properties = schema.get("properties", {}) if isinstance(schema, dict) else {}
+        unknown = sorted(name for name in declared if name not in properties)
+        if unknown:
+            raise RegistrationError(
+                f"endpoint {spec.name!r}: completions {unknown[:5]} are not arguments of the endpoint"
+            )
+        completions[spec.name] = declared
+    return completions
 
 
 def _reject(code: str, message: str) -> pb.GatewayFrame:
@@ -95,8 +122,18 @@ class WorkerGateway(pb_grpc.WorkerGatewayServicer):
             log.warning("worker %s (%s) refused: %s", hello.worker_id[:200], peer, problem[1])
             yield _reject(*problem)
             return
+        try:
+            completions = completions_of(list(hello.endpoints))
+        except RegistrationError as exc:
+            log.warning("worker %s (%s) refused: %s", hello.worker_id, peer, exc)
+            yield _reject("invalid_registration", str(exc))
+            return
         worker = WorkerConnection(
-            hello.worker_id, hello.app_name[:200], hello.slots, [spec.name for spec in hello.endpoints]
+            hello.worker_id,
+            hello.app_name[:200],
+            hello.slots,
+            [spec.name for spec in hello.endpoints],
+            completions,
         )
         try:
             self.registry.register(worker, list(hello.endpoints))

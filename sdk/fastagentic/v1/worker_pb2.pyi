@@ -33,23 +33,25 @@ class GatewayFrame(_message.Message):
     def __init__(self, messages: _Optional[_Iterable[_Union[GatewayMessage, _Mapping]]] = ...) -> None: ...
 
 class WorkerMessage(_message.Message):
-    __slots__ = ("hello", "events", "done", "heartbeat", "credit", "release")
+    __slots__ = ("hello", "events", "done", "heartbeat", "credit", "release", "completion")
     HELLO_FIELD_NUMBER: _ClassVar[int]
     EVENTS_FIELD_NUMBER: _ClassVar[int]
     DONE_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     CREDIT_FIELD_NUMBER: _ClassVar[int]
     RELEASE_FIELD_NUMBER: _ClassVar[int]
+    COMPLETION_FIELD_NUMBER: _ClassVar[int]
     hello: Hello
     events: Events
     done: Done
     heartbeat: Heartbeat
     credit: Credit
     release: Release
-    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., events: _Optional[_Union[Events, _Mapping]] = ..., done: _Optional[_Union[Done, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., credit: _Optional[_Union[Credit, _Mapping]] = ..., release: _Optional[_Union[Release, _Mapping]] = ...) -> None: ...
+    completion: Completion
+    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., events: _Optional[_Union[Events, _Mapping]] = ..., done: _Optional[_Union[Done, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., credit: _Optional[_Union[Credit, _Mapping]] = ..., release: _Optional[_Union[Release, _Mapping]] = ..., completion: _Optional[_Union[Completion, _Mapping]] = ...) -> None: ...
 
 class EndpointSpec(_message.Message):
-    __slots__ = ("name", "kind", "description", "input_schema", "output_schema", "streams", "durable", "scopes", "tags", "examples", "uri_template", "mime_type")
+    __slots__ = ("name", "kind", "description", "input_schema", "output_schema", "streams", "durable", "scopes", "tags", "examples", "uri_template", "mime_type", "completions")
     NAME_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
@@ -62,6 +64,7 @@ class EndpointSpec(_message.Message):
     EXAMPLES_FIELD_NUMBER: _ClassVar[int]
     URI_TEMPLATE_FIELD_NUMBER: _ClassVar[int]
     MIME_TYPE_FIELD_NUMBER: _ClassVar[int]
+    COMPLETIONS_FIELD_NUMBER: _ClassVar[int]
     name: str
     kind: EndpointKind
     description: str
@@ -74,7 +77,8 @@ class EndpointSpec(_message.Message):
     examples: bytes
     uri_template: str
     mime_type: str
-    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[EndpointKind, str]] = ..., description: _Optional[str] = ..., input_schema: _Optional[bytes] = ..., output_schema: _Optional[bytes] = ..., streams: _Optional[bool] = ..., durable: _Optional[bool] = ..., scopes: _Optional[_Iterable[str]] = ..., tags: _Optional[_Iterable[str]] = ..., examples: _Optional[bytes] = ..., uri_template: _Optional[str] = ..., mime_type: _Optional[str] = ...) -> None: ...
+    completions: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[EndpointKind, str]] = ..., description: _Optional[str] = ..., input_schema: _Optional[bytes] = ..., output_schema: _Optional[bytes] = ..., streams: _Optional[bool] = ..., durable: _Optional[bool] = ..., scopes: _Optional[_Iterable[str]] = ..., tags: _Optional[_Iterable[str]] = ..., examples: _Optional[bytes] = ..., uri_template: _Optional[str] = ..., mime_type: _Optional[str] = ..., completions: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class HeldRun(_message.Message):
     __slots__ = ("run_id", "attempt")
@@ -174,19 +178,35 @@ class Release(_message.Message):
     reason: str
     def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
 
+class Completion(_message.Message):
+    __slots__ = ("request_id", "values", "total", "has_more", "error")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    HAS_MORE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    values: _containers.RepeatedScalarFieldContainer[str]
+    total: int
+    has_more: bool
+    error: str
+    def __init__(self, request_id: _Optional[str] = ..., values: _Optional[_Iterable[str]] = ..., total: _Optional[int] = ..., has_more: _Optional[bool] = ..., error: _Optional[str] = ...) -> None: ...
+
 class GatewayMessage(_message.Message):
-    __slots__ = ("welcome", "assign", "cancel", "drain", "reject")
+    __slots__ = ("welcome", "assign", "cancel", "drain", "reject", "complete")
     WELCOME_FIELD_NUMBER: _ClassVar[int]
     ASSIGN_FIELD_NUMBER: _ClassVar[int]
     CANCEL_FIELD_NUMBER: _ClassVar[int]
     DRAIN_FIELD_NUMBER: _ClassVar[int]
     REJECT_FIELD_NUMBER: _ClassVar[int]
+    COMPLETE_FIELD_NUMBER: _ClassVar[int]
     welcome: Welcome
     assign: Assign
     cancel: Cancel
     drain: Drain
     reject: Reject
-    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., assign: _Optional[_Union[Assign, _Mapping]] = ..., cancel: _Optional[_Union[Cancel, _Mapping]] = ..., drain: _Optional[_Union[Drain, _Mapping]] = ..., reject: _Optional[_Union[Reject, _Mapping]] = ...) -> None: ...
+    complete: Complete
+    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., assign: _Optional[_Union[Assign, _Mapping]] = ..., cancel: _Optional[_Union[Cancel, _Mapping]] = ..., drain: _Optional[_Union[Drain, _Mapping]] = ..., reject: _Optional[_Union[Reject, _Mapping]] = ..., complete: _Optional[_Union[Complete, _Mapping]] = ...) -> None: ...
 
 class HeldRunStatus(_message.Message):
     __slots__ = ("run_id", "attempt", "keep", "next_seq")
@@ -278,3 +298,24 @@ class Reject(_message.Message):
     code: str
     message: str
     def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class Complete(_message.Message):
+    __slots__ = ("request_id", "endpoint", "argument", "value", "arguments")
+    class ArgumentsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    ARGUMENT_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    ARGUMENTS_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    endpoint: str
+    argument: str
+    value: str
+    arguments: _containers.ScalarMap[str, str]
+    def __init__(self, request_id: _Optional[str] = ..., endpoint: _Optional[str] = ..., argument: _Optional[str] = ..., value: _Optional[str] = ..., arguments: _Optional[_Mapping[str, str]] = ...) -> None: ...

@@ -13,6 +13,7 @@ it to the ``RunService``, render the outcome. Nothing here validates input, disp
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -24,6 +25,7 @@ from mcp_types import INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, SERVER_I
 from mcp_types.methods import CacheableMethod
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
+from fastagentic.v1 import worker_pb2 as pb
 from mcp.server.caching import CacheHint
 from mcp.server.connection import allowed_log_levels
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
@@ -46,6 +48,7 @@ from ...errors import GatewayError, InvalidInput, NoWorker
 from ...runs.model import ANONYMOUS, Caller, EndpointKind, RunStatus
 from ...runs.service import RunService
 from ...settings import Settings
+from ...workers.connection import MAX_COMPLETION_VALUES
 from ...workers.registry import Endpoint, EndpointRegistry
 from .asgi import LOOPBACK_HOSTS, LOOPBACK_ORIGINS, McpAsgi, Patterns, is_loopback
 from .catalogue import Catalogue
@@ -165,6 +168,7 @@ class McpFront:
             Patterns(hosts) if hosts else None,
         )
         self._served = self.catalogue.served()
+        self._turns = itertools.count()  # spreads completion requests over the workers that complete
         self._announcements: set[asyncio.Task[None]] = set()
         registry.on_change(self._registry_changed)
 
@@ -377,13 +381,54 @@ class McpFront:
                 endpoint = None
         else:
             endpoint = self.catalogue.template(ref.uri)
+        if endpoint is None:
+            return _completion([])
+        argument = params.argument
+        arguments = params.context.arguments if params.context is not None else None
+        answer = await self._ask_worker(endpoint, argument.name, argument.value, arguments or {})
+        if answer is not None:
+            return _completion(list(answer.values), answer.total, answer.has_more)
         values: list[str] = []
-        if endpoint is not None and isinstance(endpoint.info.input_schema, dict):
-            prop = endpoint.info.input_schema.get("properties", {}).get(params.argument.name)
-            prefix = params.argument.value.lower()
+        if isinstance(endpoint.info.input_schema, dict):
+            prop = endpoint.info.input_schema.get("properties", {}).get(argument.name)
+            prefix = argument.value.lower()
             values = [v for v in _choices(prop, endpoint.info.input_schema) if v.lower().startswith(prefix)]
-        completion = {"values": values[:100], "total": len(values), "hasMore": len(values) > 100}
-        return {"completion": completion, "resultType": "complete"}
+        return _completion(values)
+
+    async def _ask_worker(
+        self, endpoint: Endpoint, argument: str, value: str, arguments: Mapping[str, str]
+    ) -> pb.Completion | None:
+        """The completion of a worker that declared a completer for ``argument``; None when none did, or
+        it failed or did not answer in time (the caller falls back to the schema's values)."""
+        workers = [w for w in endpoint.workers if w.completes(endpoint.name, argument)]
+        if not workers:
+            return None
+        worker = workers[next(self._turns) % len(workers)]
+        properties = endpoint.info.input_schema.get("properties", {})
+        others = {k: v for k, v in arguments.items() if k != argument and k in properties}
+        try:
+            answer = await worker.complete(
+                endpoint.name, argument, value, others, self.settings.mcp_completion_timeout
+            )
+        except (TimeoutError, ConnectionError) as exc:
+            log.warning(
+                "completion of %s.%s by worker %s: %s",
+                endpoint.name,
+                argument,
+                worker.worker_id,
+                "no answer in time" if isinstance(exc, TimeoutError) else exc,
+            )
+            return None
+        if answer.error:
+            log.warning(
+                "completion of %s.%s failed on worker %s: %s",
+                endpoint.name,
+                argument,
+                worker.worker_id,
+                answer.error[:300],
+            )
+            return None
+        return answer
 
     # ------------------------------------------------------------------ list changes
 
@@ -400,6 +445,17 @@ class McpFront:
         for what in sorted(changed):
             await self.bus.publish(_LIST_EVENTS[what])  # 2026-07-28 subscriptions/listen streams
         await self.sessions.announce(changed)  # 2025-11-25 sessions
+
+
+def _completion(values: list[str], total: int = 0, has_more: bool = False) -> dict[str, Any]:
+    """A ``completion/complete`` result: at most 100 values (the spec's limit), how many match in all."""
+    total = max(total, len(values))
+    completion = {
+        "values": values[:MAX_COMPLETION_VALUES],
+        "total": total,
+        "hasMore": has_more or total > MAX_COMPLETION_VALUES,
+    }
+    return {"completion": completion, "resultType": "complete"}
 
 
 def _with_details(exc: GatewayError) -> str:
