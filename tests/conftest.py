@@ -142,9 +142,12 @@ class Gateway(Process):
 
 
 class Worker(Process):
-    def __init__(self, gateway: Gateway, target: str, log_dir: Path, name: str, *extra: str) -> None:
+    def __init__(
+        self, gateway: Gateway, target: str, log_dir: Path, name: str, *extra: str, address: str | None = None
+    ) -> None:
         env = base_env()
-        args = [sys.executable, "-m", "fastagentic", "run", target, "--gateway", gateway.grpc_address, *extra]
+        address = address or gateway.grpc_address
+        args = [sys.executable, "-m", "fastagentic", "run", target, "--gateway", address, *extra]
         super().__init__(name, args, env, log_dir)
         self.gateway = gateway
 
@@ -171,14 +174,22 @@ class Cluster:
         """Start the same gateway again: same ports, same data directory."""
         gateway.start()
 
-    def start_worker(self, target: str = "tests.workers.basic:app", *extra: str, wait: bool = True) -> Worker:
-        assert self.gateway is not None
+    def start_worker(
+        self,
+        target: str = "tests.workers.basic:app",
+        *extra: str,
+        wait: bool = True,
+        gateway: Gateway | None = None,
+        address: str | None = None,
+    ) -> Worker:
+        """A worker dialling ``gateway`` (by default the last one started), or the gRPC target ``address``."""
+        gateway = gateway or self.gateway
+        assert gateway is not None
         self._workers += 1
-        worker = Worker(self.gateway, target, self.logs, f"worker{self._workers}", *extra)
+        worker = Worker(gateway, target, self.logs, f"worker{self._workers}", *extra, address=address)
         worker.start()
         self.processes.append(worker)
         if wait:
-            gateway = self.gateway
             wait_until(
                 lambda: (worker.alive and _connected(gateway, worker)) or _dead(worker),
                 what=f"{worker.name} to register",

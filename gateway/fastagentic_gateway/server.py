@@ -18,7 +18,7 @@ import uvicorn
 from litestar import Litestar, MediaType, Request, Response, asgi, get
 from litestar.exceptions import HTTPException
 
-from .bus import InProcessBus
+from .bus import open_bus
 from .errors import GatewayError
 from .fronts.a2a import A2aFront
 from .fronts.mcp import McpFront
@@ -50,7 +50,7 @@ class Gateway:
         self.registry = EndpointRegistry()
         self.durable = open_store(settings.store_url, settings.data_dir, migrate=settings.migrate_on_start)
         self.ephemeral = MemoryRunStore(max_finished=settings.ephemeral_retention)
-        self.bus = InProcessBus()
+        self.bus = open_bus(settings)
         self.runs = RunService(settings, self.registry, self.durable, self.ephemeral, self.bus)
         self.workers = WorkerGateway(settings, self.registry, self.runs)
         self.openapi = OpenAPIDocument(self.registry)
@@ -60,7 +60,18 @@ class Gateway:
 
     async def start(self) -> None:
         await self.durable.start()
-        await self.bus.start()
+        await self.bus.start(self.runs)
+        if self.bus.clustered:
+            # This replica's catalogue goes to its peers whenever its own workers change it.
+            advertised: list[Any] = []
+
+            def advertise() -> None:
+                local = self.registry.local()
+                if local != advertised:
+                    advertised[:] = local
+                    self.bus.advertise(local)
+
+            self.registry.on_change(advertise)
         await self.runs.start()
 
     async def close(self) -> None:
@@ -76,8 +87,10 @@ class Gateway:
             await self.durable.get("readiness-probe")
         except Exception as exc:
             problems["store"] = f"run store unreachable: {exc}"
-        if not self.runs.workers:
-            problems["workers"] = "no worker connected"
+        if not self.bus.connected:
+            problems["bus"] = "cluster bus (NATS) unreachable"
+        if not self.registry.served():
+            problems["workers"] = "no worker serves any endpoint, here or on another replica"
         return problems
 
     def _build_asgi(self) -> Litestar:

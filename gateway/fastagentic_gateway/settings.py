@@ -38,6 +38,28 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             "`pool_min_size` / `pool_max_size` query parameters size its connection pool (1 / 10)."
         ),
     ] = ""
+    bus_url: Annotated[
+        str,
+        _doc(
+            "How gateway replicas talk to each other. Empty: in-process (one gateway). `nats://host:4222` "
+            "(comma-separate several servers of one NATS cluster): NATS with JetStream, so replicas sharing it "
+            "and one PostgreSQL run store behave as one gateway."
+        ),
+    ] = ""
+    bus_prefix: Annotated[
+        str,
+        _doc(
+            "Prefix of every NATS subject and JetStream stream name this deployment uses; deployments sharing "
+            "one NATS need different prefixes.",
+            pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        ),
+    ] = "fastagentic"
+    replica_id: Annotated[
+        str,
+        _doc(
+            "This replica's name in the cluster, unique among replicas. Empty: host name, process id and a random suffix."
+        ),
+    ] = ""
     migrate_on_start: Annotated[
         bool,
         _doc(
@@ -147,6 +169,15 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             gt=0,
         ),
     ] = 5.0
+    mcp_task_ttl: Annotated[
+        float,
+        _doc(
+            "Longest MCP task TTL in seconds: a task is kept at most this long after its creation (a client "
+            "may ask for less; 2025-11-25 `task.ttl`), then forgotten by `tasks/*` (the run itself follows "
+            "`retention`). 0: no limit; tasks live as long as their runs.",
+            ge=0,
+        ),
+    ] = 0.0
     debug: Annotated[
         bool, _doc("Include tracebacks of gateway errors in responses. Never in production.")
     ] = False
@@ -156,6 +187,12 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         if self.heartbeat_interval >= self.lease_ttl:
             raise ValueError(
                 f"heartbeat_interval ({self.heartbeat_interval}) must be shorter than lease_ttl ({self.lease_ttl})"
+            )
+        if self.bus_url and not self.bus_url.startswith(("nats://", "tls://")):
+            raise ValueError(f"bus_url must be empty or a nats:// (or tls://) URL, not {self.bus_url!r}")
+        if self.bus_url and not self.store_url.startswith(("postgresql://", "postgres://")):
+            raise ValueError(
+                "bus_url (several replicas) needs a run store they share: set store_url to a postgresql:// URL"
             )
         if self.log_level.lower() not in {"debug", "info", "warning", "error"}:
             raise ValueError(f"log_level must be debug, info, warning or error, not {self.log_level!r}")

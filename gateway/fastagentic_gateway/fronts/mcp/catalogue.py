@@ -86,7 +86,7 @@ class Catalogue:
             kind = endpoint.info.kind
             if kind in _TOOL_KINDS:
                 tools[endpoint.name] = ToolView(endpoint)
-            if endpoint.workers:
+            if endpoint.served:
                 served["tools" if kind in _TOOL_KINDS else f"{kind.value}s"].append(endpoint)
         self._tools = tools
         resources = [e for e in served["resources"] if not _is_template(e)]
