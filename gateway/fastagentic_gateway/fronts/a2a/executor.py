@@ -94,7 +94,7 @@ class RunContextBuilder(RequestContextBuilder):
             raise InvalidParamsError(
                 message=f"{exc.message}: "
                 + "; ".join(f"{e.path or '$'}: {e.message}" for e in exc.errors[:5]),
-                data={"errors": [{"path": e.path, "message": e.message} for e in exc.errors]},
+                data={"errors": [{"field": e.path or "$", "message": e.message} for e in exc.errors]},
             ) from exc
         run = await self._submit(call)
         self.store.creating.add(run.id)

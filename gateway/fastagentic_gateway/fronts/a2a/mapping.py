@@ -95,6 +95,18 @@ def text_field(info: EndpointInfo) -> str | None:
     return strings[0] if required <= {strings[0]} else None
 
 
+def _integral(value: Any) -> Any:
+    """A data part's numbers are doubles (protobuf's Struct); whole ones become ints again, so integer
+    fields decode on the worker."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, list):
+        return [_integral(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _integral(item) for key, item in value.items()}
+    return value
+
+
 def _is_string(prop: Any) -> bool:
     if not isinstance(prop, dict):
         return False
@@ -126,7 +138,7 @@ def message_input(info: EndpointInfo, message: Message) -> tuple[Any, str]:
     if data_parts:
         if len(data_parts) > 1:
             raise InvalidParamsError(message="send the input as one data part, not several")
-        value = MessageToDict(data_parts[0].data)
+        value = _integral(MessageToDict(data_parts[0].data))
         if not isinstance(value, dict):
             raise InvalidParamsError(
                 message=f"the data part must be a JSON object matching the input schema of {info.name!r}"
