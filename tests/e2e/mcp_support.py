@@ -81,8 +81,8 @@ class CreatedTask(types.Result):
     status_message: str | None = None
     created_at: str
     last_updated_at: str
-    ttl_seconds: int | None = None
-    poll_interval_milliseconds: int | None = None
+    ttl_ms: int | None = None
+    poll_interval_ms: int | None = None
 
 
 class DetailedTask(types.Result):
@@ -93,8 +93,8 @@ class DetailedTask(types.Result):
     status_message: str | None = None
     created_at: str
     last_updated_at: str
-    ttl_seconds: int | None = None
-    poll_interval_milliseconds: int | None = None
+    ttl_ms: int | None = None
+    poll_interval_ms: int | None = None
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
 

@@ -102,7 +102,7 @@ async def test_a_completer_slower_than_the_timeout_falls_back(cluster: Cluster) 
 
 
 def _prompt_hello(
-    worker_id: str, completions: list[str], kind: int = pb.ENDPOINT_KIND_PROMPT
+    worker_id: str, completions: list[str], kind: pb.EndpointKind = pb.ENDPOINT_KIND_PROMPT
 ) -> pb.WorkerMessage:
     spec = pb.EndpointSpec(
         name="rogue_prompt",
@@ -202,7 +202,7 @@ async def test_rogue_completion_with_an_overlong_value_is_a_violation(cluster: C
     ],
 )
 async def test_completions_that_cannot_be_made_are_refused_at_registration(
-    gateway: Gateway, completions: list[str], kind: int, reason: str
+    gateway: Gateway, completions: list[str], kind: pb.EndpointKind, reason: str
 ) -> None:
     async with grpc.aio.insecure_channel(gateway.grpc_address) as channel:
         rogue = await _connect(channel, _prompt_hello("rogue-e", completions, kind))

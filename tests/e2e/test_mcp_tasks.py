@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 import mcp_types as types
 import pytest
 from mcp.client.extension import NotificationBinding
@@ -14,6 +16,7 @@ from mcp.shared.exceptions import MCPError
 from tests.conftest import Cluster, Gateway, wait_until
 from tests.e2e.mcp_support import (
     MODERN,
+    TASKS,
     WORKER,
     CancelTask,
     CreatedTask,
@@ -25,6 +28,9 @@ from tests.e2e.mcp_support import (
     eventually,
     get_task,
     legacy_session,
+    mcp_url,
+    modern_headers,
+    sse_messages,
 )
 
 pytestmark = pytest.mark.e2e
@@ -55,7 +61,7 @@ async def test_task_augmented_call_answers_a_working_task_at_once(served_mcp: Ga
         task = created["task"]
         assert task["status"] == "working"
         assert task["taskId"].startswith("run_")
-        assert task["pollInterval"] == 1000 and task["ttl"] is None
+        assert task["pollInterval"] == 1000 and task["ttl"] == 60_000  # the ttl the client asked for
         assert task["createdAt"].endswith("Z")
         await cancel(session, task["taskId"])
 
@@ -317,3 +323,108 @@ async def test_2026_task_made_by_one_client_is_read_by_another(served_mcp: Gatew
         task = await eventually(completed, "the task to complete")
     assert task.result is not None
     assert task.result["structuredContent"]["topic"] == "crabs"
+
+
+# ---------------------------------------------------------------- TTLs
+
+
+async def test_a_task_past_its_requested_ttl_has_expired(served_mcp: Gateway) -> None:
+    async with legacy_session(served_mcp) as (session, dispatcher):
+        params = {"name": "archive", "arguments": {"item": "brief"}, "task": {"ttl": 700}}
+        task = (await dispatcher.send_raw_request("tools/call", params, None))["task"]
+        assert task["ttl"] == 700
+        assert (await get(session, task["taskId"])).ttl == 700
+        await anyio.sleep(1.0)
+        with pytest.raises(MCPError) as caught:
+            await get(session, task["taskId"])
+        listed = await session.send_request(types.ListTasksRequest(), types.ListTasksResult)
+    assert caught.value.error.code == types.INVALID_PARAMS
+    assert caught.value.error.message == "Failed to retrieve task: Task has expired"
+    assert task["taskId"] not in {t.task_id for t in listed.tasks}
+    with served_mcp.client() as http:  # the run itself is still there
+        assert http.get(f"/v1/runs/{task['taskId']}").json()["status"] == "succeeded"
+
+
+async def test_the_longest_ttl_setting_caps_what_clients_ask_and_applies_to_both_revisions(
+    cluster: Cluster,
+) -> None:
+    gateway = cluster.start_gateway(mcp_task_ttl="30")
+    cluster.start_worker(WORKER)
+    async with legacy_session(gateway) as (_, dispatcher):
+        asked_more = (await call_as_task(dispatcher, "archive", {"item": "a"}))["task"]  # asks 60 s
+        params = {"name": "archive", "arguments": {"item": "b"}, "task": {}}
+        asked_nothing = (await dispatcher.send_raw_request("tools/call", params, None))["task"]
+    tasks = TasksExtension()
+    async with client(gateway, MODERN, extensions=[tasks]) as mcp:
+        await mcp.call_tool("research", {"topic": "ttl", "steps": 1})
+        modern = await get_task(mcp.session, tasks.created[0].task_id)
+    assert asked_more["ttl"] == 30_000 and asked_nothing["ttl"] == 30_000
+    assert tasks.created[0].ttl_ms == 30_000 and modern.ttl_ms == 30_000
+    assert tasks.created[0].poll_interval_ms == 1000
+
+
+# ---------------------------------------------------------------- 2026-07-28 task status notifications
+
+
+def _listen_request(notifications: dict[str, Any], *, extension: bool = True) -> dict[str, Any]:
+    capabilities: dict[str, Any] = {"extensions": {TASKS: {}}} if extension else {}
+    envelope = {
+        "io.modelcontextprotocol/protocolVersion": MODERN,
+        "io.modelcontextprotocol/clientCapabilities": capabilities,
+    }
+    params = {"notifications": notifications, "_meta": envelope}
+    return {"jsonrpc": "2.0", "id": 9, "method": "subscriptions/listen", "params": params}
+
+
+async def _listen(
+    gateway: Gateway, body: dict[str, Any], until: str, seconds: float = 20
+) -> list[dict[str, Any]]:
+    """The JSON-RPC messages of a listen stream up to the first one whose JSON contains ``until``."""
+    lines: list[str] = []
+    async with httpx.AsyncClient(timeout=seconds) as http:
+        headers = modern_headers("subscriptions/listen")
+        async with http.stream("POST", mcp_url(gateway), json=body, headers=headers) as response:
+            if response.headers.get("content-type", "").startswith("application/json"):
+                return [json.loads(await response.aread())]
+            with anyio.fail_after(seconds):
+                async for line in response.aiter_lines():
+                    lines.append(line)
+                    if line.startswith("data:") and until in line:
+                        break
+    return [message for _, message in sse_messages(lines) if message is not None]
+
+
+async def test_2026_listen_with_task_ids_pushes_the_task_when_it_ends(served_mcp: Gateway) -> None:
+    async with client(served_mcp, MODERN, extensions=[TasksExtension()]) as mcp:
+        created = await mcp.session.call_tool(
+            "research", {"topic": "herons", "steps": 4, "delay": 0.2}, allow_claimed=True
+        )
+    assert isinstance(created, CreatedTask)
+    body = _listen_request({"taskIds": [created.task_id, "run_" + "0" * 32], "toolsListChanged": True})
+    messages = await _listen(served_mcp, body, '"notifications/tasks"')
+    ack, pushed = messages[0], messages[-1]
+    assert ack["method"] == "notifications/subscriptions/acknowledged"
+    assert ack["params"]["notifications"] == {"toolsListChanged": True, "taskIds": [created.task_id]}
+    assert pushed["method"] == "notifications/tasks"
+    task = pushed["params"]
+    assert (task["taskId"], task["status"]) == (created.task_id, "completed")
+    assert task["result"]["structuredContent"]["notes"][-1] == "herons #4"
+    assert task["ttlMs"] is None and task["pollIntervalMs"] == 1000
+    assert task["_meta"]["io.modelcontextprotocol/subscriptionId"] == 9
+
+
+async def test_2026_listen_for_a_task_that_already_ended_pushes_it_at_once(served_mcp: Gateway) -> None:
+    tasks = TasksExtension()
+    async with client(served_mcp, MODERN, extensions=[tasks]) as mcp:
+        await mcp.call_tool("fragile", {"topic": "wyverns"})
+    messages = await _listen(served_mcp, _listen_request({"taskIds": [tasks.created[0].task_id]}), "wyverns")
+    task = messages[-1]["params"]
+    assert task["status"] == "completed" and task["result"]["isError"] is True
+
+
+async def test_2026_listen_for_tasks_without_the_extension_is_refused(served_mcp: Gateway) -> None:
+    body = _listen_request({"taskIds": ["run_" + "0" * 32]}, extension=False)
+    messages = await _listen(served_mcp, body, '"error"')
+    error = messages[-1]["error"]
+    assert error["code"] == -32021
+    assert error["data"]["requiredCapabilities"] == {"extensions": {TASKS: {}}}

@@ -33,7 +33,6 @@ from mcp.server.lowlevel.server import NotificationOptions, Server
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.subscriptions import (
     InMemorySubscriptionBus,
-    ListenHandler,
     PromptsListChanged,
     ResourcesListChanged,
     ServerEvent,
@@ -52,6 +51,7 @@ from ...workers.connection import MAX_COMPLETION_VALUES
 from ...workers.registry import Endpoint, EndpointRegistry
 from .asgi import LOOPBACK_HOSTS, LOOPBACK_ORIGINS, McpAsgi, Patterns, is_loopback
 from .catalogue import Catalogue
+from .listen import Listen
 from .results import (
     RESOURCE_NOT_FOUND,
     Outcome,
@@ -138,8 +138,9 @@ class McpFront:
         self.catalogue = Catalogue(registry)
         self.events = SessionEvents(limit=settings.mcp_resume_events)
         self.sessions = LegacySessions(on_leave=self.events.forget)
-        self.tasks = Tasks(runs, self.catalogue, caller_of)
+        self.tasks = Tasks(runs, self.catalogue, caller_of, settings.mcp_task_ttl)
         self.bus = InMemorySubscriptionBus()
+        self.listen = Listen(self.bus, self.tasks)
         self.server = self._build_server()
         self.manager = StreamableHTTPSessionManager(
             app=self.server,
@@ -178,6 +179,7 @@ class McpFront:
             try:
                 yield
             finally:
+                self.listen.close()
                 await self.tasks.close()
 
     # ------------------------------------------------------------------ the server
@@ -207,7 +209,7 @@ class McpFront:
             ("prompts/get", types.GetPromptRequestParams, self._get_prompt),
             ("completion/complete", types.CompleteRequestParams, self._complete),
             ("logging/setLevel", types.SetLevelRequestParams, self._set_level),
-            ("subscriptions/listen", types.SubscriptionsListenRequestParams, ListenHandler(self.bus)),
+            ("subscriptions/listen", types.SubscriptionsListenRequestParams, self.listen),
             ("tasks/get", types.GetTaskRequestParams, self.tasks.get_task),
             ("tasks/result", types.GetTaskPayloadRequestParams, self.tasks.task_result),
             ("tasks/list", types.PaginatedRequestParams, self.tasks.list_tasks),
@@ -317,6 +319,7 @@ class McpFront:
         except GatewayError as exc:
             raise MCPError(error_code(exc), exc.message, error_data(exc)) from exc
         run, _ = await self.runs.submit(call)
+        self.tasks.request_ttl(run, request.task.ttl if request.task is not None else None)
         meta = ctx.meta
         relay = Relay(
             ctx.session,

@@ -19,6 +19,16 @@ direct call would have answered.
 Every run of an agent, and every durable run of a tool, is a task, whichever front started it. A durable
 run outlives the session that created it and a gateway restart, and so does its task. Tasks are scoped to
 the caller's tenant.
+
+TTL: a task lives ``mcp_task_ttl`` from its creation (0: unlimited, ``ttl: null``). A 2025-11-25 client asking
+for a shorter ``task.ttl`` gets it, remembered by this gateway process (after a restart, or on another
+replica, the task reports the longest TTL instead: a TTL may only grow, never cut a task short). Past its
+TTL a task has expired: ``tasks/*`` answer "Task has expired" and ``tasks/list`` leaves it out; the run
+itself stays under ``retention``.
+
+Status notifications: a 2025-11-25 session gets ``notifications/tasks/status`` when a task it created ends;
+a 2026-07-28 client names task ids in ``subscriptions/listen`` (``notifications.taskIds``) and gets
+``notifications/tasks`` on that stream (``listen.py``).
 """
 
 from __future__ import annotations
@@ -27,6 +37,8 @@ import asyncio
 import contextlib
 import logging
 import re
+import time
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -57,6 +69,8 @@ RELATED_TASK = "io.modelcontextprotocol/related-task"
 REQUEST_CANCELLED = -32800
 POLL_INTERVAL_MS = 1000
 LIST_PAGE = 50
+#: Requested task TTLs remembered (oldest forgotten first: those tasks fall back to the longest TTL).
+MAX_REQUESTED_TTLS = 100_000
 
 _RUN_ID = re.compile(r"run_[0-9a-f]{32}")
 _STATUS = {
@@ -116,11 +130,32 @@ class Tasks:
         runs: RunService,
         catalogue: Catalogue,
         caller_of: Callable[[ServerRequestContext[Any, Any]], Caller],
+        max_ttl: float = 0.0,
     ) -> None:
         self.runs = runs
         self.catalogue = catalogue
         self.caller_of = caller_of
+        self.max_ttl_ms: int | None = int(max_ttl * 1000) or None
+        self._requested_ttls: OrderedDict[str, int] = OrderedDict()
         self._watchers: set[asyncio.Task[None]] = set()
+
+    # ------------------------------------------------------------------ TTLs
+
+    def request_ttl(self, run: Run, ttl_ms: int | None) -> None:
+        """A 2025-11-25 client's ``task.ttl`` for the task it creates: kept when under the longest TTL."""
+        if ttl_ms is None or ttl_ms < 1 or (self.max_ttl_ms is not None and ttl_ms >= self.max_ttl_ms):
+            return
+        self._requested_ttls[run.id] = ttl_ms
+        if len(self._requested_ttls) > MAX_REQUESTED_TTLS:
+            self._requested_ttls.popitem(last=False)
+
+    def ttl_ms(self, run: Run) -> int | None:
+        """The TTL the task has, in milliseconds from its creation; None: unlimited."""
+        return self._requested_ttls.get(run.id, self.max_ttl_ms)
+
+    def expired(self, run: Run) -> bool:
+        ttl = self.ttl_ms(run)
+        return ttl is not None and time.time() >= run.created_at + ttl / 1000
 
     # ------------------------------------------------------------------ task views
 
@@ -130,7 +165,7 @@ class Tasks:
             "status": _STATUS[run.status],
             "createdAt": _iso(run.created_at),
             "lastUpdatedAt": _iso(run.updated_at),
-            "ttl": None,  # kept as long as the run is
+            "ttl": self.ttl_ms(run),
             "pollInterval": POLL_INTERVAL_MS,
         }
         message = _status_message(run)
@@ -147,8 +182,8 @@ class Tasks:
             "status": status,
             "createdAt": _iso(run.created_at),
             "lastUpdatedAt": _iso(run.updated_at),
-            "ttlSeconds": None,
-            "pollIntervalMilliseconds": POLL_INTERVAL_MS,
+            "ttlMs": self.ttl_ms(run),
+            "pollIntervalMs": POLL_INTERVAL_MS,
         }
         message = _status_message(run)
         if message is not None:
@@ -166,10 +201,21 @@ class Tasks:
     def _result(self, run: Run) -> dict[str, Any]:
         return tool_result(self.catalogue.tool(run.endpoint), Outcome(run.status, run.output, run.error))
 
+    async def visible(self, ctx: ServerRequestContext[Any, Any], task_id: str) -> Run | None:
+        """The run of task ``task_id`` when the caller may see it and it has not expired."""
+        if not _RUN_ID.fullmatch(task_id):
+            return None
+        run = await self.runs.get(task_id, self.caller_of(ctx).tenant)
+        if run is None or not is_task(run) or self.expired(run):
+            return None
+        return run
+
     async def _task_run(self, ctx: ServerRequestContext[Any, Any], task_id: str) -> Run:
         run = await self.runs.get(task_id, self.caller_of(ctx).tenant)
         if run is None or not is_task(run):
             raise MCPError(INVALID_PARAMS, "Failed to retrieve task: Task not found", {"taskId": task_id})
+        if self.expired(run):
+            raise MCPError(INVALID_PARAMS, "Failed to retrieve task: Task has expired", {"taskId": task_id})
         return run
 
     # ------------------------------------------------------------------ handlers
@@ -205,7 +251,8 @@ class Tasks:
             raise MCPError(INVALID_PARAMS, "Invalid cursor")
         query = RunQuery(tenant=self.caller_of(ctx).tenant, limit=LIST_PAGE, before=cursor)
         found = await self.runs.list_runs(query)
-        listing: dict[str, Any] = {"tasks": [self.legacy_task(r) for r in found if is_task(r)]}
+        tasks = [self.legacy_task(r) for r in found if is_task(r) and not self.expired(r)]
+        listing: dict[str, Any] = {"tasks": tasks}
         if len(found) == LIST_PAGE:
             listing["nextCursor"] = found[-1].id
         return listing
