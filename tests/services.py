@@ -16,6 +16,7 @@ import functools
 import os
 import secrets
 import socket
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import urlsplit, urlunsplit
@@ -111,3 +112,72 @@ def require_nats() -> str:
 def _where(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.hostname}:{parts.port or 5432}{parts.path}"
+
+
+def _run_service_command(args: list[str], what: str) -> None:
+    import subprocess
+
+    try:
+        result = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        _unavailable(f"cannot {what}: {exc}")
+        return
+    if result.returncode != 0:
+        _unavailable(f"cannot {what}: {(result.stderr or result.stdout).strip()[:300]}")
+
+
+def _postgres_cluster() -> list[str]:
+    import subprocess
+
+    try:
+        line = subprocess.run(["pg_lsclusters", "-h"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError) as exc:
+        _unavailable(f"cannot find the local PostgreSQL cluster (pg_lsclusters): {exc}")
+    version, name = line.split()[:2]
+    return ["pg_ctlcluster", "--skip-systemctl-redirect", version, name]
+
+
+@contextmanager
+def postgres_outage() -> Iterator[None]:
+    """Stop the local PostgreSQL server (fast shutdown: sessions are cut) and start it again on exit.
+    Only for the local server this machine runs; the test is skipped (or failed) when that is not possible."""
+    require_postgres()
+    if os.environ.get("FASTAGENTIC_TEST_POSTGRES"):
+        _unavailable("FASTAGENTIC_TEST_POSTGRES points at a server these tests must not stop")
+    cluster = _postgres_cluster()
+    _run_service_command([*cluster, "stop", "--", "-m", "fast"], "stop PostgreSQL")
+    try:
+        yield
+    finally:
+        _run_service_command([*cluster, "start"], "start PostgreSQL")
+        _postgres_problem.cache_clear()
+        deadline = time.monotonic() + 30
+        while _postgres_problem() is not None and time.monotonic() < deadline:
+            _postgres_problem.cache_clear()
+            time.sleep(0.2)
+
+
+NATS_START = [
+    "start-stop-daemon", "--start", "--oknodo", "--background", "--exec", "/usr/sbin/nats-server", "--",
+    "-a", "127.0.0.1", "-p", "4222", "-js", "-sd", "/var/lib/nats-server", "-l", "/var/log/nats-server.log",
+]  # fmt: skip
+
+
+@contextmanager
+def nats_outage() -> Iterator[None]:
+    """Stop the local NATS server and start it again (same JetStream directory) on exit."""
+    require_nats()
+    if os.environ.get("FASTAGENTIC_TEST_NATS"):
+        _unavailable("FASTAGENTIC_TEST_NATS points at a server these tests must not stop")
+    _run_service_command(
+        ["start-stop-daemon", "--stop", "--retry", "10", "--exec", "/usr/sbin/nats-server"], "stop NATS"
+    )
+    try:
+        yield
+    finally:
+        _run_service_command(NATS_START, "start NATS")
+        _nats_problem.cache_clear()
+        deadline = time.monotonic() + 30
+        while _nats_problem() is not None and time.monotonic() < deadline:
+            _nats_problem.cache_clear()
+            time.sleep(0.2)

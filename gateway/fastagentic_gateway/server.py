@@ -84,7 +84,9 @@ class Gateway:
         """What is not ready, by component; empty when ready."""
         problems: dict[str, str] = {}
         try:
-            await self.durable.get("readiness-probe")
+            await asyncio.wait_for(self.durable.get("readiness-probe"), timeout=2.0)
+        except TimeoutError:
+            problems["store"] = "run store did not answer within 2 s"
         except Exception as exc:
             problems["store"] = f"run store unreachable: {exc}"
         if not self.bus.connected:

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import secrets
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -92,8 +93,11 @@ class Follower(threading.Thread):
                             data = [line[6:] for line in frame.splitlines() if line.startswith("data: ")]
                             if data:
                                 self.events.append(msgspec.json.decode(data[0]))
+                    if response.status_code != 200:
+                        time.sleep(0.2)  # 503 while a service is down: ask again shortly
             except httpx.HTTPError:
                 turn += 1  # that replica is gone: the next one has the same log
+                time.sleep(0.1)
 
 
 def test_a_run_accepted_by_one_replica_runs_on_a_worker_of_another(

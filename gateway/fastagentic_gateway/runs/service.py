@@ -123,6 +123,9 @@ class RunService:
             raise Unavailable("the cluster bus (NATS) is unreachable; retry shortly")
         # A run that leaves this replica must be visible to the others: in the shared store.
         durable = info.durable or (bus.clustered and not any(w.free > 0 for w in call.endpoint.workers))
+        if durable and not self._store_ok:
+            # Known to be down (the reaper probes it every lease_ttl / 3): answer now instead of waiting.
+            raise StoreUnavailable("the run store is unreachable; retry shortly")
         now = time.time()
         run = Run(
             id=new_run_id(),
@@ -147,6 +150,10 @@ class RunService:
             return stored, False
         self._offer(stored)
         return stored, True
+
+    @property
+    def store_ok(self) -> bool:
+        return self._store_ok
 
     async def get(self, run_id: str, tenant: str) -> Run | None:
         run = await self.ephemeral.get(run_id, tenant)

@@ -302,7 +302,7 @@ class PostgresRunStore:
             # replaced instead of failing the next statement. Waiting for one is bounded, so requests get a
             # 503 during an outage rather than hanging.
             check=AsyncConnectionPool.check_connection,
-            timeout=self.connect_timeout,
+            timeout=min(self.connect_timeout, 5.0),
         )
         try:
             await pool.open(wait=True, timeout=self.connect_timeout)
@@ -538,7 +538,7 @@ class PostgresRunStore:
                     return await fn(conn)
             except (psycopg.OperationalError, PoolTimeout) as exc:
                 raise StoreUnavailable(
-                    f"PostgreSQL at {self.where} is unreachable: {_first_line(exc)}"
+                    f"the run store (PostgreSQL at {self.where}) is unreachable: {_first_line(exc)}"
                 ) from exc
 
         # If the caller is cancelled the job still runs to the end: a write commits or rolls back whole,
