@@ -324,8 +324,10 @@ def test_http_json_errors_are_4xx(served: Gateway) -> None:
 def test_oversized_body_is_refused(served: Gateway) -> None:
     body = b'{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{"x":"' + b"a" * 1_100_000 + b'"}}'
     response = httpx.post(f"{served.url}/a2a/ask", content=body, headers={"A2A-Version": "1.0"})
-    assert response.status_code < 500
+    assert response.status_code == 200
     assert response.json()["error"]["code"] == -32600
+    rest = httpx.post(f"{served.url}/a2a/ask/message:send", content=body, headers={"A2A-Version": "1.0"})
+    assert rest.status_code == 413
 
 
 # ---------------------------------------------------------------------------------- 0.3 clients
@@ -468,3 +470,19 @@ async def test_tasks_survive_a_gateway_restart(cluster: Cluster) -> None:
         assert task.history[0].parts[0].text == "durable"
         listed = await client.list_tasks(ListTasksRequest(context_id=context))
         assert [t.id for t in listed.tasks] == [item.task.id]
+
+
+async def test_resubscribe_after_a_gateway_restart(cluster: Cluster) -> None:
+    gateway = cluster.start_gateway()
+    cluster.start_worker(WORKER)
+    async with a2a_client(gateway.url, "slow", streaming=False) as client:
+        message = data_message({"steps": 30, "delay": 0.1})
+        (item,) = await collect(client.send_message(request(message, blocking=False)))
+    gateway.stop()
+    cluster.restart_gateway(gateway)  # the worker keeps the run and reconnects within its lease
+    wait_until(lambda: "slow" in gateway.endpoints(), what="the worker to reconnect")
+    async with a2a_client(gateway.url, "slow") as client:
+        items = await collect(client.subscribe(SubscribeToTaskRequest(id=item.task.id)))
+    assert items[0].HasField("task")
+    assert items[-1].status_update.status.state == COMPLETED
+    assert streamed_text(items) == "".join(f"step {n};" for n in range(1, 31))

@@ -17,11 +17,11 @@ Routes (the gateway's own agent at ``/a2a``, each agent endpoint at ``/a2a/{name
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 from urllib.parse import unquote
 
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -43,6 +43,7 @@ from .store import RunEventStream, RunTaskStore
 log = logging.getLogger("fastagentic.a2a")
 
 CARD_PATH = "/.well-known/agent-card.json"
+JSON_RPC_PATH = re.compile(r"/a2a(/[^/]+)?/?")
 
 
 def caller_of(request: Request) -> Caller:
@@ -151,29 +152,64 @@ class A2aFront:
 
     async def asgi(self, scope: Any, receive: Any, send: Any) -> None:
         """Serve one request of the mounted paths. Litestar's mount trims the path; the routes here are
-        written against the full path, so it is restored from ``raw_path``. Bodies over
-        ``max_body_bytes`` are refused (413 for HTTP+JSON, an invalid-request error for JSON-RPC)."""
+        written against the full path, so it is restored from ``raw_path``. A body over
+        ``max_body_bytes`` is refused before the SDK reads it: an invalid-request error on JSON-RPC
+        (HTTP 200, as JSON-RPC errors are), 413 on HTTP+JSON."""
         raw = scope.get("raw_path")
         if raw:
             scope["path"] = unquote(raw.decode("latin-1"))
         scope["root_path"] = ""
-        limit = self.max_body
-        seen = 0
+        if scope.get("type") == "http" and scope.get("method") in ("POST", "PUT", "PATCH"):
+            chunks: list[bytes] = []
+            size = 0
+            while True:
+                message = await receive()
+                if message.get("type") != "http.request":
+                    break
+                body = message.get("body", b"")
+                size += len(body)
+                if size > self.max_body:
+                    await self._too_large(scope, send)
+                    return
+                chunks.append(body)
+                if not message.get("more_body"):
+                    break
+            whole = b"".join(chunks)
+            replayed = False
 
-        async def limited() -> Any:
-            nonlocal seen
-            message = await receive()
-            if message.get("type") == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > limit:
-                    raise HTTPException(413, f"request body is larger than {limit} bytes")
-            return message
+            async def replay() -> Any:
+                nonlocal replayed
+                if not replayed:
+                    replayed = True
+                    return {"type": "http.request", "body": whole, "more_body": False}
+                return await receive()
 
-        await self.app(scope, limited, send)
+            await self.app(scope, replay, send)
+            return
+        await self.app(scope, receive, send)
+
+    async def _too_large(self, scope: Any, send: Any) -> None:
+        message = f"request body is larger than {self.max_body} bytes"
+        if JSON_RPC_PATH.fullmatch(scope["path"]):
+            body: dict[str, Any] = {
+                "jsonrpc": "2.0",
+                "id": None,
+                "error": {"code": -32600, "message": message},
+            }
+            status = 200
+        else:
+            body = {"error": {"code": 413, "status": "INVALID_ARGUMENT", "message": message}}
+            status = 413
+        response = JSONResponse(body, status_code=status, headers={"Connection": "close"})
+        await response({"type": "http"}, _nothing, send)
 
     async def close(self) -> None:
         await self.handler.aclose()
         await self.push.close()
+
+
+async def _nothing() -> Any:
+    return {"type": "http.disconnect"}
 
 
 __all__ = ["A2aFront"]
