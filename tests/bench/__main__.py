@@ -178,6 +178,17 @@ def start_gateway(
     servers: Servers, data_dir: Path, **settings: str
 ) -> tuple[subprocess.Popen[bytes], subprocess.Popen[bytes], str]:
     """A gateway and the bench worker (64 slots), ready; returns both processes and the base URL."""
+    gateway, base, grpc_port, env = spawn_gateway(servers, data_dir, **settings)
+    worker_args = ["run", "tests.bench.worker:app", "--gateway", f"127.0.0.1:{grpc_port}", "--slots", "64"]
+    worker = servers.spawn([sys.executable, "-m", "fastagentic", "--log-level", "warning", *worker_args], env)
+    wait_http(f"{base}/readyz")
+    return gateway, worker, base
+
+
+def spawn_gateway(
+    servers: Servers, data_dir: Path, **settings: str
+) -> tuple[subprocess.Popen[bytes], str, int, dict[str, str]]:
+    """A gateway alone, up (not necessarily ready): its process, base URL, gRPC port and environment."""
     http_port, grpc_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FASTAGENTIC_")}
     env.update(
@@ -193,10 +204,7 @@ def start_gateway(
     gateway = servers.spawn([sys.executable, "-m", "fastagentic_gateway", "serve"], env)
     base = f"http://127.0.0.1:{http_port}"
     wait_http(f"{base}/healthz")
-    worker_args = ["run", "tests.bench.worker:app", "--gateway", f"127.0.0.1:{grpc_port}", "--slots", "64"]
-    worker = servers.spawn([sys.executable, "-m", "fastagentic", "--log-level", "warning", *worker_args], env)
-    wait_http(f"{base}/readyz")
-    return gateway, worker, base
+    return gateway, base, grpc_port, env
 
 
 def bench_postgres(servers: Servers, workdir: Path, body: str, seconds: float) -> dict[str, Any]:
@@ -226,6 +234,62 @@ def bench_postgres(servers: Servers, workdir: Path, body: str, seconds: float) -
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def bench_cluster(servers: Servers, workdir: Path, body: str, seconds: float) -> dict[str, Any]:
+    """Two replicas sharing a fresh PostgreSQL database and NATS (a bus prefix of their own): durable runs
+    accepted by replica A, which has no worker, and run by the worker of replica B."""
+    admin = os.environ.get("FASTAGENTIC_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+    nats_address = os.environ.get("FASTAGENTIC_TEST_NATS", "127.0.0.1:4222")
+    host, _, port = nats_address.rpartition(":")
+    try:
+        import psycopg
+
+        with socket.create_connection((host, int(port)), timeout=3):
+            pass
+        with psycopg.connect(admin, autocommit=True, connect_timeout=3) as conn:
+            name = f"fa_bench_{os.urandom(6).hex()}"
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except Exception as exc:
+        return {"cluster": f"two replicas: not measured, PostgreSQL or NATS unreachable ({exc})"}
+    prefix = f"fabench_{os.urandom(4).hex()}"
+    shared = {
+        "store_url": str(httpx.URL(admin).copy_with(path=f"/{name}")),
+        "bus_url": f"nats://{nats_address}",
+        "bus_prefix": prefix,
+    }
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        gateway_b, worker_b, _ = start_gateway(servers, workdir / "b-data", replica_id="bench-b", **shared)
+        gateway_a, base_a, _, _ = spawn_gateway(servers, workdir / "a-data", replica_id="bench-a", **shared)
+        procs = [worker_b, gateway_a, gateway_b]
+        wait_http(f"{base_a}/readyz")  # ready once it learnt B's endpoints
+        pids = [gateway_a.pid, gateway_b.pid, worker_b.pid]
+        url = f"{base_a}/v1/agents/echo_durable/invoke"
+        return {
+            "cluster_c1": load(url, body, 1, seconds, pids),
+            "cluster_c32": load(url, body, 32, seconds, pids),
+            "cluster": "",
+        }
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(20)
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        asyncio.run(_delete_stream(f"nats://{nats_address}", f"{prefix}_dispatch"))
+
+
+async def _delete_stream(url: str, stream: str) -> None:
+    import nats
+
+    nc = await nats.connect(url, connect_timeout=3)
+    try:
+        await nc.jetstream().delete_stream(stream)
+    except Exception as exc:  # already gone, or never created: nothing to clean
+        print(f"bench: stream {stream} not deleted: {exc}", file=sys.stderr)
+    finally:
+        await nc.close()
 
 
 def ratio(value: float, floor: float) -> float:
@@ -283,6 +347,7 @@ def main() -> int:
             f"{base}/v1/agents/echo_durable/invoke", body, 32, args.seconds, pids
         )
         results.update(bench_postgres(servers, workdir, body, args.seconds))
+        results.update(bench_cluster(servers, workdir, body, args.seconds))
 
         body_tokens = json.dumps({"count": args.tokens}).encode()
         streams = [
@@ -476,6 +541,16 @@ def markdown(results: dict[str, Any]) -> str:
         ("durable_sqlite_c32", "REST invoke, durable SQLite, c=32", floor32),
         ("durable_postgresql_c1", "REST invoke, durable PostgreSQL, c=1", floor1),
         ("durable_postgresql_c32", "REST invoke, durable PostgreSQL, c=32", floor32),
+        (
+            "cluster_c1",
+            "REST invoke, durable, accepted by replica A, run on B (PostgreSQL + NATS), c=1",
+            floor1,
+        ),
+        (
+            "cluster_c32",
+            "REST invoke, durable, accepted by replica A, run on B (PostgreSQL + NATS), c=32",
+            floor32,
+        ),
         ("mcp_2026_call_c1", "MCP tools/call, 2026-07-28 stateless, c=1", floor1),
         ("mcp_2026_call_c32", "MCP tools/call, 2026-07-28 stateless, c=32", floor32),
         ("mcp_2025_call_c1", "MCP tools/call, 2025-11-25 session, c=1", floor1),
@@ -512,7 +587,9 @@ def markdown(results: dict[str, Any]) -> str:
         lines.append(
             f"| {name} | {verdict['value']} | {verdict['target']} | {'yes' if verdict['met'] else 'no'} |"
         )
-    missing = list(filter(None, [results["durable_postgresql"], results["a2a_send_message"]]))
+    missing = list(
+        filter(None, [results["durable_postgresql"], results["cluster"], results["a2a_send_message"]])
+    )
     if missing:
         lines += ["", "Not measured — " + "; ".join(missing) + "."]
     return "\n".join(lines) + "\n"

@@ -476,7 +476,7 @@ async def test_resubscribe_after_a_gateway_restart(cluster: Cluster) -> None:
     gateway = cluster.start_gateway()
     cluster.start_worker(WORKER)
     async with a2a_client(gateway.url, "slow", streaming=False) as client:
-        message = data_message({"steps": 30, "delay": 0.1})
+        message = data_message({"steps": 80, "delay": 0.1})  # outlasts the restart, even on a busy machine
         (item,) = await collect(client.send_message(request(message, blocking=False)))
     gateway.stop()
     cluster.restart_gateway(gateway)  # the worker keeps the run and reconnects within its lease
@@ -485,4 +485,4 @@ async def test_resubscribe_after_a_gateway_restart(cluster: Cluster) -> None:
         items = await collect(client.subscribe(SubscribeToTaskRequest(id=item.task.id)))
     assert items[0].HasField("task")
     assert items[-1].status_update.status.state == COMPLETED
-    assert streamed_text(items) == "".join(f"step {n};" for n in range(1, 31))
+    assert streamed_text(items) == "".join(f"step {n};" for n in range(1, 81))

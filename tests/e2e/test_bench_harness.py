@@ -8,11 +8,12 @@ import sys
 from pathlib import Path
 
 from tests.conftest import ROOT
-from tests.services import require_postgres
+from tests.services import require_nats, require_postgres
 
 
 def test_bench_harness_produces_every_figure_and_verdict(tmp_path: Path) -> None:
     require_postgres()  # the durable PostgreSQL rows need it (skips, or fails under REQUIRE_SERVICES)
+    require_nats()  # and the two-replica rows NATS
     out = tmp_path / "results"
     subprocess.run(
         [
@@ -43,12 +44,18 @@ def test_bench_harness_produces_every_figure_and_verdict(tmp_path: Path) -> None
         "durable_sqlite_c32",
         "durable_postgresql_c1",
         "durable_postgresql_c32",
+        "cluster_c1",
+        "cluster_c32",
         "mcp_2026_call_c1",
         "mcp_2026_call_c32",
         "mcp_2025_call_c1",
         "mcp_2025_call_c32",
         "mcp_2026_list_c32",
         "mcp_2025_list_c32",
+        "a2a_send_c1",
+        "a2a_send_c32",
+        "a2a_stream_c1",
+        "a2a_stream_c32",
     ):
         assert results[step]["requests"] > 0 and results[step]["errors"] == 0, step
     assert results["stream"]["tokens"] == 300
@@ -65,3 +72,4 @@ def test_bench_harness_produces_every_figure_and_verdict(tmp_path: Path) -> None
     table = (out / "latest.md").read_text()
     assert "| REST invoke, ephemeral, c=32 |" in table
     assert "| MCP tools/call, 2025-11-25 session, c=32 |" in table
+    assert "| A2A SendMessage (blocking), JSON-RPC, c=32 |" in table

@@ -88,6 +88,9 @@ class RunService:
             # Alone, this replica is the only one to run what is queued; in a cluster, the sweep offers them.
             for run in await self.durable.queued(limit=1_000_000):
                 self._pending.setdefault(run.endpoint, deque()).append(run)
+        # Leases that ran out while no gateway could hear heartbeats (this one was down) get one more
+        # lease_ttl: the workers reconnect and renew them, instead of their runs starting over.
+        self._grace_until = time.monotonic() + self.settings.lease_ttl
         self._reaper = asyncio.create_task(self._reap_forever())
 
     async def close(self) -> None:
