@@ -113,6 +113,7 @@ class NatsBus:
         self._peers: Peers | None = None
         self._nc: Client | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._closing = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -167,14 +168,17 @@ class NatsBus:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        self._closing = True
         nc, self._nc = self._nc, None
         if nc is not None and nc.is_connected:
+            # Not drain(): it waits for every subscription, and a pull consumer's pending fetch only ends
+            # with its expiry. What matters is that queued messages and the farewell reach the server.
             with contextlib.suppress(Exception):
-                await nc.publish(f"{self.prefix}.catalogue", _encode(_Advert(self.replica, [], leaving=True)))
                 for subject, payload in self._outbox:
                     await nc.publish(subject, payload)
-                await nc.drain()
-        elif nc is not None:
+                await nc.publish(f"{self.prefix}.catalogue", _encode(_Advert(self.replica, [], leaving=True)))
+                await nc.flush(timeout=2)
+        if nc is not None:
             with contextlib.suppress(Exception):
                 await nc.close()
         self._outbox.clear()
@@ -183,7 +187,8 @@ class NatsBus:
         log.warning("NATS: %s", exc or type(exc).__name__)
 
     async def _on_disconnected(self) -> None:
-        log.warning("NATS connection lost; reconnecting")
+        if not self._closing:
+            log.warning("NATS connection lost; reconnecting")
 
     async def _on_reconnected(self) -> None:
         log.info("NATS connection back")
