@@ -274,7 +274,12 @@ def bench_cluster(servers: Servers, workdir: Path, body: str, seconds: float) ->
     finally:
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
-            proc.wait(20)
+        for proc in procs:
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                print(f"bench: {proc.args} did not stop within 20 s; killed", file=sys.stderr)
+                proc.kill()
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         asyncio.run(_delete_stream(f"nats://{nats_address}", f"{prefix}_dispatch"))
