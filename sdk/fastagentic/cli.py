@@ -93,6 +93,11 @@ def _dev(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise UsageError('`fastagentic dev` needs the gateway: pip install "fastagentic[gateway]"') from exc
     env = dict(os.environ)
+    # Flags win over the environment; the gateway subprocess reads the same variables.
+    if args.http_port is not None:
+        env["FASTAGENTIC_HTTP_PORT"] = str(args.http_port)
+    if args.grpc_port is not None:
+        env["FASTAGENTIC_GRPC_PORT"] = str(args.grpc_port)
     grpc_host = env.get("FASTAGENTIC_GRPC_HOST", "127.0.0.1")
     grpc_port = int(env.get("FASTAGENTIC_GRPC_PORT", "50051"))
     gateway = subprocess.Popen([sys.executable, "-m", "fastagentic_gateway", "serve"], env=env)
@@ -114,6 +119,12 @@ def _dev(args: argparse.Namespace) -> int:
             except subprocess.TimeoutExpired:
                 gateway.kill()
     return 0
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise argparse.ArgumentTypeError(f"expected a port number (1-65535), not {text!r}")
+    return int(text)
 
 
 def _header(text: str) -> tuple[str, str]:
@@ -159,6 +170,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(handler=_run)
     dev = worker_command("dev", "start a local gateway (embedded SQLite store) and serve the App through it")
+    dev.add_argument(
+        "--http-port", type=_port, help="the gateway's HTTP port (env FASTAGENTIC_HTTP_PORT, default 8000)"
+    )
+    dev.add_argument(
+        "--grpc-port", type=_port, help="the gateway's worker port (env FASTAGENTIC_GRPC_PORT, default 50051)"
+    )
     dev.set_defaults(handler=_dev, gateway=None)
     mcp = commands.add_parser("mcp", help="MCP helpers")
     mcp_commands = mcp.add_subparsers(dest="mcp_command", required=True)

@@ -13,14 +13,16 @@ from tests.conftest import Process, base_env, free_port, wait_until
 def test_dev_serves_the_example_and_prints_the_addresses(tmp_path) -> None:  # type: ignore[no-untyped-def]
     http_port, grpc_port = free_port(), free_port()
     env = base_env()
+    # The ports as flags; the environment's (taken ones here) must not win over them.
     env.update(
         {
-            "FASTAGENTIC_HTTP_PORT": str(http_port),
-            "FASTAGENTIC_GRPC_PORT": str(grpc_port),
+            "FASTAGENTIC_HTTP_PORT": "1",
+            "FASTAGENTIC_GRPC_PORT": "1",
             "FASTAGENTIC_DATA_DIR": str(tmp_path / "data"),
         }
     )
-    dev = Process("dev", [sys.executable, "-m", "fastagentic", "dev", "examples.demo:app"], env, tmp_path)
+    args = ["dev", "examples.demo:app", "--http-port", str(http_port), "--grpc-port", str(grpc_port)]
+    dev = Process("dev", [sys.executable, "-m", "fastagentic", *args], env, tmp_path)
     dev.start()
     base = f"http://127.0.0.1:{http_port}"
     try:
@@ -63,3 +65,18 @@ def test_gateway_reports_a_port_in_use_clearly(cluster) -> None:  # type: ignore
     assert second.wait(30) == 1
     assert f"cannot listen on 127.0.0.1:{first.http_port}" in second.output()
     assert "Traceback" not in second.output()
+
+
+def test_dev_refuses_a_bad_port_flag(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+
+    result = subprocess.run(
+        [sys.executable, "-m", "fastagentic", "dev", "examples.demo:app", "--http-port", "70000"],
+        env=base_env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "expected a port number (1-65535), not '70000'" in result.stderr
