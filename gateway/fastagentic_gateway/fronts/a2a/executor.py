@@ -69,6 +69,17 @@ class RunContextBuilder(RequestContextBuilder):
         context_id: str | None = None,
         task: Task | None = None,
     ) -> RequestContext:
+        request, _ = await self.start(context, params, task_id, context_id)
+        return request
+
+    async def start(
+        self,
+        context: ServerCallContext,
+        params: SendMessageRequest | None,
+        task_id: str | None = None,
+        context_id: str | None = None,
+    ) -> tuple[RequestContext, Run]:
+        """``build``, also handing back the run it submitted (the fast path follows it itself)."""
         if params is None:
             raise InvalidParamsError(message="no message")
         if task_id:
@@ -98,9 +109,10 @@ class RunContextBuilder(RequestContextBuilder):
             ) from exc
         run = await self._submit(call)
         self.store.creating.add(run.id)
-        return RequestContext(
+        request = RequestContext(
             call_context=context, request=params, task_id=run.id, context_id=meta.context_id
         )
+        return request, run
 
     def _endpoint(self, agent: str | None, message: Message) -> Endpoint:
         if agent is None:
@@ -150,8 +162,13 @@ class RunExecutor(AgentExecutor):
             self.store.creating.discard(run_id)
             raise InternalError(message=f"run {run_id} vanished")
         mapper = self._mappers[run.id] = EventMapper(run)
+        announced = False
         try:
             await event_queue.enqueue_event(initial_task(run))
+            # From here the task store un-hides the run when the SDK saves that Task (not before: a run
+            # that ends before the SDK's consumer got to its first event would otherwise be found
+            # already finished, read back from the log, and the announced Task ignored).
+            announced = True
             async for batch in self.runs.follow(run):
                 for item in batch:
                     if mapper.state in TERMINAL_STATES:
@@ -159,7 +176,8 @@ class RunExecutor(AgentExecutor):
                     for event in mapper.map_one(item):
                         await event_queue.enqueue_event(event)
         finally:
-            self.store.creating.discard(run.id)
+            if not announced:
+                self.store.creating.discard(run.id)
             self._mappers.pop(run.id, None)
 
     async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:

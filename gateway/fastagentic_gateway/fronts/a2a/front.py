@@ -37,6 +37,7 @@ from ...settings import Settings
 from ...workers.registry import EndpointRegistry
 from .cards import CardCache, capability_card, endpoint_card, gateway_card, not_modified
 from .executor import RunContextBuilder, RunExecutor, served_agents
+from .fast import FastPath
 from .push import PushSender, PushUrlPolicy
 from .store import RunEventStream, RunTaskStore
 
@@ -69,22 +70,26 @@ class A2aFront:
         self.store = RunTaskStore(runs)
         self.push_configs = InMemoryPushNotificationConfigStore()
         self.push = PushSender(settings, self.push_configs)
+        self.builder = RunContextBuilder(registry, runs, self.store, settings.retry_after)
         self.handler = DefaultRequestHandler(
             agent_executor=RunExecutor(runs, self.store),
             task_store=self.store,
             agent_card=capability_card(),
             push_config_store=self.push_configs,
             push_sender=self.push,
-            request_context_builder=RunContextBuilder(registry, runs, self.store, settings.retry_after),
+            request_context_builder=self.builder,
             push_url_validator=PushUrlPolicy(settings.a2a_push_allow_private),
             event_stream=RunEventStream(self.store),
         )
         self.cards = CardCache()
         self.max_body = settings.max_body_bytes
-        self.app = Starlette(routes=self._routes())
-
-    def _routes(self) -> list[BaseRoute]:
         context = ContextBuilder()
+        json_rpc_routes: set[int] = set()  # ids: Starlette routes are not hashable
+        routes = self._routes(context, json_rpc_routes)
+        self.app = Starlette(routes=routes)
+        self.fast = FastPath(runs, self.store, self.builder, self.push, context, routes, json_rpc_routes)
+
+    def _routes(self, context: ContextBuilder, json_rpc_routes: set[int]) -> list[BaseRoute]:
         routes: list[BaseRoute] = [
             Route(CARD_PATH, self._default_card, methods=["GET"]),
             Route("/a2a" + CARD_PATH, self._gateway_card, methods=["GET"]),
@@ -93,9 +98,11 @@ class A2aFront:
         # The gateway's agent first: its HTTP+JSON paths (/a2a/message:send) would otherwise look like
         # the JSON-RPC URL of an agent named "message:send".
         for prefix in ("/a2a", "/a2a/{agent}"):
-            routes += create_jsonrpc_routes(
+            json_rpc = create_jsonrpc_routes(
                 self.handler, prefix, context_builder=context, enable_v0_3_compat=True
             )
+            json_rpc_routes.update(id(route) for route in json_rpc)
+            routes += json_rpc
             routes += [
                 route
                 for route in create_rest_routes(
@@ -175,6 +182,8 @@ class A2aFront:
                 if not message.get("more_body"):
                     break
             whole = b"".join(chunks)
+            if await self.fast.serve(scope, whole, receive, send):
+                return
             replayed = False
 
             async def replay() -> Any:
@@ -204,6 +213,7 @@ class A2aFront:
         await response({"type": "http"}, _nothing, send)
 
     async def close(self) -> None:
+        await self.fast.close()
         await self.handler.aclose()
         await self.push.close()
 

@@ -1,0 +1,290 @@
+"""The fast path: a new message over JSON-RPC 1.0, answered without the SDK's per-task machinery.
+
+The SDK serves ``SendMessage`` by building an ``ActiveTask`` per task (a producer and a consumer task,
+two event queues with their taps, a task manager writing every event through the task store) and then
+serialising through several layers of routing. For the gateway's tasks all of that is a detour: a task
+is a run, the run's log is the record, and the events are the run's events mapped one by one. This
+path serves the commonest request (a new message, blocking or streamed, over JSON-RPC in 1.0) by doing
+exactly what the SDK's path amounts to, with the SDK's own parsing, validation and serialisation:
+
+- the body is parsed and validated as the SDK's dispatcher does (``ParseDict``, required fields), the
+  message goes through the same request-context builder (``RunContextBuilder``: the same errors, raised
+  before a task exists) and errors are rendered by the SDK's ``build_error_response``;
+- the run is followed, each event mapped by ``EventMapper`` and folded into the task with ``apply``
+  (the SDK's TaskManager fold), pushed through the push sender as the SDK's consumer does, and answered
+  as the SDK's dispatcher answers (``SendMessageResponse`` / ``StreamResponse``, ``MessageToDict``, the
+  JSON-RPC envelope, Starlette's ``JSONResponse`` or the SDK's SSE response).
+
+Anything else (another method, 0.3, a request the SDK would refuse, ``returnImmediately``, an inline
+push config, a message to an existing task) is left to the SDK: ``serve`` returns False before it has
+done anything. The unit tests check the answers are byte for byte the SDK's.
+
+What differs: a task served here is not in the SDK's registry of tasks running in this process, so a
+``CancelTask`` or ``SubscribeToTask`` for it takes the SDK's path for a task running elsewhere (the one a
+task takes after a gateway restart): cancel records the cancel through the task store, which cancels the
+run, and answers with the task as it stood, marked canceled; subscribe reads the run's log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from collections.abc import AsyncGenerator, AsyncIterator
+
+from google.protobuf.json_format import MessageToDict, ParseDict
+from jsonrpc.jsonrpc2 import JSONRPC20Response  # type: ignore[import-untyped]
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Match
+from starlette.types import Receive, Scope, Send
+
+from a2a.server.jsonrpc_models import JSONRPCError
+from a2a.server.request_handlers.response_helpers import build_error_response
+from a2a.server.routes.common import ServerCallContextBuilder, create_event_source_response
+from a2a.types.a2a_pb2 import SendMessageRequest, SendMessageResponse, Task, TaskState, TaskStatusUpdateEvent
+from a2a.utils import json_utils, proto_utils
+from a2a.utils.errors import A2AError, InternalError
+from a2a.utils.task import apply_history_length
+
+from ...runs.model import Run
+from ...runs.service import RunService
+from .executor import RunContextBuilder
+from .mapping import TERMINAL_STATES, A2AEvent, EventMapper, apply, initial_task
+from .push import PushSender
+from .store import RunTaskStore
+
+log = logging.getLogger("fastagentic.a2a")
+
+SEND = "SendMessage"
+STREAM = "SendStreamingMessage"
+ENVELOPE = frozenset({"jsonrpc", "method", "params", "id"})
+VERSION_HEADER = b"a2a-version"
+AGENT_PATH = re.compile(r"/a2a(?:/([^/]+))?")
+RETURN_STATES = TERMINAL_STATES | {TaskState.TASK_STATE_INPUT_REQUIRED, TaskState.TASK_STATE_AUTH_REQUIRED}
+MAX_PATHS = 1024  # paths remembered as "the JSON-RPC route" (agent names; a bound against junk paths)
+
+
+class FastPath:
+    def __init__(
+        self,
+        runs: RunService,
+        store: RunTaskStore,
+        builder: RunContextBuilder,
+        push: PushSender,
+        context_builder: ServerCallContextBuilder,
+        routes: list[BaseRoute],
+        json_rpc_routes: set[int],
+    ) -> None:
+        self.runs = runs
+        self.store = store
+        self.builder = builder
+        self.push = push
+        self.context_builder = context_builder
+        self.routes = routes
+        self.json_rpc_routes = json_rpc_routes
+        self._paths: dict[str, bool] = {}
+        self._background: set[asyncio.Task[None]] = set()
+
+    # ------------------------------------------------------------------ which requests
+
+    def _is_json_rpc_route(self, scope: Scope) -> bool:
+        """Whether the SDK's routes would hand this POST to a JSON-RPC dispatcher (an agent named like a
+        REST path, ``/a2a/message:send``, is the gateway agent's REST route, not a JSON-RPC URL)."""
+        path = scope["path"]
+        known = self._paths.get(path)
+        if known is None:
+            known = False
+            for route in self.routes:
+                match, _ = route.matches(scope)
+                if match is Match.FULL:
+                    known = id(route) in self.json_rpc_routes
+                    break
+            if len(self._paths) < MAX_PATHS:
+                self._paths[path] = known
+        return known
+
+    def _request(self, scope: Scope, body: bytes) -> tuple[str, str | int, SendMessageRequest] | None:
+        """(method, id, request) for a request this path serves exactly as the SDK would; else None."""
+        if scope.get("method") != "POST" or not AGENT_PATH.fullmatch(scope["path"]):
+            return None
+        if not any(name == VERSION_HEADER and value == b"1.0" for name, value in scope["headers"]):
+            return None  # 0.3 (no header), or a version the SDK answers with its own error
+        if not self._is_json_rpc_route(scope):
+            return None
+        try:
+            data = json.loads(body)
+        except ValueError:
+            return None
+        if not isinstance(data, dict) or data.get("jsonrpc") != "2.0" or not set(data) <= ENVELOPE:
+            return None
+        method = data.get("method")
+        request_id = data.get("id")
+        params = data.get("params")
+        if method not in (SEND, STREAM) or not isinstance(params, dict):
+            return None
+        if isinstance(request_id, bool) or not isinstance(request_id, int | str):
+            return None
+        try:
+            request = ParseDict(params, SendMessageRequest(), ignore_unknown_fields=True)
+            proto_utils.validate_proto_required_fields(request)
+        except Exception:
+            return None  # the SDK's path words the error
+        config = request.configuration
+        if (
+            config.return_immediately
+            or config.HasField("task_push_notification_config")
+            or config.history_length < 0
+            or request.message.task_id
+        ):
+            return None
+        return method, request_id, request
+
+    # ------------------------------------------------------------------ serving
+
+    async def serve(self, scope: Scope, body: bytes, receive: Receive, send: Send) -> bool:
+        """Answer the request if it is one this path serves; False (having done nothing) otherwise."""
+        parsed = self._request(scope, body)
+        if parsed is None:
+            return False
+        method, request_id, request = parsed
+        response = await self._answer(scope, method, request_id, request)
+        await response(scope, receive, send)
+        return True
+
+    async def _answer(
+        self, scope: Scope, method: str, request_id: str | int, request: SendMessageRequest
+    ) -> Response:
+        agent = AGENT_PATH.fullmatch(scope["path"]).group(1)  # type: ignore[union-attr]
+        scope["path_params"] = {"agent": agent} if agent is not None else {}
+        context = self.context_builder.build(Request(scope))
+        context.tenant = request.tenant
+        context.state["method"] = method
+        context.state["request_id"] = request_id
+        try:
+            _, run = await self.builder.start(context, request, None, request.message.context_id or None)
+        except A2AError as exc:
+            return _error(request_id, exc)
+        except Exception as exc:
+            log.exception("A2A %s failed", method)
+            return _error(request_id, InternalError(message=str(exc)))
+        following = Following(self, run)
+        if method == STREAM:
+            return create_event_source_response(_sse(following.stream(request), request_id))
+        try:
+            task = await following.until_answer()
+        except A2AError as exc:
+            return _error(request_id, exc)
+        task = apply_history_length(task, request.configuration)
+        result = MessageToDict(SendMessageResponse(task=task))
+        return JSONResponse(JSONRPC20Response(result=result, _id=request_id).data)
+
+    def finish_in_background(self, following: Following) -> None:
+        """Go on following a task nobody waits for any more (a blocking send answered at input-required,
+        a stream whose client left), as the SDK's active task does: its pushes still go out."""
+        job = asyncio.create_task(following.drain(), name=f"a2a-follow:{following.run.id}")
+        self._background.add(job)
+        job.add_done_callback(self._background.discard)
+
+    async def close(self) -> None:
+        for job in list(self._background):
+            job.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+
+
+class Following:
+    """One new task: its run followed, its events mapped, folded into the task and pushed."""
+
+    def __init__(self, fast: FastPath, run: Run) -> None:
+        self.fast = fast
+        self.run = run
+        self.task = initial_task(run)
+        self.mapper = EventMapper(run)
+        self.seq = 0  # the last run event mapped: a follower that stopped early resumes after it
+        self.announced = False
+        fast.store.creating.discard(run.id)  # the task exists: GetTask may see it from now on
+
+    @property
+    def ended(self) -> bool:
+        return self.mapper.state in TERMINAL_STATES
+
+    async def _push(self, event: Task | A2AEvent) -> None:
+        try:
+            await self.fast.push.send_notification(self.run.id, event)
+        except Exception:  # best effort, as in the SDK's consumer
+            log.exception("push notification for task %s failed", self.run.id)
+
+    async def _follow(self) -> AsyncGenerator[A2AEvent, None]:
+        """The task's updates, each applied to ``task`` and pushed, until it ended."""
+        if not self.announced:
+            self.announced = True
+            await self._push(self.task)
+        async for batch in self.fast.runs.follow(self.run, self.seq):
+            for item in batch:
+                if self.ended:
+                    return
+                self.seq = item.seq
+                for event in self.mapper.map_one(item):
+                    apply(self.task, event)
+                    await self._push(event)
+                    yield event
+
+    async def until_answer(self) -> Task:
+        """The task once it is finished or waits for input (what a blocking SendMessage answers)."""
+        events = self._follow()
+        try:
+            async for event in events:
+                if isinstance(event, TaskStatusUpdateEvent) and event.status.state in RETURN_STATES:
+                    break
+        finally:
+            await events.aclose()
+            if not self.ended:
+                self.fast.finish_in_background(self)
+        answer = Task()
+        answer.CopyFrom(self.task)
+        return answer
+
+    async def stream(self, request: SendMessageRequest) -> AsyncIterator[Task | A2AEvent]:
+        """The task, then every update until it ends (what SendStreamingMessage streams)."""
+        first = Task()
+        first.CopyFrom(self.task)
+        events = self._follow()
+        try:
+            yield apply_history_length(first, request.configuration)
+            async for event in events:
+                yield event
+                if self.ended:
+                    return
+        finally:
+            await events.aclose()
+            if not self.ended:
+                self.fast.finish_in_background(self)
+
+    async def drain(self) -> None:
+        async for _ in self._follow():
+            if self.ended:
+                return
+
+
+async def _sse(
+    events: AsyncIterator[Task | A2AEvent], request_id: str | int
+) -> AsyncIterator[dict[str, str]]:
+    """The SDK dispatcher's SSE items: each event as a JSON-RPC response carrying a StreamResponse."""
+    try:
+        async for event in events:
+            result = MessageToDict(proto_utils.to_stream_response(event), preserving_proto_field_name=False)
+            yield {"data": json_utils.dumps(JSONRPC20Response(result=result, _id=request_id).data)}
+    except Exception as exc:
+        log.exception("A2A stream failed")
+        error: A2AError | JSONRPCError = (
+            exc if isinstance(exc, A2AError | JSONRPCError) else InternalError(message=str(exc))
+        )
+        yield {"event": "error", "data": json_utils.dumps(build_error_response(request_id, error))}
+
+
+def _error(request_id: str | int, error: A2AError | JSONRPCError) -> Response:
+    return JSONResponse(build_error_response(request_id, error), status_code=200)
+
+
+__all__ = ["FastPath"]
