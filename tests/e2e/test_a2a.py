@@ -4,9 +4,11 @@ HTTP bindings (JSON-RPC and HTTP+JSON), and raw HTTP where a test needs to see t
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -486,3 +488,112 @@ async def test_resubscribe_after_a_gateway_restart(cluster: Cluster) -> None:
     assert items[0].HasField("task")
     assert items[-1].status_update.status.state == COMPLETED
     assert streamed_text(items) == "".join(f"step {n};" for n in range(1, 81))
+
+
+# ------------------------------------------------------------------------------------ the fast path
+# A new message over JSON-RPC with "A2A-Version: 1.0" is served by the front's fast path (fast.py);
+# "1.0.0" is the same version to the SDK but not a request the fast path takes, so it goes through the
+# SDK's handler. Both must answer the same bytes, once the run id and the timestamps are set aside.
+
+RUN_ID = re.compile(r"run_[0-9A-Za-z]{32}")
+STAMP = re.compile(r'"timestamp": ?"[^"]*"')
+
+
+def _both_ways(url: str, method: str, params: dict[str, Any]) -> tuple[httpx.Response, httpx.Response]:
+    body = {"jsonrpc": "2.0", "id": "req-1", "method": method, "params": params}
+    fast, sdk = (
+        httpx.post(url, json=body, headers={"A2A-Version": version}, timeout=30)
+        for version in ("1.0", "1.0.0")
+    )
+    return fast, sdk
+
+
+def _normal(response: httpx.Response) -> str:
+    return STAMP.sub('"timestamp":T', RUN_ID.sub("RUN", response.text))
+
+
+def _assert_same(fast: httpx.Response, sdk: httpx.Response) -> None:
+    assert fast.status_code == sdk.status_code
+    assert fast.headers["content-type"] == sdk.headers["content-type"]
+    assert _normal(fast) == _normal(sdk)
+
+
+def _message(parts: list[dict[str, Any]], context: str, **metadata: Any) -> dict[str, Any]:
+    message: dict[str, Any] = {"messageId": "m-1", "contextId": context, "role": "ROLE_USER", "parts": parts}
+    if metadata:
+        message["metadata"] = metadata
+    return message
+
+
+@pytest.mark.parametrize("method", ["SendMessage", "SendStreamingMessage"])
+def test_fast_path_answers_the_sdks_bytes(served: Gateway, method: str) -> None:
+    context = str(uuid.uuid4())
+    cases = [
+        # tokens, a progress message (so a history), the output
+        ("/a2a/ask", {"message": _message([{"text": "what is up"}], context)}),
+        (
+            "/a2a/ask",
+            {"message": _message([{"text": "short"}], context), "configuration": {"historyLength": 1}},
+        ),
+        (
+            "/a2a/ask",
+            {"message": _message([{"text": "none"}], context), "configuration": {"historyLength": 0}},
+        ),
+        ("/a2a/total", {"message": _message([{"data": {"numbers": [1, 2, 39]}}], context)}),
+        ("/a2a", {"message": _message([{"data": {"numbers": [4]}}], context, skill="total")}),
+        ("/a2a/broken", {"message": _message([{"data": {"message": "boom"}}], context)}),
+    ]
+    for path, params in cases:
+        fast, sdk = _both_ways(served.url + path, method, params)
+        _assert_same(fast, sdk)
+        assert "result" in fast.text and "TASK_STATE_" in fast.text, (path, fast.text)
+
+
+@pytest.mark.parametrize("method", ["SendMessage", "SendStreamingMessage"])
+def test_fast_path_errors_are_the_sdks(served: Gateway, method: str) -> None:
+    cases = [
+        ("/a2a/total", {"message": _message([{"text": "1 2 3"}], "c")}, -32005),
+        ("/a2a/total", {"message": _message([{"data": {"numbers": "nope"}}], "c")}, -32602),
+        ("/a2a/total", {"message": _message([{"data": {"numbers": [1]}}, {"data": {}}], "c")}, -32602),
+        ("/a2a/total", {"message": _message([{"url": "https://example.com/a.pdf"}], "c")}, -32005),
+        (
+            "/a2a/total",
+            {
+                "message": _message([{"data": {"numbers": [1]}}], "c"),
+                "configuration": {"acceptedOutputModes": ["image/png"]},
+            },
+            -32005,
+        ),
+        ("/a2a", {"message": _message([{"data": {"numbers": [1]}}], "c", skill="nobody")}, -32602),
+        ("/a2a", {"message": _message([{"data": {"numbers": [1]}}], "c")}, -32602),  # no skill named
+        ("/a2a/nobody", {"message": _message([{"text": "hi"}], "c")}, -32602),
+        ("/a2a/ask", {"message": _message([{"text": "hi"}], "x" * 201)}, -32602),
+    ]
+    for path, params, code in cases:
+        fast, sdk = _both_ways(served.url + path, method, params)
+        _assert_same(fast, sdk)
+        assert fast.json()["error"]["code"] == code, (path, fast.json())
+        assert fast.json()["id"] == "req-1"
+
+
+async def test_fast_path_tasks_are_tasks_like_any_other(served: Gateway) -> None:
+    """A task the fast path served is seen, listed, subscribed to and cancelled like the SDK's."""
+    context = str(uuid.uuid4())
+    answer = rpc(
+        served.url, "/a2a/ask", "SendMessage", {"message": _message([{"text": "hi"}], context)}
+    ).json()
+    task = answer["result"]["task"]
+    got = rpc(served.url, "/a2a/ask", "GetTask", {"id": task["id"]}).json()["result"]
+    assert got == task
+    listed = rpc(served.url, "/a2a/ask", "ListTasks", {"contextId": context, "includeArtifacts": True}).json()
+    assert [(t["id"], t["status"]) for t in listed["result"]["tasks"]] == [(task["id"], task["status"])]
+    # a stream being served by the fast path, cancelled from another client
+    async with a2a_client(served.url, "slow", "JSONRPC") as client:
+        stream = client.send_message(request(data_message({"steps": 50, "delay": 0.1})))
+        first = await anext(stream)
+        task_id = first.task.id
+        cancelled = await client.cancel_task(CancelTaskRequest(id=task_id))
+        assert cancelled.status.state == TaskState.TASK_STATE_CANCELED
+        rest = [item async for item in stream]
+    assert rest[-1].status_update.status.state == TaskState.TASK_STATE_CANCELED
+    assert (await get(f"{served.url}/v1/runs/{task_id}")).json()["status"] == "cancelled"
