@@ -28,6 +28,11 @@ class Call(msgspec.Struct, kw_only=True):
 def find_endpoint(registry: EndpointRegistry, kind: EndpointKind, name: str, retry_after: int) -> Endpoint:
     """The endpoint named ``name`` of ``kind``: 404 when unknown, 503 when known but nobody serves it."""
     endpoint = registry.get(name)
+    if endpoint is None and registry.warming():
+        raise NoWorker(
+            f"no {kind.value} endpoint named {name!r} yet: the gateway just started and workers are reconnecting",
+            retry_after=retry_after,
+        )
     if endpoint is None or endpoint.info.kind is not kind:
         raise NotFound(f"no {kind.value} endpoint named {name!r}")
     if not endpoint.served:

@@ -128,6 +128,33 @@ def test_gateway_restart_loses_no_accepted_durable_run(cluster: Cluster) -> None
     assert sse_events(httpx.get(f"{gateway.url}/v1/runs/{run_id}/events", timeout=10)) == events
 
 
+def test_after_a_restart_with_runs_in_flight_unknown_endpoints_answer_503_until_workers_are_due(
+    cluster: Cluster,
+) -> None:
+    gateway = cluster.start_gateway()
+    worker = cluster.start_worker()
+    with gateway.client() as client:
+        run_id = client.post("/v1/agents/steps/runs", json={"steps": 50, "delay": 0.2}).json()["run_id"]
+        wait_until(lambda: run_status(gateway, run_id).get("status") == "running", what="the run to start")
+    worker.kill()  # its worker will not come back...
+    gateway.kill()
+    cluster.restart_gateway(gateway)
+    with gateway.client() as client:
+        # ...but the gateway cannot know that yet: the endpoint may just not have re-registered.
+        early = client.post("/v1/agents/steps/runs", json={"steps": 1})
+        assert early.status_code == 503, early.text
+        assert early.json()["type"] == "no_worker"
+        assert "workers are reconnecting" in early.json()["message"]
+        assert early.headers["Retry-After"]
+        # Once the workers had their lease to come back, an unknown endpoint is unknown.
+        late = wait_until(
+            lambda: (r := client.post("/v1/agents/steps/runs", json={"steps": 1})).status_code == 404 and r,
+            timeout=15,
+            what="404 once the lease passed",
+        )
+        assert late.json()["type"] == "not_found"
+
+
 def test_queued_runs_survive_a_gateway_restart(cluster: Cluster) -> None:
     gateway = cluster.start_gateway()
     worker = cluster.start_worker("tests.workers.basic:app", "--slots", "1")

@@ -91,7 +91,14 @@ class RunService:
         # Leases that ran out while no gateway could hear heartbeats (this one was down) get one more
         # lease_ttl: the workers reconnect and renew them, instead of their runs starting over.
         self._grace_until = time.monotonic() + self.settings.lease_ttl
+        # Runs left running or queued by the previous life of this gateway: their workers are expected back,
+        # so until then an endpoint not registered yet answers 503 (retry), not 404 (no such endpoint).
+        if await self._runs_in_flight():
+            self.registry.warm_at = self._grace_until
         self._reaper = asyncio.create_task(self._reap_forever())
+
+    async def _runs_in_flight(self) -> bool:
+        return bool(await self.durable.expired(float("inf"), limit=1) or await self.durable.queued(limit=1))
 
     async def close(self) -> None:
         tasks = [task for task in (self._reaper, *self._pullers.values()) if task is not None]

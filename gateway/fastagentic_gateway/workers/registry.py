@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -177,6 +178,11 @@ class EndpointRegistry:
         self._endpoints: dict[str, Endpoint] = {}
         self.version = 0  # bumped on every change, so derived documents can be cached
         self._listeners: list[Callable[[], None]] = []
+        self.warm_at = 0.0  # monotonic time until which workers may still be reconnecting (after a start)
+
+    def warming(self) -> bool:
+        """Right after the gateway started: an unknown name may belong to a worker still reconnecting."""
+        return time.monotonic() < self.warm_at
 
     def __iter__(self) -> Iterator[Endpoint]:
         return iter(self._endpoints.values())
