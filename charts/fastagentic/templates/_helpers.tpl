@@ -41,3 +41,90 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- include "fastagentic.gatewayImage" . }}
 {{- end }}
 {{- end }}
+
+{{/* Whether the replicas share a run store (PostgreSQL) and a bus (NATS). */}}
+{{- define "fastagentic.storeSet" -}}
+{{- if or .Values.store.url .Values.store.existingSecret }}true{{ end }}
+{{- end }}
+
+{{- define "fastagentic.busSet" -}}
+{{- if or .Values.bus.url .Values.bus.existingSecret }}true{{ end }}
+{{- end }}
+
+{{/*
+Refuse configurations the gateway would refuse at start, or that would split one release into
+gateways that do not see each other's runs. Included by the Deployment (always rendered), so
+`helm template` and `helm install` fail before anything is applied.
+*/}}
+{{- define "fastagentic.validate" -}}
+{{- $store := include "fastagentic.storeSet" . }}
+{{- $bus := include "fastagentic.busSet" . }}
+{{- if and .Values.store.url .Values.store.existingSecret }}
+{{- fail "store.url and store.existingSecret are both set: give the PostgreSQL URL one way" }}
+{{- end }}
+{{- if and .Values.bus.url .Values.bus.existingSecret }}
+{{- fail "bus.url and bus.existingSecret are both set: give the NATS URL one way" }}
+{{- end }}
+{{- if and .Values.store.url (not (or (hasPrefix "postgresql://" .Values.store.url) (hasPrefix "postgres://" .Values.store.url))) }}
+{{- fail (printf "store.url must be a postgresql:// (or postgres://) URL, not %q" .Values.store.url) }}
+{{- end }}
+{{- if and .Values.bus.url (not (or (hasPrefix "nats://" .Values.bus.url) (hasPrefix "tls://" .Values.bus.url))) }}
+{{- fail (printf "bus.url must be a nats:// (or tls://) URL, not %q" .Values.bus.url) }}
+{{- end }}
+{{- if and .Values.bus.prefix (not (regexMatch "^[A-Za-z0-9_-]{1,64}$" .Values.bus.prefix)) }}
+{{- fail (printf "bus.prefix must be 1 to 64 letters, digits, '_' or '-', not %q" .Values.bus.prefix) }}
+{{- end }}
+{{- if gt (int .Values.replicaCount) 1 }}
+{{- if not (and $store $bus) }}
+{{- fail (printf "replicaCount is %v: several gateway replicas need a shared PostgreSQL run store (store.url or store.existingSecret) and a shared NATS JetStream bus (bus.url or bus.existingSecret). Set both, or keep replicaCount=1 (SQLite in the pod)." .Values.replicaCount) }}
+{{- end }}
+{{- end }}
+{{- if and $bus (not $store) }}
+{{- fail "bus is set without store: replicas on a NATS bus must share a PostgreSQL run store (store.url or store.existingSecret)" }}
+{{- end }}
+{{- if and .Values.store.migrateJob.enabled (not $store) }}
+{{- fail "store.migrateJob.enabled needs a PostgreSQL store (store.url or store.existingSecret); SQLite is migrated when the gateway opens it" }}
+{{- end }}
+{{- end }}
+
+{{/*
+The run store and bus settings, as EnvVar objects: PostgreSQL URL and password, NATS URL and prefix.
+Shared by the gateway and the migration Job so both reach the same database.
+*/}}
+{{- define "fastagentic.storeEnv" -}}
+{{- if .Values.store.existingSecret }}
+- name: FASTAGENTIC_STORE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.store.existingSecret }}
+      key: {{ .Values.store.existingSecretKey }}
+{{- else if .Values.store.url }}
+- name: FASTAGENTIC_STORE_URL
+  value: {{ .Values.store.url | quote }}
+{{- end }}
+{{- if .Values.store.passwordSecret.name }}
+# libpq reads the password from the environment: the URL can stay password-free.
+- name: PGPASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.store.passwordSecret.name }}
+      key: {{ .Values.store.passwordSecret.key }}
+{{- end }}
+{{- end }}
+
+{{- define "fastagentic.busEnv" -}}
+{{- if .Values.bus.existingSecret }}
+- name: FASTAGENTIC_BUS_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.bus.existingSecret }}
+      key: {{ .Values.bus.existingSecretKey }}
+{{- else if .Values.bus.url }}
+- name: FASTAGENTIC_BUS_URL
+  value: {{ .Values.bus.url | quote }}
+{{- end }}
+{{- if .Values.bus.prefix }}
+- name: FASTAGENTIC_BUS_PREFIX
+  value: {{ .Values.bus.prefix | quote }}
+{{- end }}
+{{- end }}
