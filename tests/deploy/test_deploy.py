@@ -18,6 +18,7 @@ import sys
 import tomllib
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import kubernetes_validate
 import msgspec
@@ -33,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 DOCKERFILE = DEPLOY / "Dockerfile"
 COMPOSE = DEPLOY / "compose.yaml"
+COMPOSE_CLUSTER = DEPLOY / "compose.cluster.yaml"
 MANIFESTS = sorted((DEPLOY / "kubernetes").glob("*.y*ml"))
 CHART = ROOT / "charts" / "fastagentic"
 
@@ -365,7 +367,7 @@ def test_helm_template_with_overrides_validates_strictly() -> None:
         "--set",
         "worker.image.repository=registry.example/agent,worker.image.tag=1.2.3",
         "--set",
-        "gateway.env.FASTAGENTIC_LOG_LEVEL=debug,gateway.dataSizeLimit=1Gi,replicaCount=2",
+        "gateway.env.FASTAGENTIC_LOG_LEVEL=debug,gateway.dataSizeLimit=1Gi",
         "--set",
         "worker.extraEnv[0].name=FASTAGENTIC_WORKER_TOKEN,"
         "worker.extraEnv[0].valueFrom.secretKeyRef.name=agent-token,"
@@ -383,3 +385,343 @@ def test_helm_requires_the_worker_tag_with_its_image() -> None:
     result = helm_template_result("--set", "worker.image.repository=registry.example/agent")
     assert result.returncode != 0
     assert "worker.image.tag is required" in result.stderr
+
+
+# ---- several replicas: PostgreSQL store + NATS bus -------------------------------------------------
+
+STORE_URL = "postgresql://fastagentic@db.internal:5432/fastagentic?sslmode=require"
+CLUSTER_VALUES = (
+    "replicaCount=3,store.existingSecret=agents-store,store.existingSecretKey=dsn,"
+    "store.passwordSecret.name=agents-store-password,bus.url=nats://nats.internal:4222,bus.prefix=agents"
+)
+SEVERAL_REPLICAS = "several gateway replicas need a shared PostgreSQL run store"
+
+
+def env_entries(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {entry["name"]: entry for entry in container.get("env", [])}
+
+
+def gateway_container(documents: list[dict[str, Any]]) -> dict[str, Any]:
+    (gateway,) = pod_spec(documents)["initContainers"]
+    return gateway
+
+
+def settings_from(env: dict[str, dict[str, Any]], **secrets: str) -> Settings:
+    """The settings the gateway would load from this env, Secret references replaced by `secrets`."""
+    from fastagentic_gateway import settings as settings_module
+
+    environ = {}
+    for name, entry in env.items():
+        if name not in SETTINGS_ENV:
+            continue
+        if "value" in entry:
+            environ[name] = entry["value"]
+        elif "secretKeyRef" in entry.get("valueFrom", {}):
+            environ[name] = secrets[name]
+    return settings_module.load(environ=environ)
+
+
+def test_helm_default_is_one_replica_on_sqlite() -> None:
+    documents = helm_template()
+    (deployment,) = [d for d in documents if d["kind"] == "Deployment"]
+    assert deployment["spec"]["replicas"] == 1
+    env = env_entries(gateway_container(documents))
+    for name in (
+        "FASTAGENTIC_STORE_URL",
+        "FASTAGENTIC_BUS_URL",
+        "FASTAGENTIC_MIGRATE_ON_START",
+        "PGPASSWORD",
+    ):
+        assert name not in env, f"{name} is set without store/bus values"
+    assert not [d for d in documents if d["kind"] == "Job"]
+    settings = settings_from(env)
+    assert settings.store_url == "" and settings.bus_url == ""
+
+
+def test_helm_replica_id_is_the_pod_name() -> None:
+    for documents in (helm_template(), helm_template("--set", CLUSTER_VALUES)):
+        env = env_entries(gateway_container(documents))
+        assert env["FASTAGENTIC_REPLICA_ID"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+
+
+def test_helm_cluster_validates_strictly() -> None:
+    documents = helm_template("--set", CLUSTER_VALUES)
+    assert_valid_kubernetes(documents, "helm template (cluster)")
+    # Still the sidecar pod: each pod's worker dials its own gateway on 127.0.0.1; the bus moves runs.
+    assert_sidecar_pod(documents)
+    (deployment,) = [d for d in documents if d["kind"] == "Deployment"]
+    assert deployment["spec"]["replicas"] == 3
+    env = env_entries(gateway_container(documents))
+    # The PostgreSQL URL and password come from Secrets, never from plain values.
+    assert env["FASTAGENTIC_STORE_URL"] == {
+        "name": "FASTAGENTIC_STORE_URL",
+        "valueFrom": {"secretKeyRef": {"name": "agents-store", "key": "dsn"}},
+    }
+    assert env["PGPASSWORD"]["valueFrom"] == {
+        "secretKeyRef": {"name": "agents-store-password", "key": "password"}
+    }
+    assert env["FASTAGENTIC_BUS_URL"]["value"] == "nats://nats.internal:4222"
+    assert env["FASTAGENTIC_BUS_PREFIX"]["value"] == "agents"
+    # Without the migration Job each gateway migrates at start (under an advisory lock).
+    assert env["FASTAGENTIC_MIGRATE_ON_START"]["value"] == "true"
+    # What the gateway would load: a shared store and bus (settings refuse a bus without PostgreSQL).
+    settings = settings_from(env, FASTAGENTIC_STORE_URL=STORE_URL)
+    assert settings.store_url == STORE_URL
+    assert settings.bus_url == "nats://nats.internal:4222"
+    assert settings.bus_prefix == "agents"
+    assert settings.migrate_on_start is True
+
+
+def test_helm_cluster_with_a_plain_store_url() -> None:
+    documents = helm_template("--set", f"replicaCount=2,bus.url=nats://nats:4222,store.url={STORE_URL}")
+    assert_valid_kubernetes(documents, "helm template (cluster, store.url)")
+    env = env_entries(gateway_container(documents))
+    assert env["FASTAGENTIC_STORE_URL"]["value"] == STORE_URL
+    assert "PGPASSWORD" not in env
+    assert "FASTAGENTIC_BUS_PREFIX" not in env
+    assert settings_from(env).store_url == STORE_URL
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        "replicaCount=2",
+        f"replicaCount=2,store.url={STORE_URL}",
+        "replicaCount=2,store.existingSecret=agents-store",
+        "replicaCount=2,bus.url=nats://nats:4222",
+    ],
+)
+def test_helm_refuses_several_replicas_without_store_and_bus(values: str) -> None:
+    result = helm_template_result("--set", values)
+    assert result.returncode != 0, "several replicas without a shared store and bus rendered"
+    assert "replicaCount is 2" in result.stderr and SEVERAL_REPLICAS in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ("bus.url=nats://nats:4222", "bus is set without store"),
+        ("store.url=sqlite:///data/runs.db", "store.url must be a postgresql://"),
+        (f"store.url={STORE_URL},bus.url=redis://cache:6379", "bus.url must be a nats://"),
+        (f"store.url={STORE_URL},store.existingSecret=agents-store", "give the PostgreSQL URL one way"),
+        (f"store.url={STORE_URL},bus.url=nats://n:4222,bus.prefix=a.b", "bus.prefix must be"),
+        ("store.migrateJob.enabled=true", "store.migrateJob.enabled needs a PostgreSQL store"),
+    ],
+)
+def test_helm_refuses_what_the_gateway_would_refuse(values: str, message: str) -> None:
+    result = helm_template_result("--set", values)
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr
+
+
+def test_helm_migrate_job() -> None:
+    documents = helm_template("--set", CLUSTER_VALUES + ",store.migrateJob.enabled=true")
+    assert_valid_kubernetes(documents, "helm template (cluster, migrate Job)")
+    (job,) = [d for d in documents if d["kind"] == "Job"]
+    annotations = job["metadata"]["annotations"]
+    assert set(annotations["helm.sh/hook"].split(",")) == {"pre-install", "pre-upgrade"}
+    assert "before-hook-creation" in annotations["helm.sh/hook-delete-policy"]
+    spec = job["spec"]["template"]["spec"]
+    assert spec["restartPolicy"] == "Never"
+    assert spec["enableServiceLinks"] is False
+    (container,) = spec["containers"]
+    assert container["command"][0] == "fastagentic-gateway"
+    assert gateway_cli.build_parser().parse_args(container["command"][1:]).command == "migrate"
+    gateway = gateway_container(documents)
+    assert container["image"] == gateway["image"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    # The Job migrates the database the gateways use, with the same credentials.
+    job_env, gateway_env = env_entries(container), env_entries(gateway)
+    for name in ("FASTAGENTIC_STORE_URL", "PGPASSWORD"):
+        assert job_env[name] == gateway_env[name]
+    assert settings_from(job_env, FASTAGENTIC_STORE_URL=STORE_URL).store_url == STORE_URL
+    # ... and the gateways then refuse to migrate themselves.
+    assert gateway_env["FASTAGENTIC_MIGRATE_ON_START"]["value"] == "false"
+    assert settings_from(gateway_env, FASTAGENTIC_STORE_URL=STORE_URL).migrate_on_start is False
+    without = helm_template("--set", CLUSTER_VALUES)
+    assert not [d for d in without if d["kind"] == "Job"]
+
+
+def render_notes(tmp_path: Path, *extra: str) -> str:
+    """NOTES.txt as `helm install` would print it (`helm template` skips it): rendered through a copy
+    of the chart that includes it in a ConfigMap."""
+    chart = tmp_path / "chart"
+    shutil.copytree(CHART, chart)
+    notes = (chart / "templates" / "NOTES.txt").read_text()
+    (chart / "templates" / "_notes_test.tpl").write_text('{{- define "test.notes" }}' + notes + "{{- end }}")
+    (chart / "templates" / "notes-test.yaml").write_text(
+        'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\ndata:\n  notes: {{ include "test.notes" . | quote }}\n'
+    )
+    result = run(
+        helm(), "template", "demo", str(chart), "--kube-version", KUBERNETES_VERSIONS[0],
+        "--show-only", "templates/notes-test.yaml", *extra,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return str(yaml.safe_load(result.stdout)["data"]["notes"])
+
+
+def test_helm_notes_describe_the_topology(tmp_path: Path) -> None:
+    single = render_notes(tmp_path / "single")
+    assert "SQLite" in single and "bus.url" in single
+    cluster = render_notes(tmp_path / "cluster", "--set", CLUSTER_VALUES + ",store.migrateJob.enabled=true")
+    assert "any pod's worker" in cluster
+    assert "demo-fastagentic-migrate" in cluster and "FASTAGENTIC_MIGRATE_ON_START=false" in cluster
+    assert "emptyDir" not in cluster
+    values = (CHART / "values.yaml").read_text()
+    assert "until the PostgreSQL store and NATS bus arrive" not in values
+
+
+# ---- compose: two replicas ------------------------------------------------------------------------
+
+INTERPOLATION = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")
+
+
+def interpolate(value: object) -> str:
+    """A compose value with ${NAME:-default} replaced by its default (the environment is not read)."""
+    return INTERPOLATION.sub(lambda m: m.group(2) or "", str(value))
+
+
+def compose_cluster() -> dict[str, Any]:
+    return yaml.safe_load(COMPOSE_CLUSTER.read_text())
+
+
+def gateway_services(services: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        name: s
+        for name, s in services.items()
+        if s.get("command", [])[:2] == ["fastagentic-gateway", "serve"]
+    }
+
+
+def test_compose_cluster_validates_against_the_compose_spec() -> None:
+    result = run(
+        venv_tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(COMPOSE_CLUSTER)
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_compose_cluster_runs_two_gateways_on_one_store_and_bus() -> None:
+    services = compose_cluster()["services"]
+    gateways = gateway_services(services)
+    assert len(gateways) == 2, sorted(gateways)
+    envs = {name: {k: interpolate(v) for k, v in g["environment"].items()} for name, g in gateways.items()}
+    first, second = envs.values()
+    for name in ("FASTAGENTIC_STORE_URL", "FASTAGENTIC_BUS_URL", "FASTAGENTIC_BUS_PREFIX", "PGPASSWORD"):
+        assert first[name] == second[name], f"the replicas must share {name}"
+    assert first["FASTAGENTIC_REPLICA_ID"] != second["FASTAGENTIC_REPLICA_ID"]
+    for name, gateway in gateways.items():
+        env = envs[name]
+        assert set(env) <= KNOWN_ENV | {"PGPASSWORD"}, f"{name} sets variables nothing reads"
+        settings_module_env = {k: v for k, v in env.items() if k in SETTINGS_ENV}
+        from fastagentic_gateway import settings as settings_module
+
+        settings = settings_module.load(environ=settings_module_env)
+        assert settings.store_url.startswith("postgresql://") and settings.bus_url.startswith("nats://")
+        assert settings.grpc_host == "0.0.0.0" and settings.http_host == "0.0.0.0"
+        assert (
+            COMPOSE_CLUSTER.parent / gateway["build"]["context"] / gateway["build"]["dockerfile"]
+        ).resolve() == (DOCKERFILE)
+        assert "/healthz" in " ".join(gateway["healthcheck"]["test"])
+        assert gateway["depends_on"]["postgres"]["condition"] == "service_healthy"
+        assert gateway["depends_on"]["nats"]["condition"] == "service_healthy"
+        assert any(volume.endswith(":/data") for volume in gateway["volumes"])
+    host_ports = [str(p).rsplit(":", 2)[-2] for g in gateways.values() for p in g["ports"]]
+    assert len(host_ports) == len(set(host_ports)), f"host ports collide: {host_ports}"
+    http = {str(p).rsplit(":", 2)[-2] for g in gateways.values() for p in g["ports"] if p.endswith(":8000")}
+    assert len(http) == 2
+
+
+def test_compose_cluster_postgres_and_nats_match_the_urls() -> None:
+    services = compose_cluster()["services"]
+    env = {
+        k: interpolate(v) for k, v in next(iter(gateway_services(services).values()))["environment"].items()
+    }
+    store, bus = urlsplit(env["FASTAGENTIC_STORE_URL"]), urlsplit(env["FASTAGENTIC_BUS_URL"])
+    postgres = services[store.hostname]
+    assert postgres["image"].split(":")[0] == "postgres"
+    pg_env = {k: interpolate(v) for k, v in postgres["environment"].items()}
+    assert store.username == pg_env["POSTGRES_USER"]
+    assert store.path.lstrip("/") == pg_env["POSTGRES_DB"]
+    assert store.password is None, "the password goes in PGPASSWORD, not in the URL"
+    assert env["PGPASSWORD"] == pg_env["POSTGRES_PASSWORD"]
+    assert (store.port or 5432) == 5432
+    assert "pg_isready" in postgres["healthcheck"]["test"]
+    nats = services[bus.hostname]
+    assert nats["image"].split(":")[0] == "nats"
+    assert "-js" in nats["command"], "the bus needs JetStream"
+    assert (bus.port or 4222) == 4222
+    assert "healthz" in " ".join(nats["healthcheck"]["test"])
+
+
+def test_compose_cluster_migrates_before_the_gateways_start() -> None:
+    services = compose_cluster()["services"]
+    (migrate,) = [
+        s for s in services.values() if s.get("command", [])[:2] == ["fastagentic-gateway", "migrate"]
+    ]
+    assert gateway_cli.build_parser().parse_args(migrate["command"][1:]).command == "migrate"
+    assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
+    name = next(n for n, s in services.items() if s is migrate)
+    for gateway in gateway_services(services).values():
+        assert gateway["depends_on"][name]["condition"] == "service_completed_successfully"
+        assert (
+            gateway["environment"]["FASTAGENTIC_STORE_URL"] == migrate["environment"]["FASTAGENTIC_STORE_URL"]
+        )
+        assert gateway["environment"]["PGPASSWORD"] == migrate["environment"]["PGPASSWORD"]
+        assert gateway["environment"]["FASTAGENTIC_MIGRATE_ON_START"] == "false"
+
+
+def test_compose_cluster_has_a_worker_on_each_replica() -> None:
+    services = compose_cluster()["services"]
+    gateways = gateway_services(services)
+    dialled = set()
+    for service in services.values():
+        command = service.get("command", [])
+        if command[:2] != ["fastagentic", "run"]:
+            continue
+        args = sdk_cli.build_parser().parse_args(command[1:])
+        host, _, port = args.gateway.rpartition(":")
+        assert host in gateways and port == str(Settings().grpc_port), args.gateway
+        assert service["depends_on"][host]["condition"] == "service_healthy"
+        assert int(service["stop_grace_period"].rstrip("s")) > args.grace
+        assert service["restart"] == "unless-stopped"
+        assert not service.get("ports"), "workers dial the gateway; they open no ports"
+        assert isinstance(sdk_cli.load_app(args.target), App)
+        dialled.add(host)
+    assert dialled == set(gateways)
+
+
+# ---- plain manifests: the cluster settings, commented out --------------------------------------------
+
+
+def uncommented_cluster_env() -> list[dict[str, Any]]:
+    """The commented FASTAGENTIC_STORE_URL ... entries of deployment.yaml, uncommented."""
+    lines = (DEPLOY / "kubernetes" / "deployment.yaml").read_text().splitlines()
+    start = next(
+        i for i, line in enumerate(lines) if line.strip().startswith("# - name: FASTAGENTIC_STORE_URL")
+    )
+    block = []
+    for line in lines[start:]:
+        if not line.strip().startswith("#"):
+            break
+        block.append(line.replace("# ", "", 1))
+    return yaml.safe_load("\n".join(block))
+
+
+def test_kubernetes_manifest_cluster_settings_match_the_chart() -> None:
+    (deployment,) = load_documents((DEPLOY / "kubernetes" / "deployment.yaml").read_text())
+    (gateway,) = deployment["spec"]["template"]["spec"]["initContainers"]
+    env = env_entries(gateway)
+    assert env["FASTAGENTIC_REPLICA_ID"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    cluster = uncommented_cluster_env()
+    names = [entry["name"] for entry in cluster]
+    assert {"FASTAGENTIC_STORE_URL", "FASTAGENTIC_BUS_URL", "FASTAGENTIC_MIGRATE_ON_START"} <= set(names)
+    assert "secretKeyRef" in cluster[names.index("FASTAGENTIC_STORE_URL")]["valueFrom"]
+    # Uncommented, the entries give a valid Deployment that the gateway's settings accept.
+    gateway["env"] = [*gateway["env"], *cluster]
+    deployment["spec"]["replicas"] = 2
+    assert_valid_kubernetes([deployment], "deploy/kubernetes/deployment.yaml (cluster entries)")
+    settings = settings_from(env_entries(gateway), FASTAGENTIC_STORE_URL=STORE_URL)
+    assert settings.store_url == STORE_URL and settings.bus_url.startswith("nats://")
+    # The chart renders the same names.
+    chart_env = env_entries(gateway_container(helm_template("--set", CLUSTER_VALUES)))
+    assert set(names) <= set(chart_env)
