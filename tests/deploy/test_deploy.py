@@ -725,3 +725,20 @@ def test_kubernetes_manifest_cluster_settings_match_the_chart() -> None:
     # The chart renders the same names.
     chart_env = env_entries(gateway_container(helm_template("--set", CLUSTER_VALUES)))
     assert set(names) <= set(chart_env)
+
+
+def test_deployment_guide_documents_the_cluster_values() -> None:
+    guide = (ROOT / "docs" / "deployment.md").read_text()
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+
+    def leaves(prefix: str, node: object) -> list[str]:
+        if isinstance(node, dict) and node and prefix.count(".") < 1:
+            return [leaf for key, child in node.items() for leaf in leaves(f"{prefix}.{key}", child)]
+        return [prefix]
+
+    documented = [leaf for section in ("store", "bus") for leaf in leaves(section, values[section])]
+    # store.migrateJob's tuning (backoffLimit, resources, ...) is described by its comments in values.yaml.
+    missing = [leaf for leaf in documented if f"`{leaf}" not in guide]
+    assert not missing, f"docs/deployment.md does not mention {missing}"
+    assert "deploy/compose.cluster.yaml" in guide
+    assert "Keep `replicas: 1` for now" not in guide
