@@ -350,6 +350,9 @@ def helm_template(*extra: str) -> list[dict[str, Any]]:
 def test_helm_lint() -> None:
     result = run(helm(), "lint", "--strict", str(CHART))
     assert result.returncode == 0, result.stdout + result.stderr
+    cluster = CLUSTER_VALUES + ",store.migrateJob.enabled=true"
+    result = run(helm(), "lint", "--strict", str(CHART), "--set", cluster)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_helm_template_validates_strictly() -> None:
