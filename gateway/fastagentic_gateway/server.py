@@ -18,7 +18,7 @@ import uvicorn
 from litestar import Litestar, MediaType, Request, Response, asgi, get
 from litestar.exceptions import HTTPException
 
-from .bus import open_bus
+from .bus import CancelNotice, open_bus
 from .errors import GatewayError
 from .fronts.a2a import A2aFront
 from .fronts.mcp import McpFront
@@ -27,7 +27,8 @@ from .fronts.rest import json_response, rest_router
 from .runs.service import RunService
 from .settings import Settings
 from .store import MemoryRunStore, open_store
-from .workers.registry import EndpointRegistry
+from .workers.completion import Completer, Completion, CompletionRequest
+from .workers.registry import EndpointInfo, EndpointRegistry
 from .workers.servicer import WorkerGateway, build_server
 
 log = logging.getLogger("fastagentic.gateway")
@@ -54,22 +55,23 @@ class Gateway:
         self.runs = RunService(settings, self.registry, self.durable, self.ephemeral, self.bus)
         self.workers = WorkerGateway(settings, self.registry, self.runs)
         self.openapi = OpenAPIDocument(self.registry)
-        self.mcp = McpFront(settings, self.registry, self.runs)
+        self.completer = Completer(self.registry, self.bus, settings.mcp_completion_timeout)
+        self.mcp = McpFront(settings, self.registry, self.runs, self.completer)
         self.a2a = A2aFront(settings, self.registry, self.runs)
         self.asgi = self._build_asgi()
 
     async def start(self) -> None:
         await self.durable.start()
-        await self.bus.start(self.runs)
+        await self.bus.start(_Peers(self.runs, self.registry, self.completer))
         if self.bus.clustered:
             # This replica's catalogue goes to its peers whenever its own workers change it.
-            advertised: list[Any] = []
+            advertised: list[Any] = [None]
 
             def advertise() -> None:
-                local = self.registry.local()
-                if local != advertised:
-                    advertised[:] = local
-                    self.bus.advertise(local)
+                local = (self.registry.local(), self.registry.local_completions())
+                if local != advertised[0]:
+                    advertised[0] = local
+                    self.bus.advertise(*local)
 
             self.registry.on_change(advertise)
         await self.runs.start()
@@ -247,6 +249,26 @@ class Gateway:
         with contextlib.suppress(asyncio.CancelledError):
             await http_task
         waiter.cancel()
+
+
+class _Peers:
+    """What other replicas ask of this one, through the bus."""
+
+    def __init__(self, runs: RunService, registry: EndpointRegistry, completer: Completer) -> None:
+        self.runs = runs
+        self.registry = registry
+        self.completer = completer
+
+    def on_cancel(self, notice: CancelNotice) -> bool:
+        return self.runs.on_cancel(notice)
+
+    def on_catalogue(
+        self, replica: str, endpoints: list[EndpointInfo], completions: dict[str, list[str]]
+    ) -> None:
+        self.registry.set_remote(replica, endpoints, completions)
+
+    async def on_complete(self, request: CompletionRequest) -> Completion | None:
+        return await self.completer.complete_here(request)
 
 
 class StartupError(Exception):

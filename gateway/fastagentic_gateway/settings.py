@@ -57,7 +57,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     replica_id: Annotated[
         str,
         _doc(
-            "This replica's name in the cluster, unique among replicas. Empty: host name, process id and a random suffix."
+            "This replica's name in the cluster, unique among replicas (letters, digits, `_`, `.`, `-`). "
+            "Empty: host name, process id and a random suffix.",
+            pattern=r"^[A-Za-z0-9_.-]{0,128}$",
         ),
     ] = ""
     migrate_on_start: Annotated[

@@ -17,10 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import mcp_types as types
 import msgspec
 import pytest
 
 from tests.conftest import Cluster, Gateway, wait_until
+from tests.e2e.mcp_support import MODES
+from tests.e2e.mcp_support import WORKER as MCP_WORKER
+from tests.e2e.mcp_support import client as mcp_client
 from tests.e2e.test_postgres_gateway import finished
 from tests.e2e.test_resilience import run_status
 from tests.e2e.test_rest import assert_gap_free, sse_events
@@ -266,3 +270,20 @@ def test_a_replica_killed_with_runs_in_flight_they_finish_through_the_other(
         assert_gap_free(follower.events)
         assert sse_events(httpx.get(f"{b.url}/v1/runs/{run_id}/events", timeout=10)) == follower.events
         assert b.url in follower.served_by
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_completion_is_answered_by_a_worker_on_another_replica(
+    shared: dict[str, str], cluster: Cluster, mode: str
+) -> None:
+    a, b = replicas(cluster, shared, 2)
+    cluster.start_worker(MCP_WORKER, gateway=b)
+    wait_until(lambda: lists(a, "trip"), what="A to learn B's endpoints")
+    trip = types.PromptReference(type="ref/prompt", name="trip")
+    async with mcp_client(a, mode) as mcp:
+        cities = await mcp.complete(trip, {"name": "city", "value": "p"})
+        districts = await mcp.complete(trip, {"name": "district", "value": "M"}, {"city": "Paris"})
+        fallback = await mcp.complete(trip, {"name": "mood", "value": "b"})  # B's completer raises
+    assert cities.completion.values == ["Paris", "Porto", "Prague"]
+    assert districts.completion.values == ["Marais", "Montmartre"]
+    assert fallback.completion.values == ["busy"]

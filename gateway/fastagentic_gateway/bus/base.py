@@ -3,7 +3,8 @@
 - A run's new events, from the replica that stored them to every replica with a follower of the run.
 - Dispatch notices: a queued run that no worker of this replica can take now, for a replica that can.
 - Cancel notices, for the replica whose worker holds the run.
-- Catalogues: which endpoints each replica's workers serve.
+- Catalogues: which endpoints each replica's workers serve (and which arguments they complete), and
+  completion requests for a replica whose workers complete an argument.
 
 One node uses ``InProcessBus`` (no peers: only the first item means anything); replicas share NATS
 JetStream through ``NatsBus``. The run store stays the source of truth: a subscriber that falls behind or
@@ -19,6 +20,7 @@ from typing import Protocol
 import msgspec
 
 from ..runs.model import Event
+from ..workers.completion import Completion, CompletionRequest
 from ..workers.registry import EndpointInfo
 
 
@@ -59,7 +61,12 @@ class Peers(Protocol):
     def on_cancel(self, notice: CancelNotice) -> bool:
         """Stop the run if its worker is connected here; True when it was."""
 
-    def on_catalogue(self, replica: str, endpoints: list[EndpointInfo]) -> None: ...
+    def on_catalogue(
+        self, replica: str, endpoints: list[EndpointInfo], completions: dict[str, list[str]]
+    ) -> None: ...
+
+    async def on_complete(self, request: CompletionRequest) -> Completion | None:
+        """Complete an argument with a worker of this replica, for another replica."""
 
 
 class Bus(Protocol):
@@ -88,5 +95,8 @@ class Bus(Protocol):
     def cancel(self, notice: CancelNotice) -> None:
         """Tell every replica to cancel the run held by ``notice.worker_id``."""
 
-    def advertise(self, endpoints: list[EndpointInfo]) -> None:
-        """This replica's catalogue changed (or is due to be repeated)."""
+    def advertise(self, endpoints: list[EndpointInfo], completions: dict[str, list[str]]) -> None:
+        """This replica's catalogue (and the arguments its workers complete) changed, or is due again."""
+
+    async def complete(self, replica: str, request: CompletionRequest, wait: float) -> Completion | None:
+        """Ask ``replica`` to complete an argument; None when it cannot answer within ``wait`` seconds."""

@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 
 from ..runs.model import Event
+from ..workers.completion import Completion, CompletionRequest
 from ..workers.registry import EndpointInfo
 from .base import CancelNotice, Peers, Ticket
 
@@ -101,7 +102,10 @@ class InProcessBus:
     def cancel(self, notice: CancelNotice) -> None:
         return None
 
-    def advertise(self, endpoints: list[EndpointInfo]) -> None:
+    def advertise(self, endpoints: list[EndpointInfo], completions: dict[str, list[str]]) -> None:
+        return None
+
+    async def complete(self, replica: str, request: CompletionRequest, wait: float) -> Completion | None:
         return None
 
     def _unsubscribe(self, subscription: InProcessSubscription) -> None:

@@ -11,6 +11,8 @@ Subjects, under a configurable prefix ``P`` (so several deployments, or test run
   already taken), so a replica dying mid-claim leaves it for another. ``Nats-Msg-Id`` (run id and
   attempt) drops repeated announcements within the stream's duplicate window.
 - ``P.cancel`` (core): the run to cancel and the worker holding it; the replica with that worker tells it.
+- ``P.complete.<replica>`` (core request/reply): complete an argument with one of that replica's
+  workers, for a replica with none that complete it.
 - ``P.catalogue`` and ``P.catalogue.hello`` (core): each replica's catalogue, repeated every
   ``heartbeat_interval`` and on every change; a starting replica says hello so the others repeat theirs
   at once. A replica not heard from for ``lease_ttl`` is taken out of the catalogue.
@@ -38,6 +40,7 @@ from nats.aio.subscription import Subscription as NatsSubscription
 from nats.js import api
 
 from ..runs.model import Event
+from ..workers.completion import Completion, CompletionRequest
 from ..workers.registry import EndpointInfo
 from .base import BusUnavailable, CancelNotice, Peers, Subscription, Ticket
 from .inprocess import InProcessBus
@@ -58,12 +61,15 @@ class _Advert(msgspec.Struct, array_like=True):
     replica: str
     endpoints: list[EndpointInfo]
     leaving: bool = False
+    completions: dict[str, list[str]] = {}  # endpoint -> arguments its workers complete
 
 
 _encode = msgspec.msgpack.encode
 _decode_events = msgspec.msgpack.Decoder(_EventsMessage).decode
 _decode_advert = msgspec.msgpack.Decoder(_Advert).decode
 _decode_cancel = msgspec.msgpack.Decoder(CancelNotice).decode
+_decode_completion_request = msgspec.msgpack.Decoder(CompletionRequest).decode
+_decode_completion = msgspec.msgpack.Decoder(Completion).decode
 
 
 def _token(endpoint: str) -> str:
@@ -109,6 +115,7 @@ class NatsBus:
         self._outbox: deque[tuple[str, bytes]] = deque()
         self._wake = asyncio.Event()
         self._catalogue: list[EndpointInfo] = []
+        self._completions: dict[str, list[str]] = {}
         self._peers_seen: dict[str, float] = {}
         self._peers: Peers | None = None
         self._nc: Client | None = None
@@ -155,6 +162,7 @@ class NatsBus:
         await nc.subscribe(f"{self.prefix}.cancel", cb=self._on_cancel)
         await nc.subscribe(f"{self.prefix}.catalogue", cb=self._on_advert)
         await nc.subscribe(f"{self.prefix}.catalogue.hello", cb=self._on_hello)
+        await nc.subscribe(f"{self.prefix}.complete.{self.replica}", cb=self._on_complete)
         await nc.flush()
         await nc.publish(f"{self.prefix}.catalogue.hello", self.replica.encode())
         self._tasks = [
@@ -193,7 +201,7 @@ class NatsBus:
     async def _on_reconnected(self) -> None:
         log.info("NATS connection back")
         self._wake.set()
-        self.advertise(self._catalogue)
+        self.advertise(self._catalogue, self._completions)
 
     # ------------------------------------------------------------------ run events
 
@@ -327,14 +335,38 @@ class NatsBus:
         if self._peers is not None:
             self._peers.on_cancel(notice)
 
-    def advertise(self, endpoints: list[EndpointInfo]) -> None:
-        self._catalogue = endpoints
-        self._outbox.append((f"{self.prefix}.catalogue", _encode(_Advert(self.replica, endpoints))))
+    async def complete(self, replica: str, request: CompletionRequest, wait: float) -> Completion | None:
+        nc = self._nc
+        if nc is None or not nc.is_connected:
+            return None
+        try:
+            reply = await nc.request(f"{self.prefix}.complete.{replica}", _encode(request), timeout=wait)
+            return _decode_completion(reply.data) if reply.data else None
+        except Exception as exc:  # no responder, timeout, connection lost, a bad answer: nobody answered
+            log.warning("completion request to replica %s: %s", replica, exc or type(exc).__name__)
+            return None
+
+    async def _on_complete(self, msg: Msg) -> None:
+        answer: Completion | None = None
+        try:
+            request = _decode_completion_request(msg.data)
+        except msgspec.DecodeError:
+            log.warning("dropped an undecodable completion request")
+        else:
+            if self._peers is not None:
+                answer = await self._peers.on_complete(request)
+        with contextlib.suppress(Exception):
+            await msg.respond(_encode(answer) if answer is not None else b"")
+
+    def advertise(self, endpoints: list[EndpointInfo], completions: dict[str, list[str]]) -> None:
+        self._catalogue, self._completions = endpoints, completions
+        advert = _Advert(self.replica, endpoints, completions=completions)
+        self._outbox.append((f"{self.prefix}.catalogue", _encode(advert)))
         self._wake.set()
 
     async def _on_hello(self, msg: Msg) -> None:
         if msg.data.decode(errors="replace") != self.replica:
-            self.advertise(self._catalogue)
+            self.advertise(self._catalogue, self._completions)
 
     async def _on_advert(self, msg: Msg) -> None:
         try:
@@ -348,12 +380,12 @@ class NatsBus:
             self._peers_seen.pop(advert.replica, None)
         else:
             self._peers_seen[advert.replica] = time.monotonic()
-        self._peers.on_catalogue(advert.replica, advert.endpoints)
+        self._peers.on_catalogue(advert.replica, advert.endpoints, advert.completions)
 
     async def _advertise_forever(self) -> None:
         while True:
             await asyncio.sleep(self._advertise_every)
-            self.advertise(self._catalogue)
+            self.advertise(self._catalogue, self._completions)
             cutoff = time.monotonic() - self._forget_after
             for replica, seen in list(self._peers_seen.items()):
                 if seen < cutoff and self._peers is not None:
@@ -363,7 +395,7 @@ class NatsBus:
                         self._forget_after,
                     )
                     del self._peers_seen[replica]
-                    self._peers.on_catalogue(replica, [])
+                    self._peers.on_catalogue(replica, [], {})
 
 
 def _unsubscribe(pending: asyncio.Future[NatsSubscription | None]) -> None:

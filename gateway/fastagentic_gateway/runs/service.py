@@ -32,7 +32,7 @@ from ..errors import Conflict, NotFound, StoreUnavailable, Unavailable
 from ..settings import Settings
 from ..store.base import RunStore
 from ..workers.connection import ProtocolViolation, WorkerConnection
-from ..workers.registry import EndpointInfo, EndpointRegistry
+from ..workers.registry import EndpointRegistry
 from .model import (
     ACTIVE,
     TERMINAL,
@@ -281,9 +281,6 @@ class RunService:
         )
         self._pump(worker)
         return True
-
-    def on_catalogue(self, replica: str, endpoints: list[EndpointInfo]) -> None:
-        self.registry.set_remote(replica, endpoints)
 
     # ------------------------------------------------------------------ dispatch
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -66,7 +66,15 @@ class EndpointInfo(msgspec.Struct, frozen=True, kw_only=True):
 class Endpoint:
     """A registered endpoint, with what the gateway needs to serve it fast."""
 
-    __slots__ = ("_uri_pattern", "fingerprint", "info", "remote", "validator", "workers")
+    __slots__ = (
+        "_uri_pattern",
+        "fingerprint",
+        "info",
+        "remote",
+        "remote_completions",
+        "validator",
+        "workers",
+    )
 
     def __init__(self, info: EndpointInfo, fingerprint: bytes | None = None) -> None:
         self.info = info
@@ -74,6 +82,7 @@ class Endpoint:
         self.validator = InputValidator(info.input_schema)
         self.workers: list[WorkerConnection] = []  # connected to this replica
         self.remote: set[str] = set()  # ids of other replicas with workers serving it
+        self.remote_completions: dict[str, frozenset[str]] = {}  # replica -> arguments its workers complete
         self._uri_pattern = _template_regex(info.uri_template) if info.uri_template else None
 
     @property
@@ -197,6 +206,15 @@ class EndpointRegistry:
         """What this replica's workers serve (the catalogue it advertises to its peers)."""
         return [endpoint.info for endpoint in self._endpoints.values() if endpoint.workers]
 
+    def local_completions(self) -> dict[str, list[str]]:
+        """Endpoint name -> the arguments some worker of this replica completes."""
+        completions: dict[str, list[str]] = {}
+        for endpoint in self._endpoints.values():
+            arguments = {a for worker in endpoint.workers for a in worker.completions.get(endpoint.name, ())}
+            if arguments:
+                completions[endpoint.name] = sorted(arguments)
+        return completions
+
     def resource_for(self, uri: str) -> tuple[Endpoint, dict[str, str]] | None:
         for endpoint in self._endpoints.values():
             if endpoint.info.kind is EndpointKind.RESOURCE:
@@ -240,15 +258,20 @@ class EndpointRegistry:
                 endpoint.workers.remove(worker)
         self._changed()
 
-    def set_remote(self, replica: str, infos: list[EndpointInfo]) -> None:
-        """Replace what ``replica`` serves with ``infos`` ([] when it left). An endpoint described
-        differently from the one served here is ignored (with a log line) rather than mixed in."""
+    def set_remote(
+        self, replica: str, infos: list[EndpointInfo], completions: Mapping[str, Sequence[str]] | None = None
+    ) -> None:
+        """Replace what ``replica`` serves with ``infos`` ([] when it left) and the arguments its workers
+        complete. An endpoint described differently from the one served here is ignored (with a log
+        line) rather than mixed in."""
         changed = False
         wanted = {info.name: info for info in infos}
+        completions = completions or {}
         for endpoint in self._endpoints.values():
             if replica in endpoint.remote and endpoint.name not in wanted:
                 endpoint.remote.discard(replica)
                 changed = True
+            endpoint.remote_completions.pop(replica, None)
         for name, info in wanted.items():
             existing = self._endpoints.get(name)
             fingerprint = fingerprint_of(info)
@@ -271,6 +294,8 @@ class EndpointRegistry:
             if replica not in existing.remote:
                 existing.remote.add(replica)
                 changed = True
+            if completions.get(name):
+                existing.remote_completions[replica] = frozenset(completions[name])
         if changed:
             self._changed()
 

@@ -13,7 +13,6 @@ it to the ``RunService``, render the outcome. Nothing here validates input, disp
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -25,7 +24,6 @@ from mcp_types import INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, SERVER_I
 from mcp_types.methods import CacheableMethod
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from fastagentic.v1 import worker_pb2 as pb
 from mcp.server.caching import CacheHint
 from mcp.server.connection import allowed_log_levels
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
@@ -47,6 +45,7 @@ from ...errors import GatewayError, InvalidInput, NoWorker
 from ...runs.model import ANONYMOUS, Caller, EndpointKind, RunStatus
 from ...runs.service import RunService
 from ...settings import Settings
+from ...workers.completion import Completer
 from ...workers.connection import MAX_COMPLETION_VALUES
 from ...workers.registry import Endpoint, EndpointRegistry
 from .asgi import LOOPBACK_HOSTS, LOOPBACK_ORIGINS, McpAsgi, Patterns, is_loopback
@@ -131,10 +130,13 @@ class _GatewayServer(Server[Any]):
 
 
 class McpFront:
-    def __init__(self, settings: Settings, registry: EndpointRegistry, runs: RunService) -> None:
+    def __init__(
+        self, settings: Settings, registry: EndpointRegistry, runs: RunService, completer: Completer
+    ) -> None:
         self.settings = settings
         self.registry = registry
         self.runs = runs
+        self.completer = completer
         self.catalogue = Catalogue(registry)
         self.events = SessionEvents(limit=settings.mcp_resume_events)
         self.sessions = LegacySessions(on_leave=self.events.forget)
@@ -169,7 +171,6 @@ class McpFront:
             Patterns(hosts) if hosts else None,
         )
         self._served = self.catalogue.served()
-        self._turns = itertools.count()  # spreads completion requests over the workers that complete
         self._announcements: set[asyncio.Task[None]] = set()
         registry.on_change(self._registry_changed)
 
@@ -388,7 +389,7 @@ class McpFront:
             return _completion([])
         argument = params.argument
         arguments = params.context.arguments if params.context is not None else None
-        answer = await self._ask_worker(endpoint, argument.name, argument.value, arguments or {})
+        answer = await self.completer.complete(endpoint, argument.name, argument.value, arguments or {})
         if answer is not None:
             return _completion(list(answer.values), answer.total, answer.has_more)
         values: list[str] = []
@@ -397,41 +398,6 @@ class McpFront:
             prefix = argument.value.lower()
             values = [v for v in _choices(prop, endpoint.info.input_schema) if v.lower().startswith(prefix)]
         return _completion(values)
-
-    async def _ask_worker(
-        self, endpoint: Endpoint, argument: str, value: str, arguments: Mapping[str, str]
-    ) -> pb.Completion | None:
-        """The completion of a worker that declared a completer for ``argument``; None when none did, or
-        it failed or did not answer in time (the caller falls back to the schema's values)."""
-        workers = [w for w in endpoint.workers if w.completes(endpoint.name, argument)]
-        if not workers:
-            return None
-        worker = workers[next(self._turns) % len(workers)]
-        properties = endpoint.info.input_schema.get("properties", {})
-        others = {k: v for k, v in arguments.items() if k != argument and k in properties}
-        try:
-            answer = await worker.complete(
-                endpoint.name, argument, value, others, self.settings.mcp_completion_timeout
-            )
-        except (TimeoutError, ConnectionError) as exc:
-            log.warning(
-                "completion of %s.%s by worker %s: %s",
-                endpoint.name,
-                argument,
-                worker.worker_id,
-                "no answer in time" if isinstance(exc, TimeoutError) else exc,
-            )
-            return None
-        if answer.error:
-            log.warning(
-                "completion of %s.%s failed on worker %s: %s",
-                endpoint.name,
-                argument,
-                worker.worker_id,
-                answer.error[:300],
-            )
-            return None
-        return answer
 
     # ------------------------------------------------------------------ list changes
 
