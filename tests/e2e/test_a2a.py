@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,15 +54,9 @@ from tests.e2e.a2a_support import (
 COMPLETED = TaskState.TASK_STATE_COMPLETED
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    cluster = Cluster(Path(tmp_path_factory.mktemp("a2a")))
-    try:
-        gateway = cluster.start_gateway()
-        cluster.start_worker(WORKER)
-        yield gateway
-    finally:
-        cluster.close()
+@pytest.fixture
+def served(served_a2a: Gateway) -> Gateway:
+    return served_a2a
 
 
 # ------------------------------------------------------------------------------------------ cards

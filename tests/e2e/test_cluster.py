@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,15 +20,13 @@ import msgspec
 import pytest
 
 from tests.conftest import Cluster, Gateway, wait_until
+from tests.e2e.follow import Follower, run_status
 from tests.e2e.mcp_support import MODES
 from tests.e2e.mcp_support import WORKER as MCP_WORKER
 from tests.e2e.mcp_support import client as mcp_client
 from tests.e2e.test_postgres_gateway import finished
-from tests.e2e.test_resilience import run_status
 from tests.e2e.test_rest import assert_gap_free, sse_events
 from tests.services import postgres_database, require_nats
-
-TERMINAL_KINDS = {"run.completed", "run.failed", "run.cancelled"}
 
 
 async def _delete_stream(url: str, name: str) -> None:
@@ -64,44 +60,6 @@ def replicas(cluster: Cluster, shared: dict[str, str], count: int, **settings: s
 
 def lists(gateway: Gateway, name: str) -> bool:
     return name in gateway.endpoints()
-
-
-class Follower(threading.Thread):
-    """Follows a run's events over SSE, moving to the next replica (with Last-Event-ID) when one fails."""
-
-    def __init__(self, gateways: list[Gateway], run_id: str) -> None:
-        super().__init__(daemon=True)
-        self.gateways = gateways
-        self.run_id = run_id
-        self.events: list[dict[str, Any]] = []
-        self.served_by: list[str] = []
-
-    def run(self) -> None:
-        turn = 0
-        while not self.events or self.events[-1]["kind"] not in TERMINAL_KINDS:
-            gateway = self.gateways[turn % len(self.gateways)]
-            last = str(self.events[-1]["seq"]) if self.events else "0"
-            try:
-                with httpx.stream(
-                    "GET",
-                    f"{gateway.url}/v1/runs/{self.run_id}/events",
-                    headers={"Last-Event-ID": last},
-                    timeout=httpx.Timeout(10, read=30),
-                ) as response:
-                    self.served_by.append(gateway.url)
-                    buffer = ""
-                    for chunk in response.iter_text():
-                        buffer += chunk
-                        *frames, buffer = buffer.split("\n\n")
-                        for frame in frames:
-                            data = [line[6:] for line in frame.splitlines() if line.startswith("data: ")]
-                            if data:
-                                self.events.append(msgspec.json.decode(data[0]))
-                    if response.status_code != 200:
-                        time.sleep(0.2)  # 503 while a service is down: ask again shortly
-            except httpx.HTTPError:
-                turn += 1  # that replica is gone: the next one has the same log
-                time.sleep(0.1)
 
 
 def test_a_run_accepted_by_one_replica_runs_on_a_worker_of_another(

@@ -12,7 +12,8 @@ import time
 import httpx
 
 from tests.conftest import Cluster, Gateway, wait_until
-from tests.e2e.test_cluster import Follower, lists, replicas, shared  # noqa: F401 (shared is a fixture)
+from tests.e2e.follow import Follower
+from tests.e2e.test_cluster import lists, replicas, shared  # noqa: F401 (shared is a fixture)
 from tests.e2e.test_postgres_gateway import finished, pg_url  # noqa: F401 (pg_url is a fixture)
 from tests.e2e.test_rest import assert_gap_free, sse_events
 from tests.services import nats_outage, postgres_outage

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from tests.conftest import Cluster, Gateway, wait_until
-from tests.e2e.test_resilience import run_status
+from tests.e2e.follow import run_status
 from tests.e2e.test_rest import assert_gap_free, sse_events
 from tests.services import database_exists, postgres_database
 

@@ -4,60 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import threading
 from typing import Any
 
 import grpc
 import grpc.aio
 import httpx
-import msgspec
 
 from fastagentic.v1 import worker_pb2 as pb
 from fastagentic.v1 import worker_pb2_grpc as pb_grpc
 from tests.conftest import Cluster, Gateway, wait_until
+from tests.e2e.follow import Follower, run_status
 from tests.e2e.test_rest import assert_gap_free, sse_events
-
-
-class Follower(threading.Thread):
-    """A client following a run's events over SSE from the start, reconnecting with Last-Event-ID."""
-
-    def __init__(self, gateway: Gateway, run_id: str) -> None:
-        super().__init__(daemon=True)
-        self.gateway = gateway
-        self.run_id = run_id
-        self.events: list[dict[str, Any]] = []
-
-    def run(self) -> None:
-        while not self.events or self.events[-1]["kind"] not in {
-            "run.completed",
-            "run.failed",
-            "run.cancelled",
-        }:
-            last = str(self.events[-1]["seq"]) if self.events else "0"
-            try:
-                with httpx.stream(
-                    "GET",
-                    f"{self.gateway.url}/v1/runs/{self.run_id}/events",
-                    headers={"Last-Event-ID": last},
-                    timeout=60,
-                ) as response:
-                    buffer = ""
-                    for chunk in response.iter_text():
-                        buffer += chunk
-                        *frames, buffer = buffer.split("\n\n")
-                        for frame in frames:
-                            data = [line[6:] for line in frame.splitlines() if line.startswith("data: ")]
-                            if data:
-                                self.events.append(msgspec.json.decode(data[0]))
-            except httpx.HTTPError:
-                pass  # the gateway restarted: reconnect with Last-Event-ID
-
-
-def run_status(gateway: Gateway, run_id: str) -> dict[str, Any]:
-    try:
-        return httpx.get(f"{gateway.url}/v1/runs/{run_id}", timeout=2).json()
-    except httpx.HTTPError:
-        return {}
 
 
 def test_worker_killed_mid_run_resumes_on_another_worker_from_its_checkpoint(cluster: Cluster) -> None:
@@ -65,7 +22,7 @@ def test_worker_killed_mid_run_resumes_on_another_worker_from_its_checkpoint(clu
     first = cluster.start_worker()
     with gateway.client() as client:
         run_id = client.post("/v1/agents/steps/runs", json={"steps": 8, "delay": 0.15}).json()["run_id"]
-        follower = Follower(gateway, run_id)
+        follower = Follower([gateway], run_id)
         follower.start()
         wait_until(lambda: run_status(gateway, run_id).get("last_seq", 0) >= 7, what="3 checkpoints")
         first.kill()
@@ -109,7 +66,7 @@ def test_gateway_restart_loses_no_accepted_durable_run(cluster: Cluster) -> None
     cluster.start_worker()
     with gateway.client() as client:
         run_id = client.post("/v1/agents/steps/runs", json={"steps": 10, "delay": 0.2}).json()["run_id"]
-        follower = Follower(gateway, run_id)
+        follower = Follower([gateway], run_id)
         follower.start()
         wait_until(lambda: run_status(gateway, run_id).get("last_seq", 0) >= 4, what="progress")
     gateway.kill()
