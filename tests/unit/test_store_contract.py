@@ -40,6 +40,7 @@ from fastagentic_gateway.store import (
     open_store,
 )
 from fastagentic_gateway.store import postgres as pg
+from fastagentic_gateway.store import sqlite as sqlite_store
 from tests.services import postgres_database
 
 ALL_STATUSES = frozenset(RunStatus)
@@ -151,6 +152,8 @@ async def test_create_then_get_returns_every_field(store: RunStore) -> None:
         updated_at=1700000050.75,
         started_at=1700000010.0,
         finished_at=None,
+        replay_of="run_origin",
+        replay_checkpoint=7,
     )
 
     stored, created = await store.create(run)
@@ -597,6 +600,41 @@ async def test_checkpoint_event_in_a_transition_stores_a_checkpoint_of_the_old_a
     assert (saved.id, saved.seq, saved.attempt, saved.state) == (1, 2, 1, b"resume-here")
 
 
+async def test_checkpoint_by_id(store: RunStore) -> None:
+    run = await create_running(store)
+    other = await create_running(store)
+    await store.append_events(
+        run.id,
+        1,
+        1,
+        [NewEvent(kind="checkpoint", checkpoint=b"s1"), NewEvent(kind="checkpoint", checkpoint=b"s2")],
+    )
+    await store.append_events(other.id, 1, 1, [NewEvent(kind="checkpoint", checkpoint=b"o1")])
+
+    second = await store.checkpoint(run.id, 2)
+    assert second is not None and (second.id, second.seq, second.state) == (2, 2, b"s2")
+    first = await store.checkpoint(run.id, 1)
+    assert first is not None and first.state == b"s1"
+    assert await store.checkpoint(run.id, 3) is None
+    assert await store.checkpoint(run.id, 0) is None
+    assert await store.checkpoint("run_missing", 1) is None
+
+
+async def test_replay_fields_survive_transitions(store: RunStore) -> None:
+    run = await create_running(store, replay_of="run_origin", replay_checkpoint=2)
+
+    result = await store.transition(
+        run.id, expect=RUNNING, attempt=1, update=RunUpdate(status=RunStatus.SUCCEEDED, output=b"1")
+    )
+
+    assert result is not None
+    stored = await store.get(run.id)
+    assert stored is not None and (stored.replay_of, stored.replay_checkpoint) == ("run_origin", 2)
+    assert result[0] == stored
+    listed = await store.list(RunQuery(tenant="acme"))
+    assert [(r.replay_of, r.replay_checkpoint) for r in listed] == [("run_origin", 2)]
+
+
 async def test_duplicate_checkpoint_events_are_not_stored_twice(store: RunStore) -> None:
     run = await create_running(store)
     batch = [NewEvent(kind="checkpoint", checkpoint=b"s1")]
@@ -633,6 +671,22 @@ async def test_expired_returns_running_runs_with_lease_before_now_oldest_first(s
     assert [run.id for run in await store.expired(now=300.0)] == [earlier.id, later.id]
     assert [run.id for run in await store.expired(now=300.0, limit=1)] == [earlier.id]
     assert await store.expired(now=100.0) == []
+
+
+async def test_overdue_returns_active_runs_past_their_deadline_earliest_first(store: RunStore) -> None:
+    queued, _ = await store.create(make_run(deadline_at=200.0))
+    running = await create_running(store, deadline_at=100.0)
+    waiting = await create_running(store, deadline_at=150.0)
+    await store.transition(
+        waiting.id, expect=RUNNING, attempt=1, update=RunUpdate(status=RunStatus.WAITING_INPUT)
+    )
+    await create_finished(store, finished_at=10.0, deadline_at=50.0)  # finished: never overdue
+    await create_running(store, deadline_at=400.0)  # not yet
+    await create_running(store)  # no deadline
+
+    assert [run.id for run in await store.overdue(now=300.0)] == [running.id, waiting.id, queued.id]
+    assert [run.id for run in await store.overdue(now=300.0, limit=2)] == [running.id, waiting.id]
+    assert await store.overdue(now=100.0) == []
 
 
 async def test_queued_returns_queued_runs_oldest_first(store: RunStore) -> None:
@@ -754,9 +808,68 @@ async def test_sqlite_schema_is_versioned_and_uses_wal(tmp_path: Path) -> None:
     await store.close()
 
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     conn.close()
+
+
+async def test_sqlite_file_of_schema_version_1_is_migrated_keeping_its_runs(tmp_path: Path) -> None:
+    path = tmp_path / "runs.sqlite3"
+    conn = sqlite3.connect(path)
+    for statement in sqlite_store._MIGRATIONS[0]:
+        conn.execute(statement)
+    conn.execute(
+        "INSERT INTO runs (id, endpoint, kind, durable, principal, tenant, input, status, attempt, "
+        "max_attempts, last_seq, created_at, updated_at, deadline_at) "
+        "VALUES ('run_old', 'echo', 'agent', 1, 'alice', 'acme', x'7b7d', 'queued', 1, 3, 0, 1.0, 1.0, 5.0)"
+    )
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+
+    store = SQLiteRunStore(str(path))
+    await store.start()
+    try:
+        old = await store.get("run_old")
+        assert old is not None and (old.replay_of, old.replay_checkpoint, old.deadline_at) == (
+            None,
+            None,
+            5.0,
+        )
+        assert [run.id for run in await store.overdue(now=10.0)] == ["run_old"]
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    conn.close()
+
+
+async def test_postgres_database_of_schema_version_1_is_migrated_keeping_its_runs(pg_url: str) -> None:
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(pg.migrations()[0].sql.encode())
+        conn.execute(
+            "CREATE TABLE fastagentic_schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ)"
+        )
+        conn.execute("INSERT INTO fastagentic_schema_migrations VALUES (1, now())")
+        conn.execute(
+            "INSERT INTO fastagentic_runs (id, endpoint, kind, durable, principal, tenant, input, status, "
+            "attempt, max_attempts, last_seq, created_at, updated_at, deadline_at) "
+            "VALUES ('run_old', 'echo', 'agent', true, 'alice', 'acme', '{}', 'queued', 1, 3, 0, 1.0, 1.0, 5.0)"
+        )
+
+    store = PostgresRunStore(pg_url)
+    await store.start()
+    try:
+        assert [m.name for m in store.applied] == ["0002_replay_and_deadlines"]
+        old = await store.get("run_old")
+        assert old is not None and (old.replay_of, old.replay_checkpoint, old.deadline_at) == (
+            None,
+            None,
+            5.0,
+        )
+        assert [run.id for run in await store.overdue(now=10.0)] == ["run_old"]
+    finally:
+        await store.close()
 
 
 async def test_sqlite_refuses_a_newer_schema(tmp_path: Path) -> None:
@@ -857,9 +970,9 @@ async def test_postgres_migrations_are_versioned_and_idempotent(pg_url: str) -> 
     first = await store.migrate()
     second = await store.migrate()
 
-    assert [(m.version, m.name) for m in first] == [(1, "0001_initial")]
+    assert [(m.version, m.name) for m in first] == [(1, "0001_initial"), (2, "0002_replay_and_deadlines")]
     assert second == []
-    assert applied_versions(pg_url) == [1]
+    assert applied_versions(pg_url) == [1, 2]
     assert tables(pg_url) == {
         "fastagentic_schema_migrations",
         "fastagentic_runs",
@@ -875,9 +988,9 @@ async def test_postgres_start_migrates_once_and_records_what_it_applied(pg_url: 
     await second.start()
     await second.close()
 
-    assert [m.name for m in first.applied] == ["0001_initial"]
+    assert [m.name for m in first.applied] == ["0001_initial", "0002_replay_and_deadlines"]
     assert second.applied == []
-    assert applied_versions(pg_url) == [1]
+    assert applied_versions(pg_url) == [1, 2]
 
 
 async def test_postgres_refuses_a_newer_schema(pg_url: str) -> None:
@@ -887,20 +1000,20 @@ async def test_postgres_refuses_a_newer_schema(pg_url: str) -> None:
 
     for migrate in (True, False):
         store = PostgresRunStore(pg_url, migrate=migrate)
-        with pytest.raises(pg.SchemaError, match=r"schema version 99; this gateway knows versions up to 1"):
+        with pytest.raises(pg.SchemaError, match=r"schema version 99; this gateway knows versions up to 2"):
             await store.start()
         with pytest.raises(RuntimeError, match="not started"):
             await store.get("run_x")
     with pytest.raises(pg.SchemaError, match="schema version 99"):
         await PostgresRunStore(pg_url).migrate()
-    assert applied_versions(pg_url) == [1, 99]
+    assert applied_versions(pg_url) == [1, 2, 99]
 
 
 async def test_postgres_without_migrate_on_start_refuses_an_old_schema_until_migrated(pg_url: str) -> None:
     store = PostgresRunStore(pg_url, migrate=False)
 
     with pytest.raises(
-        pg.SchemaError, match=r"schema version 0; .* needs version 1.*fastagentic-gateway migrate"
+        pg.SchemaError, match=r"schema version 0; .* needs version 2.*fastagentic-gateway migrate"
     ):
         await store.start()
     assert "fastagentic_runs" not in tables(pg_url)
@@ -934,8 +1047,8 @@ async def test_postgres_replicas_starting_together_on_an_empty_database_all_star
 
     await asyncio.gather(*(store.start() for store in stores))
     try:
-        assert sorted(len(store.applied) for store in stores) == [0, 0, 0, 1]
-        assert applied_versions(pg_url) == [1]
+        assert sorted(len(store.applied) for store in stores) == [0, 0, 0, 2]
+        assert applied_versions(pg_url) == [1, 2]
         run, _ = await stores[0].create(make_run())
         assert await stores[3].get(run.id) == run
     finally:
@@ -1064,10 +1177,10 @@ def test_migrate_command_on_postgresql_applies_then_has_nothing_to_apply(
     assert cli.main(argv) == 0
     second = capsys.readouterr().out
 
-    assert first.splitlines()[0] == "applied 0001_initial"
-    assert "schema now at version 1" in first
-    assert "schema already at version 1; nothing to apply" in second
-    assert applied_versions(pg_url) == [1]
+    assert first.splitlines()[:2] == ["applied 0001_initial", "applied 0002_replay_and_deadlines"]
+    assert "schema now at version 2" in first
+    assert "schema already at version 2; nothing to apply" in second
+    assert applied_versions(pg_url) == [1, 2]
 
 
 def test_migrate_command_on_sqlite_creates_and_migrates_the_file(
@@ -1080,10 +1193,10 @@ def test_migrate_command_on_sqlite_creates_and_migrates_the_file(
     assert cli.main(argv) == 0
     second = capsys.readouterr().out
 
-    assert first.splitlines()[0] == "applied SQLite schema version 1"
+    assert first.splitlines()[:2] == ["applied SQLite schema version 1", "applied SQLite schema version 2"]
     assert "nothing to apply" in second
     with sqlite3.connect(tmp_path / "data" / "runs.sqlite3") as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
     conn.close()
 
 

@@ -101,6 +101,10 @@ class Run(msgspec.Struct, kw_only=True):
     updated_at: float = 0.0
     started_at: float | None = None
     finished_at: float | None = None
+    # A replay (POST /v1/runs/{id}/replay): the run it was replayed from and the checkpoint (id, per that
+    # run) whose state its first attempt starts from.
+    replay_of: str | None = None
+    replay_checkpoint: int | None = None
 
 
 class Event(msgspec.Struct, frozen=True):

@@ -62,6 +62,9 @@ class RunStore(Protocol):
     async def checkpoints(self, run_id: str) -> builtins.list[Checkpoint]:
         """Every checkpoint of the run, oldest first."""
 
+    async def checkpoint(self, run_id: str, checkpoint_id: int) -> Checkpoint | None:
+        """The run's checkpoint with that id, or None."""
+
     async def last_checkpoint(self, run_id: str) -> Checkpoint | None: ...
 
     async def renew_leases(self, worker_id: str, until: float) -> int:
@@ -69,6 +72,10 @@ class RunStore(Protocol):
 
     async def expired(self, now: float, limit: int = 100) -> builtins.list[Run]:
         """``running`` runs whose lease expired before ``now``, oldest lease first."""
+
+    async def overdue(self, now: float, limit: int = 100) -> builtins.list[Run]:
+        """Active runs (queued, running, waiting_input) whose ``deadline_at`` is before ``now``, earliest
+        deadline first."""
 
     async def queued(self, limit: int = 1000) -> builtins.list[Run]:
         """``queued`` runs, oldest first (to dispatch after a restart)."""

@@ -197,6 +197,11 @@ class MemoryRunStore:
     async def checkpoints(self, run_id: str) -> builtins.list[Checkpoint]:
         return builtins.list(self._checkpoints.get(run_id, ()))
 
+    async def checkpoint(self, run_id: str, checkpoint_id: int) -> Checkpoint | None:
+        found = self._checkpoints.get(run_id, ())
+        # Ids run 1, 2, ... in order, so checkpoint n is at index n - 1.
+        return found[checkpoint_id - 1] if 0 < checkpoint_id <= len(found) else None
+
     async def last_checkpoint(self, run_id: str) -> Checkpoint | None:
         found = self._checkpoints.get(run_id)
         return found[-1] if found else None
@@ -219,6 +224,15 @@ class MemoryRunStore:
             and run.lease_expires_at < now
         ]
         found.sort(key=lambda run: (run.lease_expires_at, run.id))
+        return [_copy(run) for run in found[: max(limit, 0)]]
+
+    async def overdue(self, now: float, limit: int = 100) -> builtins.list[Run]:
+        found = [
+            run
+            for run in map(self._runs.__getitem__, self._active)
+            if run.deadline_at is not None and run.deadline_at < now
+        ]
+        found.sort(key=lambda run: (run.deadline_at, run.id))
         return [_copy(run) for run in found[: max(limit, 0)]]
 
     async def queued(self, limit: int = 1000) -> builtins.list[Run]:

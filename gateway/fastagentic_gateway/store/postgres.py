@@ -32,6 +32,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ..errors import StoreUnavailable
 from ..runs.model import (
+    ACTIVE,
     ANONYMOUS,
     TERMINAL,
     Checkpoint,
@@ -46,7 +47,14 @@ from ..runs.model import (
 from .memory import admits, applied, checkpoints_of, stamped, trimmed
 
 # The row <-> Run mapping is the SQLite store's: same columns, in the same order.
-from .sqlite import _checkpoint_from_row, _event_from_row, _run_from_row, _run_values, list_sql
+from .sqlite import (
+    RUN_COLUMN_COUNT,
+    _checkpoint_from_row,
+    _event_from_row,
+    _run_from_row,
+    _run_values,
+    list_sql,
+)
 
 T = TypeVar("T")
 Conn = AsyncConnection[tuple[Any, ...]]
@@ -159,12 +167,12 @@ def describe(url: str) -> str:
 _RUN_COLUMNS = (
     "id, endpoint, kind, durable, principal, tenant, input, status, attempt, max_attempts, output, "
     "error_type, error_message, idempotency_key, request_hash, worker_id, lease_expires_at, deadline_at, "
-    "last_seq, created_at, updated_at, started_at, finished_at"
+    "last_seq, created_at, updated_at, started_at, finished_at, replay_of, replay_checkpoint"
 )
 _SELECT_RUN = f"SELECT {_RUN_COLUMNS} FROM fastagentic_runs"
 _LAST_CHECKPOINT_ID = "(SELECT COALESCE(MAX(c.id), 0) FROM fastagentic_checkpoints c WHERE c.run_id = r.id)"
 _INSERT_RUN = f"""
-    INSERT INTO fastagentic_runs ({_RUN_COLUMNS}) VALUES ({", ".join(["%s"] * 23)})
+    INSERT INTO fastagentic_runs ({_RUN_COLUMNS}) VALUES ({", ".join(["%s"] * RUN_COLUMN_COUNT)})
     ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 """
 _UPDATE_RUN = """
@@ -179,6 +187,7 @@ _UPDATE_LAST_SEQ = """
 _SELECT_EVENTS = "SELECT run_id, seq, ts, kind, data FROM fastagentic_events"
 _SELECT_CHECKPOINTS = "SELECT run_id, id, seq, attempt, ts, state FROM fastagentic_checkpoints"
 _TERMINAL = sorted(str(status) for status in TERMINAL)
+_ACTIVE = sorted(str(status) for status in ACTIVE)
 
 
 @functools.cache
@@ -371,14 +380,15 @@ class PostgresRunStore:
                 row = await (await conn.execute(lock, (run_id,), binary=True)).fetchone()
                 if row is None:
                     return None
-                run = _run_from_row(row[:23])
+                run = _run_from_row(row[:RUN_COLUMN_COUNT])
                 if not admits(run, expect, attempt, update):
                     return None
                 now = time.time()
                 placed = stamped(run_id, run.last_seq, events, now)
                 new = applied(run, update, now)
                 new.last_seq = run.last_seq + len(placed)
-                rows, with_checkpoints = _rows(placed, events, run.attempt, row[23] if len(row) > 23 else 0)
+                last_checkpoint_id = row[RUN_COLUMN_COUNT] if len(row) > RUN_COLUMN_COUNT else 0
+                rows, with_checkpoints = _rows(placed, events, run.attempt, last_checkpoint_id)
                 cur = await conn.execute(
                     _write(_UPDATE_RUN, bool(placed), with_checkpoints),
                     [
@@ -464,6 +474,16 @@ class PostgresRunStore:
 
         return await self._call(checkpoints)
 
+    async def checkpoint(self, run_id: str, checkpoint_id: int) -> Checkpoint | None:
+        async def one(conn: Conn) -> Checkpoint | None:
+            cur = await conn.execute(
+                f"{_SELECT_CHECKPOINTS} WHERE run_id = %s AND id = %s", (run_id, checkpoint_id), binary=True
+            )
+            row = await cur.fetchone()
+            return None if row is None else _checkpoint_from_row(row)
+
+        return await self._call(one)
+
     async def last_checkpoint(self, run_id: str) -> Checkpoint | None:
         async def last(conn: Conn) -> Checkpoint | None:
             cur = await conn.execute(
@@ -488,6 +508,12 @@ class PostgresRunStore:
         return await self._select_runs(
             f"{_SELECT_RUN} WHERE status = %s AND lease_expires_at < %s ORDER BY lease_expires_at, id LIMIT %s",
             (str(RunStatus.RUNNING), now, max(limit, 0)),
+        )
+
+    async def overdue(self, now: float, limit: int = 100) -> builtins.list[Run]:
+        return await self._select_runs(
+            f"{_SELECT_RUN} WHERE status = ANY(%s) AND deadline_at < %s ORDER BY deadline_at, id LIMIT %s",
+            (_ACTIVE, now, max(limit, 0)),
         )
 
     async def queued(self, limit: int = 1000) -> builtins.list[Run]:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from ..runs.model import (
+    ACTIVE,
     TERMINAL,
     Caller,
     Checkpoint,
@@ -94,16 +95,24 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         ) WITHOUT ROWID
         """,
     ),
+    # 2: replays record their origin; overdue() finds active runs past their deadline.
+    (
+        "ALTER TABLE runs ADD COLUMN replay_of TEXT",
+        "ALTER TABLE runs ADD COLUMN replay_checkpoint INTEGER",
+        "CREATE INDEX runs_status_deadline ON runs (status, deadline_at) WHERE deadline_at IS NOT NULL",
+    ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 _RUN_COLUMNS = (
     "id, endpoint, kind, durable, principal, tenant, input, status, attempt, max_attempts, output, "
     "error_type, error_message, idempotency_key, request_hash, worker_id, lease_expires_at, deadline_at, "
-    "last_seq, created_at, updated_at, started_at, finished_at"
+    "last_seq, created_at, updated_at, started_at, finished_at, replay_of, replay_checkpoint"
 )
+# How many columns a run row has (_run_values, _run_from_row); postgres.py reads what follows them.
+RUN_COLUMN_COUNT = 25
 _SELECT_RUN = f"SELECT {_RUN_COLUMNS} FROM runs"
-_INSERT_RUN = f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * 23)})"
+_INSERT_RUN = f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * RUN_COLUMN_COUNT)})"
 _UPDATE_RUN = """
     UPDATE runs SET status = ?, attempt = ?, worker_id = ?, lease_expires_at = ?, output = ?,
         error_type = ?, error_message = ?, started_at = ?, finished_at = ?, updated_at = ?, last_seq = ?
@@ -111,6 +120,7 @@ _UPDATE_RUN = """
 """
 _SELECT_EVENTS = "SELECT run_id, seq, ts, kind, data FROM events"
 _SELECT_CHECKPOINTS = "SELECT run_id, id, seq, attempt, ts, state FROM checkpoints"
+_ACTIVE_IN = "status IN ({})".format(", ".join(f"'{status}'" for status in sorted(ACTIVE)))
 _TERMINAL_IN = "status IN ({})".format(", ".join(f"'{status}'" for status in sorted(TERMINAL)))
 
 
@@ -139,6 +149,8 @@ def _run_values(run: Run) -> tuple[Any, ...]:
         run.updated_at,
         run.started_at,
         run.finished_at,
+        run.replay_of,
+        run.replay_checkpoint,
     )
 
 
@@ -167,6 +179,8 @@ def _run_from_row(row: tuple[Any, ...]) -> Run:
         updated_at,
         started_at,
         finished_at,
+        replay_of,
+        replay_checkpoint,
     ) = row
     return Run(
         id=run_id,
@@ -190,6 +204,8 @@ def _run_from_row(row: tuple[Any, ...]) -> Run:
         updated_at=updated_at,
         started_at=started_at,
         finished_at=finished_at,
+        replay_of=replay_of,
+        replay_checkpoint=replay_checkpoint,
     )
 
 
@@ -518,6 +534,15 @@ class SQLiteRunStore:
             ]
         )
 
+    async def checkpoint(self, run_id: str, checkpoint_id: int) -> Checkpoint | None:
+        def one(conn: sqlite3.Connection) -> Checkpoint | None:
+            row = conn.execute(
+                f"{_SELECT_CHECKPOINTS} WHERE run_id = ? AND id = ?", (run_id, checkpoint_id)
+            ).fetchone()
+            return None if row is None else _checkpoint_from_row(row)
+
+        return await self._read(one)
+
     async def last_checkpoint(self, run_id: str) -> Checkpoint | None:
         def last(conn: sqlite3.Connection) -> Checkpoint | None:
             row = conn.execute(
@@ -545,6 +570,17 @@ class SQLiteRunStore:
                     f"{_SELECT_RUN} WHERE status = ? AND lease_expires_at < ? "
                     "ORDER BY lease_expires_at, id LIMIT ?",
                     (str(RunStatus.RUNNING), now, max(limit, 0)),
+                )
+            ]
+        )
+
+    async def overdue(self, now: float, limit: int = 100) -> builtins.list[Run]:
+        return await self._read(
+            lambda conn: [
+                _run_from_row(row)
+                for row in conn.execute(
+                    f"{_SELECT_RUN} WHERE {_ACTIVE_IN} AND deadline_at < ? ORDER BY deadline_at, id LIMIT ?",
+                    (now, max(limit, 0)),
                 )
             ]
         )
