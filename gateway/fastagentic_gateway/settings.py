@@ -76,6 +76,26 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_message_bytes: Annotated[
         int, _doc("Largest gRPC message between gateway and worker, both directions.", ge=65_536)
     ] = 16_777_216
+    max_checkpoint_bytes: Annotated[
+        int,
+        _doc(
+            "Largest checkpoint state a worker may save; a larger one fails the run (`CheckpointTooLarge`) "
+            "and the worker is told to stop it. At most `max_message_bytes`.",
+            ge=1,
+        ),
+    ] = 1_048_576
+    run_timeout: Annotated[
+        float,
+        _doc(
+            "Seconds an agent run may take from its creation (queued time included) when the request has no "
+            "`Run-Timeout` header; past it the run ends `timed_out`. 0: no deadline.",
+            ge=0,
+        ),
+    ] = 0.0
+    max_run_timeout: Annotated[
+        float,
+        _doc("Largest `Run-Timeout` a request may ask for, in seconds; more gets 422.", gt=0),
+    ] = 86_400.0
     lease_ttl: Annotated[
         float,
         _doc("Seconds a worker holds a run without a heartbeat before the run is requeued.", gt=0),
@@ -189,6 +209,15 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         if self.heartbeat_interval >= self.lease_ttl:
             raise ValueError(
                 f"heartbeat_interval ({self.heartbeat_interval}) must be shorter than lease_ttl ({self.lease_ttl})"
+            )
+        if self.max_checkpoint_bytes > self.max_message_bytes:
+            raise ValueError(
+                f"max_checkpoint_bytes ({self.max_checkpoint_bytes}) must not exceed max_message_bytes "
+                f"({self.max_message_bytes}): a checkpoint travels inside one worker message"
+            )
+        if self.run_timeout > self.max_run_timeout:
+            raise ValueError(
+                f"run_timeout ({self.run_timeout}) must not exceed max_run_timeout ({self.max_run_timeout})"
             )
         if self.bus_url and not self.bus_url.startswith(("nats://", "tls://")):
             raise ValueError(f"bus_url must be empty or a nats:// (or tls://) URL, not {self.bus_url!r}")

@@ -141,3 +141,24 @@ def blob(name: str) -> bytes:
 @app.prompt
 def greet(name: str, formal: bool = False) -> str:
     return f"Dear {name}," if formal else f"Hi {name}!"
+
+
+class BigCheckpointIn(msgspec.Struct):
+    size: int  # characters of padding in the checkpoint state
+    after: float = 10.0  # seconds it keeps going after the checkpoint
+    marker: str | None = None  # a file the function writes to when it is told to stop
+
+
+@app.agent_endpoint(
+    name="big_checkpoint", description="Checkpoints a state of about `size` bytes, then waits."
+)
+async def big_checkpoint(inp: BigCheckpointIn, ctx: RunContext) -> dict[str, int]:
+    await ctx.token("before")
+    await ctx.checkpoint({"pad": "x" * inp.size})
+    try:
+        await asyncio.sleep(inp.after)
+    except asyncio.CancelledError:
+        if inp.marker:
+            Path(inp.marker).write_text(f"cancelled ctx.cancelled={ctx.cancelled}")  # noqa: ASYNC240 (a test marker)
+        raise
+    return {"size": inp.size}

@@ -7,6 +7,7 @@ decoded and encoded with msgspec; the endpoint's input passes through as the byt
 from __future__ import annotations
 
 import base64
+import math
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import unquote
@@ -16,16 +17,22 @@ from litestar import Request, Response, Router, get, post
 from litestar.response import Stream
 
 from ..calls import decode_body, find_endpoint, make_call
-from ..errors import Conflict, MalformedRequest, NotFound, RunFailed
+from ..errors import Conflict, InvalidInput, MalformedRequest, NotFound, RunFailed
 from ..runs.model import ANONYMOUS, Caller, EndpointKind, Event, Run, RunError, RunQuery, RunStatus
 from ..runs.service import RunService
 from ..settings import Settings
+from ..validation import FieldError
 from ..workers.registry import EndpointRegistry
 
 _encode = msgspec.json.encode
 JSON = "application/json"
 MAX_IDEMPOTENCY_KEY = 255
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+class ReplayOf(msgspec.Struct):
+    run_id: str
+    checkpoint: int
 
 
 class RunView(msgspec.Struct, omit_defaults=True):
@@ -44,6 +51,8 @@ class RunView(msgspec.Struct, omit_defaults=True):
     error: RunError | None = None
     started_at: float | None = None
     finished_at: float | None = None
+    deadline_at: float | None = None
+    replay_of: ReplayOf | None = None
 
 
 class CheckpointView(msgspec.Struct):
@@ -78,6 +87,12 @@ def run_view(run: Run) -> RunView:
         error=run.error,
         started_at=run.started_at,
         finished_at=run.finished_at,
+        deadline_at=run.deadline_at,
+        replay_of=(
+            ReplayOf(run.replay_of, run.replay_checkpoint)
+            if run.replay_of is not None and run.replay_checkpoint is not None
+            else None
+        ),
     )
 
 
@@ -95,6 +110,49 @@ def json_response(value: Any, status: int = 200, headers: dict[str, str] | None 
     return Response(_encode(value), status_code=status, media_type=JSON, headers=headers)
 
 
+def run_timeout_of(request: Request[Any, Any, Any], settings: Settings) -> float | None:
+    """The ``Run-Timeout`` header: seconds (a positive number, at most ``max_run_timeout``), or None."""
+    raw = request.headers.get("run-timeout")
+    if raw is None:
+        return None
+    try:
+        seconds = float(raw.strip())
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds):
+        raise MalformedRequest(f"Run-Timeout must be a number of seconds, not {raw[:40]!r}")
+    if not 0 < seconds <= settings.max_run_timeout:
+        raise MalformedRequest(
+            f"Run-Timeout must be more than 0 and at most {settings.max_run_timeout:g} seconds "
+            f"(setting max_run_timeout), not {raw[:40]}"
+        )
+    return seconds
+
+
+def replay_checkpoint_of(body: bytes) -> int | None:
+    """The ``checkpoint`` of a replay request body (an object; empty means the last checkpoint)."""
+    value = decode_body(body)
+    if not isinstance(value, dict):
+        raise InvalidInput(
+            "the replay request body must be an object", errors=[FieldError("$", "expected an object")]
+        )
+    unknown = sorted(set(value) - {"checkpoint"})
+    if unknown:
+        raise InvalidInput(
+            "unknown field(s) in the replay request body",
+            errors=[FieldError(f"$.{name}", "unknown field") for name in unknown],
+        )
+    checkpoint = value.get("checkpoint")
+    if checkpoint is None:
+        return None
+    if not isinstance(checkpoint, int) or isinstance(checkpoint, bool) or checkpoint < 1:
+        raise InvalidInput(
+            "checkpoint must be a checkpoint id (a whole number from 1)",
+            errors=[FieldError("$.checkpoint", "expected an integer >= 1")],
+        )
+    return checkpoint
+
+
 def caller_of(request: Request[Any, Any, Any]) -> Caller:
     """Who is calling. Anonymous until authentication lands; the seam every front goes through."""
     return ANONYMOUS
@@ -106,6 +164,7 @@ def rest_router(settings: Settings, registry: EndpointRegistry, runs: RunService
     async def _start(
         request: Request[Any, Any, Any], kind: EndpointKind, name: str, idempotency_key: str | None = None
     ) -> tuple[Run, bool]:
+        run_timeout = run_timeout_of(request, settings) if kind is EndpointKind.AGENT else None
         endpoint = find_endpoint(registry, kind, name, retry_after)
         body = await request.body()
         call = make_call(
@@ -116,7 +175,7 @@ def rest_router(settings: Settings, registry: EndpointRegistry, runs: RunService
             raw=body,
             idempotency_key=idempotency_key,
         )
-        return await runs.submit(call)
+        return await runs.submit(call, run_timeout=run_timeout)
 
     async def _stream(run: Run, after: int) -> AsyncIterator[bytes]:
         async for batch in runs.follow(run, after):
@@ -208,6 +267,13 @@ def rest_router(settings: Settings, registry: EndpointRegistry, runs: RunService
         views = [CheckpointView(c.id, c.seq, c.attempt, c.ts, msgspec.Raw(c.state)) for c in found]
         return json_response({"checkpoints": views})
 
+    @post("/v1/runs/{run_id:str}/replay")
+    async def replay_run(request: Request[Any, Any, Any], run_id: str) -> Response[bytes]:
+        run_timeout = run_timeout_of(request, settings)
+        checkpoint = replay_checkpoint_of(await request.body())
+        run = await runs.replay(run_id, caller_of(request).tenant, checkpoint, run_timeout=run_timeout)
+        return json_response(run_view(run), status=202, headers={"Location": f"/v1/runs/{run.id}"})
+
     @post("/v1/runs/{run_id:str}/cancel", status_code=200)
     async def cancel_run(request: Request[Any, Any, Any], run_id: str) -> Response[bytes]:
         return json_response(run_view(await runs.cancel(run_id, caller_of(request).tenant)))
@@ -251,6 +317,7 @@ def rest_router(settings: Settings, registry: EndpointRegistry, runs: RunService
             get_run,
             run_events,
             run_checkpoints,
+            replay_run,
             cancel_run,
             call_tool,
             render_prompt,
@@ -262,7 +329,7 @@ def rest_router(settings: Settings, registry: EndpointRegistry, runs: RunService
 def _succeeded(run: Run) -> Run:
     if run.status is RunStatus.SUCCEEDED:
         return run
-    if run.status is RunStatus.FAILED and run.error is not None:
+    if run.status in (RunStatus.FAILED, RunStatus.TIMED_OUT) and run.error is not None:
         raise RunFailed(
             f"{run.error.type}: {run.error.message}", extra={"run_id": run.id, "error": run.error}
         )

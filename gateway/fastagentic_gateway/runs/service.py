@@ -27,7 +27,7 @@ from fastagentic.events import EVENT_KIND_PATTERN, RESERVED_KINDS
 from fastagentic.v1 import worker_pb2 as pb
 
 from ..bus.base import Bus, BusUnavailable, CancelNotice
-from ..calls import Call
+from ..calls import Call, find_endpoint, make_call
 from ..errors import Conflict, NotFound, StoreUnavailable, Unavailable
 from ..settings import Settings
 from ..store.base import RunStore
@@ -124,9 +124,13 @@ class RunService:
 
     # ------------------------------------------------------------------ fronts
 
-    async def submit(self, call: Call) -> tuple[Run, bool]:
+    async def submit(
+        self, call: Call, *, run_timeout: float | None = None, replay: Checkpoint | None = None
+    ) -> tuple[Run, bool]:
         """Accept a run for ``call``. Returns ``(run, created)``; ``created`` is False when the
-        idempotency key named an existing run (whose request must match, else Conflict)."""
+        idempotency key named an existing run (whose request must match, else Conflict).
+        ``run_timeout``: seconds until the run's deadline (default: the ``run_timeout`` setting; 0 = none).
+        ``replay``: the checkpoint (of another run) whose state the run's first attempt starts from."""
         info = call.endpoint.info
         bus = self.bus
         if not bus.connected:
@@ -137,6 +141,7 @@ class RunService:
             # Known to be down (the reaper probes it every lease_ttl / 3): answer now instead of waiting.
             raise StoreUnavailable("the run store is unreachable; retry shortly")
         now = time.time()
+        timeout = run_timeout or self.settings.run_timeout
         run = Run(
             id=new_run_id(),
             endpoint=info.name,
@@ -147,8 +152,11 @@ class RunService:
             max_attempts=self.settings.max_attempts,
             idempotency_key=call.idempotency_key,
             request_hash=call.request_hash,
+            deadline_at=now + timeout if timeout > 0 else None,
             created_at=now,
             updated_at=now,
+            replay_of=replay.run_id if replay is not None else None,
+            replay_checkpoint=replay.id if replay is not None else None,
         )
         stored, created = await self._store(durable).create(run)
         if not created:
@@ -178,6 +186,29 @@ class RunService:
     async def checkpoints(self, run_id: str, tenant: str) -> list[Checkpoint]:
         run = await self.require(run_id, tenant)
         return await self._store(run.durable).checkpoints(run.id)
+
+    async def replay(
+        self, run_id: str, tenant: str, checkpoint_id: int | None, *, run_timeout: float | None = None
+    ) -> Run:
+        """A new run of ``run_id``'s endpoint, input and caller, starting from its checkpoint
+        ``checkpoint_id`` (default: its last one). The origin may still be active."""
+        origin = await self.require(run_id, tenant)
+        store = self._store(origin.durable)
+        if checkpoint_id is None:
+            checkpoint = await store.last_checkpoint(origin.id)
+            if checkpoint is None:
+                raise Conflict(f"run {run_id} has no checkpoint to replay from")
+        else:
+            checkpoint = await store.checkpoint(origin.id, checkpoint_id)
+            if checkpoint is None:
+                raise NotFound(f"run {run_id} has no checkpoint {checkpoint_id}")
+        endpoint = find_endpoint(self.registry, origin.kind, origin.endpoint, self.settings.retry_after)
+        # Validated again: the endpoint's schema may have changed since the origin was accepted.
+        call = make_call(
+            endpoint, _decode(origin.input), caller=origin.caller, protocol="rest", raw=origin.input
+        )
+        run, _ = await self.submit(call, run_timeout=run_timeout, replay=checkpoint)
+        return run
 
     async def list_runs(self, query: RunQuery) -> list[Run]:
         runs = await self.durable.list(query) + await self.ephemeral.list(query)
@@ -418,11 +449,41 @@ class RunService:
             next_seq=running.last_seq + 1,
             deadline_unix_ms=int(running.deadline_at * 1000) if running.deadline_at else 0,
         )
-        if running.attempt > 1:
-            checkpoint = await store.last_checkpoint(running.id)
-            if checkpoint is not None:
-                assign.checkpoint = checkpoint.state
+        # A resumed attempt starts from the run's last checkpoint; a replay, until it has one of its own,
+        # from the checkpoint of the run it replays.
+        checkpoint = await store.last_checkpoint(running.id) if running.attempt > 1 else None
+        if checkpoint is None and running.replay_of is not None and running.replay_checkpoint is not None:
+            checkpoint = await self._replayed_checkpoint(running)
+            if checkpoint is None:
+                await self._fail_replay(running, worker)
+                return
+        if checkpoint is not None:
+            assign.checkpoint = checkpoint.state
         worker.send(pb.GatewayMessage(assign=assign))
+
+    async def _replayed_checkpoint(self, run: Run) -> Checkpoint | None:
+        origin, checkpoint_id = run.replay_of or "", run.replay_checkpoint or 0
+        return await self.ephemeral.checkpoint(origin, checkpoint_id) or await self.durable.checkpoint(
+            origin, checkpoint_id
+        )
+
+    async def _fail_replay(self, run: Run, worker: WorkerConnection) -> None:
+        """The checkpoint a replay starts from is gone (its run was deleted by retention, say)."""
+        worker.finish(run.id)
+        error = RunError(
+            type="CheckpointNotFound",
+            message=f"checkpoint {run.replay_checkpoint} of run {run.replay_of} no longer exists",
+        )
+        result = await self._store(run.durable).transition(
+            run.id,
+            expect=_RUNNING,
+            attempt=run.attempt,
+            update=RunUpdate(status=RunStatus.FAILED, error=error, clear_worker=True),
+            events=[NewEvent("run.failed", _encode({"error": error}))],
+        )
+        if result is not None:
+            self.bus.publish(run.id, result[1])
+        self._pump(worker)
 
     async def _requeue(self, run: Run, reason: str, *, count: bool = True) -> None:
         """Take a running run back: attempt + 1 fences the old holder; past max attempts it fails."""
@@ -530,6 +591,33 @@ class RunService:
                         )
                     )
                 await self._requeue(run, "lease expired")
+            for run in await store.overdue(now):
+                await self._time_out(run)
+
+    async def _time_out(self, run: Run) -> None:
+        """End ``run`` (active, past its deadline) ``timed_out``, and stop the worker holding it if any."""
+        error = RunError(
+            type="Timeout",
+            message=f"the run did not finish within its deadline ({run.deadline_at - run.created_at:g} s "
+            "after it was created)"
+            if run.deadline_at is not None
+            else "the run passed its deadline",
+        )
+        result = await self._store(run.durable).transition(
+            run.id,
+            expect=frozenset({run.status}),
+            attempt=run.attempt,
+            update=RunUpdate(status=RunStatus.TIMED_OUT, error=error, clear_worker=True),
+            events=[NewEvent(TERMINAL_EVENT[RunStatus.TIMED_OUT], _encode({"error": error}))],
+        )
+        if result is None:
+            return  # it moved on meanwhile; the next sweep looks again
+        log.info("run %s timed out", run.id)
+        self.bus.publish(run.id, result[1])
+        if run.status is RunStatus.RUNNING and run.worker_id is not None:
+            notice = CancelNotice(run.id, run.attempt, run.worker_id, "deadline passed")
+            if not self.on_cancel(notice):
+                self.bus.cancel(notice)  # held on another replica (if anywhere)
 
     # ------------------------------------------------------------------ workers
 
@@ -604,6 +692,11 @@ class RunService:
             raise ProtocolViolation(f"run {message.run_id}: event sequence numbers start at 1")
         if not message.events:
             raise ProtocolViolation(f"empty Events for run {message.run_id}")
+        limit = self.settings.max_checkpoint_bytes
+        for event in message.events:
+            if event.HasField("checkpoint") and len(event.checkpoint) > limit:
+                await self._checkpoint_too_large(worker, message, len(event.checkpoint))
+                return
         batch = [_checked_event(message.run_id, event) for event in message.events]
         store = self._store(held.durable)
         try:
@@ -619,6 +712,32 @@ class RunService:
         elif stored is None:
             # Fenced: cancelled or requeued elsewhere (a cancel notice that never arrived, say). Stop it here.
             self.on_cancel(CancelNotice(message.run_id, message.attempt, worker.worker_id, "run moved on"))
+
+    async def _checkpoint_too_large(self, worker: WorkerConnection, message: pb.Events, size: int) -> None:
+        """Fail the run (not the worker's stream): its batch is not stored and the worker is told to stop."""
+        held = worker.check(message.run_id, message.attempt)
+        if held is None:
+            return
+        error = RunError(
+            type="CheckpointTooLarge",
+            message=f"checkpoint state of {size} bytes is over the limit of {self.settings.max_checkpoint_bytes} "
+            "bytes (setting max_checkpoint_bytes)",
+        )
+        store = self._store(held.durable)
+        result = await self._until_stored(
+            worker,
+            lambda: store.transition(
+                message.run_id,
+                expect=_RUNNING,
+                attempt=message.attempt,
+                update=RunUpdate(status=RunStatus.FAILED, error=error, clear_worker=True),
+                events=[NewEvent("run.failed", _encode({"error": error}))],
+            ),
+        )
+        if result is not None:
+            log.warning("run %s failed: %s", message.run_id, error.message)
+            self.bus.publish(message.run_id, result[1])
+        self.on_cancel(CancelNotice(message.run_id, message.attempt, worker.worker_id, error.message))
 
     async def _until_stored(self, worker: WorkerConnection, write: Callable[[], Awaitable[T]]) -> T:
         """``write`` a worker's report, retrying while the store is unreachable: the worker's stream waits
