@@ -87,14 +87,14 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     run_timeout: Annotated[
         float,
         _doc(
-            "Seconds an agent run may take from its creation (queued time included) when the request has no "
+            "Seconds a run (any kind, any front) may take from its creation, queued time included, when the request has no "
             "`Run-Timeout` header; past it the run ends `timed_out`. 0: no deadline.",
             ge=0,
         ),
     ] = 0.0
     max_run_timeout: Annotated[
         float,
-        _doc("Largest `Run-Timeout` a request may ask for, in seconds; more gets 422.", gt=0),
+        _doc("Largest `Run-Timeout` a request may ask for, in seconds; more gets 400.", gt=0),
     ] = 86_400.0
     lease_ttl: Annotated[
         float,

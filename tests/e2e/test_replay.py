@@ -245,3 +245,18 @@ def test_a_checkpoint_over_max_checkpoint_bytes_fails_the_run_not_the_worker(
     log = gateway.output()
     assert "broke the protocol" not in log
     assert log.count(") connected: ") == 1 and " disconnected" not in log.partition("shutting down")[0]
+
+
+def test_openapi_documents_replay_and_the_run_timeout_header(served: Gateway) -> None:
+    with served.client() as client:
+        document = client.get("/openapi.json").json()
+
+    replay_operation = document["paths"]["/v1/runs/{run_id}/replay"]["post"]
+    assert {"202", "400", "404", "409", "422", "503"} <= set(replay_operation["responses"])
+    body = replay_operation["requestBody"]["content"]["application/json"]["schema"]
+    assert body["properties"]["checkpoint"]["minimum"] == 1
+    for route in ("invoke", "stream", "runs"):
+        operation = document["paths"][f"/v1/agents/steps/{route}"]["post"]
+        assert "Run-Timeout" in [p["name"] for p in operation["parameters"]], route
+    run = document["components"]["schemas"]["Run"]["properties"]
+    assert {"deadline_at", "replay_of"} <= set(run)

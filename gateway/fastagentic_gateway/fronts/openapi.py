@@ -68,9 +68,24 @@ BASE_COMPONENTS: dict[str, Any] = {
             "updated_at": {"type": "number"},
             "started_at": {"type": "number"},
             "finished_at": {"type": "number"},
+            "deadline_at": {"type": "number", "description": "when the run times out (Unix seconds)"},
+            "replay_of": {
+                "type": "object",
+                "description": "the run and checkpoint this run was replayed from",
+                "properties": {"run_id": {"type": "string"}, "checkpoint": {"type": "integer"}},
+                "required": ["run_id", "checkpoint"],
+            },
         },
         "required": ["run_id", "endpoint", "kind", "status", "attempt"],
     },
+}
+
+RUN_TIMEOUT = {
+    "name": "Run-Timeout",
+    "in": "header",
+    "description": "seconds from creation until the run times out (at most the max_run_timeout setting); "
+    "default: the run_timeout setting",
+    "schema": {"type": "number", "exclusiveMinimum": 0},
 }
 
 
@@ -78,7 +93,7 @@ def _responses(ok: dict[str, Any], *codes: int) -> dict[str, Any]:
     described = {
         "400": "malformed JSON or parameters",
         "404": "unknown endpoint or run",
-        "409": "conflict (idempotency key reused with another body, run already finished)",
+        "409": "conflict (idempotency key reused with another body, run already finished, nothing to replay)",
         "413": "body too large",
         "422": "input does not match the schema",
         "503": "no worker serves the endpoint (see Retry-After)",
@@ -137,6 +152,39 @@ FIXED_PATHS: dict[str, Any] = {
                 {"name": "Last-Event-ID", "in": "header", "schema": {"type": "integer"}},
             ],
             "responses": _responses({"description": "event stream", "content": SSE_CONTENT}, 400, 404),
+        }
+    },
+    "/v1/runs/{run_id}/replay": {
+        "post": {
+            "operationId": "replayRun",
+            "summary": "Start a new run of the same endpoint and input from one of this run's checkpoints",
+            "parameters": [
+                {"name": "run_id", "in": "path", "required": True, "schema": {"type": "string"}},
+                RUN_TIMEOUT,
+            ],
+            "requestBody": {
+                "required": False,
+                "content": _json_content(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "checkpoint": {
+                                "type": ["integer", "null"],
+                                "minimum": 1,
+                                "description": "a checkpoint id; omitted or null: the run's last checkpoint",
+                            }
+                        },
+                        "additionalProperties": False,
+                    }
+                ),
+            },
+            "responses": {
+                "202": {
+                    "description": "accepted; Location names the new run, whose replay_of names the origin",
+                    "content": _json_content(RUN),
+                },
+                **{k: v for k, v in _responses({}, 400, 404, 409, 422, 503).items() if k != "200"},
+            },
         }
     },
     "/v1/runs/{run_id}/cancel": {
@@ -217,6 +265,7 @@ def _endpoint_paths(endpoint: Endpoint, components: dict[str, Any]) -> dict[str,
                 "post": {
                     **common,
                     "operationId": f"agent.{info.name}.invoke",
+                    "parameters": [RUN_TIMEOUT],
                     "requestBody": body,
                     "responses": _responses(
                         {"description": "the finished run", "content": _json_content(invoke_result)}, *errors
@@ -227,6 +276,7 @@ def _endpoint_paths(endpoint: Endpoint, components: dict[str, Any]) -> dict[str,
                 "post": {
                     **common,
                     "operationId": f"agent.{info.name}.stream",
+                    "parameters": [RUN_TIMEOUT],
                     "requestBody": body,
                     "responses": _responses(
                         {"description": "the run's events as SSE", "content": SSE_CONTENT}, *errors
@@ -242,7 +292,8 @@ def _endpoint_paths(endpoint: Endpoint, components: dict[str, Any]) -> dict[str,
                             "name": "Idempotency-Key",
                             "in": "header",
                             "schema": {"type": "string", "maxLength": 255},
-                        }
+                        },
+                        RUN_TIMEOUT,
                     ],
                     "requestBody": body,
                     "responses": {
