@@ -530,8 +530,7 @@ class RunService:
                     log.warning("run store reachable again; resuming dispatch")
                     for worker in list(self.workers.values()):
                         self._pump(worker)
-                if time.monotonic() >= self._grace_until:
-                    await self.reap()
+                await self.reap(leases=time.monotonic() >= self._grace_until)
                 if self.bus.clustered and time.monotonic() - last_sweep >= sweep_every:
                     last_sweep = time.monotonic()
                     await self.sweep(time.time() - sweep_every)
@@ -578,10 +577,11 @@ class RunService:
             log.info("retention: deleted %d finished run(s)", total)
         return total
 
-    async def reap(self) -> None:
+    async def reap(self, leases: bool = True) -> None:
+        """End runs past their deadline; with ``leases``, requeue runs whose lease expired."""
         now = time.time()
         for store in (self.ephemeral, self.durable):
-            for run in await store.expired(now):
+            for run in await store.expired(now) if leases else ():
                 worker = self.workers.get(run.worker_id or "")
                 if worker is not None and worker.holds(run.id, run.attempt):
                     worker.fence(run.id)
