@@ -164,6 +164,35 @@ def test_sigterm_hands_back_runs_that_outlast_the_grace_period(cluster: Cluster)
     assert final["output"]["resumed_from"] >= 1
 
 
+def test_a_run_handed_back_by_a_draining_worker_keeps_all_its_retries(cluster: Cluster) -> None:
+    gateway = cluster.start_gateway(max_attempts="2")
+    draining = cluster.start_worker("tests.workers.basic:app", "--grace", "0.3")
+    with gateway.client() as client:
+        run_id = client.post("/v1/agents/steps/runs", json={"steps": 40, "delay": 0.2}).json()["run_id"]
+        wait_until(lambda: run_status(gateway, run_id).get("last_seq", 0) >= 3, what="progress")
+        draining.signal(signal.SIGTERM)
+        assert draining.wait(20) == 0
+        assert client.get(f"/v1/runs/{run_id}").json()["attempt"] == 2  # handed back, not counted
+        lost = cluster.start_worker()
+        wait_until(
+            lambda: (r := run_status(gateway, run_id)).get("attempt") == 2 and r.get("status") == "running",
+            what="attempt 2 running",
+        )
+        lost.kill()
+        # Attempt 2 is the run's first counted failure: with max_attempts 2 it gets one more attempt.
+        wait_until(
+            lambda: run_status(gateway, run_id).get("attempt") == 3, timeout=20, what="requeued as attempt 3"
+        )
+        cluster.start_worker()
+        final = wait_until(
+            lambda: (r := run_status(gateway, run_id)).get("status") in {"succeeded", "failed"} and r,
+            timeout=40,
+            what="finish",
+        )
+    assert final["status"] == "succeeded", final
+    assert final["attempt"] == 3
+
+
 def test_worker_reconnects_and_keeps_its_run_when_the_gateway_comes_back_in_time(cluster: Cluster) -> None:
     gateway = cluster.start_gateway(lease_ttl="8", heartbeat_interval="0.3")
     worker = cluster.start_worker()

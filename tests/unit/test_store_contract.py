@@ -327,6 +327,28 @@ async def test_transition_leaves_fields_the_update_does_not_set(store: RunStore)
     assert (result[0].started_at, result[0].attempt, result[0].input) == (run.started_at, 1, run.input)
 
 
+async def test_transition_can_raise_max_attempts_with_the_attempt(store: RunStore) -> None:
+    run = await create_running(store, max_attempts=3)
+
+    result = await store.transition(
+        run.id,
+        expect=RUNNING,
+        attempt=1,
+        update=RunUpdate(status=RunStatus.QUEUED, attempt=2, max_attempts=4, clear_worker=True),
+    )
+
+    assert result is not None
+    assert (result[0].attempt, result[0].max_attempts) == (2, 4)
+    stored = await store.get(run.id)
+    assert stored is not None and (stored.attempt, stored.max_attempts) == (2, 4)
+    # Left as it is when the update does not set it.
+    again = await store.transition(
+        run.id, expect=QUEUED, attempt=2, update=RunUpdate(status=RunStatus.RUNNING, worker_id="w2")
+    )
+    assert again is not None and again[0].max_attempts == 4
+    assert await store.get(run.id) == again[0]
+
+
 async def test_transition_clear_worker_clears_worker_and_lease(store: RunStore) -> None:
     run = await create_running(store)
 

@@ -140,6 +140,7 @@ class RunUpdate(msgspec.Struct, kw_only=True):
 
     status: RunStatus
     attempt: int | None = None
+    max_attempts: int | None = None
     worker_id: str | None = None
     lease_expires_at: float | None = None
     output: bytes | None = None

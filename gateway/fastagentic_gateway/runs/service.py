@@ -486,7 +486,9 @@ class RunService:
         self._pump(worker)
 
     async def _requeue(self, run: Run, reason: str, *, count: bool = True) -> None:
-        """Take a running run back: attempt + 1 fences the old holder; past max attempts it fails."""
+        """Take a running run back: attempt + 1 fences the old holder; past max attempts it fails.
+        ``count=False`` (handed back by a draining worker, or its worker left before it started): not a
+        failure, so max_attempts goes up with the attempt and the run keeps all its retries."""
         store = self._store(run.durable)
         if count and run.attempt >= run.max_attempts:
             error = RunError(type="WorkerLost", message=f"{reason}; gave up after {run.attempt} attempt(s)")
@@ -504,7 +506,12 @@ class RunService:
             run.id,
             expect=_RUNNING,
             attempt=run.attempt,
-            update=RunUpdate(status=RunStatus.QUEUED, attempt=run.attempt + 1, clear_worker=True),
+            update=RunUpdate(
+                status=RunStatus.QUEUED,
+                attempt=run.attempt + 1,
+                max_attempts=None if count else run.max_attempts + 1,
+                clear_worker=True,
+            ),
         )
         if result is not None:
             log.info("run %s requeued (attempt %d): %s", run.id, run.attempt + 1, reason)

@@ -32,6 +32,7 @@ from ..runs.model import (
 
 _OPTIONAL_UPDATE_FIELDS = (
     "attempt",
+    "max_attempts",
     "worker_id",
     "lease_expires_at",
     "output",

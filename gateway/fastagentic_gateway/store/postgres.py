@@ -176,7 +176,7 @@ _INSERT_RUN = f"""
     ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 """
 _UPDATE_RUN = """
-    UPDATE fastagentic_runs SET status = %s, attempt = %s, worker_id = %s, lease_expires_at = %s,
+    UPDATE fastagentic_runs SET status = %s, attempt = %s, max_attempts = %s, worker_id = %s, lease_expires_at = %s,
         output = %s, error_type = %s, error_message = %s, started_at = %s, finished_at = %s,
         updated_at = %s, last_seq = %s
     WHERE id = %s AND status = ANY(%s) AND attempt = %s
@@ -394,6 +394,7 @@ class PostgresRunStore:
                     [
                         str(new.status),
                         new.attempt,
+                        new.max_attempts,
                         new.worker_id,
                         new.lease_expires_at,
                         new.output,

@@ -114,7 +114,7 @@ RUN_COLUMN_COUNT = 25
 _SELECT_RUN = f"SELECT {_RUN_COLUMNS} FROM runs"
 _INSERT_RUN = f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * RUN_COLUMN_COUNT)})"
 _UPDATE_RUN = """
-    UPDATE runs SET status = ?, attempt = ?, worker_id = ?, lease_expires_at = ?, output = ?,
+    UPDATE runs SET status = ?, attempt = ?, max_attempts = ?, worker_id = ?, lease_expires_at = ?, output = ?,
         error_type = ?, error_message = ?, started_at = ?, finished_at = ?, updated_at = ?, last_seq = ?
     WHERE id = ? AND status = ? AND attempt = ?
 """
@@ -472,6 +472,7 @@ class SQLiteRunStore:
                 (
                     str(new.status),
                     new.attempt,
+                    new.max_attempts,
                     new.worker_id,
                     new.lease_expires_at,
                     new.output,
