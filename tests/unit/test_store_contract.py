@@ -81,9 +81,9 @@ def make_run(tenant: str = "acme", endpoint: str = "echo", **fields: Any) -> Run
     fields.setdefault("id", new_run_id())
     fields.setdefault("created_at", now)
     fields.setdefault("updated_at", now)
+    fields.setdefault("kind", EndpointKind.AGENT)
     return Run(
         endpoint=endpoint,
-        kind=EndpointKind.AGENT,
         durable=True,
         caller=Caller(principal="alice", tenant=tenant),
         input=b'{"text": "hi"}',
@@ -154,6 +154,8 @@ async def test_create_then_get_returns_every_field(store: RunStore) -> None:
         finished_at=None,
         replay_of="run_origin",
         replay_checkpoint=7,
+        context_id="ctx-1",
+        protocol_meta=b'{"message_id": "m-1"}',
     )
 
     stored, created = await store.create(run)
@@ -273,6 +275,43 @@ async def test_list_pages_with_the_before_cursor(store: RunStore) -> None:
 
     assert [run.id for run in page1 + page2 + page3] == newest_first
     assert await store.list(RunQuery(tenant="acme", before=page3[-1].id)) == []
+
+
+async def test_list_filters_by_context_and_pages_within_it(store: RunStore) -> None:
+    in_context = [(await store.create(make_run(context_id="ctx-1")))[0] for _ in range(3)]
+    await store.create(make_run(context_id="ctx-2"))
+    await store.create(make_run())
+    await store.create(make_run(tenant="globex", context_id="ctx-1"))
+    newest_first = in_context[::-1]
+
+    page1 = await store.list(RunQuery(tenant="acme", context_id="ctx-1", limit=2))
+    page2 = await store.list(RunQuery(tenant="acme", context_id="ctx-1", limit=2, before=page1[-1].id))
+
+    assert page1 + page2 == newest_first
+    assert await store.list(RunQuery(tenant="acme", context_id="ctx-none")) == []
+    assert await store.count(RunQuery(tenant="acme", context_id="ctx-1", limit=1, before=page1[0].id)) == 3
+    assert await store.count(RunQuery(tenant="acme")) == 5
+
+
+async def test_list_and_count_filter_by_kind_statuses_and_update_time(store: RunStore) -> None:
+    queued, _ = await store.create(make_run(updated_at=100.0))
+    running = await create_running(store)  # updated now
+    tool, _ = await store.create(make_run(updated_at=100.0, kind=EndpointKind.TOOL))
+
+    agents = RunQuery(tenant="acme", kind=EndpointKind.AGENT)
+    active = RunQuery(tenant="acme", statuses=frozenset({RunStatus.QUEUED, RunStatus.RUNNING}))
+    recent = RunQuery(tenant="acme", updated_after=running.updated_at)
+    nothing = RunQuery(tenant="acme", statuses=frozenset())
+
+    assert await store.list(agents) == [running, queued]
+    assert await store.list(RunQuery(tenant="acme", kind=EndpointKind.TOOL)) == [tool]
+    assert await store.list(active) == [tool, running, queued]
+    assert await store.list(recent) == [running]
+    assert await store.list(nothing) == []
+    assert [await store.count(q) for q in (agents, active, recent, nothing)] == [2, 3, 1, 0]
+    both = RunQuery(tenant="acme", kind=EndpointKind.AGENT, statuses=frozenset({RunStatus.QUEUED}))
+    assert await store.list(both) == [queued]
+    assert await store.count(both) == 1
 
 
 # transition
@@ -642,6 +681,19 @@ async def test_checkpoint_by_id(store: RunStore) -> None:
     assert await store.checkpoint("run_missing", 1) is None
 
 
+async def test_context_and_protocol_meta_survive_transitions(store: RunStore) -> None:
+    run = await create_running(store, context_id="ctx", protocol_meta=b'{"m": 1}')
+
+    result = await store.transition(
+        run.id, expect=RUNNING, attempt=1, update=RunUpdate(status=RunStatus.SUCCEEDED, output=b"1")
+    )
+
+    assert result is not None
+    assert (result[0].context_id, result[0].protocol_meta) == ("ctx", b'{"m": 1}')
+    assert await store.get(run.id) == result[0]
+    assert await store.list(RunQuery(tenant="acme", context_id="ctx")) == [result[0]]
+
+
 async def test_replay_fields_survive_transitions(store: RunStore) -> None:
     run = await create_running(store, replay_of="run_origin", replay_checkpoint=2)
 
@@ -721,12 +773,68 @@ async def test_queued_returns_queued_runs_oldest_first(store: RunStore) -> None:
     assert await store.queued(limit=2) == [first, second]
 
 
+# push configs
+
+
+def config_ids(found: list[Any]) -> list[str]:
+    return [config.id for config in found]
+
+
+async def test_push_configs_are_stored_per_run_in_the_order_stored(store: RunStore) -> None:
+    run, _ = await store.create(make_run(tenant="globex"))
+    other, _ = await store.create(make_run())
+
+    assert await store.put_push_config(run.id, "b", b'{"url": "http://b"}') is True
+    assert await store.put_push_config(run.id, "a", b'{"url": "http://a"}') is True
+    assert await store.put_push_config(other.id, "a", b'{"url": "http://other"}') is True
+
+    found = await store.push_configs(run.id)
+    assert config_ids(found) == ["b", "a"]
+    assert [(c.run_id, c.tenant, c.config) for c in found] == [
+        (run.id, "globex", b'{"url": "http://b"}'),
+        (run.id, "globex", b'{"url": "http://a"}'),
+    ]
+    assert [c.config for c in await store.push_configs(other.id)] == [b'{"url": "http://other"}']
+    assert await store.push_configs("run_missing") == []
+
+
+async def test_storing_a_push_config_again_replaces_it(store: RunStore) -> None:
+    run, _ = await store.create(make_run())
+    await store.put_push_config(run.id, "a", b"1")
+    await store.put_push_config(run.id, "b", b"2")
+
+    assert await store.put_push_config(run.id, "a", b"3") is True
+
+    found = await store.push_configs(run.id)
+    assert [(c.id, c.config) for c in found] == [("b", b"2"), ("a", b"3")]
+
+
+async def test_push_config_of_an_unknown_run_is_not_stored(store: RunStore) -> None:
+    assert await store.put_push_config("run_missing", "a", b"1") is False
+    assert await store.push_configs("run_missing") == []
+
+
+async def test_delete_push_config_one_or_all(store: RunStore) -> None:
+    run, _ = await store.create(make_run())
+    for config_id in ("a", "b", "c"):
+        await store.put_push_config(run.id, config_id, b"{}")
+
+    assert await store.delete_push_config(run.id, "b") == 1
+    assert await store.delete_push_config(run.id, "b") == 0
+    assert config_ids(await store.push_configs(run.id)) == ["a", "c"]
+    assert await store.delete_push_config(run.id) == 2
+    assert await store.push_configs(run.id) == []
+    assert await store.delete_push_config(run.id) == 0
+    assert await store.delete_push_config("run_missing", "a") == 0
+
+
 # retention
 
 
 async def test_delete_finished_removes_old_terminal_runs_with_events_and_checkpoints(store: RunStore) -> None:
     run = await create_running(store)
     await store.append_events(run.id, 1, 1, [NewEvent(kind="checkpoint", checkpoint=b"s")])
+    await store.put_push_config(run.id, "a", b"{}")
     await store.transition(run.id, expect=RUNNING, attempt=1, update=RunUpdate(status=RunStatus.FAILED))
 
     assert await store.delete_finished(before=time.time() + 1) == 1
@@ -735,6 +843,7 @@ async def test_delete_finished_removes_old_terminal_runs_with_events_and_checkpo
     assert await store.events(run.id) == []
     assert await store.checkpoints(run.id) == []
     assert await store.last_checkpoint(run.id) is None
+    assert await store.push_configs(run.id) == []
 
 
 async def test_delete_finished_keeps_active_and_recently_finished_runs(store: RunStore) -> None:
@@ -778,6 +887,7 @@ async def test_memory_store_evicts_the_oldest_finished_runs_beyond_max_finished(
     store = MemoryRunStore(max_finished=2)
     first = await create_finished(store, finished_at=1.0, idempotency_key="k")
     await store.append_events(first.id, 1, 1, events("a"))
+    await store.put_push_config(first.id, "a", b"{}")
     second = await create_finished(store, finished_at=2.0)
     active = await create_running(store)
 
@@ -785,6 +895,7 @@ async def test_memory_store_evicts_the_oldest_finished_runs_beyond_max_finished(
 
     assert await store.get(first.id) is None
     assert await store.events(first.id) == []
+    assert await store.push_configs(first.id) == []
     assert [await store.get(run.id) for run in (second, third, active)] == [second, third, active]
     assert (await store.create(make_run(idempotency_key="k")))[1] is True
 
@@ -807,18 +918,23 @@ def reopen(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], RunSt
 async def test_durable_data_survives_close_and_reopen(reopen: Callable[[], RunStore]) -> None:
     first = reopen()
     await first.start()
-    run = await create_running(first)
+    run = await create_running(first, context_id="ctx", protocol_meta=b'{"m": 1}')
     await first.append_events(run.id, 1, 1, [NewEvent(kind="checkpoint", checkpoint=b"s")])
+    await first.put_push_config(run.id, "a", b'{"url": "http://a"}')
     stored = await first.get(run.id)
     log = await first.events(run.id)
+    configs = await first.push_configs(run.id)
     await first.close()
 
     second = reopen()
     await second.start()
     try:
         assert await second.get(run.id) == stored
+        assert stored is not None and (stored.context_id, stored.protocol_meta) == ("ctx", b'{"m": 1}')
+        assert await second.list(RunQuery(tenant="acme", context_id="ctx")) == [stored]
         assert await second.events(run.id) == log
         assert [cp.state for cp in await second.checkpoints(run.id)] == [b"s"]
+        assert await second.push_configs(run.id) == configs and config_ids(configs) == ["a"]
     finally:
         await second.close()
 
@@ -830,7 +946,7 @@ async def test_sqlite_schema_is_versioned_and_uses_wal(tmp_path: Path) -> None:
     await store.close()
 
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     conn.close()
 
@@ -862,8 +978,58 @@ async def test_sqlite_file_of_schema_version_1_is_migrated_keeping_its_runs(tmp_
     finally:
         await store.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
     conn.close()
+
+
+OLD_RUN_COLUMNS = (
+    "id, endpoint, kind, durable, principal, tenant, input, status, attempt, max_attempts, last_seq, "
+    "created_at, updated_at, replay_of"
+)
+
+
+async def test_sqlite_file_of_schema_version_2_is_migrated_keeping_its_runs(tmp_path: Path) -> None:
+    path = tmp_path / "runs.sqlite3"
+    conn = sqlite3.connect(path)
+    for migration in sqlite_store._MIGRATIONS[:2]:
+        for statement in migration:
+            conn.execute(statement)
+    conn.execute(
+        f"INSERT INTO runs ({OLD_RUN_COLUMNS}) "
+        "VALUES ('run_old', 'echo', 'agent', 1, 'alice', 'acme', x'7b7d', 'queued', 1, 3, 0, 1.0, 1.0, 'run_x')"
+    )
+    conn.execute("PRAGMA user_version = 2")
+    conn.commit()
+    conn.close()
+
+    store = SQLiteRunStore(str(path))
+    await store.start()
+    try:
+        await assert_schema_2_run_migrated(store)
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+    conn.close()
+
+
+async def assert_schema_2_run_migrated(store: RunStore) -> None:
+    """A run written by schema version 2, read by the current one: no context, no push configs, and
+    both work from now on (the push config table cascades with the run)."""
+    old = await store.get("run_old")
+    assert old is not None and (old.replay_of, old.context_id, old.protocol_meta) == ("run_x", None, None)
+    assert await store.list(RunQuery(tenant="acme", context_id="ctx")) == []
+    assert await store.list(RunQuery(tenant="acme")) == [old]
+    new, _ = await store.create(make_run(context_id="ctx"))
+    assert await store.list(RunQuery(tenant="acme", context_id="ctx")) == [new]
+    assert await store.put_push_config("run_old", "a", b"{}") is True
+    assert config_ids(await store.push_configs("run_old")) == ["a"]
+    result = await store.transition(
+        "run_old", expect=QUEUED, attempt=1, update=RunUpdate(status=RunStatus.CANCELLED, finished_at=2.0)
+    )
+    assert result is not None
+    assert await store.delete_finished(before=3.0) == 1
+    assert await store.push_configs("run_old") == []
 
 
 async def test_postgres_database_of_schema_version_1_is_migrated_keeping_its_runs(pg_url: str) -> None:
@@ -882,7 +1048,10 @@ async def test_postgres_database_of_schema_version_1_is_migrated_keeping_its_run
     store = PostgresRunStore(pg_url)
     await store.start()
     try:
-        assert [m.name for m in store.applied] == ["0002_replay_and_deadlines"]
+        assert [m.name for m in store.applied] == [
+            "0002_replay_and_deadlines",
+            "0003_context_and_push_configs",
+        ]
         old = await store.get("run_old")
         assert old is not None and (old.replay_of, old.replay_checkpoint, old.deadline_at) == (
             None,
@@ -892,6 +1061,29 @@ async def test_postgres_database_of_schema_version_1_is_migrated_keeping_its_run
         assert [run.id for run in await store.overdue(now=10.0)] == ["run_old"]
     finally:
         await store.close()
+
+
+async def test_postgres_database_of_schema_version_2_is_migrated_keeping_its_runs(pg_url: str) -> None:
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        for migration in pg.migrations()[:2]:
+            conn.execute(migration.sql.encode())
+        conn.execute(
+            "CREATE TABLE fastagentic_schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ)"
+        )
+        conn.execute("INSERT INTO fastagentic_schema_migrations VALUES (1, now()), (2, now())")
+        conn.execute(
+            f"INSERT INTO fastagentic_runs ({OLD_RUN_COLUMNS}) "
+            "VALUES ('run_old', 'echo', 'agent', true, 'alice', 'acme', '{}', 'queued', 1, 3, 0, 1.0, 1.0, 'run_x')"
+        )
+
+    store = PostgresRunStore(pg_url)
+    await store.start()
+    try:
+        assert [m.name for m in store.applied] == ["0003_context_and_push_configs"]
+        await assert_schema_2_run_migrated(store)
+    finally:
+        await store.close()
+    assert applied_versions(pg_url) == [1, 2, 3]
 
 
 async def test_sqlite_refuses_a_newer_schema(tmp_path: Path) -> None:
@@ -992,14 +1184,19 @@ async def test_postgres_migrations_are_versioned_and_idempotent(pg_url: str) -> 
     first = await store.migrate()
     second = await store.migrate()
 
-    assert [(m.version, m.name) for m in first] == [(1, "0001_initial"), (2, "0002_replay_and_deadlines")]
+    assert [(m.version, m.name) for m in first] == [
+        (1, "0001_initial"),
+        (2, "0002_replay_and_deadlines"),
+        (3, "0003_context_and_push_configs"),
+    ]
     assert second == []
-    assert applied_versions(pg_url) == [1, 2]
+    assert applied_versions(pg_url) == [1, 2, 3]
     assert tables(pg_url) == {
         "fastagentic_schema_migrations",
         "fastagentic_runs",
         "fastagentic_events",
         "fastagentic_checkpoints",
+        "fastagentic_push_configs",
     }
 
 
@@ -1010,9 +1207,13 @@ async def test_postgres_start_migrates_once_and_records_what_it_applied(pg_url: 
     await second.start()
     await second.close()
 
-    assert [m.name for m in first.applied] == ["0001_initial", "0002_replay_and_deadlines"]
+    assert [m.name for m in first.applied] == [
+        "0001_initial",
+        "0002_replay_and_deadlines",
+        "0003_context_and_push_configs",
+    ]
     assert second.applied == []
-    assert applied_versions(pg_url) == [1, 2]
+    assert applied_versions(pg_url) == [1, 2, 3]
 
 
 async def test_postgres_refuses_a_newer_schema(pg_url: str) -> None:
@@ -1022,20 +1223,20 @@ async def test_postgres_refuses_a_newer_schema(pg_url: str) -> None:
 
     for migrate in (True, False):
         store = PostgresRunStore(pg_url, migrate=migrate)
-        with pytest.raises(pg.SchemaError, match=r"schema version 99; this gateway knows versions up to 2"):
+        with pytest.raises(pg.SchemaError, match=r"schema version 99; this gateway knows versions up to 3"):
             await store.start()
         with pytest.raises(RuntimeError, match="not started"):
             await store.get("run_x")
     with pytest.raises(pg.SchemaError, match="schema version 99"):
         await PostgresRunStore(pg_url).migrate()
-    assert applied_versions(pg_url) == [1, 2, 99]
+    assert applied_versions(pg_url) == [1, 2, 3, 99]
 
 
 async def test_postgres_without_migrate_on_start_refuses_an_old_schema_until_migrated(pg_url: str) -> None:
     store = PostgresRunStore(pg_url, migrate=False)
 
     with pytest.raises(
-        pg.SchemaError, match=r"schema version 0; .* needs version 2.*fastagentic-gateway migrate"
+        pg.SchemaError, match=r"schema version 0; .* needs version 3.*fastagentic-gateway migrate"
     ):
         await store.start()
     assert "fastagentic_runs" not in tables(pg_url)
@@ -1069,8 +1270,8 @@ async def test_postgres_replicas_starting_together_on_an_empty_database_all_star
 
     await asyncio.gather(*(store.start() for store in stores))
     try:
-        assert sorted(len(store.applied) for store in stores) == [0, 0, 0, 2]
-        assert applied_versions(pg_url) == [1, 2]
+        assert sorted(len(store.applied) for store in stores) == [0, 0, 0, 3]
+        assert applied_versions(pg_url) == [1, 2, 3]
         run, _ = await stores[0].create(make_run())
         assert await stores[3].get(run.id) == run
     finally:
@@ -1199,10 +1400,14 @@ def test_migrate_command_on_postgresql_applies_then_has_nothing_to_apply(
     assert cli.main(argv) == 0
     second = capsys.readouterr().out
 
-    assert first.splitlines()[:2] == ["applied 0001_initial", "applied 0002_replay_and_deadlines"]
-    assert "schema now at version 2" in first
-    assert "schema already at version 2; nothing to apply" in second
-    assert applied_versions(pg_url) == [1, 2]
+    assert first.splitlines()[:3] == [
+        "applied 0001_initial",
+        "applied 0002_replay_and_deadlines",
+        "applied 0003_context_and_push_configs",
+    ]
+    assert "schema now at version 3" in first
+    assert "schema already at version 3; nothing to apply" in second
+    assert applied_versions(pg_url) == [1, 2, 3]
 
 
 def test_migrate_command_on_sqlite_creates_and_migrates_the_file(
@@ -1215,10 +1420,14 @@ def test_migrate_command_on_sqlite_creates_and_migrates_the_file(
     assert cli.main(argv) == 0
     second = capsys.readouterr().out
 
-    assert first.splitlines()[:2] == ["applied SQLite schema version 1", "applied SQLite schema version 2"]
+    assert first.splitlines()[:3] == [
+        "applied SQLite schema version 1",
+        "applied SQLite schema version 2",
+        "applied SQLite schema version 3",
+    ]
     assert "nothing to apply" in second
     with sqlite3.connect(tmp_path / "data" / "runs.sqlite3") as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
     conn.close()
 
 

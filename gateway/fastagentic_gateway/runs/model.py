@@ -105,6 +105,11 @@ class Run(msgspec.Struct, kw_only=True):
     # run) whose state its first attempt starts from.
     replay_of: str | None = None
     replay_checkpoint: int | None = None
+    # A conversation (grouping) id a front may give its runs: A2A's contextId. Listed with RunQuery.
+    context_id: str | None = None
+    # What the front that created the run needs to remember about it beside the input, as JSON it owns
+    # (A2A: the message id, and whether the input came as text or data). Small; never changes.
+    protocol_meta: bytes | None = None
 
 
 class Event(msgspec.Struct, frozen=True):
@@ -156,6 +161,20 @@ class RunQuery(msgspec.Struct, kw_only=True):
     endpoint: str | None = None
     limit: int = 50
     before: str | None = None  # run id: return runs created before it (ids sort by creation)
+    context_id: str | None = None
+    kind: EndpointKind | None = None
+    statuses: frozenset[RunStatus] | None = None  # any of these (with ``status`` too: both must hold)
+    updated_after: float | None = None  # runs updated at or after this time
+
+
+class PushConfig(msgspec.Struct, frozen=True):
+    """A push notification config of a run (an A2A task's webhook), as JSON the front owns."""
+
+    run_id: str
+    id: str
+    tenant: str
+    config: bytes
+    updated_at: float
 
 
 class SequenceGap(Exception):

@@ -13,7 +13,7 @@ import builtins
 from collections.abc import Sequence
 from typing import Protocol
 
-from ..runs.model import Checkpoint, Event, NewEvent, Run, RunQuery, RunStatus, RunUpdate
+from ..runs.model import Checkpoint, Event, NewEvent, PushConfig, Run, RunQuery, RunStatus, RunUpdate
 
 
 class RunStore(Protocol):
@@ -31,6 +31,9 @@ class RunStore(Protocol):
 
     async def list(self, query: RunQuery) -> builtins.list[Run]:
         """The tenant's runs, newest first, filtered, at most ``query.limit``."""
+
+    async def count(self, query: RunQuery) -> int:
+        """How many runs ``list`` would find for ``query`` without its ``limit`` and ``before``."""
 
     async def transition(
         self,
@@ -82,3 +85,13 @@ class RunStore(Protocol):
 
     async def delete_finished(self, before: float, limit: int = 1000) -> int:
         """Delete terminal runs finished before ``before`` with their events and checkpoints."""
+
+    async def put_push_config(self, run_id: str, config_id: str, config: bytes) -> bool:
+        """Store (or replace) the run's push config ``config_id``; it takes the run's tenant. False, and
+        nothing stored, when there is no such run. A config goes when its run is deleted."""
+
+    async def push_configs(self, run_id: str) -> builtins.list[PushConfig]:
+        """The run's push configs, least recently stored first."""
+
+    async def delete_push_config(self, run_id: str, config_id: str | None = None) -> int:
+        """Delete the run's push config ``config_id`` (every one of them when None); return how many."""

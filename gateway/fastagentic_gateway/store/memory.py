@@ -23,6 +23,7 @@ from ..runs.model import (
     Checkpoint,
     Event,
     NewEvent,
+    PushConfig,
     Run,
     RunQuery,
     RunStatus,
@@ -104,6 +105,19 @@ def trimmed(run: Run, first_seq: int, events: Sequence[NewEvent]) -> Sequence[Ne
     return events[run.last_seq + 1 - first_seq :]
 
 
+def matches(run: Run, query: RunQuery) -> bool:
+    """Whether ``run`` passes the filters of ``query`` (all but ``before`` and ``limit``)."""
+    return (
+        run.caller.tenant == query.tenant
+        and (query.status is None or run.status == query.status)
+        and (query.statuses is None or run.status in query.statuses)
+        and (query.endpoint is None or run.endpoint == query.endpoint)
+        and (query.context_id is None or run.context_id == query.context_id)
+        and (query.kind is None or run.kind == query.kind)
+        and (query.updated_after is None or run.updated_at >= query.updated_after)
+    )
+
+
 def _copy(run: Run) -> Run:
     return msgspec.structs.replace(run)
 
@@ -118,6 +132,7 @@ class MemoryRunStore:
         self._checkpoints: dict[str, builtins.list[Checkpoint]] = {}
         self._by_tenant: dict[str, dict[str, None]] = {}
         self._idempotency: dict[tuple[str, str], str] = {}
+        self._push_configs: dict[str, dict[str, PushConfig]] = {}  # run id -> config id -> config
         # Run ids as ordered sets: active ones by creation, terminal ones by the time they finished.
         self._active: dict[str, None] = {}
         self._finished: dict[str, None] = {}
@@ -254,15 +269,42 @@ class MemoryRunStore:
             self._remove(run.id)
         return len(doomed)
 
+    async def count(self, query: RunQuery) -> int:
+        ids = self._by_tenant.get(query.tenant, {})
+        return sum(1 for run in map(self._runs.__getitem__, ids) if matches(run, query))
+
+    async def put_push_config(self, run_id: str, config_id: str, config: bytes) -> bool:
+        run = self._runs.get(run_id)
+        if run is None:
+            return False
+        configs = self._push_configs.setdefault(run_id, {})
+        configs.pop(config_id, None)  # a replaced config becomes the most recently stored
+        configs[config_id] = PushConfig(run_id, config_id, run.caller.tenant, config, time.time())
+        return True
+
+    async def push_configs(self, run_id: str) -> builtins.list[PushConfig]:
+        return builtins.list(self._push_configs.get(run_id, {}).values())
+
+    async def delete_push_config(self, run_id: str, config_id: str | None = None) -> int:
+        configs = self._push_configs.get(run_id)
+        if not configs:
+            return 0
+        if config_id is None:
+            deleted = len(configs)
+            configs.clear()
+        else:
+            deleted = 1 if configs.pop(config_id, None) is not None else 0
+        if not configs:
+            del self._push_configs[run_id]
+        return deleted
+
     # Defined last: inside the class body the name ``list`` is this method from here on.
     async def list(self, query: RunQuery) -> builtins.list[Run]:
         ids = self._by_tenant.get(query.tenant, {})
         found = [
             run
             for run in map(self._runs.__getitem__, ids)
-            if (query.status is None or run.status == query.status)
-            and (query.endpoint is None or run.endpoint == query.endpoint)
-            and (query.before is None or run.id < query.before)
+            if matches(run, query) and (query.before is None or run.id < query.before)
         ]
         found.sort(key=lambda run: run.id, reverse=True)
         return [_copy(run) for run in found[: max(query.limit, 0)]]
@@ -283,6 +325,7 @@ class MemoryRunStore:
         run = self._runs.pop(run_id)
         del self._events[run_id]
         del self._checkpoints[run_id]
+        self._push_configs.pop(run_id, None)
         self._active.pop(run_id, None)
         self._finished.pop(run_id, None)
         tenant_ids = self._by_tenant[run.caller.tenant]

@@ -39,6 +39,7 @@ from ..runs.model import (
     EndpointKind,
     Event,
     NewEvent,
+    PushConfig,
     Run,
     RunQuery,
     RunStatus,
@@ -48,11 +49,14 @@ from .memory import admits, applied, checkpoints_of, stamped, trimmed
 
 # The row <-> Run mapping is the SQLite store's: same columns, in the same order.
 from .sqlite import (
+    _PUT_PUSH_CONFIG,
     RUN_COLUMN_COUNT,
     _checkpoint_from_row,
     _event_from_row,
+    _push_config_from_row,
     _run_from_row,
     _run_values,
+    count_sql,
     list_sql,
 )
 
@@ -167,7 +171,8 @@ def describe(url: str) -> str:
 _RUN_COLUMNS = (
     "id, endpoint, kind, durable, principal, tenant, input, status, attempt, max_attempts, output, "
     "error_type, error_message, idempotency_key, request_hash, worker_id, lease_expires_at, deadline_at, "
-    "last_seq, created_at, updated_at, started_at, finished_at, replay_of, replay_checkpoint"
+    "last_seq, created_at, updated_at, started_at, finished_at, replay_of, replay_checkpoint, context_id, "
+    "protocol_meta"
 )
 _SELECT_RUN = f"SELECT {_RUN_COLUMNS} FROM fastagentic_runs"
 _LAST_CHECKPOINT_ID = "(SELECT COALESCE(MAX(c.id), 0) FROM fastagentic_checkpoints c WHERE c.run_id = r.id)"
@@ -186,6 +191,10 @@ _UPDATE_LAST_SEQ = """
 """
 _SELECT_EVENTS = "SELECT run_id, seq, ts, kind, data FROM fastagentic_events"
 _SELECT_CHECKPOINTS = "SELECT run_id, id, seq, attempt, ts, state FROM fastagentic_checkpoints"
+_SELECT_PUSH_CONFIGS = "SELECT run_id, config_id, tenant, config, updated_at FROM fastagentic_push_configs"
+_PUT_PUSH_CONFIG_PG = _PUT_PUSH_CONFIG.replace("push_configs", "fastagentic_push_configs").format(
+    mark="%s", runs="fastagentic_runs"
+)
 _TERMINAL = sorted(str(status) for status in TERMINAL)
 _ACTIVE = sorted(str(status) for status in ACTIVE)
 
@@ -532,6 +541,46 @@ class PostgresRunStore:
                 "FOR UPDATE SKIP LOCKED)",
                 (_TERMINAL, before, max(limit, 0)),
             )
+            return cur.rowcount
+
+        return await self._call(delete)
+
+    async def count(self, query: RunQuery) -> int:
+        sql, params = count_sql("fastagentic_runs", query, "%s")
+
+        async def count(conn: Conn) -> int:
+            row = await (await conn.execute(sql, params)).fetchone()
+            return 0 if row is None else int(row[0])
+
+        return await self._call(count)
+
+    async def put_push_config(self, run_id: str, config_id: str, config: bytes) -> bool:
+        async def put(conn: Conn) -> bool:
+            cur = await conn.execute(_PUT_PUSH_CONFIG_PG, (config_id, config, time.time(), run_id))
+            return cur.rowcount == 1
+
+        return await self._call(put)
+
+    async def push_configs(self, run_id: str) -> builtins.list[PushConfig]:
+        async def select(conn: Conn) -> builtins.list[PushConfig]:
+            cur = await conn.execute(
+                f"{_SELECT_PUSH_CONFIGS} WHERE run_id = %s ORDER BY updated_at, config_id",
+                (run_id,),
+                binary=True,
+            )
+            return [_push_config_from_row(row) for row in await cur.fetchall()]
+
+        return await self._call(select)
+
+    async def delete_push_config(self, run_id: str, config_id: str | None = None) -> int:
+        async def delete(conn: Conn) -> int:
+            if config_id is None:
+                cur = await conn.execute("DELETE FROM fastagentic_push_configs WHERE run_id = %s", (run_id,))
+            else:
+                cur = await conn.execute(
+                    "DELETE FROM fastagentic_push_configs WHERE run_id = %s AND config_id = %s",
+                    (run_id, config_id),
+                )
             return cur.rowcount
 
         return await self._call(delete)

@@ -25,6 +25,7 @@ from ..runs.model import (
     EndpointKind,
     Event,
     NewEvent,
+    PushConfig,
     Run,
     RunError,
     RunQuery,
@@ -101,16 +102,33 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE runs ADD COLUMN replay_checkpoint INTEGER",
         "CREATE INDEX runs_status_deadline ON runs (status, deadline_at) WHERE deadline_at IS NOT NULL",
     ),
+    # 3: a run's context (A2A contextId) and what its front remembers about it; push configs (A2A webhooks).
+    (
+        "ALTER TABLE runs ADD COLUMN context_id TEXT",
+        "ALTER TABLE runs ADD COLUMN protocol_meta BLOB",
+        "CREATE INDEX runs_tenant_context ON runs (tenant, context_id, id DESC) WHERE context_id IS NOT NULL",
+        """
+        CREATE TABLE push_configs (
+            run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+            config_id TEXT NOT NULL,
+            tenant TEXT NOT NULL,
+            config BLOB NOT NULL,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (run_id, config_id)
+        ) WITHOUT ROWID
+        """,
+    ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 _RUN_COLUMNS = (
     "id, endpoint, kind, durable, principal, tenant, input, status, attempt, max_attempts, output, "
     "error_type, error_message, idempotency_key, request_hash, worker_id, lease_expires_at, deadline_at, "
-    "last_seq, created_at, updated_at, started_at, finished_at, replay_of, replay_checkpoint"
+    "last_seq, created_at, updated_at, started_at, finished_at, replay_of, replay_checkpoint, context_id, "
+    "protocol_meta"
 )
 # How many columns a run row has (_run_values, _run_from_row); postgres.py reads what follows them.
-RUN_COLUMN_COUNT = 25
+RUN_COLUMN_COUNT = 27
 _SELECT_RUN = f"SELECT {_RUN_COLUMNS} FROM runs"
 _INSERT_RUN = f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * RUN_COLUMN_COUNT)})"
 _UPDATE_RUN = """
@@ -120,6 +138,13 @@ _UPDATE_RUN = """
 """
 _SELECT_EVENTS = "SELECT run_id, seq, ts, kind, data FROM events"
 _SELECT_CHECKPOINTS = "SELECT run_id, id, seq, attempt, ts, state FROM checkpoints"
+_SELECT_PUSH_CONFIGS = "SELECT run_id, config_id, tenant, config, updated_at FROM push_configs"
+# Takes the run's tenant; inserts nothing when there is no such run.
+_PUT_PUSH_CONFIG = """
+    INSERT INTO push_configs (run_id, config_id, tenant, config, updated_at)
+    SELECT id, {mark}, tenant, {mark}, {mark} FROM {runs} WHERE id = {mark}
+    ON CONFLICT (run_id, config_id) DO UPDATE SET config = excluded.config, updated_at = excluded.updated_at
+"""
 _ACTIVE_IN = "status IN ({})".format(", ".join(f"'{status}'" for status in sorted(ACTIVE)))
 _TERMINAL_IN = "status IN ({})".format(", ".join(f"'{status}'" for status in sorted(TERMINAL)))
 
@@ -151,6 +176,8 @@ def _run_values(run: Run) -> tuple[Any, ...]:
         run.finished_at,
         run.replay_of,
         run.replay_checkpoint,
+        run.context_id,
+        run.protocol_meta,
     )
 
 
@@ -181,6 +208,8 @@ def _run_from_row(row: tuple[Any, ...]) -> Run:
         finished_at,
         replay_of,
         replay_checkpoint,
+        context_id,
+        protocol_meta,
     ) = row
     return Run(
         id=run_id,
@@ -206,6 +235,8 @@ def _run_from_row(row: tuple[Any, ...]) -> Run:
         finished_at=finished_at,
         replay_of=replay_of,
         replay_checkpoint=replay_checkpoint,
+        context_id=context_id,
+        protocol_meta=protocol_meta,
     )
 
 
@@ -219,22 +250,55 @@ def _checkpoint_from_row(row: tuple[Any, ...]) -> Checkpoint:
     return Checkpoint(run_id=run_id, id=checkpoint_id, seq=seq, attempt=attempt, ts=ts, state=state)
 
 
-def list_sql(select: str, query: RunQuery, mark: str) -> tuple[str, list[Any]]:
-    """The SQL of ``RunStore.list`` for ``query``; ``mark`` is the driver's placeholder (``?``, ``%s``)."""
-    sql = f"{select} WHERE tenant = {mark}"
+def _push_config_from_row(row: tuple[Any, ...]) -> PushConfig:
+    run_id, config_id, tenant, config, updated_at = row
+    return PushConfig(run_id=run_id, id=config_id, tenant=tenant, config=config, updated_at=updated_at)
+
+
+def where_sql(query: RunQuery, mark: str) -> tuple[str, list[Any]]:
+    """The WHERE clause of ``query``'s filters (all but ``before`` and ``limit``) and its parameters."""
+    sql = f" WHERE tenant = {mark}"
     params: list[Any] = [query.tenant]
+    if query.context_id is not None:
+        sql += f" AND context_id = {mark}"
+        params.append(query.context_id)
     if query.status is not None:
         sql += f" AND status = {mark}"
         params.append(str(query.status))
+    if query.statuses is not None:
+        if not query.statuses:
+            sql += " AND 1 = 0"
+        else:
+            sql += f" AND status IN ({', '.join([mark] * len(query.statuses))})"
+            params.extend(sorted(str(status) for status in query.statuses))
     if query.endpoint is not None:
         sql += f" AND endpoint = {mark}"
         params.append(query.endpoint)
+    if query.kind is not None:
+        sql += f" AND kind = {mark}"
+        params.append(str(query.kind))
+    if query.updated_after is not None:
+        sql += f" AND updated_at >= {mark}"
+        params.append(query.updated_after)
+    return sql, params
+
+
+def list_sql(select: str, query: RunQuery, mark: str) -> tuple[str, list[Any]]:
+    """The SQL of ``RunStore.list`` for ``query``; ``mark`` is the driver's placeholder (``?``, ``%s``)."""
+    where, params = where_sql(query, mark)
+    sql = select + where
     if query.before is not None:
         sql += f" AND id < {mark}"
         params.append(query.before)
     sql += f" ORDER BY id DESC LIMIT {mark}"
     params.append(max(query.limit, 0))
     return sql, params
+
+
+def count_sql(table: str, query: RunQuery, mark: str) -> tuple[str, list[Any]]:
+    """The SQL of ``RunStore.count`` for ``query``."""
+    where, params = where_sql(query, mark)
+    return f"SELECT count(*) FROM {table}{where}", params
 
 
 def _in_transaction(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -608,6 +672,33 @@ class SQLiteRunStore:
                 ).rowcount
             )
         )
+
+    async def count(self, query: RunQuery) -> int:
+        sql, params = count_sql("runs", query, "?")
+        return await self._read(lambda conn: int(conn.execute(sql, params).fetchone()[0]))
+
+    async def put_push_config(self, run_id: str, config_id: str, config: bytes) -> bool:
+        sql = _PUT_PUSH_CONFIG.format(mark="?", runs="runs")
+        return await self._write(
+            lambda conn: conn.execute(sql, (config_id, config, time.time(), run_id)).rowcount == 1
+        )
+
+    async def push_configs(self, run_id: str) -> builtins.list[PushConfig]:
+        return await self._read(
+            lambda conn: [
+                _push_config_from_row(row)
+                for row in conn.execute(
+                    f"{_SELECT_PUSH_CONFIGS} WHERE run_id = ? ORDER BY updated_at, config_id", (run_id,)
+                )
+            ]
+        )
+
+    async def delete_push_config(self, run_id: str, config_id: str | None = None) -> int:
+        sql = "DELETE FROM push_configs WHERE run_id = ?"
+        params: tuple[str, ...] = (run_id,)
+        if config_id is not None:
+            sql, params = sql + " AND config_id = ?", (run_id, config_id)
+        return await self._write(lambda conn: conn.execute(sql, params).rowcount)
 
     # Defined last: inside the class body the name ``list`` is this method from here on.
     async def list(self, query: RunQuery) -> builtins.list[Run]:
