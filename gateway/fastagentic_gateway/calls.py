@@ -23,6 +23,8 @@ class Call(msgspec.Struct, kw_only=True):
     protocol: str  # rest, mcp, a2a
     idempotency_key: str | None = None
     request_hash: str | None = None  # of the canonical input, set when there is an idempotency key
+    context_id: str | None = None  # a conversation the run belongs to (A2A: the contextId)
+    meta: bytes | None = None  # JSON the front keeps with the run (Run.protocol_meta)
 
 
 def find_endpoint(registry: EndpointRegistry, kind: EndpointKind, name: str, retry_after: int) -> Endpoint:
@@ -59,6 +61,8 @@ def make_call(
     protocol: str,
     raw: bytes | None = None,
     idempotency_key: str | None = None,
+    context_id: str | None = None,
+    meta: bytes | None = None,
 ) -> Call:
     """Validate ``value`` against the endpoint's input schema; ``raw`` is its JSON when the front has it."""
     errors = endpoint.validator.errors(value)
@@ -77,6 +81,8 @@ def make_call(
         protocol=protocol,
         idempotency_key=idempotency_key,
         request_hash=request_hash,
+        context_id=context_id,
+        meta=meta,
     )
 
 

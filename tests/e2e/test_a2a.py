@@ -590,3 +590,24 @@ async def test_fast_path_tasks_are_tasks_like_any_other(served: Gateway) -> None
         rest = [item async for item in stream]
     assert rest[-1].status_update.status.state == TaskState.TASK_STATE_CANCELED
     assert (await get(f"{served.url}/v1/runs/{task_id}")).json()["status"] == "cancelled"
+
+
+def test_a_tasks_run_carries_its_context_and_a_resent_message_id_starts_another_task(served: Gateway) -> None:
+    context = str(uuid.uuid4())
+    params = {"message": _message([{"text": "hi"}], context)}
+    first = rpc(served.url, "/a2a/ask", "SendMessage", params).json()["result"]["task"]
+    # A2A leaves deduplicating by messageId optional (spec 3.3.1): the same message id is a new task.
+    again = rpc(served.url, "/a2a/ask", "SendMessage", params).json()["result"]["task"]
+    assert first["id"] != again["id"] and first["contextId"] == again["contextId"] == context
+    assert first["history"][0]["messageId"] == "m-1"
+    run = httpx.get(f"{served.url}/v1/runs/{first['id']}", timeout=10).json()
+    assert run["context_id"] == context
+    rest_run = httpx.post(f"{served.url}/v1/agents/ask/runs", json={"question": "hi"}, timeout=10).json()
+    assert "context_id" not in httpx.get(f"{served.url}/v1/runs/{rest_run['run_id']}", timeout=10).json()
+    listed = rpc(served.url, "/a2a/ask", "ListTasks", {"contextId": context}).json()["result"]
+    assert [t["id"] for t in listed["tasks"]] == [again["id"], first["id"]]
+    assert listed["totalSize"] == 2
+    # On the gateway's agent too (every agent endpoint), and nothing in another context.
+    assert rpc(served.url, "/a2a", "ListTasks", {"contextId": context}).json()["result"]["totalSize"] == 2
+    other = rpc(served.url, "/a2a/ask", "ListTasks", {"contextId": str(uuid.uuid4())}).json()["result"]
+    assert other.get("tasks", []) == [] and other.get("totalSize", 0) == 0

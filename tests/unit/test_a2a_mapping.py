@@ -11,13 +11,15 @@ from a2a.utils.errors import ContentTypeNotSupportedError, InvalidParamsError
 from fastagentic_gateway.fronts.a2a.mapping import (
     EventMapper,
     apply,
+    context_of,
+    encode_meta,
     initial_task,
     message_input,
-    meta_key,
     meta_of,
-    new_meta,
+    new_context,
     project,
     text_field,
+    user_message,
 )
 from fastagentic_gateway.runs.model import ANONYMOUS, EndpointKind, Event, Run, RunStatus
 from fastagentic_gateway.workers.registry import EndpointInfo
@@ -79,8 +81,9 @@ def test_message_input() -> None:
         message_input(info(ONE_STRING), message())
 
 
-def run(status: RunStatus = RunStatus.RUNNING) -> Run:
-    meta = new_meta("ctx-1", "m-1", "text:text")
+def run(status: RunStatus = RunStatus.RUNNING, **fields: object) -> Run:
+    fields.setdefault("context_id", "ctx-1")
+    fields.setdefault("protocol_meta", encode_meta("m-1", "text:text"))
     return Run(
         id="run_1",
         endpoint="agent",
@@ -89,7 +92,7 @@ def run(status: RunStatus = RunStatus.RUNNING) -> Run:
         caller=ANONYMOUS,
         input=b'{"text":"hello"}',
         status=status,
-        idempotency_key=meta_key(meta),
+        **fields,  # type: ignore[arg-type]
     )
 
 
@@ -108,9 +111,31 @@ EVENTS = [
 ]
 
 
-def test_metadata_round_trips_in_the_idempotency_key() -> None:
+def test_metadata_is_the_runs_context_and_protocol_meta() -> None:
     meta = meta_of(run())
-    assert meta is not None and (meta.context_id, meta.message_id, meta.mode) == ("ctx-1", "m-1", "text:text")
+    assert meta is not None and (meta.message_id, meta.mode) == ("m-1", "text:text")
+    assert context_of(run()) == "ctx-1"
+    message = user_message(run())
+    assert (message.message_id, message.context_id, message.parts[0].text) == ("m-1", "ctx-1", "hello")
+    # A run started on another front (REST) has neither: its id is its context, its input a data part.
+    bare = run(context_id=None, protocol_meta=None)
+    assert (meta_of(bare), context_of(bare)) == (None, "run_1")
+    assert user_message(bare).parts[0].HasField("data")
+
+
+def test_metadata_of_runs_stored_by_an_earlier_gateway_is_read_from_their_idempotency_key() -> None:
+    legacy = run(context_id=None, protocol_meta=None, idempotency_key='a2a:["ctx-0","m-0","text:text","f00"]')
+    meta = meta_of(legacy)
+    assert meta is not None and (meta.message_id, meta.mode) == ("m-0", "text:text")
+    assert context_of(legacy) == "ctx-0"
+
+
+def test_new_context_keeps_the_messages_or_makes_one() -> None:
+    assert new_context("ctx-9") == "ctx-9"
+    made = new_context(None)
+    assert made and made != new_context(None)
+    with pytest.raises(InvalidParamsError, match="contextId is longer"):
+        new_context("x" * 201)
 
 
 def test_events_map_to_task_updates() -> None:

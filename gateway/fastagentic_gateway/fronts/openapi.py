@@ -75,6 +75,11 @@ BASE_COMPONENTS: dict[str, Any] = {
                 "properties": {"run_id": {"type": "string"}, "checkpoint": {"type": "integer"}},
                 "required": ["run_id", "checkpoint"],
             },
+            "context_id": {
+                "type": "string",
+                "description": "the conversation the run belongs to (the A2A contextId of a run started "
+                "by an A2A message)",
+            },
         },
         "required": ["run_id", "endpoint", "kind", "status", "attempt"],
     },

@@ -53,6 +53,7 @@ class RunView(msgspec.Struct, omit_defaults=True):
     finished_at: float | None = None
     deadline_at: float | None = None
     replay_of: ReplayOf | None = None
+    context_id: str | None = None
 
 
 class CheckpointView(msgspec.Struct):
@@ -93,6 +94,7 @@ def run_view(run: Run) -> RunView:
             if run.replay_of is not None and run.replay_checkpoint is not None
             else None
         ),
+        context_id=run.context_id,
     )
 
 

@@ -157,6 +157,8 @@ class RunService:
             updated_at=now,
             replay_of=replay.run_id if replay is not None else None,
             replay_checkpoint=replay.id if replay is not None else None,
+            context_id=call.context_id,
+            protocol_meta=call.meta,
         )
         stored, created = await self._store(durable).create(run)
         if not created:

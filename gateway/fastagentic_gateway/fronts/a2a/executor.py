@@ -36,10 +36,10 @@ from .mapping import (
     TERMINAL_STATES,
     TEXT,
     EventMapper,
+    encode_meta,
     initial_task,
     message_input,
-    meta_key,
-    new_meta,
+    new_context,
 )
 from .store import RunTaskStore, agent_of, caller_of
 
@@ -96,10 +96,17 @@ class RunContextBuilder(RequestContextBuilder):
                 f"none of the accepted output modes {accepted}"
             )
         value, mode = message_input(endpoint.info, message)
-        meta = new_meta(context_id or message.context_id or None, message.message_id, mode)
+        task_context = new_context(context_id or message.context_id or None)
+        # No idempotency key: A2A leaves deduplicating by messageId optional (spec 3.3.1, "MAY"), and a
+        # client resending a messageId starts another task, as it did before.
         try:
             call = make_call(
-                endpoint, value, caller=caller_of(context), protocol="a2a", idempotency_key=meta_key(meta)
+                endpoint,
+                value,
+                caller=caller_of(context),
+                protocol="a2a",
+                context_id=task_context,
+                meta=encode_meta(message.message_id, mode),
             )
         except InvalidInput as exc:
             raise InvalidParamsError(
@@ -110,7 +117,7 @@ class RunContextBuilder(RequestContextBuilder):
         run = await self._submit(call)
         self.store.creating.add(run.id)
         request = RequestContext(
-            call_context=context, request=params, task_id=run.id, context_id=meta.context_id
+            call_context=context, request=params, task_id=run.id, context_id=task_context
         )
         return request, run
 

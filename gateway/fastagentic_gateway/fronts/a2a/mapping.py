@@ -41,8 +41,9 @@ TEXT = "text/plain"
 JSON = "application/json"
 STREAM_ARTIFACT = "response"  # the token stream, appended chunk by chunk
 OUTPUT_ARTIFACT = "output"  # the run's output, once it succeeded
-KEY_PREFIX = "a2a:"
+LEGACY_KEY_PREFIX = "a2a:"
 MAX_CONTEXT_ID = 200
+MAX_MESSAGE_ID = 200
 
 STATE_OF: dict[RunStatus, int] = {
     RunStatus.QUEUED: TaskState.TASK_STATE_SUBMITTED,
@@ -156,40 +157,60 @@ def message_input(info: EndpointInfo, message: Message) -> tuple[Any, str]:
 # ----------------------------------------------------------------------------------- task metadata
 
 
-class TaskMeta(msgspec.Struct, array_like=True):
-    """What A2A needs to remember about a run that the run itself does not hold. It travels in the run's
-    idempotency key (``a2a:`` + JSON), each one unique, so no store has to know about A2A."""
+class TaskMeta(msgspec.Struct, omit_defaults=True):
+    """What A2A remembers about a run beside its input, in the run's ``protocol_meta`` (the contextId is
+    the run's ``context_id``): the id of the message that started it and how it carried the input."""
 
-    context_id: str
     message_id: str
     mode: str  # "data" or "text:<field>"
+
+
+class _LegacyMeta(msgspec.Struct, array_like=True):
+    # Runs an earlier gateway stored carried their A2A metadata in the idempotency key (``a2a:`` + JSON).
+    context_id: str
+    message_id: str
+    mode: str
     nonce: str
 
 
-def meta_key(meta: TaskMeta) -> str:
-    return KEY_PREFIX + _encode(meta).decode()
+def new_context(context_id: str | None) -> str:
+    """The task's contextId: the message's, or a new one."""
+    context = context_id or str(uuid.uuid4())
+    if len(context) > MAX_CONTEXT_ID:
+        raise InvalidParamsError(message=f"contextId is longer than {MAX_CONTEXT_ID} characters")
+    return context
 
 
-def meta_of(run: Run) -> TaskMeta | None:
+def encode_meta(message_id: str, mode: str) -> bytes:
+    return _encode(TaskMeta(message_id=message_id[:MAX_MESSAGE_ID], mode=mode))
+
+
+def _legacy(run: Run) -> _LegacyMeta | None:
     key = run.idempotency_key
-    if key is None or not key.startswith(KEY_PREFIX):
+    if run.context_id is not None or key is None or not key.startswith(LEGACY_KEY_PREFIX):
         return None
     try:
-        return msgspec.json.decode(key[len(KEY_PREFIX) :], type=TaskMeta)
+        return msgspec.json.decode(key[len(LEGACY_KEY_PREFIX) :], type=_LegacyMeta)
     except msgspec.DecodeError:
         return None
 
 
-def new_meta(context_id: str | None, message_id: str, mode: str) -> TaskMeta:
-    context = context_id or str(uuid.uuid4())
-    if len(context) > MAX_CONTEXT_ID:
-        raise InvalidParamsError(message=f"contextId is longer than {MAX_CONTEXT_ID} characters")
-    return TaskMeta(context_id=context, message_id=message_id[:200], mode=mode, nonce=uuid.uuid4().hex)
+def meta_of(run: Run) -> TaskMeta | None:
+    if run.protocol_meta is not None:
+        try:
+            return msgspec.json.decode(run.protocol_meta, type=TaskMeta)
+        except msgspec.DecodeError:
+            return None
+    legacy = _legacy(run)
+    return None if legacy is None else TaskMeta(message_id=legacy.message_id, mode=legacy.mode)
 
 
 def context_of(run: Run) -> str:
-    meta = meta_of(run)
-    return meta.context_id if meta is not None else run.id
+    """The task's contextId: the run's context (a run started elsewhere, say REST, has none: its id)."""
+    if run.context_id is not None:
+        return run.context_id
+    legacy = _legacy(run)
+    return legacy.context_id if legacy is not None else run.id
 
 
 # --------------------------------------------------------------------------------------- messages
@@ -410,12 +431,12 @@ __all__ = [
     "TaskMeta",
     "apply",
     "context_of",
+    "encode_meta",
     "initial_task",
     "input_modes",
     "message_input",
-    "meta_key",
     "meta_of",
-    "new_meta",
+    "new_context",
     "project",
     "text_field",
 ]

@@ -10,7 +10,6 @@ snapshot it was handed, exactly once, whichever process executed the task.
 
 from __future__ import annotations
 
-import builtins
 from collections.abc import AsyncGenerator
 
 from a2a.server.cluster.event_stream import TaskEventStream, VersionedEvent
@@ -26,10 +25,7 @@ from ...errors import Conflict, NotFound
 from ...runs.model import ANONYMOUS, TERMINAL, Caller, EndpointKind, Run, RunQuery, RunStatus
 from ...runs.service import RunService
 from ...store.base import RunStore
-from .mapping import STATUSES_OF, EventMapper, context_of, project
-
-SCAN_PAGE = 200
-SCAN_LIMIT = 10_000  # runs looked at for one ListTasks (context / time filters are applied in the gateway)
+from .mapping import STATUSES_OF, EventMapper, project
 
 
 def caller_of(context: ServerCallContext | None) -> Caller:
@@ -115,10 +111,12 @@ class RunTaskStore(VersionedTaskStore):
         return TaskVersion.MISSING
 
     async def list(self, params: ListTasksRequest, context: ServerCallContext) -> ListTasksResponse:
+        """One page of the caller's agent tasks, newest first, every filter applied by the run stores
+        (durable and ephemeral), which also count the matches for ``totalSize``."""
         page_size = params.page_size if params.HasField("page_size") else DEFAULT_LIST_TASKS_PAGE_SIZE
-        statuses: tuple[RunStatus, ...] | None = None
+        statuses: frozenset[RunStatus] | None = None
         if params.status != TaskState.TASK_STATE_UNSPECIFIED:
-            statuses = STATUSES_OF.get(params.status, ())
+            statuses = frozenset(STATUSES_OF.get(params.status, ()))
         after = (
             params.status_timestamp_after.ToDatetime().timestamp()
             if params.HasField("status_timestamp_after")
@@ -127,28 +125,20 @@ class RunTaskStore(VersionedTaskStore):
         cursor = params.page_token or None
         if cursor is not None and not (cursor.startswith("run_") and len(cursor) == 36):
             raise InvalidParamsError(message=f"pageToken {cursor!r} is not one this server handed out")
-        matched: builtins.list[Run] = []
-        total = 0
-        scanned = 0
-        before: str | None = None
-        agent = agent_of(context)
-        tenant = caller_of(context).tenant
-        status = statuses[0] if statuses is not None and len(statuses) == 1 else None
-        done = statuses == ()
-        while not done and scanned < SCAN_LIMIT:
-            batch = await self.runs.list_runs(
-                RunQuery(tenant=tenant, status=status, endpoint=agent, limit=SCAN_PAGE, before=before)
-            )
-            scanned += len(batch)
-            for run in batch:
-                if not _matches(run, params.context_id, statuses, after):
-                    continue
-                total += 1
-                if (cursor is None or run.id < cursor) and len(matched) < page_size + 1:
-                    matched.append(run)
-            if len(batch) < SCAN_PAGE:
-                break
-            before = batch[-1].id
+        query = RunQuery(
+            tenant=caller_of(context).tenant,
+            endpoint=agent_of(context),
+            kind=EndpointKind.AGENT,
+            context_id=params.context_id or None,
+            statuses=statuses,
+            updated_after=after,
+            before=cursor,
+            limit=page_size + 1,
+        )
+        stores = (self.runs.durable, self.runs.ephemeral)
+        matched = [run for store in stores for run in await store.list(query)]
+        matched.sort(key=lambda run: run.id, reverse=True)
+        total = sum([await store.count(query) for store in stores])
         page = matched[:page_size]
         tasks = [(await self.snapshot(run)).task for run in page]
         next_token = page[-1].id if len(matched) > page_size else ""
@@ -158,16 +148,6 @@ class RunTaskStore(VersionedTaskStore):
 
     async def delete(self, task_id: str, context: ServerCallContext) -> None:
         """Runs are deleted by retention, not by A2A."""
-
-
-def _matches(run: Run, context_id: str, statuses: tuple[RunStatus, ...] | None, after: float | None) -> bool:
-    if run.kind is not EndpointKind.AGENT:
-        return False
-    if statuses is not None and run.status not in statuses:
-        return False
-    if after is not None and run.updated_at < after:
-        return False
-    return not context_id or context_of(run) == context_id
 
 
 class RunEventStream(TaskEventStream):
