@@ -431,6 +431,37 @@ async def test_push_notifications_reach_a_local_receiver(cluster: Cluster, bindi
             assert not listed.configs
 
 
+async def test_push_configs_survive_a_gateway_restart_and_pushes_go_on(cluster: Cluster) -> None:
+    gateway = cluster.start_gateway(a2a_push_allow_private="true")
+    cluster.start_worker(WORKER)
+    with Receiver().running() as receiver:
+        async with a2a_client(gateway.url, "slow", streaming=False) as client:
+            message = data_message({"steps": 60, "delay": 0.1})  # outlasts the restart
+            (item,) = await collect(client.send_message(request(message, blocking=False)))
+            task_id = item.task.id
+            config = TaskPushNotificationConfig(task_id=task_id, id="hook1", url=receiver.url, token="t1")
+            await client.create_task_push_notification_config(config)
+            wait_until(lambda: receiver.received, what="a push before the restart")
+        gateway.kill()
+        cluster.restart_gateway(gateway)  # the worker keeps the run and reconnects within its lease
+        wait_until(lambda: "slow" in gateway.endpoints(), what="the worker to reconnect")
+        async with a2a_client(gateway.url, "slow", streaming=False) as client:
+            listed = await client.list_task_push_notification_configs(
+                ListTaskPushNotificationConfigsRequest(task_id=task_id)
+            )
+            assert [(c.id, c.url, c.token) for c in listed.configs] == [("hook1", receiver.url, "t1")]
+            await wait_state(client, task_id, COMPLETED, within=30)
+        wait_until(
+            lambda: any(
+                b.get("statusUpdate", {}).get("status", {}).get("state") == "TASK_STATE_COMPLETED"
+                for _, b in receiver.received
+            ),
+            what="the completed status pushed after the restart",
+        )
+        assert all(headers["X-A2A-Notification-Token"] == "t1" for headers, _ in receiver.received)
+        # The config goes with its run: retention deletes both (checked in the store contract tests).
+
+
 async def test_push_config_in_the_message_configuration(cluster: Cluster) -> None:
     gateway = cluster.start_gateway(a2a_push_allow_private="true")
     cluster.start_worker(WORKER)

@@ -828,6 +828,21 @@ async def test_delete_push_config_one_or_all(store: RunStore) -> None:
     assert await store.delete_push_config("run_missing", "a") == 0
 
 
+async def test_pushing_lists_active_runs_with_push_configs_oldest_first(store: RunStore) -> None:
+    running = await create_running(store)
+    queued, _ = await store.create(make_run())
+    finished = await create_finished(store, finished_at=1.0)
+    await store.create(make_run())  # no config
+    for run in (queued, finished, running):
+        await store.put_push_config(run.id, "a", b"{}")
+        await store.put_push_config(run.id, "b", b"{}")
+
+    assert await store.pushing() == [running, queued]
+    assert await store.pushing(limit=1) == [running]
+    await store.delete_push_config(running.id)
+    assert await store.pushing() == [queued]
+
+
 # retention
 
 

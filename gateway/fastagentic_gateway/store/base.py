@@ -95,3 +95,6 @@ class RunStore(Protocol):
 
     async def delete_push_config(self, run_id: str, config_id: str | None = None) -> int:
         """Delete the run's push config ``config_id`` (every one of them when None); return how many."""
+
+    async def pushing(self, limit: int = 1000) -> builtins.list[Run]:
+        """Active runs (queued, running, waiting_input) that have a push config, oldest first."""

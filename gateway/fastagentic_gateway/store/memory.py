@@ -298,6 +298,13 @@ class MemoryRunStore:
             del self._push_configs[run_id]
         return deleted
 
+    async def pushing(self, limit: int = 1000) -> builtins.list[Run]:
+        found = sorted(
+            (run for run in map(self._runs.__getitem__, self._push_configs) if run.status not in TERMINAL),
+            key=lambda run: run.id,
+        )
+        return [_copy(run) for run in found[: max(limit, 0)]]
+
     # Defined last: inside the class body the name ``list`` is this method from here on.
     async def list(self, query: RunQuery) -> builtins.list[Run]:
         ids = self._by_tenant.get(query.tenant, {})

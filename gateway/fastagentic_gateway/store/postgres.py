@@ -585,6 +585,13 @@ class PostgresRunStore:
 
         return await self._call(delete)
 
+    async def pushing(self, limit: int = 1000) -> builtins.list[Run]:
+        return await self._select_runs(
+            f"{_SELECT_RUN} r WHERE status = ANY(%s) AND EXISTS "
+            "(SELECT 1 FROM fastagentic_push_configs p WHERE p.run_id = r.id) ORDER BY id LIMIT %s",
+            (_ACTIVE, max(limit, 0)),
+        )
+
     # Defined last: inside the class body the name ``list`` is this method from here on.
     async def list(self, query: RunQuery) -> builtins.list[Run]:
         sql, params = list_sql(_SELECT_RUN, query, "%s")

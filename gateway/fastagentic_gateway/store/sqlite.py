@@ -700,6 +700,18 @@ class SQLiteRunStore:
             sql, params = sql + " AND config_id = ?", (run_id, config_id)
         return await self._write(lambda conn: conn.execute(sql, params).rowcount)
 
+    async def pushing(self, limit: int = 1000) -> builtins.list[Run]:
+        return await self._read(
+            lambda conn: [
+                _run_from_row(row)
+                for row in conn.execute(
+                    f"{_SELECT_RUN} WHERE {_ACTIVE_IN} AND EXISTS "
+                    "(SELECT 1 FROM push_configs p WHERE p.run_id = runs.id) ORDER BY id LIMIT ?",
+                    (max(limit, 0),),
+                )
+            ]
+        )
+
     # Defined last: inside the class body the name ``list`` is this method from here on.
     async def list(self, query: RunQuery) -> builtins.list[Run]:
         sql, params = list_sql(_SELECT_RUN, query, "?")

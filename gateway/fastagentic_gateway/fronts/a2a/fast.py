@@ -86,6 +86,7 @@ class FastPath:
         self.json_rpc_routes = json_rpc_routes
         self._paths: dict[str, bool] = {}
         self._background: set[asyncio.Task[None]] = set()
+        self._resumed: set[str] = set()
 
     # ------------------------------------------------------------------ which requests
 
@@ -186,6 +187,26 @@ class FastPath:
         job = asyncio.create_task(following.drain(), name=f"a2a-follow:{following.run.id}")
         self._background.add(job)
         job.add_done_callback(self._background.discard)
+
+    async def resume_pushes(self, created_before: float) -> int:
+        """Go on pushing the updates of durable tasks that have push configs and were created before
+        ``created_before`` (this process's start): whoever followed them died with an earlier process.
+        Each goes on from the run's log as it is now (updates in between are not pushed)."""
+        resumed = 0
+        for run in await self.runs.durable.pushing(limit=10_000):
+            if run.created_at >= created_before or run.id in self._resumed:
+                continue
+            self._resumed.add(run.id)
+            following = Following(self, run)
+            log = await self.runs.durable.events(run.id)
+            for item in log:
+                for event in following.mapper.map_one(item):
+                    apply(following.task, event)
+            following.seq = log[-1].seq if log else 0
+            following.announced = True
+            self.finish_in_background(following)
+            resumed += 1
+        return resumed
 
     async def close(self) -> None:
         for job in list(self._background):

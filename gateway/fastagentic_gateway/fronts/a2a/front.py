@@ -2,8 +2,9 @@
 
 Built from the ``a2a-sdk``'s own parts: ``DefaultRequestHandler`` (v2) with a task store and an event
 stream over the gateway's runs (``store.py``), an agent executor and request-context builder that go
-through ``calls.make_call`` and the RunService like every other front (``executor.py``), its push
-notification config store with our sender (``push.py``), and its JSON-RPC and REST routes, in one
+through ``calls.make_call`` and the RunService like every other front (``executor.py``), a push
+notification config store over the run stores with our sender (``push.py``), and its JSON-RPC and REST
+routes, in one
 Starlette app that the litestar gateway mounts at ``/a2a`` and ``/.well-known/agent-card.json``.
 
 Routes (the gateway's own agent at ``/a2a``, each agent endpoint at ``/a2a/{name}``):
@@ -16,8 +17,10 @@ Routes (the gateway's own agent at ``/a2a``, each agent endpoint at ``/a2a/{name
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+import time
 from typing import Any
 from urllib.parse import unquote
 
@@ -29,7 +32,6 @@ from starlette.routing import BaseRoute, Route
 from a2a.server.context import ServerCallContext
 from a2a.server.request_handlers import DefaultRequestHandler
 from a2a.server.routes import DefaultServerCallContextBuilder, create_jsonrpc_routes, create_rest_routes
-from a2a.server.tasks import InMemoryPushNotificationConfigStore
 
 from ...runs.model import ANONYMOUS, Caller
 from ...runs.service import RunService
@@ -38,7 +40,7 @@ from ...workers.registry import EndpointRegistry
 from .cards import CardCache, capability_card, endpoint_card, gateway_card, not_modified
 from .executor import RunContextBuilder, RunExecutor, served_agents
 from .fast import FastPath
-from .push import PushSender, PushUrlPolicy
+from .push import PushSender, PushUrlPolicy, RunPushConfigStore
 from .store import RunEventStream, RunTaskStore
 
 log = logging.getLogger("fastagentic.a2a")
@@ -68,7 +70,7 @@ class A2aFront:
         self.registry = registry
         self.runs = runs
         self.store = RunTaskStore(runs)
-        self.push_configs = InMemoryPushNotificationConfigStore()
+        self.push_configs = RunPushConfigStore(runs.durable, runs.ephemeral)
         self.push = PushSender(settings, self.push_configs)
         self.builder = RunContextBuilder(registry, runs, self.store, settings.retry_after)
         self.handler = DefaultRequestHandler(
@@ -88,6 +90,42 @@ class A2aFront:
         routes = self._routes(context, json_rpc_routes)
         self.app = Starlette(routes=routes)
         self.fast = FastPath(runs, self.store, self.builder, self.push, context, routes, json_rpc_routes)
+        self.started_at = time.time()
+        self._resuming: asyncio.Task[None] | None = None
+        self._resumed = False
+        registry.on_change(self._resume_pushes)
+
+    def _resume_pushes(self) -> None:
+        """Once workers (re)connect after a start: pick up the pushes of durable tasks whose follower
+        died with the previous process (``FastPath.resume_pushes``). Alone only: in a cluster the replica
+        that followed a task may still be up, and pushing twice is worse than the gap."""
+        if self._resumed or self._resuming is not None or self.runs.bus.clustered:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._resuming = loop.create_task(self._resume_once(), name="a2a-resume-pushes")
+
+    async def _resume_once(self) -> None:
+        delay = 0.5
+        try:
+            while True:
+                try:
+                    resumed = await self.fast.resume_pushes(self.started_at)
+                except Exception as exc:  # the store not started yet, or unreachable: try again
+                    log.warning(
+                        "A2A: resuming push notifications failed (%s); retrying in %.1f s", exc, delay
+                    )
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 10.0)
+                    continue
+                self._resumed = True
+                if resumed:
+                    log.info("A2A: resumed push notifications of %d task(s)", resumed)
+                return
+        finally:
+            self._resuming = None
 
     def _routes(self, context: ContextBuilder, json_rpc_routes: set[int]) -> list[BaseRoute]:
         routes: list[BaseRoute] = [
@@ -213,6 +251,9 @@ class A2aFront:
         await response({"type": "http"}, _nothing, send)
 
     async def close(self) -> None:
+        if self._resuming is not None:
+            self._resuming.cancel()
+            await asyncio.gather(self._resuming, return_exceptions=True)
         await self.fast.close()
         await self.handler.aclose()
         await self.push.close()

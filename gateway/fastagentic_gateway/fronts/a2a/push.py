@@ -1,7 +1,11 @@
 """Push notifications: each task update POSTed to the task's webhooks with httpx, in order, in the
 background (a slow receiver never holds the task's stream up), with a timeout per delivery and retries
 with exponential backoff. URLs that point at loopback, link-local or private addresses are refused,
-when a config is created and again before each delivery, unless ``a2a_push_allow_private`` is set."""
+when a config is created and again before each delivery, unless ``a2a_push_allow_private`` is set.
+
+The configs live with the task's run (``RunPushConfigStore``): in the durable store for a durable run,
+so they survive a restart and every replica sees them, in memory for an ephemeral one; they are deleted
+with the run."""
 
 from __future__ import annotations
 
@@ -11,15 +15,23 @@ import logging
 import urllib.parse
 
 import httpx
-from google.protobuf.json_format import MessageToDict
+import msgspec
+from google.protobuf.json_format import MessageToDict, ParseDict
 
-from a2a.server.tasks.push_notification_config_store import PushNotificationConfigStore
+from a2a.server.context import ServerCallContext
+from a2a.server.tasks.push_notification_config_store import (
+    PushNotificationConfigStore,
+    normalize_push_notification_config,
+)
 from a2a.server.tasks.push_notification_sender import PushNotificationEvent, PushNotificationSender
 from a2a.types.a2a_pb2 import TaskArtifactUpdateEvent, TaskPushNotificationConfig
+from a2a.utils.errors import TaskNotFoundError
 from a2a.utils.proto_utils import to_stream_response
 from a2a.utils.push_url_validator import validate_push_notification_url
 
+from ...runs.model import PushConfig, Run
 from ...settings import Settings
+from ...store.base import RunStore
 from .mapping import STREAM_ARTIFACT
 
 log = logging.getLogger("fastagentic.a2a.push")
@@ -27,6 +39,64 @@ log = logging.getLogger("fastagentic.a2a.push")
 TOKEN_HEADER = "X-A2A-Notification-Token"
 MAX_BACKOFF = 10.0
 QUEUE_LIMIT = 1000  # notifications waiting per task; beyond it the oldest wait and new ones are dropped
+
+
+class RunPushConfigStore(PushNotificationConfigStore):
+    """The SDK's push config store over the run stores: a task's configs are its run's
+    (``RunStore.put_push_config``), as JSON. The handler checked the caller may see the task before it
+    calls any of these; they check the tenant again."""
+
+    def __init__(self, durable: RunStore, ephemeral: RunStore) -> None:
+        self.durable = durable
+        self.ephemeral = ephemeral
+
+    async def _run(self, task_id: str, context: ServerCallContext | None) -> tuple[Run, RunStore] | None:
+        run = await self.ephemeral.get(task_id)
+        store = self.ephemeral
+        if run is None:
+            run, store = await self.durable.get(task_id), self.durable
+        if run is None:
+            return None
+        caller = context.state.get("caller") if context is not None else None
+        tenant = getattr(caller, "tenant", None)
+        if context is not None and tenant is not None and run.caller.tenant != tenant:
+            return None
+        return run, store
+
+    async def set_info(
+        self, task_id: str, notification_config: TaskPushNotificationConfig, context: ServerCallContext
+    ) -> TaskPushNotificationConfig:
+        stored = normalize_push_notification_config(task_id, notification_config)
+        found = await self._run(task_id, context)
+        if found is None or not await found[1].put_push_config(
+            task_id, stored.id, msgspec.json.encode(MessageToDict(stored))
+        ):
+            raise TaskNotFoundError
+        return stored
+
+    async def get_info(self, task_id: str, context: ServerCallContext) -> list[TaskPushNotificationConfig]:
+        found = await self._run(task_id, context)
+        return [] if found is None else _configs(await found[1].push_configs(task_id))
+
+    async def get_info_for_dispatch(self, task_id: str) -> list[TaskPushNotificationConfig]:
+        # Every event but token chunks asks: a dict lookup for an ephemeral run, one read otherwise.
+        if await self.ephemeral.get(task_id) is not None:
+            return _configs(await self.ephemeral.push_configs(task_id))
+        return _configs(await self.durable.push_configs(task_id))
+
+    async def delete_info(
+        self, task_id: str, context: ServerCallContext, config_id: str | None = None
+    ) -> None:
+        found = await self._run(task_id, context)
+        if found is not None:
+            await found[1].delete_push_config(task_id, config_id)
+
+
+def _configs(stored: list[PushConfig]) -> list[TaskPushNotificationConfig]:
+    return [
+        ParseDict(msgspec.json.decode(item.config), TaskPushNotificationConfig(), ignore_unknown_fields=True)
+        for item in stored
+    ]
 
 
 class PushUrlPolicy:
@@ -146,4 +216,4 @@ class PushSender(PushNotificationSender):
             self._client = None
 
 
-__all__ = ["PushSender", "PushUrlPolicy"]
+__all__ = ["PushSender", "PushUrlPolicy", "RunPushConfigStore"]
