@@ -222,13 +222,14 @@ class Gateway:
         http_server = uvicorn.Server(config)
         # The gateway owns SIGTERM / SIGINT: it stops gRPC first, then HTTP.
         http_server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
-        await grpc_server.start()
         http_task = asyncio.create_task(http_server.serve(sockets=[http_socket]))
-        while not http_server.started:
+        while not http_server.started:  # start-up hooks done: the stores and the bus are open
             if http_task.done():
                 await grpc_server.stop(0)
                 raise StartupError("the HTTP server stopped while starting (see the log above)")
             await asyncio.sleep(0.02)
+        # Workers only once the run store is open: a worker's Hello reads the runs it still holds.
+        await grpc_server.start()
         http_port = http_socket.getsockname()[1]
         # Everything loaded so far lives as long as the process: keep it out of the collector's way, so
         # full collections under load stay short (they otherwise walk every imported module's objects).
