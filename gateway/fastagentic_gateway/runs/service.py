@@ -476,16 +476,21 @@ class RunService:
             type="CheckpointNotFound",
             message=f"checkpoint {run.replay_checkpoint} of run {run.replay_of} no longer exists",
         )
-        result = await self._store(run.durable).transition(
-            run.id,
+        await self._fail_running(self._store(run.durable), run.id, run.attempt, error)
+        self._pump(worker)
+
+    async def _fail_running(self, store: RunStore, run_id: str, attempt: int, error: RunError) -> bool:
+        """End the run ``failed`` with ``error`` if it is still running at ``attempt``; True when it was."""
+        result = await store.transition(
+            run_id,
             expect=_RUNNING,
-            attempt=run.attempt,
+            attempt=attempt,
             update=RunUpdate(status=RunStatus.FAILED, error=error, clear_worker=True),
             events=[NewEvent("run.failed", _encode({"error": error}))],
         )
         if result is not None:
-            self.bus.publish(run.id, result[1])
-        self._pump(worker)
+            self.bus.publish(run_id, result[1])
+        return result is not None
 
     async def _requeue(self, run: Run, reason: str, *, count: bool = True) -> None:
         """Take a running run back: attempt + 1 fences the old holder; past max attempts it fails.
@@ -494,15 +499,7 @@ class RunService:
         store = self._store(run.durable)
         if count and run.attempt >= run.max_attempts:
             error = RunError(type="WorkerLost", message=f"{reason}; gave up after {run.attempt} attempt(s)")
-            result = await store.transition(
-                run.id,
-                expect=_RUNNING,
-                attempt=run.attempt,
-                update=RunUpdate(status=RunStatus.FAILED, error=error, clear_worker=True),
-                events=[NewEvent("run.failed", _encode({"error": error}))],
-            )
-            if result is not None:
-                self.bus.publish(run.id, result[1])
+            await self._fail_running(store, run.id, run.attempt, error)
             return
         result = await store.transition(
             run.id,
@@ -733,19 +730,11 @@ class RunService:
             "bytes (setting max_checkpoint_bytes)",
         )
         store = self._store(held.durable)
-        result = await self._until_stored(
-            worker,
-            lambda: store.transition(
-                message.run_id,
-                expect=_RUNNING,
-                attempt=message.attempt,
-                update=RunUpdate(status=RunStatus.FAILED, error=error, clear_worker=True),
-                events=[NewEvent("run.failed", _encode({"error": error}))],
-            ),
+        failed = await self._until_stored(
+            worker, lambda: self._fail_running(store, message.run_id, message.attempt, error)
         )
-        if result is not None:
+        if failed:
             log.warning("run %s failed: %s", message.run_id, error.message)
-            self.bus.publish(message.run_id, result[1])
         self.on_cancel(CancelNotice(message.run_id, message.attempt, worker.worker_id, error.message))
 
     async def _until_stored(self, worker: WorkerConnection, write: Callable[[], Awaitable[T]]) -> T:
