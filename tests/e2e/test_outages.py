@@ -27,6 +27,29 @@ def readiness(gateway: Gateway) -> tuple[int, dict]:  # type: ignore[type-arg]
     return response.status_code, response.json()
 
 
+def assert_refused_while_down(gateway: Gateway, component: str, says: str) -> None:
+    """``/readyz`` names ``component``; a new run gets 503 ``unavailable`` saying ``says``, with Retry-After."""
+    _status, body = wait_until(
+        lambda: (r := readiness(gateway))[0] == 503 and r, timeout=15, what="/readyz to fail"
+    )
+    assert component in body["problems"], body
+    refused = httpx.post(f"{gateway.url}/v1/agents/steps/runs", json={"steps": 1}, timeout=15)
+    assert refused.status_code == 503, refused.text
+    assert refused.json()["type"] == "unavailable"
+    assert says in refused.json()["message"]
+    assert refused.headers["Retry-After"]
+
+
+def assert_finished_complete(gateway: Gateway, run_id: str, follower: Follower) -> None:
+    """The run succeeded and the follower saw its whole log, gap-free, as the store has it."""
+    final = finished(gateway, run_id, timeout=60)
+    follower.join(timeout=30)
+    assert final["status"] == "succeeded", final
+    assert follower.events[-1]["kind"] == "run.completed"
+    assert_gap_free(follower.events)
+    assert sse_events(httpx.get(f"{gateway.url}/v1/runs/{run_id}/events", timeout=10)) == follower.events
+
+
 def test_postgresql_down_then_back_loses_no_accepted_run(pg_url: str, cluster: Cluster) -> None:  # noqa: F811
     gateway = cluster.start_gateway(store_url=pg_url)
     cluster.start_worker()
@@ -41,26 +64,13 @@ def test_postgresql_down_then_back_loses_no_accepted_run(pg_url: str, cluster: C
     wait_until(lambda: all(len(f.events) >= 3 for f in followers), what="runs under way")
 
     with postgres_outage():
-        _status, body = wait_until(
-            lambda: (r := readiness(gateway))[0] == 503 and r, timeout=15, what="/readyz to fail"
-        )
-        assert "store" in body["problems"], body
-        refused = httpx.post(f"{gateway.url}/v1/agents/steps/runs", json={"steps": 1}, timeout=15)
-        assert refused.status_code == 503, refused.text
-        assert refused.json()["type"] == "unavailable"
-        assert "store" in refused.json()["message"]
-        assert refused.headers["Retry-After"]
+        assert_refused_while_down(gateway, "store", "run store")
         time.sleep(1.0)  # the worker keeps producing events meanwhile: the gateway holds them back
 
     wait_until(lambda: readiness(gateway)[0] == 200, timeout=30, what="/readyz to recover")
     for run_id, follower in zip(run_ids, followers, strict=True):
-        final = finished(gateway, run_id, timeout=60)
-        follower.join(timeout=30)
-        assert final["status"] == "succeeded", final
-        assert final["output"]["completed"] == 12
-        assert follower.events[-1]["kind"] == "run.completed"
-        assert_gap_free(follower.events)
-        assert sse_events(httpx.get(f"{gateway.url}/v1/runs/{run_id}/events", timeout=10)) == follower.events
+        assert_finished_complete(gateway, run_id, follower)
+        assert finished(gateway, run_id)["output"]["completed"] == 12
     with gateway.client() as client:
         after = client.post("/v1/agents/steps/invoke", json={"steps": 2, "delay": 0})
     assert after.status_code == 200, after.text
@@ -77,26 +87,14 @@ def test_nats_down_then_back_replicas_resume_by_themselves(shared: dict[str, str
     wait_until(lambda: len(follower.events) >= 3, what="the run to be under way on B")
 
     with nats_outage():
-        _status, body = wait_until(
-            lambda: (r := readiness(a))[0] == 503 and r, timeout=15, what="/readyz to fail"
-        )
-        assert "bus" in body["problems"], body
-        refused = httpx.post(f"{a.url}/v1/agents/steps/runs", json={"steps": 1}, timeout=15)
-        assert refused.status_code == 503, refused.text
-        assert refused.json()["type"] == "unavailable"
-        assert "NATS" in refused.json()["message"]
+        assert_refused_while_down(a, "bus", "NATS")
         time.sleep(1.0)
 
     for gateway in (a, b):
         wait_until(
             lambda gateway=gateway: readiness(gateway)[0] == 200, timeout=30, what="/readyz to recover"
         )
-    final = finished(a, in_flight, timeout=60)
-    follower.join(timeout=30)
-    assert final["status"] == "succeeded", final
-    assert_gap_free(follower.events)
-    assert follower.events[-1]["kind"] == "run.completed"
-    assert sse_events(httpx.get(f"{a.url}/v1/runs/{in_flight}/events", timeout=10)) == follower.events
+    assert_finished_complete(a, in_flight, follower)
     # Dispatch across replicas works again: accepted on A, run by B's worker.
     with a.client() as client:
         after = client.post("/v1/agents/steps/invoke", json={"steps": 2, "delay": 0})
