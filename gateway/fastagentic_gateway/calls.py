@@ -9,7 +9,7 @@ import msgspec
 
 from .errors import InvalidInput, MalformedRequest, NotFound, NoWorker
 from .runs.model import Caller, EndpointKind
-from .validation import FieldError
+from .validation import FieldError, value_errors
 from .workers.registry import Endpoint, EndpointRegistry
 
 _decode = msgspec.json.decode
@@ -64,7 +64,11 @@ def make_call(
     context_id: str | None = None,
     meta: bytes | None = None,
 ) -> Call:
-    """Validate ``value`` against the endpoint's input schema; ``raw`` is its JSON when the front has it."""
+    """Validate ``value`` against the input limits and the endpoint's input schema; ``raw`` is its JSON,
+    as msgspec decoded it, when the front has it."""
+    errors = value_errors(value, raw)
+    if errors:
+        raise InvalidInput("input is outside the limits every input obeys", errors=errors)
     errors = endpoint.validator.errors(value)
     if errors:
         raise InvalidInput(f"input does not match the schema of {endpoint.name!r}", errors=errors)

@@ -1,4 +1,6 @@
-"""Request bodies checked against an endpoint's input JSON Schema, with the JSON path of each error."""
+"""Request input checked before a run exists: first the limits every input obeys on every front
+(``value_errors``), then the endpoint's input JSON Schema (``InputValidator``), with the JSON path of
+each error."""
 
 from __future__ import annotations
 
@@ -88,6 +90,67 @@ def _field_error(error: ValidationError) -> FieldError:
                 path.append(name)
                 break
     return FieldError(json_path(path), error.message)
+
+
+#: How deep objects and arrays may nest in any input, on every front. Deep enough for any real agent
+#: input; shallow enough that every projection of it (A2A's protobuf ``Value`` caps nesting near 30
+#: levels once inside a task) and every recursive consumer (schema validation, workers' decoders) holds.
+MAX_DEPTH = 32
+#: Integers must fit 64 bits (signed or unsigned), as msgspec, protobuf and every worker language decode
+#: them; a longer one is refused rather than rounded or overflowed somewhere downstream.
+MIN_INT = -(2**63)
+MAX_INT = 2**64 - 1
+_LONG_NUMBER = re.compile(rb"[0-9]{19}")
+
+
+def value_errors(value: Any, raw: bytes | None = None, max_depth: int = MAX_DEPTH) -> list[FieldError]:
+    """What breaks the limits every input obeys: nesting beyond ``max_depth``, an integer beyond 64
+    bits, a string holding a lone surrogate (not Unicode text: it cannot be stored as UTF-8), a float
+    that is not finite. ``raw``, the JSON the value was decoded from by msgspec (which refuses lone
+    surrogates and non-finite numbers itself), lets the walk be skipped when the bytes cannot hold
+    anything deep or long."""
+    if raw is not None and raw.count(b"[") + raw.count(b"{") <= max_depth and not _LONG_NUMBER.search(raw):
+        return []
+    errors: list[FieldError] = []
+    # Iterative, so a value nested thousands deep (from a lenient parser) cannot exhaust the stack.
+    stack: list[tuple[Any, list[str | int]]] = [(value, [])]
+    while stack and len(errors) < 10:
+        node, path = stack.pop()
+        if isinstance(node, dict):
+            if len(path) >= max_depth:
+                errors.append(FieldError(json_path(path), f"nested deeper than {max_depth} levels"))
+                continue
+            for key, item in node.items():
+                if isinstance(key, str) and not _is_text(key):
+                    errors.append(FieldError(json_path(path), "a key is not valid Unicode text"))
+                    continue
+                stack.append((item, [*path, key]))
+        elif isinstance(node, list):
+            if len(path) >= max_depth:
+                errors.append(FieldError(json_path(path), f"nested deeper than {max_depth} levels"))
+                continue
+            stack.extend((item, [*path, index]) for index, item in enumerate(node))
+        elif isinstance(node, bool):
+            continue
+        elif isinstance(node, int):
+            if not MIN_INT <= node <= MAX_INT:
+                errors.append(FieldError(json_path(path), "integer out of range: it must fit in 64 bits"))
+        elif isinstance(node, float):
+            if node != node or node in (float("inf"), float("-inf")):
+                errors.append(FieldError(json_path(path), "number is not finite (NaN or Infinity)"))
+        elif isinstance(node, str) and not _is_text(node):
+            errors.append(FieldError(json_path(path), "string is not valid Unicode text (a lone surrogate)"))
+    return sorted(errors, key=lambda e: e.path)
+
+
+def _is_text(value: str) -> bool:
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class InputValidator:

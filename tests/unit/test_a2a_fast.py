@@ -38,7 +38,7 @@ def _takes(path: str = "/a2a/ask", version: str | None = "1.0", **body: Any) -> 
     envelope.update(body)
     headers = [(b"a2a-version", version.encode())] if version else []
     scope = {"type": "http", "method": "POST", "path": path, "headers": headers}
-    return _fast()._request(scope, json.dumps(envelope).encode()) is not None
+    return _fast()._request(scope, json.loads(json.dumps(envelope))) is not None
 
 
 def test_takes_new_messages_in_1_0() -> None:

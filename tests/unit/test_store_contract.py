@@ -1365,17 +1365,23 @@ async def test_postgres_a_cancelled_caller_does_not_cut_a_write_in_half(pg_url: 
     try:
         for _ in range(5):
             run, _ = await store.create(make_run())
-            claim = asyncio.create_task(
-                store.transition(
-                    run.id,
-                    expect=QUEUED,
-                    attempt=1,
-                    update=RunUpdate(status=RunStatus.RUNNING, worker_id="w1"),
-                    events=events("run.started", "progress"),
+            # Another session holds the run's row, so the write waits inside its transaction, however
+            # fast the machine is.
+            async with await psycopg.AsyncConnection.connect(pg_url, autocommit=False) as holder:
+                await holder.execute("SELECT 1 FROM fastagentic_runs WHERE id = %s FOR UPDATE", (run.id,))
+                claim = asyncio.create_task(
+                    store.transition(
+                        run.id,
+                        expect=QUEUED,
+                        attempt=1,
+                        update=RunUpdate(status=RunStatus.RUNNING, worker_id="w1"),
+                        events=events("run.started", "progress"),
+                    )
                 )
-            )
-            await asyncio.sleep(0.001)  # inside the transaction
-            claim.cancel()
+                await asyncio.sleep(0.05)
+                assert not claim.done()
+                claim.cancel()
+                await holder.rollback()
             with pytest.raises(asyncio.CancelledError):
                 await claim
 

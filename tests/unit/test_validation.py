@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from fastagentic_gateway.validation import FieldError, InputValidator, json_path
+from fastagentic_gateway.validation import MAX_DEPTH, FieldError, InputValidator, json_path, value_errors
 
 ORDER = {
     "type": "object",
@@ -153,3 +153,48 @@ def test_input_too_deep_to_validate_is_an_error_not_a_crash() -> None:
     }
     errors = InputValidator(schema).errors(value)
     assert errors == [FieldError("$", "input is nested too deeply to validate")]
+
+
+# ------------------------------------------------------------------------- the limits of any input
+
+
+def _nested(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def test_input_within_the_limits_passes() -> None:
+    assert value_errors({"a": [1, 2.5, "x", None, True], "n": 2**64 - 1, "m": -(2**63)}) == []
+    assert value_errors(_nested(MAX_DEPTH)) == []
+
+
+def test_nesting_beyond_the_limit_is_refused_at_its_path() -> None:
+    [error] = value_errors({"deep": _nested(MAX_DEPTH)})
+    assert error.message == f"nested deeper than {MAX_DEPTH} levels"
+    assert error.path.startswith("$.deep[0]")
+
+
+def test_nesting_thousands_deep_does_not_exhaust_the_stack() -> None:
+    assert value_errors(_nested(5000))
+
+
+def test_integers_beyond_64_bits_are_refused() -> None:
+    assert value_errors({"n": 2**64})[0].path == "$.n"
+    assert value_errors([-(2**63) - 1])[0].message.startswith("integer out of range")
+    assert value_errors({"n": int("1" * 401)})
+
+
+def test_lone_surrogates_and_non_finite_numbers_are_refused() -> None:
+    assert value_errors({"s": "a\ud800b"})[0].path == "$.s"
+    assert value_errors({"\udfff": 1})[0].message == "a key is not valid Unicode text"
+    assert value_errors([float("nan")])[0].path == "$[0]"
+    assert value_errors({"x": float("inf")})
+
+
+def test_the_raw_json_spares_the_walk_only_when_it_cannot_break_a_limit() -> None:
+    raw = b'{"n": 123456789012345678901}'
+    assert value_errors({"n": 123456789012345678901}, raw)
+    shallow = b'{"a": [1, 2]}'
+    assert value_errors({"a": [1, 2]}, shallow) == []

@@ -47,6 +47,12 @@ from .inprocess import InProcessBus
 
 log = logging.getLogger("fastagentic.bus")
 
+
+def reason(exc: BaseException) -> str:
+    """An exception's text, or its type when the text is empty (several of nats-py's errors have none)."""
+    return str(exc) or type(exc).__name__
+
+
 PREFIX_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # Messages waiting for the connection; past this, live events are dropped (followers re-read the store).
 MAX_OUTBOX = 100_000
@@ -142,9 +148,7 @@ class NatsBus:
                 reconnected_cb=self._on_reconnected,
             )
         except Exception as exc:
-            raise BusUnavailable(
-                f"cannot connect to NATS at {self.url}: {exc or type(exc).__name__}"
-            ) from exc
+            raise BusUnavailable(f"cannot connect to NATS at {self.url}: {reason(exc)}") from exc
         nc = self._nc
         js = nc.jetstream()
         config = api.StreamConfig(
@@ -192,7 +196,7 @@ class NatsBus:
         self._outbox.clear()
 
     async def _on_error(self, exc: Exception) -> None:
-        log.warning("NATS: %s", exc or type(exc).__name__)
+        log.warning("NATS: %s", reason(exc))
 
     async def _on_disconnected(self) -> None:
         if not self._closing:
@@ -233,7 +237,7 @@ class NatsBus:
             await nc.flush(timeout=2)
         except Exception as exc:
             # Degraded, not failed: the follower still gets local events and re-reads the store when quiet.
-            log.warning("cannot subscribe to run %s on NATS: %s", run_id, exc or type(exc).__name__)
+            log.warning("cannot subscribe to run %s on NATS: %s", run_id, reason(exc))
             self._remote.pop(run_id, None)
             return None
         return subscription
@@ -281,7 +285,7 @@ class NatsBus:
                 headers={"Nats-Msg-Id": f"{run_id}:{attempt}"},
             )
         except Exception as exc:
-            raise BusUnavailable(f"cannot queue run {run_id} on NATS: {exc or type(exc).__name__}") from exc
+            raise BusUnavailable(f"cannot queue run {run_id} on NATS: {reason(exc)}") from exc
 
     async def claim(self, endpoint: str, limit: int, wait: float) -> list[Ticket]:
         nc = self._nc
@@ -307,9 +311,7 @@ class NatsBus:
         except nats.errors.TimeoutError:
             return []
         except Exception as exc:
-            raise BusUnavailable(
-                f"cannot read the dispatch queue on NATS: {exc or type(exc).__name__}"
-            ) from exc
+            raise BusUnavailable(f"cannot read the dispatch queue on NATS: {reason(exc)}") from exc
         tickets: list[Ticket] = []
         for msg in msgs:
             run_id, _, attempt = msg.data.decode(errors="replace").partition(" ")
@@ -343,7 +345,7 @@ class NatsBus:
             reply = await nc.request(f"{self.prefix}.complete.{replica}", _encode(request), timeout=wait)
             return _decode_completion(reply.data) if reply.data else None
         except Exception as exc:  # no responder, timeout, connection lost, a bad answer: nobody answered
-            log.warning("completion request to replica %s: %s", replica, exc or type(exc).__name__)
+            log.warning("completion request to replica %s: %s", replica, reason(exc))
             return None
 
     async def _on_complete(self, msg: Msg) -> None:

@@ -136,6 +136,11 @@ def capability_card() -> AgentCard:
         capabilities=_capabilities([]),
         default_input_modes=[JSON, TEXT],
         default_output_modes=OUTPUT_MODES,
+        # Never shown to clients (their cards list the served agents); a card without skills makes the
+        # SDK warn at every start that it is not spec-compliant.
+        skills=[
+            AgentSkill(id=GATEWAY_AGENT, name=GATEWAY_AGENT, description="FastAgentic agents", tags=["agent"])
+        ],
     )
 
 

@@ -28,10 +28,10 @@ run, and answers with the task as it stood, marked canceled; subscribe reads the
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any
 
 from google.protobuf.json_format import MessageToDict, ParseDict
 from jsonrpc.jsonrpc2 import JSONRPC20Response  # type: ignore[import-untyped]
@@ -106,17 +106,18 @@ class FastPath:
                 self._paths[path] = known
         return known
 
-    def _request(self, scope: Scope, body: bytes) -> tuple[str, str | int, SendMessageRequest] | None:
-        """(method, id, request) for a request this path serves exactly as the SDK would; else None."""
+    def is_json_rpc(self, scope: Scope) -> bool:
+        """Whether this request goes to a JSON-RPC URL (else an HTTP+JSON route, or none)."""
+        return bool(AGENT_PATH.fullmatch(scope["path"])) and self._is_json_rpc_route(scope)
+
+    def _request(self, scope: Scope, data: Any) -> tuple[str, str | int, SendMessageRequest] | None:
+        """(method, id, request) for a request this path serves exactly as the SDK would; else None.
+        ``data`` is the body as the front decoded it."""
         if scope.get("method") != "POST" or not AGENT_PATH.fullmatch(scope["path"]):
             return None
         if not any(name == VERSION_HEADER and value == b"1.0" for name, value in scope["headers"]):
             return None  # 0.3 (no header), or a version the SDK answers with its own error
         if not self._is_json_rpc_route(scope):
-            return None
-        try:
-            data = json.loads(body)
-        except ValueError:
             return None
         if not isinstance(data, dict) or data.get("jsonrpc") != "2.0" or not set(data) <= ENVELOPE:
             return None
@@ -144,9 +145,10 @@ class FastPath:
 
     # ------------------------------------------------------------------ serving
 
-    async def serve(self, scope: Scope, body: bytes, receive: Receive, send: Send) -> bool:
-        """Answer the request if it is one this path serves; False (having done nothing) otherwise."""
-        parsed = self._request(scope, body)
+    async def serve(self, scope: Scope, data: Any, receive: Receive, send: Send) -> bool:
+        """Answer the request (its body decoded: ``data``) if it is one this path serves; False (having
+        done nothing) otherwise."""
+        parsed = self._request(scope, data)
         if parsed is None:
             return False
         method, request_id, request = parsed

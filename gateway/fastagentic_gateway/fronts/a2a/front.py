@@ -31,7 +31,8 @@ from starlette.routing import BaseRoute, Route
 
 from a2a.server.context import ServerCallContext
 from a2a.server.request_handlers import DefaultRequestHandler
-from a2a.server.routes import DefaultServerCallContextBuilder, create_jsonrpc_routes, create_rest_routes
+from a2a.server.routes import DefaultServerCallContextBuilder, create_rest_routes
+from a2a.server.routes.jsonrpc_dispatcher import JsonRpcDispatcher
 
 from ...runs.model import ANONYMOUS, Caller
 from ...runs.service import RunService
@@ -40,6 +41,7 @@ from ...workers.registry import EndpointRegistry
 from .cards import CardCache, capability_card, endpoint_card, gateway_card, not_modified
 from .executor import RunContextBuilder, RunExecutor, served_agents
 from .fast import FastPath
+from .guards import Guarded03JsonRpc, Guarded03Rest, quiet_client_errors, refusal, screen_body
 from .push import PushSender, PushUrlPolicy, RunPushConfigStore
 from .store import RunEventStream, RunTaskStore
 
@@ -91,6 +93,7 @@ class A2aFront:
         self.app = Starlette(routes=routes)
         self.fast = FastPath(runs, self.store, self.builder, self.push, context, routes, json_rpc_routes)
         self.started_at = time.time()
+        quiet_client_errors()
         self._resuming: asyncio.Task[None] | None = None
         self._resumed = False
         registry.on_change(self._resume_pushes)
@@ -136,16 +139,21 @@ class A2aFront:
         # The gateway's agent first: its HTTP+JSON paths (/a2a/message:send) would otherwise look like
         # the JSON-RPC URL of an agent named "message:send".
         for prefix in ("/a2a", "/a2a/{agent}"):
-            json_rpc = create_jsonrpc_routes(
-                self.handler, prefix, context_builder=context, enable_v0_3_compat=True
-            )
-            json_rpc_routes.update(id(route) for route in json_rpc)
-            routes += json_rpc
+            dispatcher = JsonRpcDispatcher(self.handler, context_builder=context, enable_v0_3_compat=True)
+            # The SDK's 0.3 adapter, with the guards (guards.py) in its place.
+            dispatcher._v03_adapter = Guarded03JsonRpc(self.handler, context_builder=context)
+            json_rpc = Route(prefix, dispatcher.handle_requests, methods=["POST"])
+            json_rpc_routes.add(id(json_rpc))
+            routes.append(json_rpc)
+            routes += [
+                Route(prefix + path, endpoint, methods=[method])
+                for (path, method), endpoint in Guarded03Rest(self.handler, context_builder=context)
+                .routes()
+                .items()
+            ]
             routes += [
                 route
-                for route in create_rest_routes(
-                    self.handler, context_builder=context, enable_v0_3_compat=True, path_prefix=prefix
-                )
+                for route in create_rest_routes(self.handler, context_builder=context, path_prefix=prefix)
                 if isinstance(route, Route)  # not the SDK's "/{tenant}" mount: tenants are not A2A paths here
             ]
         return routes
@@ -220,7 +228,12 @@ class A2aFront:
                 if not message.get("more_body"):
                     break
             whole = b"".join(chunks)
-            if await self.fast.serve(scope, whole, receive, send):
+            data, refused = screen_body(whole)
+            if refused is not None:
+                response = refusal(refused, json_rpc=self.fast.is_json_rpc(scope))
+                await response(scope, receive, send)
+                return
+            if await self.fast.serve(scope, data, receive, send):
                 return
             replayed = False
 

@@ -7,6 +7,8 @@ so GetTask after the fact shows exactly what a streaming client accumulated.
 
 from __future__ import annotations
 
+import math
+import sys
 import uuid
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
@@ -228,21 +230,43 @@ def _data_part(value: Any) -> Part:
     return part
 
 
-def _value(value: Any) -> Value:
+#: How deep a data part's value may nest inside a task and still be a protobuf message (upb refuses
+#: deeper ones). Any input the gateway accepts fits (``validation.MAX_DEPTH``); a deeper worker output, or
+#: a run stored before the limit, has its deeper parts carried as JSON text.
+MAX_VALUE_DEPTH = 32
+_DOUBLE_MAX = sys.float_info.max
+
+
+def _value(value: Any, depth: int = 0) -> Value:
+    """Any JSON value as a protobuf ``Value``, whatever it holds: numbers a double cannot hold (or NaN)
+    and parts nested beyond ``MAX_VALUE_DEPTH`` become their JSON text instead of failing the task."""
     out = Value()
     if value is None:
         out.null_value = NULL_VALUE
     elif isinstance(value, bool):
         out.bool_value = value
-    elif isinstance(value, int | float):
-        out.number_value = value
+    elif isinstance(value, int):
+        if -_DOUBLE_MAX <= value <= _DOUBLE_MAX:
+            out.number_value = value
+        else:
+            out.string_value = str(value)
+    elif isinstance(value, float):
+        if math.isfinite(value):
+            out.number_value = value
+        else:
+            out.string_value = str(value)
     elif isinstance(value, str):
         out.string_value = value
+    elif isinstance(value, list | dict) and depth >= MAX_VALUE_DEPTH:
+        try:
+            out.string_value = _encode(value).decode()
+        except RecursionError:
+            out.string_value = "(nested too deeply to show)"
     elif isinstance(value, list):
-        out.list_value.values.extend(_value(item) for item in value)
+        out.list_value.values.extend(_value(item, depth + 1) for item in value)
     elif isinstance(value, dict):
         for key, item in value.items():
-            out.struct_value.fields[str(key)].CopyFrom(_value(item))
+            out.struct_value.fields[str(key)].CopyFrom(_value(item, depth + 1))
     else:
         out.string_value = str(value)
     return out
@@ -404,6 +428,15 @@ def apply(task: Task, event: A2AEvent) -> None:
         append_artifact_to_task(task, event)
 
 
+def bare_task(run: Run) -> Task:
+    """The task with only its id, context and state (and no history or artifacts)."""
+    return Task(
+        id=run.id,
+        context_id=context_of(run),
+        status=TaskStatus(state=STATE_OF[run.status], timestamp=_timestamp(run.updated_at)),  # type: ignore[arg-type]
+    )
+
+
 def project(run: Run, events: Iterable[Event]) -> Task:
     """The task a run is, after ``events`` (its whole log)."""
     task = initial_task(run)
@@ -430,6 +463,7 @@ __all__ = [
     "EventMapper",
     "TaskMeta",
     "apply",
+    "bare_task",
     "context_of",
     "encode_meta",
     "initial_task",

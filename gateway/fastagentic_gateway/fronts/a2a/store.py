@@ -10,6 +10,7 @@ snapshot it was handed, exactly once, whichever process executed the task.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncGenerator
 
 from a2a.server.cluster.event_stream import TaskEventStream, VersionedEvent
@@ -21,11 +22,13 @@ from a2a.types.a2a_pb2 import ListTasksRequest, ListTasksResponse, Task, TaskSta
 from a2a.utils.constants import DEFAULT_LIST_TASKS_PAGE_SIZE
 from a2a.utils.errors import InvalidParamsError
 
-from ...errors import Conflict, NotFound
+from ...errors import Conflict, NotFound, StoreUnavailable
 from ...runs.model import ANONYMOUS, TERMINAL, Caller, EndpointKind, Run, RunQuery, RunStatus
 from ...runs.service import RunService
 from ...store.base import RunStore
-from .mapping import STATUSES_OF, EventMapper, project
+from .mapping import STATUSES_OF, EventMapper, bare_task, project
+
+log = logging.getLogger("fastagentic.a2a")
 
 
 def caller_of(context: ServerCallContext | None) -> Caller:
@@ -140,11 +143,24 @@ class RunTaskStore(VersionedTaskStore):
         matched.sort(key=lambda run: run.id, reverse=True)
         total = sum([await store.count(query) for store in stores])
         page = matched[:page_size]
-        tasks = [(await self.snapshot(run)).task for run in page]
+        tasks = [await self._listed(run) for run in page]
         next_token = page[-1].id if len(matched) > page_size else ""
         return ListTasksResponse(
             tasks=tasks, next_page_token=next_token, page_size=page_size, total_size=total
         )
+
+    async def _listed(self, run: Run) -> Task:
+        """The task as listed; one that cannot be shown whole shows its id, context and state, so one
+        task never fails the page of everyone who lists."""
+        try:
+            return (await self.snapshot(run)).task
+        except StoreUnavailable:
+            raise
+        except Exception:
+            log.warning(
+                "A2A: task %s cannot be shown whole; listed with its state only", run.id, exc_info=True
+            )
+            return bare_task(run)
 
     async def delete(self, task_id: str, context: ServerCallContext) -> None:
         """Runs are deleted by retention, not by A2A."""
