@@ -89,7 +89,23 @@ def _field_error(error: ValidationError) -> FieldError:
             if error.message.startswith(repr(name)):
                 path.append(name)
                 break
-    return FieldError(json_path(path), error.message)
+    return FieldError(json_path(path), _short(error))
+
+
+MAX_MESSAGE = 300
+
+
+def _short(error: ValidationError) -> str:
+    """jsonschema's message, without echoing a long value whole (a 1 MB string would come back as is)."""
+    message = error.message
+    if len(message) <= MAX_MESSAGE:
+        return message
+    shown = repr(error.instance)
+    if shown in message:
+        message = message.replace(
+            shown, shown[:60] + "…" + shown[-1:] if isinstance(error.instance, str) else shown[:60] + "…"
+        )
+    return message if len(message) <= MAX_MESSAGE else message[:MAX_MESSAGE] + "…"
 
 
 #: How deep objects and arrays may nest in any input, on every front. Deep enough for any real agent

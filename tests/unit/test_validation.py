@@ -198,3 +198,11 @@ def test_the_raw_json_spares_the_walk_only_when_it_cannot_break_a_limit() -> Non
     assert value_errors({"n": 123456789012345678901}, raw)
     shallow = b'{"a": [1, 2]}'
     assert value_errors({"a": [1, 2]}, shallow) == []
+
+
+def test_a_long_value_is_not_echoed_whole_in_its_error() -> None:
+    validator = InputValidator(ORDER)
+    [error] = validator.errors({"id": "x" * 100_000, "items": []})
+    assert error.path == "$.id"
+    assert len(error.message) < 400
+    assert error.message.endswith("is not of type 'integer'")

@@ -5,6 +5,11 @@ Pure ASGI, one pass over the headers:
 - ``Origin``, when present, must be an allowed origin, else 403 (the spec's guard against DNS rebinding:
   a browser page must not reach a local server). Requests without ``Origin`` (non-browser clients) pass.
 - ``Host`` must be an allowed host when hosts are restricted, else 421.
+- A POST must declare a JSON body (else 400), accept what the answer will be (else 406) and stay within
+  ``max_body_bytes`` (else 413); its body must be one JSON-RPC message (``envelope.py``: else ``-32700``
+  or ``-32600``, 400). A 2026-07-28 request that is not a POST gets 405. The SDK would refuse most of these
+  too, but some as plain text or an empty body, and a malformed envelope with pydantic's text: every
+  refusal here is a JSON-RPC error body (``id: null``) with the SDK's HTTP status.
 - The request's session (``Mcp-Session-Id``, or the one its response assigns) is put in
   ``REQUEST_SCOPE`` so resumable SSE keeps each session's events apart.
 - A 2026-07-28 request of a method that never streams goes to a manager answering plain JSON.
@@ -19,10 +24,11 @@ from typing import Any
 
 import msgspec
 from mcp_types import INVALID_REQUEST
-from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 from sniffio import current_async_library_cvar
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from . import envelope
 from .resumption import REQUEST_SCOPE, RequestScope
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
@@ -39,7 +45,15 @@ _HOST = b"host"
 _SESSION = b"mcp-session-id"
 _VERSION = b"mcp-protocol-version"
 _METHOD = b"mcp-method"
+_CONTENT_TYPE = b"content-type"
+_CONTENT_LENGTH = b"content-length"
+_ACCEPT = b"accept"
 _MODERN = frozenset(version.encode() for version in MODERN_PROTOCOL_VERSIONS)
+#: The revisions of the SDK's session transport; a request naming any other goes to its 2026-07-28 entry.
+_HANDSHAKE = frozenset(version.encode() for version in HANDSHAKE_PROTOCOL_VERSIONS)
+_ALLOW_POST = [(b"allow", b"POST")]
+#: What the official clients send.
+_USUAL_ACCEPT = b"application/json, text/event-stream"
 #: 2026-07-28 methods whose answer is never preceded by a notification.
 QUICK_METHODS = frozenset(
     method.encode()
@@ -86,17 +100,25 @@ class McpAsgi:
     """``app`` serves everything; ``quick`` (answering with one JSON body, never a stream) serves the
     2026-07-28 requests that never send notifications, which spares them the SSE machinery."""
 
-    def __init__(self, app: ASGIApp, quick: ASGIApp, origins: Patterns, hosts: Patterns | None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        quick: ASGIApp,
+        origins: Patterns,
+        hosts: Patterns | None,
+        max_body: int = 1_048_576,
+    ) -> None:
         self.app = app
         self.quick = quick
         self.origins = origins
         self.hosts = hosts  # None: any Host
+        self.max_body = max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        origin = host = session_id = version = method = None
+        origin = host = session_id = version = method = content_type = length = accept = None
         for name, value in scope["headers"]:
             if name == _ORIGIN:
                 origin = value.decode("latin-1")
@@ -108,16 +130,31 @@ class McpAsgi:
                 version = value
             elif name == _METHOD:
                 method = value
+            elif name == _CONTENT_TYPE:
+                content_type = value
+            elif name == _CONTENT_LENGTH:
+                length = value
+            elif name == _ACCEPT:
+                accept = value
         if origin is not None and not self.origins.allows(origin):
             await _refuse(send, 403, f"Origin {origin} is not allowed")
             return
         if self.hosts is not None and not self.hosts.allows(host or ""):
             await _refuse(send, 421, f"Host {host} is not allowed")
             return
+        quick = version in _MODERN and method in QUICK_METHODS
+        if scope["method"] == "POST":
+            checked = await self._checked_body(receive, send, content_type, length, accept, quick)
+            if checked is None:
+                return
+            receive = checked
+        elif version is not None and version not in _HANDSHAKE:
+            await _refuse(send, 405, "Method Not Allowed: a 2026-07-28 request is a POST", _ALLOW_POST)
+            return
         # anyio asks sniffio which event loop runs on every checkpoint; the SDK's session transport makes
         # dozens per request. Answered up front, for this request and the tasks it starts.
         current_async_library_cvar.set("asyncio")
-        if version in _MODERN and method in QUICK_METHODS:
+        if quick:
             # The SDK checks Mcp-Method against the body, so a request cannot take this path under a false name.
             await self.quick(scope, receive, send)
             return
@@ -131,6 +168,80 @@ class McpAsgi:
         finally:
             REQUEST_SCOPE.reset(token)
 
+    async def _checked_body(
+        self,
+        receive: Receive,
+        send: Send,
+        content_type: bytes | None,
+        length: bytes | None,
+        accept: bytes | None,
+        quick: bool,
+    ) -> Receive | None:
+        """A POST's checks, in the SDK's order. The ``receive`` that hands the SDK the body already read, or
+        None once the request is refused (or the client left while sending it)."""
+        if length is not None and length.isdigit() and int(length) > self.max_body:
+            await _refuse(send, 413, f"Request body too large: at most {self.max_body} bytes")
+            return None
+        if content_type is None or not content_type.lower().startswith(b"application/json"):
+            await _refuse(send, 400, "Invalid Content-Type header: a POST carries application/json")
+            return None
+        if not _accepts(accept, quick):
+            wanted = "application/json" if quick else "both application/json and text/event-stream"
+            await _refuse(send, 406, f"Not Acceptable: Client must accept {wanted}")
+            return None
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        body: bytes = message.get("body", b"")
+        if message.get("more_body", False):
+            chunks = [body]
+            size = len(body)
+            while message.get("more_body", False) and size <= self.max_body:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return None
+                chunk = message.get("body", b"")
+                chunks.append(chunk)
+                size += len(chunk)
+            body = b"".join(chunks)
+        if len(body) > self.max_body:
+            await _refuse(send, 413, f"Request body too large: at most {self.max_body} bytes")
+            return None
+        problem = envelope.problem(body)
+        if problem is not None:
+            code, text = problem
+            await _refuse(send, 400, text, code=code)
+            return None
+        return _replay(body, receive)
+
+
+def _accepts(accept: bytes | None, quick: bool) -> bool:
+    """Whether ``Accept`` allows the answer: JSON (``quick``), else both JSON and an SSE stream. Read as the
+    SDK reads it (``check_accept_headers``): media types without parameters, ``*/*`` and ``type/*``."""
+    if accept == _USUAL_ACCEPT:
+        return True
+    if accept is None:
+        return False
+    types = {part.split(b";", 1)[0].strip().lower() for part in accept.split(b",")}
+    if b"*/*" in types:
+        return True
+    has_json = b"application/json" in types or b"application/*" in types
+    return has_json and (quick or b"text/event-stream" in types or b"text/*" in types)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """``receive`` for the SDK: the body already read, then whatever the client sends next (its disconnect)."""
+    pending = True
+
+    async def replay() -> Message:
+        nonlocal pending
+        if pending:
+            pending = False
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
 
 def _learning_session(send: Send, request_scope: RequestScope) -> Send:
     async def learn(message: Message) -> None:
@@ -143,13 +254,15 @@ def _learning_session(send: Send, request_scope: RequestScope) -> Send:
     return learn
 
 
-async def _refuse(send: Send, status: int, message: str) -> None:
-    body = msgspec.json.encode(
-        {"jsonrpc": "2.0", "id": None, "error": {"code": INVALID_REQUEST, "message": message}}
-    )
+async def _refuse(
+    send: Send, status: int, message: str, extra: list[Any] | None = None, *, code: int = INVALID_REQUEST
+) -> None:
+    """Answer a refused request: a JSON-RPC error without an id, with the HTTP ``status``."""
+    body = msgspec.json.encode({"jsonrpc": "2.0", "id": None, "error": {"code": code, "message": message}})
     headers: list[Any] = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
+        *(extra or ()),
     ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

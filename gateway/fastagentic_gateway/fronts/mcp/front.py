@@ -65,7 +65,15 @@ from .resumption import SessionEvents
 from .running import run_to_end
 from .sessions import LegacySessions
 from .streaming import Relay
-from .tasks import RELATED_TASK, TASKS_EXTENSION, Tasks, UpdateTaskRequestParams, declares_tasks, is_modern
+from .tasks import (
+    RELATED_TASK,
+    TASKS_EXTENSION,
+    Tasks,
+    UpdateTaskRequestParams,
+    absent_method,
+    declares_tasks,
+    is_modern,
+)
 
 log = logging.getLogger("fastagentic.mcp")
 
@@ -169,6 +177,7 @@ class McpFront:
             self.quick.handle_request,
             origins,
             Patterns(hosts) if hosts else None,
+            settings.max_body_bytes,
         )
         self._served = self.catalogue.served()
         self._announcements: set[asyncio.Task[None]] = set()
@@ -285,7 +294,10 @@ class McpFront:
         - the lists, already shaped for the request's revision (``Catalogue.wire``): a listing is checked
           and shaped once per registry change, not on every request;
         - a 2025-11-25 ``tools/call`` with ``params.task``: the task at once, not the result (the SDK
-          holds ``tools/call`` results to the ``CallToolResult`` shape).
+          holds ``tools/call`` results to the ``CallToolResult`` shape);
+        - ``-32601`` for a method the gateway does not serve, in this revision or at all, whatever its
+          params: the SDK reads the params of a method it has a handler for first, and would answer
+          ``-32602`` for bad ones (``tasks/list`` in 2026-07-28).
         """
         method = ctx.method
         listing = _LISTINGS.get(method)
@@ -294,6 +306,12 @@ class McpFront:
             if is_modern(ctx):
                 return {**wire, "_meta": {SERVER_INFO_META_KEY: self._server_info}}
             return dict(wire)
+        if ctx.request_id is not None:  # notifications go their own way
+            absent = absent_method(ctx)
+            if absent is not None:
+                raise MCPError(METHOD_NOT_FOUND, absent)
+            if method != "initialize" and self.server.get_request_handler(method) is None:
+                raise MCPError(METHOD_NOT_FOUND, "Method not found", method)
         params = ctx.params
         if (
             method != "tools/call"
@@ -448,8 +466,8 @@ def _coerce(schema: Any, arguments: Mapping[str, str]) -> dict[str, Any]:
             try:
                 coerced[name] = msgspec.json.decode(value)
                 continue
-            except msgspec.DecodeError:
-                pass
+            except (msgspec.DecodeError, RecursionError, UnicodeError):
+                pass  # not JSON (or no Unicode text): the string itself, for the schema to judge
         coerced[name] = value
     return coerced
 

@@ -9,7 +9,8 @@ Both revisions, on the same runs:
 - 2026-07-28 (the ``io.modelcontextprotocol/tasks`` extension): when a request declares the extension, a
   ``tools/call`` of an agent (or durable tool) answers ``resultType: "task"``; ``tasks/get`` carries the
   final result inline; ``tasks/cancel`` and ``tasks/update`` acknowledge; ``tasks/result`` and
-  ``tasks/list`` do not exist there.
+  ``tasks/list`` do not exist there (nor ``tasks/update`` in 2025-11-25): ``absent_method`` answers
+  ``-32601`` for them, whatever their params, before the SDK reads those (the front's middleware).
 
 Statuses: queued/running -> working, waiting_input -> input_required, succeeded -> completed,
 cancelled -> cancelled, failed/timed_out -> failed (2025-11-25). The 2026 extension reserves ``failed``
@@ -45,7 +46,7 @@ from typing import Any, cast
 
 import anyio
 import mcp_types as types
-from mcp_types import INVALID_PARAMS, METHOD_NOT_FOUND
+from mcp_types import INVALID_PARAMS
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from mcp.server.context import ServerRequestContext
@@ -90,6 +91,23 @@ class UpdateTaskRequestParams(types.RequestParams):
     task_id: str
     input_responses: dict[str, Any] | None = None
     request_state: str | None = None
+
+
+#: Task methods absent from one revision: method -> (absent from 2026-07-28, else from 2025-11-25; the message).
+_ABSENT: dict[str, tuple[bool, str]] = {
+    "tasks/result": (True, "tasks/result is not part of the 2026-07-28 tasks extension"),
+    "tasks/list": (True, "tasks/list is not part of the 2026-07-28 tasks extension"),
+    "tasks/update": (False, "tasks/update belongs to the 2026-07-28 tasks extension"),
+}
+
+
+def absent_method(ctx: ServerRequestContext[Any, Any]) -> str | None:
+    """Why the request's method does not exist in its revision (``-32601``, before its params are read);
+    None when it does."""
+    absent = _ABSENT.get(ctx.method)
+    if absent is None or absent[0] != is_modern(ctx):
+        return None
+    return absent[1]
 
 
 def is_task(run: Run) -> bool:
@@ -229,8 +247,6 @@ class Tasks:
     async def task_result(
         self, ctx: ServerRequestContext[Any, Any], params: types.GetTaskPayloadRequestParams
     ) -> dict[str, Any]:
-        if is_modern(ctx):
-            raise MCPError(METHOD_NOT_FOUND, "tasks/result is not part of the 2026-07-28 tasks extension")
         run = await self._task_run(ctx, params.task_id)
         if run.status not in TERMINAL:
             run = await self.runs.wait(run)  # the client giving up on this request leaves the task alone
@@ -244,8 +260,6 @@ class Tasks:
     async def list_tasks(
         self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams
     ) -> dict[str, Any]:
-        if is_modern(ctx):
-            raise MCPError(METHOD_NOT_FOUND, "tasks/list is not part of the 2026-07-28 tasks extension")
         cursor = params.cursor
         if cursor is not None and not _RUN_ID.fullmatch(cursor):
             raise MCPError(INVALID_PARAMS, "Invalid cursor")
@@ -278,8 +292,6 @@ class Tasks:
     async def update_task(
         self, ctx: ServerRequestContext[Any, Any], params: UpdateTaskRequestParams
     ) -> dict[str, Any]:
-        if not is_modern(ctx):
-            raise MCPError(METHOD_NOT_FOUND, "tasks/update belongs to the 2026-07-28 tasks extension")
         return {}  # no run asks for input yet (interrupts are not built): nothing is outstanding
 
     # ------------------------------------------------------------------ 2025-11-25 status notifications
