@@ -103,6 +103,8 @@ class Gateway(Process):
                 "FASTAGENTIC_LEASE_TTL": "2",
                 "FASTAGENTIC_HEARTBEAT_INTERVAL": "0.3",
                 "FASTAGENTIC_SSE_KEEPALIVE": "1",
+                # Tests choose explicitly; the identity tests start gateways with auth="required".
+                "FASTAGENTIC_AUTH": "none",
             }
         )
         env.update({f"FASTAGENTIC_{k.upper()}": v for k, v in settings.items()})

@@ -7,6 +7,8 @@ from typing import Any
 
 import msgspec
 
+from .access.policy import authorize
+from .access.principal import Principal
 from .errors import InvalidInput, MalformedRequest, NotFound, NoWorker
 from .runs.model import Caller, EndpointKind
 from .validation import FieldError, value_errors
@@ -19,12 +21,14 @@ _encode = msgspec.json.encode
 class Call(msgspec.Struct, kw_only=True):
     endpoint: Endpoint
     input: bytes  # JSON, valid against the endpoint's input schema
-    caller: Caller
+    principal: Principal  # who asks, as the access edge authenticated them
+    caller: Caller  # what the run keeps of the principal
     protocol: str  # rest, mcp, a2a
     idempotency_key: str | None = None
     request_hash: str | None = None  # of the canonical input, set when there is an idempotency key
     context_id: str | None = None  # a conversation the run belongs to (A2A: the contextId)
     meta: bytes | None = None  # JSON the front keeps with the run (Run.protocol_meta)
+    request_id: str = ""  # of the request that made the call (the audit log names it)
 
 
 def find_endpoint(registry: EndpointRegistry, kind: EndpointKind, name: str, retry_after: int) -> Endpoint:
@@ -57,15 +61,18 @@ def make_call(
     endpoint: Endpoint,
     value: Any,
     *,
-    caller: Caller,
+    principal: Principal,
     protocol: str,
     raw: bytes | None = None,
     idempotency_key: str | None = None,
     context_id: str | None = None,
     meta: bytes | None = None,
+    request_id: str = "",
 ) -> Call:
-    """Validate ``value`` against the input limits and the endpoint's input schema; ``raw`` is its JSON,
-    as msgspec decoded it, when the front has it."""
+    """The call of ``endpoint`` by ``principal``: authorized (the endpoint's scopes: 403), then ``value``
+    validated against the input limits and the endpoint's input schema (422); ``raw`` is its JSON, as
+    msgspec decoded it, when the front has it."""
+    authorize(principal, endpoint.info)
     errors = value_errors(value, raw)
     if errors:
         raise InvalidInput("input is outside the limits every input obeys", errors=errors)
@@ -81,12 +88,14 @@ def make_call(
     return Call(
         endpoint=endpoint,
         input=payload,
-        caller=caller,
+        principal=principal,
+        caller=principal.caller,
         protocol=protocol,
         idempotency_key=idempotency_key,
         request_hash=request_hash,
         context_id=context_id,
         meta=meta,
+        request_id=request_id,
     )
 
 

@@ -1,4 +1,5 @@
-"""``fastagentic-gateway``: serve the gateway, print its effective settings, or migrate its run store."""
+"""``fastagentic-gateway``: serve the gateway, print its effective settings, migrate its run store, or
+manage API keys and worker tokens."""
 
 from __future__ import annotations
 
@@ -11,6 +12,12 @@ import msgspec
 from . import settings as settings_module
 
 
+def _common(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--config", help="TOML config file (also FASTAGENTIC_CONFIG)")
+    command.add_argument("--data-dir")
+    command.add_argument("--store-url")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fastagentic-gateway", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -20,28 +27,57 @@ def build_parser() -> argparse.ArgumentParser:
         ("migrate", "apply pending schema migrations to the configured run store and exit"),
     ):
         command = commands.add_parser(name, help=help_text)
-        command.add_argument("--config", help="TOML config file (also FASTAGENTIC_CONFIG)")
+        _common(command)
         command.add_argument("--http-host")
         command.add_argument("--http-port", type=int)
         command.add_argument("--grpc-host")
         command.add_argument("--grpc-port", type=int)
-        command.add_argument("--data-dir")
-        command.add_argument("--store-url")
+
+    keys = commands.add_parser("keys", help="API keys: create, list, revoke").add_subparsers(
+        dest="action", required=True
+    )
+    create = keys.add_parser("create", help="create an API key; its token is printed once")
+    create.add_argument("--name", required=True, help="a label: who or what uses the key")
+    create.add_argument(
+        "--tenant", default="default", help="the tenant its runs belong to (default: default)"
+    )
+    create.add_argument("--scope", action="append", default=[], help="a scope it grants (repeat)")
+    create.add_argument("--role", action="append", default=[], help="a role it has (repeat; see auth_roles)")
+    create.add_argument("--expires-in", help="lifetime: 90d, 12h, 30m or seconds (default: no expiry)")
+    listing = keys.add_parser("list", help="list API keys (never their tokens)")
+    listing.add_argument("--tenant")
+    revoke = keys.add_parser("revoke", help="revoke an API key by its id (key_...)")
+    revoke.add_argument("id")
+
+    workers = commands.add_parser("workers", help="worker tokens: create, list, revoke").add_subparsers(
+        dest="action", required=True
+    )
+    create = workers.add_parser("create-token", help="create a worker token; printed once")
+    create.add_argument("--name", required=True, help="a label: which deployment of workers uses it")
+    create.add_argument("--tenant", default="default")
+    create.add_argument(
+        "--endpoint", action="append", default=[], help="an endpoint name it may serve (repeat; * for any)"
+    )
+    create.add_argument("--expires-in", help="lifetime: 90d, 12h, 30m or seconds (default: no expiry)")
+    listing = workers.add_parser("list-tokens", help="list worker tokens (never the tokens themselves)")
+    listing.add_argument("--tenant")
+    revoke = workers.add_parser("revoke-token", help="revoke a worker token by its id (wtk_...)")
+    revoke.add_argument("id")
+    for sub in (keys, workers):
+        for command in sub.choices.values():
+            _common(command)
+            command.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    flags = {
+        name: getattr(args, name, None)
+        for name in ("http_host", "http_port", "grpc_host", "grpc_port", "data_dir", "store_url")
+    }
     try:
-        settings = settings_module.load(
-            args.config,
-            http_host=args.http_host,
-            http_port=args.http_port,
-            grpc_host=args.grpc_host,
-            grpc_port=args.grpc_port,
-            data_dir=args.data_dir,
-            store_url=args.store_url,
-        )
+        settings = settings_module.load(args.config, **flags)
     except settings_module.SettingsError as exc:
         print(f"fastagentic-gateway: {exc}", file=sys.stderr)
         return 2
@@ -50,6 +86,19 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "migrate":
         return migrate(settings)
+    if args.command in ("keys", "workers"):
+        from .access.credentials_cli import run_credentials
+
+        return run_credentials(settings, args)
+    if not settings.auth:
+        print(
+            'fastagentic-gateway: no authentication is configured. Set auth = "required" (API keys from '
+            "`fastagentic-gateway keys create`, bearer tokens from oidc_issuers, worker tokens from "
+            '`fastagentic-gateway workers create-token`), or auth = "none" to let every caller do '
+            "everything (local development only). Environment: FASTAGENTIC_AUTH.",
+            file=sys.stderr,
+        )
+        return 2
     try:
         from .store import open_store
 

@@ -32,6 +32,34 @@ class MalformedRequest(GatewayError):
     type = "malformed_request"
 
 
+class Unauthenticated(GatewayError):
+    """No credential where one is required, or one that does not verify. ``challenge`` is the
+    ``WWW-Authenticate`` value the front sends."""
+
+    status = 401
+    type = "unauthenticated"
+
+    def __init__(self, message: str, *, challenge: str = "Bearer") -> None:
+        super().__init__(message, headers={"WWW-Authenticate": challenge})
+        self.challenge = challenge
+
+
+class Forbidden(GatewayError):
+    """A known caller without the scopes an endpoint (or an admin route) requires."""
+
+    status = 403
+    type = "insufficient_scope"
+
+    def __init__(self, message: str, *, scopes: list[str]) -> None:
+        wanted = " ".join(scopes)
+        super().__init__(
+            message,
+            headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{wanted}"'},
+            extra={"required_scopes": scopes},
+        )
+        self.scopes = scopes
+
+
 class NotFound(GatewayError):
     status = 404
     type = "not_found"

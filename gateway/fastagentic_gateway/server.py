@@ -12,14 +12,16 @@ import socket
 import sys
 import traceback
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, cast
 
 import uvicorn
 from litestar import Litestar, MediaType, Request, Response, asgi, get
 from litestar.exceptions import HTTPException
 
+from .access.gate import Gate
+from .access.principal import principal_of
 from .bus import CancelNotice, open_bus
-from .errors import GatewayError
+from .errors import Forbidden, GatewayError
 from .fronts.a2a import A2aFront
 from .fronts.mcp import McpFront
 from .fronts.openapi import DOCS_PAGE, OpenAPIDocument
@@ -27,6 +29,7 @@ from .fronts.rest import json_response, rest_router
 from .runs.service import RunService
 from .settings import Settings
 from .store import MemoryRunStore, open_store
+from .store.base import AccessStore
 from .workers.completion import Completer, Completion, CompletionRequest
 from .workers.registry import EndpointInfo, EndpointRegistry
 from .workers.servicer import WorkerGateway, build_server
@@ -53,15 +56,22 @@ class Gateway:
         self.ephemeral = MemoryRunStore(max_finished=settings.ephemeral_retention)
         self.bus = open_bus(settings)
         self.runs = RunService(settings, self.registry, self.durable, self.ephemeral, self.bus)
-        self.workers = WorkerGateway(settings, self.registry, self.runs)
         self.openapi = OpenAPIDocument(self.registry)
         self.completer = Completer(self.registry, self.bus, settings.mcp_completion_timeout)
-        self.mcp = McpFront(settings, self.registry, self.runs, self.completer)
-        self.a2a = A2aFront(settings, self.registry, self.runs)
-        self.asgi = self._build_asgi()
+        self.gate = Gate(settings, cast(AccessStore, self.durable))  # the durable stores are both
+        audit = self.gate.audit if self.gate.required else None
+        self.mcp = McpFront(settings, self.registry, self.runs, self.completer, audit)
+        self.a2a = A2aFront(settings, self.registry, self.runs, audit)
+        self.workers = WorkerGateway(
+            settings, self.registry, self.runs, self.gate.credentials, self.gate.audit
+        )
+        self.runs.audit = audit
+        self.app = self._build_asgi()
+        self.asgi = self.gate.guard(self.app)
 
     async def start(self) -> None:
         await self.durable.start()
+        await self.gate.start()
         await self.bus.start(_Peers(self.runs, self.registry, self.completer))
         if self.bus.clustered:
             # This replica's catalogue goes to its peers whenever its own workers change it.
@@ -80,6 +90,7 @@ class Gateway:
         await self.a2a.close()
         await self.runs.close()
         await self.bus.close()
+        await self.gate.close()
         await self.durable.close()
 
     async def ready(self) -> dict[str, str]:
@@ -112,8 +123,12 @@ class Gateway:
             return json_response({"status": "ready", "workers": len(gateway.runs.workers)})
 
         @get("/openapi.json")
-        async def openapi() -> Response[bytes]:
-            return Response(gateway.openapi.render(), media_type=MediaType.JSON)
+        async def openapi(request: Request[Any, Any, Any]) -> Response[bytes]:
+            return Response(gateway.openapi.render(principal_of(request.scope)), media_type=MediaType.JSON)
+
+        @get(["/.well-known/oauth-protected-resource", "/.well-known/oauth-protected-resource/mcp"])
+        async def protected_resource(request: Request[Any, Any, Any]) -> Response[bytes]:
+            return json_response(gateway.gate.resource_metadata(str(request.base_url)))
 
         @get("/docs", media_type=MediaType.HTML)
         async def docs() -> Response[bytes]:
@@ -138,6 +153,8 @@ class Gateway:
         debug = self.settings.debug
 
         def on_gateway_error(request: Request[Any, Any, Any], exc: GatewayError) -> Response[bytes]:
+            if isinstance(exc, Forbidden) and gateway.runs.audit is not None:
+                gateway.runs.audit.denied(request.scope, "rest", request.url.path, exc.message)
             body: dict[str, Any] = {"type": exc.type, "message": exc.message, **exc.extra}
             if exc.errors:
                 body["errors"] = exc.errors
@@ -163,10 +180,11 @@ class Gateway:
 
         return Litestar(
             route_handlers=[
-                rest_router(self.settings, self.registry, self.runs),
+                rest_router(self.settings, self.registry, self.runs, self.gate),
                 healthz,
                 readyz,
                 openapi,
+                protected_resource,
                 docs,
                 mcp,
                 a2a,

@@ -16,6 +16,8 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
+from .access.oidc import IssuerConfig
+
 ENV_PREFIX = "FASTAGENTIC_"
 
 
@@ -119,8 +121,77 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         ),
     ] = 604_800.0
     worker_token: Annotated[
-        str, _doc("When set, workers must present this token in their Hello or are refused.")
+        str,
+        _doc(
+            "A shared token every worker presents in its Hello, allowed to serve any endpoint. Only with "
+            '`auth = "none"`; with `auth = "required"` each worker presents its own worker token '
+            "(`fastagentic-gateway workers create-token`), which names the endpoints it may serve."
+        ),
     ] = ""
+    auth: Annotated[
+        str,
+        _doc(
+            '`"required"`: every request and every worker authenticates (API keys, `oidc_issuers`, worker '
+            'tokens). `"none"`: nobody does and every caller may do everything (local development: warned '
+            "at every start). Empty: `serve` refuses to start until one of the two is chosen."
+        ),
+    ] = ""
+    oidc_issuers: Annotated[
+        list[IssuerConfig],
+        _doc(
+            "OpenID Connect / JWT issuers whose bearer tokens are accepted, each a table: `issuer`, "
+            "`audiences`, and optionally `jwks_url` (else discovery), `algorithms`, `tenant_claim` or "
+            "`tenant`, `subject_claim`, `scope_claims`, `role_claims` (see the security guide). In the "
+            "environment: a JSON array of objects."
+        ),
+    ] = []
+    auth_roles: Annotated[
+        dict[str, list[str]],
+        _doc(
+            'Scopes each role grants, e.g. `{analyst = ["reports:read"]}`; roles come from tokens '
+            "(`role_claims`) and API keys. In the environment: a JSON object."
+        ),
+    ] = {}
+    admin_scope: Annotated[
+        str, _doc("The scope that allows the admin routes (`GET /v1/audit`).", min_length=1)
+    ] = "fastagentic:admin"
+    jwt_leeway: Annotated[
+        float, _doc("Seconds of clock skew allowed on `exp`, `nbf` and `iat`.", ge=0, le=600)
+    ] = 60.0
+    jwks_refresh_interval: Annotated[
+        float,
+        _doc(
+            "Least seconds between two fetches of an issuer's keys for unknown `kid`s (a flood of bad "
+            "tokens cannot hammer the identity provider).",
+            gt=0,
+        ),
+    ] = 30.0
+    credential_cache_ttl: Annotated[
+        float,
+        _doc(
+            "Seconds a verified API key or worker token is trusted without asking the store again: a "
+            "revoked or expired one stops working within this time on every replica.",
+            ge=0,
+        ),
+    ] = 10.0
+    public_url: Annotated[
+        str,
+        _doc(
+            "The URL clients reach this gateway at (`https://agents.example.com`): the MCP resource "
+            "(RFC 9728 metadata, RFC 8707 audience) and card URLs. Empty: taken from each request."
+        ),
+    ] = ""
+    mcp_authorization_servers: Annotated[
+        list[str],
+        _doc(
+            "Authorization servers named in `/.well-known/oauth-protected-resource`. Empty: the "
+            "`issuer` of each of `oidc_issuers`. In the environment: comma-separated."
+        ),
+    ] = []
+    audit_retention: Annotated[
+        float,
+        _doc("Seconds an audit record is kept; 0 keeps them forever.", ge=0),
+    ] = 7_776_000.0
     sse_keepalive: Annotated[float, _doc("Seconds between SSE comment lines on an idle stream.", gt=0)] = 15.0
     retry_after: Annotated[int, _doc("Retry-After seconds sent with 503 when no worker serves.", ge=1)] = 5
     shutdown_grace: Annotated[float, _doc("Seconds to finish in-flight HTTP requests on SIGTERM.", ge=0)] = (
@@ -225,6 +296,18 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise ValueError(
                 "bus_url (several replicas) needs a run store they share: set store_url to a postgresql:// URL"
             )
+        if self.auth not in ("", "none", "required"):
+            raise ValueError(f'auth must be "required" or "none", not {self.auth!r}')
+        if self.worker_token and self.auth == "required":
+            raise ValueError(
+                'worker_token (one token for every worker) is only for auth = "none"; with auth = "required" '
+                "give each worker its own token: fastagentic-gateway workers create-token"
+            )
+        issuers = [config.issuer for config in self.oidc_issuers]
+        if len(set(issuers)) != len(issuers):
+            raise ValueError("oidc_issuers: each issuer may be configured once")
+        if self.public_url and not self.public_url.startswith(("http://", "https://")):
+            raise ValueError(f"public_url must be an http:// or https:// URL, not {self.public_url!r}")
         if self.log_level.lower() not in {"debug", "info", "warning", "error"}:
             raise ValueError(f"log_level must be debug, info, warning or error, not {self.log_level!r}")
 
@@ -237,10 +320,26 @@ def _fields() -> dict[str, Any]:
     return {f.name: f for f in msgspec.structs.fields(Settings)}
 
 
+def _bare(annotation: Any) -> Any:
+    return typing.get_args(annotation)[0] if typing.get_origin(annotation) is typing.Annotated else annotation
+
+
 def _is_list(annotation: Any) -> bool:
-    if typing.get_origin(annotation) is typing.Annotated:
-        annotation = typing.get_args(annotation)[0]
-    return typing.get_origin(annotation) is list
+    return typing.get_origin(_bare(annotation)) is list
+
+
+def _is_json(annotation: Any) -> bool:
+    """Settings given as JSON in the environment: tables, and lists of tables."""
+    bare = _bare(annotation)
+    if typing.get_origin(bare) is dict:
+        return True
+    args = typing.get_args(bare)
+    return (
+        typing.get_origin(bare) is list
+        and bool(args)
+        and isinstance(args[0], type)
+        and issubclass(args[0], msgspec.Struct)
+    )
 
 
 def load(config_file: str | None = None, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -264,7 +363,12 @@ def load(config_file: str | None = None, environ: dict[str, str] | None = None, 
         key = f"{ENV_PREFIX}{name.upper()}"
         if key in environ:
             value: Any = environ[key]
-            if _is_list(field.type):
+            if _is_json(field.type):
+                try:
+                    value = msgspec.json.decode(value)
+                except msgspec.DecodeError as exc:
+                    raise SettingsError(f"{key} must be JSON: {exc}") from exc
+            elif _is_list(field.type):
                 value = [item.strip() for item in value.split(",") if item.strip()]
             values[name] = value
     values.update({k: v for k, v in overrides.items() if v is not None})

@@ -100,6 +100,12 @@ def _dev(args: argparse.Namespace) -> int:
         env["FASTAGENTIC_GRPC_PORT"] = str(args.grpc_port)
     grpc_host = env.get("FASTAGENTIC_GRPC_HOST", "127.0.0.1")
     grpc_port = int(env.get("FASTAGENTIC_GRPC_PORT", "50051"))
+    if env.setdefault("FASTAGENTIC_AUTH", "none") == "none":
+        print(
+            "fastagentic dev: authentication is OFF (auth = none): every local caller may do everything. "
+            "For local development only; deploy with `fastagentic-gateway serve` and auth = required.",
+            file=sys.stderr,
+        )
     gateway = subprocess.Popen([sys.executable, "-m", "fastagentic_gateway", "serve"], env=env)
     try:
         _wait_for_port(grpc_host, grpc_port, gateway)

@@ -197,6 +197,7 @@ def spawn_gateway(
             "FASTAGENTIC_GRPC_PORT": str(grpc_port),
             "FASTAGENTIC_DATA_DIR": str(data_dir),
             "FASTAGENTIC_LOG_LEVEL": "warning",
+            "FASTAGENTIC_AUTH": "none",
             "PYTHONPATH": str(ROOT),
         }
     )

@@ -58,7 +58,11 @@ def test_gateway_reports_a_port_in_use_clearly(cluster) -> None:  # type: ignore
     first = cluster.start_gateway()
     env = base_env()
     env.update(
-        {"FASTAGENTIC_HTTP_PORT": str(first.http_port), "FASTAGENTIC_DATA_DIR": str(cluster.tmp_path / "d2")}
+        {
+            "FASTAGENTIC_HTTP_PORT": str(first.http_port),
+            "FASTAGENTIC_DATA_DIR": str(cluster.tmp_path / "d2"),
+            "FASTAGENTIC_AUTH": "none",
+        }
     )
     second = Process("second", [sys.executable, "-m", "fastagentic_gateway", "serve"], env, cluster.logs)
     second.start()

@@ -12,6 +12,8 @@ from typing import Any
 import msgspec
 
 from .. import __version__
+from ..access.policy import visible
+from ..access.principal import ANONYMOUS, Principal
 from ..runs.model import EndpointKind
 from ..workers.registry import Endpoint, EndpointRegistry
 
@@ -364,23 +366,35 @@ def _endpoint_paths(endpoint: Endpoint, components: dict[str, Any]) -> dict[str,
 
 
 class OpenAPIDocument:
+    """The document, built once per registry change and per set of scopes that reads it: a caller sees
+    only the endpoints it may use."""
+
+    MAX_VIEWS = 64  # distinct scope sets cached at once
+
     def __init__(self, registry: EndpointRegistry, title: str = "FastAgentic gateway") -> None:
         self.registry = registry
         self.title = title
         self._version = -1
-        self._cached = b""
+        self._cached: dict[frozenset[str] | None, bytes] = {}
 
-    def render(self) -> bytes:
+    def render(self, principal: Principal = ANONYMOUS) -> bytes:
         if self._version != self.registry.version:
-            self._cached = msgspec.json.encode(self.build())
+            self._cached.clear()
             self._version = self.registry.version
-        return self._cached
+        key = None if principal.unrestricted else principal.scopes
+        body = self._cached.get(key)
+        if body is None:
+            if len(self._cached) >= self.MAX_VIEWS:
+                self._cached.clear()
+            body = self._cached[key] = msgspec.json.encode(self.build(principal))
+        return body
 
-    def build(self) -> dict[str, Any]:
+    def build(self, principal: Principal = ANONYMOUS) -> dict[str, Any]:
         components = dict(BASE_COMPONENTS)
         paths = dict(FIXED_PATHS)
         for endpoint in sorted(self.registry.served(), key=lambda e: e.name):
-            paths.update(_endpoint_paths(endpoint, components))
+            if visible(principal, endpoint.info):
+                paths.update(_endpoint_paths(endpoint, components))
         return {
             "openapi": "3.1.0",
             "info": {"title": self.title, "version": __version__},

@@ -16,9 +16,13 @@ import msgspec
 from litestar import Request, Response, Router, get, post
 from litestar.response import Stream
 
+from ..access.gate import Gate
+from ..access.model import AuditQuery
+from ..access.policy import visible_only
+from ..access.principal import principal_of, request_id_of
 from ..calls import decode_body, find_endpoint, make_call
 from ..errors import Conflict, InvalidInput, MalformedRequest, NotFound, RunFailed
-from ..runs.model import ANONYMOUS, Caller, EndpointKind, Event, Run, RunError, RunQuery, RunStatus
+from ..runs.model import Caller, EndpointKind, Event, Run, RunError, RunQuery, RunStatus
 from ..runs.service import RunService
 from ..settings import Settings
 from ..validation import FieldError
@@ -156,11 +160,11 @@ def replay_checkpoint_of(body: bytes) -> int | None:
 
 
 def caller_of(request: Request[Any, Any, Any]) -> Caller:
-    """Who is calling. Anonymous until authentication lands; the seam every front goes through."""
-    return ANONYMOUS
+    """Who is calling, as the access edge authenticated them; their tenant scopes every run read."""
+    return principal_of(request.scope).caller
 
 
-def rest_router(settings: Settings, registry: EndpointRegistry, runs: RunService) -> Router:
+def rest_router(settings: Settings, registry: EndpointRegistry, runs: RunService, gate: Gate) -> Router:
     retry_after = settings.retry_after
 
     async def _start(
@@ -172,8 +176,9 @@ def rest_router(settings: Settings, registry: EndpointRegistry, runs: RunService
         call = make_call(
             endpoint,
             decode_body(body),
-            caller=caller_of(request),
+            principal=principal_of(request.scope),
             protocol="rest",
+            request_id=request_id_of(request.scope),
             raw=body,
             idempotency_key=idempotency_key,
         )
@@ -194,8 +199,37 @@ def rest_router(settings: Settings, registry: EndpointRegistry, runs: RunService
         return _succeeded(await runs.wait(run))
 
     @get("/v1/endpoints")
-    async def list_endpoints() -> Response[bytes]:
-        return json_response({"endpoints": [endpoint.info for endpoint in registry.served()]})
+    async def list_endpoints(request: Request[Any, Any, Any]) -> Response[bytes]:
+        infos = visible_only(principal_of(request.scope), (endpoint.info for endpoint in registry.served()))
+        return json_response({"endpoints": infos})
+
+    @get("/v1/audit")
+    async def audit(
+        request: Request[Any, Any, Any],
+        tenant: str | None = None,
+        principal: str | None = None,
+        action: str | None = None,
+        outcome: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        cursor: int | None = None,
+        limit: int = 100,
+    ) -> Response[bytes]:
+        if not 1 <= limit <= 1000:
+            raise MalformedRequest("limit must be between 1 and 1000")
+        query = AuditQuery(
+            tenant=tenant,
+            principal=principal,
+            action=action,
+            outcome=outcome,
+            since=since,
+            until=until,
+            before_id=cursor,
+            limit=limit,
+        )
+        records = await gate.audit_records(principal_of(request.scope), query)
+        next_cursor = records[-1].id if len(records) == limit else None
+        return json_response({"records": records, "next_cursor": next_cursor})
 
     @post("/v1/agents/{name:str}/invoke")
     async def invoke(request: Request[Any, Any, Any], name: str) -> Response[bytes]:
@@ -251,11 +285,11 @@ def rest_router(settings: Settings, registry: EndpointRegistry, runs: RunService
 
     @get("/v1/runs/{run_id:str}")
     async def get_run(request: Request[Any, Any, Any], run_id: str) -> Response[bytes]:
-        return json_response(run_view(await runs.require(run_id, caller_of(request).tenant)))
+        return json_response(run_view(await runs.require(run_id, principal_of(request.scope))))
 
     @get("/v1/runs/{run_id:str}/events")
     async def run_events(request: Request[Any, Any, Any], run_id: str) -> Stream:
-        run = await runs.require(run_id, caller_of(request).tenant)
+        run = await runs.require(run_id, principal_of(request.scope))
         last = request.headers.get("last-event-id") or request.query_params.get("after") or "0"
         if not last.isdigit():
             raise MalformedRequest(
@@ -265,7 +299,7 @@ def rest_router(settings: Settings, registry: EndpointRegistry, runs: RunService
 
     @get("/v1/runs/{run_id:str}/checkpoints")
     async def run_checkpoints(request: Request[Any, Any, Any], run_id: str) -> Response[bytes]:
-        found = await runs.checkpoints(run_id, caller_of(request).tenant)
+        found = await runs.checkpoints(run_id, principal_of(request.scope))
         views = [CheckpointView(c.id, c.seq, c.attempt, c.ts, msgspec.Raw(c.state)) for c in found]
         return json_response({"checkpoints": views})
 
@@ -273,12 +307,21 @@ def rest_router(settings: Settings, registry: EndpointRegistry, runs: RunService
     async def replay_run(request: Request[Any, Any, Any], run_id: str) -> Response[bytes]:
         run_timeout = run_timeout_of(request, settings)
         checkpoint = replay_checkpoint_of(await request.body())
-        run = await runs.replay(run_id, caller_of(request).tenant, checkpoint, run_timeout=run_timeout)
+        run = await runs.replay(run_id, principal_of(request.scope), checkpoint, run_timeout=run_timeout)
         return json_response(run_view(run), status=202, headers={"Location": f"/v1/runs/{run.id}"})
 
     @post("/v1/runs/{run_id:str}/cancel", status_code=200)
     async def cancel_run(request: Request[Any, Any, Any], run_id: str) -> Response[bytes]:
-        return json_response(run_view(await runs.cancel(run_id, caller_of(request).tenant)))
+        return json_response(
+            run_view(
+                await runs.cancel(
+                    run_id,
+                    principal_of(request.scope),
+                    protocol="rest",
+                    request_id=request_id_of(request.scope),
+                )
+            )
+        )
 
     @post("/v1/tools/{name:str}", status_code=200)
     async def call_tool(request: Request[Any, Any, Any], name: str) -> Response[bytes]:
@@ -300,7 +343,13 @@ def rest_router(settings: Settings, registry: EndpointRegistry, runs: RunService
             raise NotFound(f"no resource matches {uri!r}")
         endpoint, params = found
         endpoint = find_endpoint(registry, EndpointKind.RESOURCE, endpoint.name, retry_after)
-        call = make_call(endpoint, params, caller=caller_of(request), protocol="rest")
+        call = make_call(
+            endpoint,
+            params,
+            principal=principal_of(request.scope),
+            protocol="rest",
+            request_id=request_id_of(request.scope),
+        )
         run = _succeeded(await runs.wait((await runs.submit(call))[0]))
         content = msgspec.json.decode(run.output or b"{}")
         media_type = content.get("mime_type") or "application/octet-stream"
@@ -312,6 +361,7 @@ def rest_router(settings: Settings, registry: EndpointRegistry, runs: RunService
         path="/",
         route_handlers=[
             list_endpoints,
+            audit,
             invoke,
             stream,
             start_run,

@@ -26,6 +26,9 @@ import msgspec
 from fastagentic.events import EVENT_KIND_PATTERN, RESERVED_KINDS
 from fastagentic.v1 import worker_pb2 as pb
 
+from ..access.audit import AuditLog
+from ..access.policy import may_see
+from ..access.principal import Principal
 from ..bus.base import Bus, BusUnavailable, CancelNotice
 from ..calls import Call, find_endpoint, make_call
 from ..errors import Conflict, NotFound, StoreUnavailable, Unavailable
@@ -79,6 +82,8 @@ class RunService:
         self._pullers: dict[str, asyncio.Task[None]] = {}  # endpoint -> task claiming announced runs
         self._slots_freed = asyncio.Event()
         self._store_ok = True  # False while the durable store is unreachable
+        #: where run creations, cancels and replays are recorded (set when callers authenticate)
+        self.audit: AuditLog | None = None
         self._grace_until = 0.0  # no requeue for expired leases before this (monotonic): see _reap_forever
 
     # ------------------------------------------------------------------ lifecycle
@@ -169,32 +174,54 @@ class RunService:
                 )
             return stored, False
         self._offer(stored)
+        if self.audit is not None:
+            self.audit.record(
+                "run.replay" if replay is not None else "run.create",
+                principal=call.principal,
+                protocol=call.protocol,
+                request_id=call.request_id,
+                target=stored.id,
+                detail=info.name if replay is None else f"{info.name} from {replay.run_id}",
+            )
         return stored, True
 
     @property
     def store_ok(self) -> bool:
         return self._store_ok
 
-    async def get(self, run_id: str, tenant: str) -> Run | None:
+    async def get(self, run_id: str, who: Principal | str) -> Run | None:
+        """The run, if ``who`` may see it: a principal sees the runs of its tenant whose endpoint it may use
+        (``access.policy.may_see``); a bare tenant, every run of that tenant. Anything else is None, as for
+        a run that does not exist: another tenant's run is never confirmed."""
+        tenant = who if isinstance(who, str) else who.tenant
         run = await self.ephemeral.get(run_id, tenant)
-        return run if run is not None else await self.durable.get(run_id, tenant)
+        if run is None:
+            run = await self.durable.get(run_id, tenant)
+        if run is not None and not isinstance(who, str) and not may_see(who, run, self.registry):
+            return None
+        return run
 
-    async def require(self, run_id: str, tenant: str) -> Run:
-        run = await self.get(run_id, tenant)
+    async def require(self, run_id: str, who: Principal | str) -> Run:
+        run = await self.get(run_id, who)
         if run is None:
             raise NotFound(f"no run {run_id!r}")
         return run
 
-    async def checkpoints(self, run_id: str, tenant: str) -> list[Checkpoint]:
-        run = await self.require(run_id, tenant)
+    async def checkpoints(self, run_id: str, who: Principal | str) -> list[Checkpoint]:
+        run = await self.require(run_id, who)
         return await self._store(run.durable).checkpoints(run.id)
 
     async def replay(
-        self, run_id: str, tenant: str, checkpoint_id: int | None, *, run_timeout: float | None = None
+        self,
+        run_id: str,
+        principal: Principal,
+        checkpoint_id: int | None,
+        *,
+        run_timeout: float | None = None,
     ) -> Run:
-        """A new run of ``run_id``'s endpoint, input and caller, starting from its checkpoint
-        ``checkpoint_id`` (default: its last one). The origin may still be active."""
-        origin = await self.require(run_id, tenant)
+        """A new run of ``run_id``'s endpoint and input for ``principal`` (of the origin's tenant), starting
+        from its checkpoint ``checkpoint_id`` (default: its last one). The origin may still be active."""
+        origin = await self.require(run_id, principal)
         store = self._store(origin.durable)
         if checkpoint_id is None:
             checkpoint = await store.last_checkpoint(origin.id)
@@ -207,7 +234,7 @@ class RunService:
         endpoint = find_endpoint(self.registry, origin.kind, origin.endpoint, self.settings.retry_after)
         # Validated again: the endpoint's schema may have changed since the origin was accepted.
         call = make_call(
-            endpoint, _decode(origin.input), caller=origin.caller, protocol="rest", raw=origin.input
+            endpoint, _decode(origin.input), principal=principal, protocol="rest", raw=origin.input
         )
         run, _ = await self.submit(call, run_timeout=run_timeout, replay=checkpoint)
         return run
@@ -279,8 +306,25 @@ class RunService:
         finally:
             subscription.close()
 
-    async def cancel(self, run_id: str, tenant: str, reason: str = "cancelled by request") -> Run:
-        run = await self.require(run_id, tenant)
+    async def cancel(
+        self,
+        run_id: str,
+        who: Principal | str,
+        reason: str = "cancelled by request",
+        *,
+        protocol: str = "",
+        request_id: str = "",
+    ) -> Run:
+        run = await self.require(run_id, who)
+        if self.audit is not None and isinstance(who, Principal):
+            self.audit.record(
+                "run.cancel",
+                principal=who,
+                protocol=protocol,
+                request_id=request_id,
+                target=run_id,
+                detail=reason,
+            )
         if run.status in TERMINAL:
             raise Conflict(f"run {run_id} already finished ({run.status.value})")
         result = await self._store(run.durable).transition(
@@ -291,7 +335,7 @@ class RunService:
             events=[NewEvent("run.cancelled", _encode({"reason": reason}))],
         )
         if result is None:
-            current = await self.require(run_id, tenant)
+            current = await self.require(run_id, who)
             raise Conflict(f"run {run_id} already finished ({current.status.value})")
         cancelled, events = result
         self.bus.publish(run.id, events)
@@ -642,6 +686,7 @@ class RunService:
                 and run.status is RunStatus.RUNNING
                 and run.attempt == item.attempt
                 and run.worker_id == worker.worker_id
+                and run.endpoint in worker.endpoints  # a worker keeps only runs it may serve
             )
             if keep and run is not None:
                 worker.take(run.id, run.attempt, run.durable, run.last_seq)

@@ -5,14 +5,19 @@ Three implementations share one contract (tests/unit/test_store_contract.py):
 runs on one machine and ``PostgresRunStore`` for durable runs in a shared database. Every state change goes through ``transition``, which is conditional on the current
 status and attempt (fencing): a worker that comes back late cannot overwrite a newer attempt, and a
 terminal run never changes again.
+
+The same three classes are also the ``AccessStore``: API keys and worker tokens (credentials) and the audit
+log (tests/unit/test_access_store.py). Run retention (``delete_finished``) never touches them; the audit
+log has its own (``delete_audit``), and credentials are only ever revoked, never deleted.
 """
 
 from __future__ import annotations
 
 import builtins
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
+from ..access.model import AuditQuery, AuditRecord, CredentialKind, StoredCredential
 from ..runs.model import Checkpoint, Event, NewEvent, PushConfig, Run, RunQuery, RunStatus, RunUpdate
 
 
@@ -98,3 +103,39 @@ class RunStore(Protocol):
 
     async def pushing(self, limit: int = 1000) -> builtins.list[Run]:
         """Active runs (queued, running, waiting_input) that have a push config, oldest first."""
+
+
+# The most records one ``AccessStore.audit`` call returns, whatever ``AuditQuery.limit`` asks.
+MAX_AUDIT_LIMIT = 1000
+
+
+class AccessStore(Protocol):
+    async def put_credential(self, credential: StoredCredential) -> None:
+        """Insert ``credential``; raises ``errors.Conflict`` when one with its id exists."""
+
+    async def credential(self, credential_id: str) -> StoredCredential | None:
+        """The credential with that id, or None."""
+
+    async def credentials(
+        self, kind: CredentialKind | None = None, tenant: str | None = None
+    ) -> builtins.list[StoredCredential]:
+        """Every credential (of ``kind``, of ``tenant`` when given), revoked ones too, oldest first."""
+
+    async def revoke_credential(self, credential_id: str, at: float) -> StoredCredential | None:
+        """Set the credential's ``revoked_at`` to ``at`` unless it is revoked already (the first revocation
+        stays); return the credential as it now is, or None when there is no such credential."""
+
+    async def touch_credentials(self, used: Mapping[str, float]) -> None:
+        """Record when credentials were last used (id -> time), in one transaction:
+        ``last_used_at = max(last_used_at, time)``; unknown ids are ignored."""
+
+    async def append_audit(self, records: Sequence[AuditRecord]) -> None:
+        """Append ``records`` in one transaction; the store assigns their ids, increasing in the order given
+        (a record's own ``id`` is ignored)."""
+
+    async def audit(self, query: AuditQuery) -> builtins.list[AuditRecord]:
+        """The records matching ``query``, newest (highest id) first, at most ``min(query.limit,
+        MAX_AUDIT_LIMIT)``."""
+
+    async def delete_audit(self, before: float, limit: int = 1000) -> int:
+        """Retention: delete at most ``limit`` records with ``ts < before``, oldest first; return how many."""

@@ -5,18 +5,24 @@ asyncio loop and no method awaits, so each call is atomic. Stored runs are priva
 
 The rule helpers at the top (``admits``, ``applied``, ``stamped``, ``checkpoints_of``) are shared with
 ``SQLiteRunStore`` so both stores apply one contract.
+
+It is an ``AccessStore`` too (credentials and the audit log, for ``store_url=memory://`` and tests): the
+audit log keeps at most ``max_audit`` records, dropping the oldest.
 """
 
 from __future__ import annotations
 
+import bisect
 import builtins
 import heapq
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import msgspec
 
+from ..access.model import AuditQuery, AuditRecord, CredentialKind, StoredCredential
+from ..errors import Conflict
 from ..runs.model import (
     ALLOWED,
     TERMINAL,
@@ -30,6 +36,7 @@ from ..runs.model import (
     RunUpdate,
     SequenceGap,
 )
+from .base import MAX_AUDIT_LIMIT
 
 _OPTIONAL_UPDATE_FIELDS = (
     "attempt",
@@ -118,15 +125,62 @@ def matches(run: Run, query: RunQuery) -> bool:
     )
 
 
+def audit_matches(record: AuditRecord, query: AuditQuery) -> bool:
+    """Whether ``record`` passes the filters of ``query`` (all but ``before_id`` and ``limit``)."""
+    action = query.action
+    return (
+        (query.tenant is None or record.tenant == query.tenant)
+        and (query.principal is None or record.principal == query.principal)
+        and (
+            action is None
+            or (record.action.startswith(action) if action.endswith(".") else record.action == action)
+        )
+        and (query.outcome is None or record.outcome == query.outcome)
+        and (query.since is None or record.ts >= query.since)
+        and (query.until is None or record.ts < query.until)
+    )
+
+
+_AUDIT_TEXT_FIELDS = (
+    "action",
+    "outcome",
+    "principal",
+    "tenant",
+    "protocol",
+    "request_id",
+    "target",
+    "detail",
+)
+
+
+def audit_stored(record: AuditRecord, record_id: int) -> AuditRecord:
+    """``record`` as the stores keep it: with its id, and NUL characters (which PostgreSQL text cannot hold)
+    as U+FFFD, so that one odd value from a caller cannot lose a whole batch."""
+    changes: dict[str, Any] = {"id": record_id}
+    for name in _AUDIT_TEXT_FIELDS:
+        value: str = getattr(record, name)
+        if "\x00" in value:
+            changes[name] = value.replace("\x00", "\ufffd")
+    return msgspec.structs.replace(record, **changes)
+
+
+def audit_limit(query: AuditQuery) -> int:
+    """How many records ``AccessStore.audit`` returns at most for ``query``."""
+    return min(max(query.limit, 0), MAX_AUDIT_LIMIT)
+
+
 def _copy(run: Run) -> Run:
     return msgspec.structs.replace(run)
 
 
 class MemoryRunStore:
-    def __init__(self, max_finished: int = 10_000) -> None:
+    def __init__(self, max_finished: int = 10_000, max_audit: int = 100_000) -> None:
         if max_finished < 0:
             raise ValueError(f"max_finished must be >= 0, got {max_finished}")
+        if max_audit < 0:
+            raise ValueError(f"max_audit must be >= 0, got {max_audit}")
         self._max_finished = max_finished
+        self._max_audit = max_audit
         self._runs: dict[str, Run] = {}
         self._events: dict[str, builtins.list[Event]] = {}
         self._checkpoints: dict[str, builtins.list[Checkpoint]] = {}
@@ -136,6 +190,10 @@ class MemoryRunStore:
         # Run ids as ordered sets: active ones by creation, terminal ones by the time they finished.
         self._active: dict[str, None] = {}
         self._finished: dict[str, None] = {}
+        # Access: credentials by id (frozen structs, so shared as they are), audit records in id order.
+        self._credentials: dict[str, StoredCredential] = {}
+        self._audit: builtins.list[AuditRecord] = []
+        self._last_audit_id = 0
 
     async def start(self) -> None:
         return None
@@ -304,6 +362,72 @@ class MemoryRunStore:
             key=lambda run: run.id,
         )
         return [_copy(run) for run in found[: max(limit, 0)]]
+
+    # access: credentials and the audit log
+
+    async def put_credential(self, credential: StoredCredential) -> None:
+        if credential.id in self._credentials:
+            raise Conflict(f"credential {credential.id} already exists")
+        self._credentials[credential.id] = credential
+
+    async def credential(self, credential_id: str) -> StoredCredential | None:
+        return self._credentials.get(credential_id)
+
+    async def credentials(
+        self, kind: CredentialKind | None = None, tenant: str | None = None
+    ) -> builtins.list[StoredCredential]:
+        found = [
+            credential
+            for credential in self._credentials.values()
+            if (kind is None or credential.kind == kind) and (tenant is None or credential.tenant == tenant)
+        ]
+        found.sort(key=lambda credential: (credential.created_at, credential.id))
+        return found
+
+    async def revoke_credential(self, credential_id: str, at: float) -> StoredCredential | None:
+        credential = self._credentials.get(credential_id)
+        if credential is None or credential.revoked_at is not None:
+            return credential
+        revoked = msgspec.structs.replace(credential, revoked_at=at)
+        self._credentials[credential_id] = revoked
+        return revoked
+
+    async def touch_credentials(self, used: Mapping[str, float]) -> None:
+        for credential_id, at in used.items():
+            credential = self._credentials.get(credential_id)
+            if credential is not None and (credential.last_used_at is None or credential.last_used_at < at):
+                self._credentials[credential_id] = msgspec.structs.replace(credential, last_used_at=at)
+
+    async def append_audit(self, records: Sequence[AuditRecord]) -> None:
+        first = self._last_audit_id + 1
+        self._audit.extend(audit_stored(record, first + i) for i, record in enumerate(records))
+        self._last_audit_id += len(records)
+        if len(self._audit) > self._max_audit:
+            del self._audit[: len(self._audit) - self._max_audit]
+
+    async def audit(self, query: AuditQuery) -> builtins.list[AuditRecord]:
+        limit = audit_limit(query)
+        end = len(self._audit)
+        if query.before_id is not None:
+            end = bisect.bisect_left(self._audit, query.before_id, key=lambda record: record.id)
+        found: builtins.list[AuditRecord] = []
+        for i in range(end - 1, -1, -1):
+            if len(found) >= limit:
+                break
+            record = self._audit[i]
+            if audit_matches(record, query):
+                found.append(record)
+        return found
+
+    async def delete_audit(self, before: float, limit: int = 1000) -> int:
+        old = (record for record in self._audit if record.ts < before)
+        doomed = {
+            record.id
+            for record in heapq.nsmallest(max(limit, 0), old, key=lambda record: (record.ts, record.id))
+        }
+        if doomed:
+            self._audit = [record for record in self._audit if record.id not in doomed]
+        return len(doomed)
 
     # Defined last: inside the class body the name ``list`` is this method from here on.
     async def list(self, query: RunQuery) -> builtins.list[Run]:

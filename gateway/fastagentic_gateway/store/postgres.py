@@ -10,6 +10,9 @@ serialize on the row: the second waits for the first to commit, then reads what 
 loses. Whatever a write changes (the run row, its new events, their checkpoints) is one statement, so a
 transition or an append costs four statements whatever it appends: BEGIN, lock and read, write, COMMIT.
 
+The access tables (credentials, the audit log) share the database and the pool; a credential's tuples of
+strings are ``text[]``.
+
 Schema changes are the numbered SQL files in ``migrations/postgres``: see ``apply_migrations``.
 """
 
@@ -20,7 +23,7 @@ import builtins
 import functools
 import re
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from importlib import resources
 from typing import Any, NamedTuple, TypeVar
 
@@ -30,7 +33,8 @@ from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from ..errors import StoreUnavailable
+from ..access.model import AuditQuery, AuditRecord, CredentialKind, StoredCredential
+from ..errors import Conflict, StoreUnavailable
 from ..runs.model import (
     ACTIVE,
     ANONYMOUS,
@@ -50,13 +54,22 @@ from .memory import admits, applied, checkpoints_of, stamped, trimmed
 # The row <-> Run mapping is the SQLite store's: same columns, in the same order.
 from .sqlite import (
     _PUT_PUSH_CONFIG,
+    AUDIT_COLUMNS,
+    AUDIT_INSERT_COLUMNS,
+    CREDENTIAL_COLUMNS,
     RUN_COLUMN_COUNT,
     _checkpoint_from_row,
     _event_from_row,
     _push_config_from_row,
     _run_from_row,
     _run_values,
+    audit_from_row,
+    audit_sql,
+    audit_values,
     count_sql,
+    credential_from_row,
+    credential_values,
+    credentials_sql,
     list_sql,
 )
 
@@ -195,6 +208,34 @@ _SELECT_PUSH_CONFIGS = "SELECT run_id, config_id, tenant, config, updated_at FRO
 _PUT_PUSH_CONFIG_PG = _PUT_PUSH_CONFIG.replace("push_configs", "fastagentic_push_configs").format(
     mark="%s", runs="fastagentic_runs"
 )
+_SELECT_CREDENTIAL = f"SELECT {CREDENTIAL_COLUMNS} FROM fastagentic_credentials"
+# The three tuples of strings (scopes, roles, endpoints) are text[]: cast, so that an empty list is one too.
+_INSERT_CREDENTIAL = f"""
+    INSERT INTO fastagentic_credentials ({CREDENTIAL_COLUMNS})
+    VALUES (%s, %s, %s, %s, %s::text[], %s::text[], %s::text[], %s, %s, %s, %s, %s, %s)
+"""
+# The first revocation stays: a second one writes the value it finds. Under a concurrent revocation the
+# update waits for it and then keeps its time.
+_REVOKE_CREDENTIAL = f"""
+    UPDATE fastagentic_credentials SET revoked_at = COALESCE(revoked_at, %s) WHERE id = %s
+    RETURNING {CREDENTIAL_COLUMNS}
+"""
+# Rows are locked in id order first, so replicas touching overlapping batches cannot deadlock.
+_LOCK_CREDENTIALS = "SELECT 1 FROM fastagentic_credentials WHERE id = ANY(%s::text[]) ORDER BY id FOR UPDATE"
+_TOUCH_CREDENTIALS = """
+    UPDATE fastagentic_credentials c SET last_used_at = u.at
+    FROM unnest(%s::text[], %s::float8[]) AS u (id, at)
+    WHERE c.id = u.id AND (c.last_used_at IS NULL OR c.last_used_at < u.at)
+"""
+# One statement for the batch; ids are drawn in the order given (ORDER BY the position in the arrays).
+_INSERT_AUDIT = f"""
+    INSERT INTO fastagentic_audit ({AUDIT_INSERT_COLUMNS})
+    SELECT {AUDIT_INSERT_COLUMNS}
+    FROM unnest(%s::float8[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
+        %s::text[], %s::text[]) WITH ORDINALITY AS a ({AUDIT_INSERT_COLUMNS}, n)
+    ORDER BY n
+"""
+_SELECT_AUDIT = f"SELECT {AUDIT_COLUMNS} FROM fastagentic_audit"
 _TERMINAL = sorted(str(status) for status in TERMINAL)
 _ACTIVE = sorted(str(status) for status in ACTIVE)
 
@@ -591,6 +632,90 @@ class PostgresRunStore:
             "(SELECT 1 FROM fastagentic_push_configs p WHERE p.run_id = r.id) ORDER BY id LIMIT %s",
             (_ACTIVE, max(limit, 0)),
         )
+
+    # access: credentials and the audit log
+
+    async def put_credential(self, credential: StoredCredential) -> None:
+        values = credential_values(credential, builtins.list)
+
+        async def put(conn: Conn) -> None:
+            try:
+                await conn.execute(_INSERT_CREDENTIAL, values)
+            except pg_errors.UniqueViolation as exc:
+                raise Conflict(f"credential {credential.id} already exists") from exc
+
+        await self._call(put)
+
+    async def credential(self, credential_id: str) -> StoredCredential | None:
+        async def one(conn: Conn) -> StoredCredential | None:
+            cur = await conn.execute(f"{_SELECT_CREDENTIAL} WHERE id = %s", (credential_id,), binary=True)
+            row = await cur.fetchone()
+            return None if row is None else credential_from_row(row)
+
+        return await self._call(one)
+
+    async def credentials(
+        self, kind: CredentialKind | None = None, tenant: str | None = None
+    ) -> builtins.list[StoredCredential]:
+        sql, params = credentials_sql(_SELECT_CREDENTIAL, kind, tenant, "%s")
+
+        async def select(conn: Conn) -> builtins.list[StoredCredential]:
+            cur = await conn.execute(sql, params, binary=True)
+            return [credential_from_row(row) for row in await cur.fetchall()]
+
+        return await self._call(select)
+
+    async def revoke_credential(self, credential_id: str, at: float) -> StoredCredential | None:
+        async def revoke(conn: Conn) -> StoredCredential | None:
+            cur = await conn.execute(_REVOKE_CREDENTIAL, (at, credential_id), binary=True)
+            row = await cur.fetchone()
+            return None if row is None else credential_from_row(row)
+
+        return await self._call(revoke)
+
+    async def touch_credentials(self, used: Mapping[str, float]) -> None:
+        if not used:
+            return
+        ids = builtins.list(used)
+        ats = [used[credential_id] for credential_id in ids]
+
+        async def touch(conn: Conn) -> None:
+            async with conn.transaction():
+                await conn.execute(_LOCK_CREDENTIALS, (ids,))
+                await conn.execute(_TOUCH_CREDENTIALS, (ids, ats))
+
+        await self._call(touch)
+
+    async def append_audit(self, records: Sequence[AuditRecord]) -> None:
+        if not records:
+            return
+        columns = [builtins.list(column) for column in zip(*map(audit_values, records), strict=True)]
+
+        async def append(conn: Conn) -> None:
+            await conn.execute(_INSERT_AUDIT, columns)
+
+        await self._call(append)
+
+    async def audit(self, query: AuditQuery) -> builtins.list[AuditRecord]:
+        sql, params = audit_sql(_SELECT_AUDIT, query, "%s")
+
+        async def select(conn: Conn) -> builtins.list[AuditRecord]:
+            cur = await conn.execute(sql, params, binary=True)
+            return [audit_from_row(row) for row in await cur.fetchall()]
+
+        return await self._call(select)
+
+    async def delete_audit(self, before: float, limit: int = 1000) -> int:
+        # SKIP LOCKED, as in delete_finished: replicas deleting at the same time split the work.
+        async def delete(conn: Conn) -> int:
+            cur = await conn.execute(
+                "DELETE FROM fastagentic_audit WHERE id IN (SELECT id FROM fastagentic_audit "
+                "WHERE ts < %s ORDER BY ts, id LIMIT %s FOR UPDATE SKIP LOCKED)",
+                (before, max(limit, 0)),
+            )
+            return cur.rowcount
+
+        return await self._call(delete)
 
     # Defined last: inside the class body the name ``list`` is this method from here on.
     async def list(self, query: RunQuery) -> builtins.list[Run]:

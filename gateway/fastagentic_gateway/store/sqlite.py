@@ -3,6 +3,9 @@
 One connection lives in a dedicated single-thread executor and every operation is a function submitted
 to it, so access is serialized without locks and the event loop never blocks on the disk. Each write is
 one ``BEGIN IMMEDIATE`` transaction, which also fences other processes that open the same file.
+
+The access tables (credentials, the audit log) live in the same file; a credential's tuples of strings
+(scopes, roles, endpoints) are JSON arrays in TEXT columns.
 """
 
 from __future__ import annotations
@@ -14,9 +17,13 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
+import msgspec
+
+from ..access.model import AuditQuery, AuditRecord, CredentialKind, StoredCredential
+from ..errors import Conflict
 from ..runs.model import (
     ACTIVE,
     TERMINAL,
@@ -32,7 +39,7 @@ from ..runs.model import (
     RunStatus,
     RunUpdate,
 )
-from .memory import admits, applied, checkpoints_of, stamped, trimmed
+from .memory import admits, applied, audit_limit, audit_stored, checkpoints_of, stamped, trimmed
 
 T = TypeVar("T")
 
@@ -118,6 +125,45 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         ) WITHOUT ROWID
         """,
     ),
+    # 4: identity and access: API keys and worker tokens (only the hash of a secret), and the audit log.
+    # Neither table refers to runs: run retention never touches them.
+    (
+        """
+        CREATE TABLE credentials (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            name TEXT NOT NULL,
+            tenant TEXT NOT NULL,
+            scopes TEXT NOT NULL,
+            roles TEXT NOT NULL,
+            endpoints TEXT NOT NULL,
+            secret_hash BLOB NOT NULL,
+            created_at REAL NOT NULL,
+            created_by TEXT NOT NULL,
+            expires_at REAL,
+            revoked_at REAL,
+            last_used_at REAL
+        ) WITHOUT ROWID
+        """,
+        "CREATE INDEX credentials_kind_tenant ON credentials (kind, tenant)",
+        # AUTOINCREMENT: ids keep increasing even after retention deleted the newest records.
+        """
+        CREATE TABLE audit (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            ts REAL NOT NULL,
+            action TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            principal TEXT NOT NULL,
+            tenant TEXT NOT NULL,
+            protocol TEXT NOT NULL,
+            request_id TEXT NOT NULL,
+            target TEXT NOT NULL,
+            detail TEXT NOT NULL
+        )
+        """,
+        "CREATE INDEX audit_tenant_id ON audit (tenant, id DESC)",
+        "CREATE INDEX audit_ts ON audit (ts)",
+    ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -145,6 +191,23 @@ _PUT_PUSH_CONFIG = """
     SELECT id, {mark}, tenant, {mark}, {mark} FROM {runs} WHERE id = {mark}
     ON CONFLICT (run_id, config_id) DO UPDATE SET config = excluded.config, updated_at = excluded.updated_at
 """
+# Credentials and audit records: the same columns, in the same order, in SQLite and PostgreSQL.
+CREDENTIAL_COLUMNS = (
+    "id, kind, name, tenant, scopes, roles, endpoints, secret_hash, created_at, created_by, expires_at, "
+    "revoked_at, last_used_at"
+)
+AUDIT_COLUMNS = "id, ts, action, outcome, principal, tenant, protocol, request_id, target, detail"
+# Every column but the id, which the store assigns.
+AUDIT_INSERT_COLUMNS = AUDIT_COLUMNS.removeprefix("id, ")
+_SELECT_CREDENTIAL = f"SELECT {CREDENTIAL_COLUMNS} FROM credentials"
+CREDENTIAL_COLUMN_COUNT = CREDENTIAL_COLUMNS.count(",") + 1
+AUDIT_INSERT_COLUMN_COUNT = AUDIT_INSERT_COLUMNS.count(",") + 1
+_INSERT_CREDENTIAL = (
+    f"INSERT INTO credentials ({CREDENTIAL_COLUMNS}) VALUES ({', '.join('?' * CREDENTIAL_COLUMN_COUNT)})"
+)
+_INSERT_AUDIT = (
+    f"INSERT INTO audit ({AUDIT_INSERT_COLUMNS}) VALUES ({', '.join('?' * AUDIT_INSERT_COLUMN_COUNT)})"
+)
 _ACTIVE_IN = "status IN ({})".format(", ".join(f"'{status}'" for status in sorted(ACTIVE)))
 _TERMINAL_IN = "status IN ({})".format(", ".join(f"'{status}'" for status in sorted(TERMINAL)))
 
@@ -253,6 +316,156 @@ def _checkpoint_from_row(row: tuple[Any, ...]) -> Checkpoint:
 def _push_config_from_row(row: tuple[Any, ...]) -> PushConfig:
     run_id, config_id, tenant, config, updated_at = row
     return PushConfig(run_id=run_id, id=config_id, tenant=tenant, config=config, updated_at=updated_at)
+
+
+_strings = msgspec.json.Decoder(tuple[str, ...])
+
+
+def credential_values(
+    credential: StoredCredential, strings: Callable[[tuple[str, ...]], Any]
+) -> tuple[Any, ...]:
+    """The row of ``credential`` (``CREDENTIAL_COLUMNS``); ``strings`` stores a tuple of strings."""
+    return (
+        credential.id,
+        str(credential.kind),
+        credential.name,
+        credential.tenant,
+        strings(credential.scopes),
+        strings(credential.roles),
+        strings(credential.endpoints),
+        credential.secret_hash,
+        credential.created_at,
+        credential.created_by,
+        credential.expires_at,
+        credential.revoked_at,
+        credential.last_used_at,
+    )
+
+
+def _json_strings(values: tuple[str, ...]) -> str:
+    return msgspec.json.encode(values).decode()
+
+
+def credential_from_row(row: Sequence[Any]) -> StoredCredential:
+    """A credential from its row: tuples of strings as JSON text (SQLite) or a list (PostgreSQL text[])."""
+    (
+        credential_id,
+        kind,
+        name,
+        tenant,
+        scopes,
+        roles,
+        endpoints,
+        secret_hash,
+        created_at,
+        created_by,
+        expires_at,
+        revoked_at,
+        last_used_at,
+    ) = row
+    return StoredCredential(
+        id=credential_id,
+        kind=CredentialKind(kind),
+        name=name,
+        tenant=tenant,
+        scopes=_tuple(scopes),
+        roles=_tuple(roles),
+        endpoints=_tuple(endpoints),
+        secret_hash=bytes(secret_hash),
+        created_at=created_at,
+        created_by=created_by,
+        expires_at=expires_at,
+        revoked_at=revoked_at,
+        last_used_at=last_used_at,
+    )
+
+
+def _tuple(value: str | Sequence[str]) -> tuple[str, ...]:
+    return _strings.decode(value) if isinstance(value, str) else tuple(value)
+
+
+def audit_values(record: AuditRecord) -> tuple[Any, ...]:
+    """The row of ``record`` without its id (``AUDIT_INSERT_COLUMNS``)."""
+    record = audit_stored(record, 0)
+    return (
+        record.ts,
+        record.action,
+        record.outcome,
+        record.principal,
+        record.tenant,
+        record.protocol,
+        record.request_id,
+        record.target,
+        record.detail,
+    )
+
+
+def audit_from_row(row: Sequence[Any]) -> AuditRecord:
+    record_id, ts, action, outcome, principal, tenant, protocol, request_id, target, detail = row
+    return AuditRecord(
+        id=record_id,
+        ts=ts,
+        action=action,
+        outcome=outcome,
+        principal=principal,
+        tenant=tenant,
+        protocol=protocol,
+        request_id=request_id,
+        target=target,
+        detail=detail,
+    )
+
+
+def credentials_sql(
+    select: str, kind: CredentialKind | None, tenant: str | None, mark: str
+) -> tuple[str, list[Any]]:
+    """The SQL of ``AccessStore.credentials``: oldest first."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    if kind is not None:
+        clauses.append(f"kind = {mark}")
+        params.append(str(kind))
+    if tenant is not None:
+        clauses.append(f"tenant = {mark}")
+        params.append(tenant)
+    where = " WHERE " + " AND ".join(clauses) if clauses else ""
+    return f"{select}{where} ORDER BY created_at, id", params
+
+
+def audit_sql(select: str, query: AuditQuery, mark: str) -> tuple[str, list[Any]]:
+    """The SQL of ``AccessStore.audit`` for ``query``; ``mark`` is the driver's placeholder (``?``, ``%s``)."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column, value in (
+        ("tenant", query.tenant),
+        ("principal", query.principal),
+        ("outcome", query.outcome),
+    ):
+        if value is not None:
+            clauses.append(f"{column} = {mark}")
+            params.append(value)
+    if query.action is not None:
+        if query.action.endswith("."):
+            # A prefix. Not LIKE: "_" (worker_token.) would be a wildcard there.
+            clauses.append(f"substr(action, 1, {len(query.action)}) = {mark}")
+        else:
+            clauses.append(f"action = {mark}")
+        params.append(query.action)
+    if query.since is not None:
+        clauses.append(f"ts >= {mark}")
+        params.append(query.since)
+    if query.until is not None:
+        clauses.append(f"ts < {mark}")
+        params.append(query.until)
+    if query.before_id is not None:
+        clauses.append(f"id < {mark}")
+        params.append(query.before_id)
+    sql = select
+    if clauses:
+        sql += " WHERE " + " AND ".join(clauses)
+    sql += f" ORDER BY id DESC LIMIT {mark}"
+    params.append(audit_limit(query))
+    return sql, params
 
 
 def where_sql(query: RunQuery, mark: str) -> tuple[str, list[Any]]:
@@ -710,6 +923,82 @@ class SQLiteRunStore:
                     (max(limit, 0),),
                 )
             ]
+        )
+
+    # access: credentials and the audit log
+
+    async def put_credential(self, credential: StoredCredential) -> None:
+        values = credential_values(credential, _json_strings)
+
+        def put(conn: sqlite3.Connection) -> None:
+            try:
+                conn.execute(_INSERT_CREDENTIAL, values)
+            except sqlite3.IntegrityError as exc:
+                raise Conflict(f"credential {credential.id} already exists") from exc
+
+        await self._write(put)
+
+    async def credential(self, credential_id: str) -> StoredCredential | None:
+        def one(conn: sqlite3.Connection) -> StoredCredential | None:
+            row = conn.execute(f"{_SELECT_CREDENTIAL} WHERE id = ?", (credential_id,)).fetchone()
+            return None if row is None else credential_from_row(row)
+
+        return await self._read(one)
+
+    async def credentials(
+        self, kind: CredentialKind | None = None, tenant: str | None = None
+    ) -> builtins.list[StoredCredential]:
+        sql, params = credentials_sql(_SELECT_CREDENTIAL, kind, tenant, "?")
+        return await self._read(lambda conn: [credential_from_row(row) for row in conn.execute(sql, params)])
+
+    async def revoke_credential(self, credential_id: str, at: float) -> StoredCredential | None:
+        def revoke(conn: sqlite3.Connection) -> StoredCredential | None:
+            conn.execute(
+                "UPDATE credentials SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                (at, credential_id),
+            )
+            row = conn.execute(f"{_SELECT_CREDENTIAL} WHERE id = ?", (credential_id,)).fetchone()
+            return None if row is None else credential_from_row(row)
+
+        return await self._write(revoke)
+
+    async def touch_credentials(self, used: Mapping[str, float]) -> None:
+        if not used:
+            return
+        rows = [(at, credential_id, at) for credential_id, at in used.items()]
+
+        def touch(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "UPDATE credentials SET last_used_at = ? "
+                "WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)",
+                rows,
+            )
+
+        await self._write(touch)
+
+    async def append_audit(self, records: Sequence[AuditRecord]) -> None:
+        if not records:
+            return
+        rows = [audit_values(record) for record in records]
+
+        def append(conn: sqlite3.Connection) -> None:
+            # One executemany in one transaction: the rowids it assigns increase in the order given.
+            conn.executemany(_INSERT_AUDIT, rows)
+
+        await self._write(append)
+
+    async def audit(self, query: AuditQuery) -> builtins.list[AuditRecord]:
+        sql, params = audit_sql(f"SELECT {AUDIT_COLUMNS} FROM audit", query, "?")
+        return await self._read(lambda conn: [audit_from_row(row) for row in conn.execute(sql, params)])
+
+    async def delete_audit(self, before: float, limit: int = 1000) -> int:
+        return await self._write(
+            lambda conn: (
+                conn.execute(
+                    "DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE ts < ? ORDER BY ts, id LIMIT ?)",
+                    (before, max(limit, 0)),
+                ).rowcount
+            )
         )
 
     # Defined last: inside the class body the name ``list`` is this method from here on.

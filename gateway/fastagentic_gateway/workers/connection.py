@@ -43,8 +43,11 @@ class WorkerConnection:
         capacity: int,
         endpoints: list[str],
         completions: Mapping[str, frozenset[str]] | None = None,
+        credential: str = "",
     ) -> None:
         self.worker_id = worker_id
+        #: the worker token (its id) this worker presented; "" when workers do not authenticate
+        self.credential = credential
         self.app_name = app_name
         self.capacity = capacity
         self.endpoints = endpoints

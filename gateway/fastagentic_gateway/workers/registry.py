@@ -234,6 +234,12 @@ class EndpointRegistry:
             raise RegistrationError("the same endpoint name is registered twice")
         for candidate in candidates:
             existing = self._endpoints.get(candidate.name)
+            owners = {w.credential for w in existing.workers} if existing is not None else set()
+            if owners and worker.credential not in owners:
+                raise RegistrationError(
+                    f"endpoint {candidate.name!r} is served by workers of another worker token; one "
+                    "endpoint is served under one credential (revoke the other, or use another name)"
+                )
             if existing is not None and existing.fingerprint != candidate.fingerprint and existing.served:
                 raise RegistrationError(
                     f"endpoint {candidate.name!r} is already served with a different kind, schema or durability; "

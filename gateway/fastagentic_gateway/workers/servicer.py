@@ -20,6 +20,9 @@ import msgspec
 from fastagentic.v1 import worker_pb2 as pb
 from fastagentic.v1 import worker_pb2_grpc as pb_grpc
 
+from ..access.audit import AuditLog
+from ..access.keys import CredentialRejected, Credentials
+from ..access.model import CredentialKind
 from ..runs.service import RunService
 from ..settings import Settings
 from .connection import ProtocolViolation, WorkerConnection
@@ -75,11 +78,44 @@ def _reject(code: str, message: str) -> pb.GatewayFrame:
 
 
 class WorkerGateway(pb_grpc.WorkerGatewayServicer):
-    def __init__(self, settings: Settings, registry: EndpointRegistry, runs: RunService) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: EndpointRegistry,
+        runs: RunService,
+        credentials: Credentials | None = None,
+        audit: AuditLog | None = None,
+    ) -> None:
         self.settings = settings
         self.registry = registry
         self.runs = runs
+        #: worker tokens are verified against these when workers must authenticate (auth = "required")
+        self.credentials = credentials if settings.auth == "required" else None
+        self.audit = audit
         self.gateway_id = uuid.uuid4().hex[:12]
+
+    async def _credential_of(self, hello: pb.Hello) -> str:
+        """The id of the worker token ``hello`` presents ("" when workers do not authenticate); a
+        CredentialRejected says why the worker may not serve what it registers."""
+        if self.credentials is None:
+            return ""
+        if not hello.token:
+            raise CredentialRejected("a worker token is required: fastagentic-gateway workers create-token")
+        token = await self.credentials.verify(hello.token, CredentialKind.WORKER_TOKEN)
+        allowed = set(token.endpoints)
+        if "*" not in allowed:
+            refused = sorted({spec.name for spec in hello.endpoints} - allowed)
+            if refused:
+                raise CredentialRejected(
+                    f"worker token {token.id} may not serve {', '.join(repr(n) for n in refused[:5])}",
+                    token.id,
+                )
+        holder = self.runs.workers.get(hello.worker_id)
+        if holder is not None and holder.credential != token.id:
+            raise CredentialRejected(
+                f"worker id {hello.worker_id!r} is connected under another worker token", token.id
+            )
+        return token.id
 
     def _check_hello(self, hello: pb.Hello) -> tuple[str, str] | None:
         """(code, message) when the Hello cannot be accepted."""
@@ -123,6 +159,21 @@ class WorkerGateway(pb_grpc.WorkerGatewayServicer):
             yield _reject(*problem)
             return
         try:
+            credential = await self._credential_of(hello)
+        except CredentialRejected as exc:
+            log.warning("worker %s (%s) refused: %s", hello.worker_id[:200], peer, exc.reason)
+            if self.audit is not None:
+                self.audit.record(
+                    "worker.refused",
+                    outcome="denied",
+                    subject=exc.credential_id,
+                    protocol="grpc",
+                    target=hello.worker_id[:200],
+                    detail=exc.reason,
+                )
+            yield _reject("unauthenticated", exc.reason)
+            return
+        try:
             completions = completions_of(list(hello.endpoints))
         except RegistrationError as exc:
             log.warning("worker %s (%s) refused: %s", hello.worker_id, peer, exc)
@@ -134,6 +185,7 @@ class WorkerGateway(pb_grpc.WorkerGatewayServicer):
             hello.slots,
             [spec.name for spec in hello.endpoints],
             completions,
+            credential,
         )
         try:
             self.registry.register(worker, list(hello.endpoints))

@@ -17,9 +17,22 @@ import msgspec
 from google.protobuf.struct_pb2 import Struct
 
 from a2a.server.request_handlers.response_helpers import agent_card_to_dict
-from a2a.types.a2a_pb2 import AgentCapabilities, AgentCard, AgentExtension, AgentInterface, AgentSkill
+from a2a.types.a2a_pb2 import (
+    AgentCapabilities,
+    AgentCard,
+    AgentExtension,
+    AgentInterface,
+    AgentSkill,
+    APIKeySecurityScheme,
+    HTTPAuthSecurityScheme,
+    OpenIdConnectSecurityScheme,
+    SecurityRequirement,
+    SecurityScheme,
+    StringList,
+)
 from a2a.utils.constants import PROTOCOL_VERSION_0_3, PROTOCOL_VERSION_1_0, TransportProtocol
 
+from ...settings import Settings
 from ...workers.registry import EndpointInfo
 from .mapping import JSON, OUTPUT_MODES, TEXT, input_modes, text_field
 
@@ -90,13 +103,47 @@ def _schemas_extension(infos: list[EndpointInfo]) -> AgentExtension:
     )
 
 
-def _capabilities(infos: list[EndpointInfo]) -> AgentCapabilities:
+def _capabilities(infos: list[EndpointInfo], extended: bool = False) -> AgentCapabilities:
     return AgentCapabilities(
         streaming=True,
         push_notifications=True,
-        extended_agent_card=False,  # no authentication is configured: nothing more to show anyone
+        # With authentication, a caller gets the card of what it may use (GetExtendedAgentCard).
+        extended_agent_card=extended,
         extensions=[_schemas_extension(infos)],
     )
+
+
+def secure(card: AgentCard, settings: Settings) -> AgentCard:
+    """``card`` declaring how to authenticate when the gateway requires it: an API key (header
+    ``X-API-Key``, or as a bearer token), and a bearer token from each OpenID Connect issuer; any one of
+    them is enough."""
+    if settings.auth != "required":
+        return card
+    card.capabilities.extended_agent_card = True
+    schemes = {
+        "apiKey": SecurityScheme(
+            api_key_security_scheme=APIKeySecurityScheme(
+                name="X-API-Key", location="header", description="An API key of this gateway (fa_key_...)."
+            )
+        ),
+        "bearer": SecurityScheme(
+            http_auth_security_scheme=HTTPAuthSecurityScheme(
+                scheme="Bearer", description="An API key of this gateway, or a JWT from a configured issuer."
+            )
+        ),
+    }
+    for index, issuer in enumerate(settings.oidc_issuers):
+        schemes[f"oidc{index + 1}" if index else "oidc"] = SecurityScheme(
+            open_id_connect_security_scheme=OpenIdConnectSecurityScheme(
+                open_id_connect_url=issuer.issuer.rstrip("/") + "/.well-known/openid-configuration",
+                description=f"Tokens from {issuer.issuer} (audience {', '.join(issuer.audiences)}).",
+            )
+        )
+    for name, scheme in schemes.items():
+        card.security_schemes[name].CopyFrom(scheme)
+    for name in schemes:
+        card.security_requirements.append(SecurityRequirement(schemes={name: StringList()}))
+    return card
 
 
 def endpoint_card(info: EndpointInfo, base_url: str) -> AgentCard:

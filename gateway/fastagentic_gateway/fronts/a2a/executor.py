@@ -25,6 +25,8 @@ from a2a.utils.errors import (
     UnsupportedOperationError,
 )
 
+from ...access.policy import visible
+from ...access.principal import ANONYMOUS, Principal
 from ...calls import Call, find_endpoint, make_call
 from ...errors import Conflict, GatewayError, InvalidInput, NotFound, NoWorker
 from ...runs.model import EndpointKind, Run
@@ -41,15 +43,22 @@ from .mapping import (
     message_input,
     new_context,
 )
-from .store import RunTaskStore, agent_of, caller_of
+from .store import RunTaskStore, agent_of, principal_in
 
 log = logging.getLogger("fastagentic.a2a")
 
 SKILL_METADATA = "skill"  # message.metadata key naming the skill (endpoint) on the gateway's own agent
 
 
-def served_agents(registry: EndpointRegistry) -> list[Endpoint]:
-    return [e for e in registry.served() if e.info.kind is EndpointKind.AGENT]
+def served_agents(registry: EndpointRegistry, principal: Principal = ANONYMOUS) -> list[Endpoint]:
+    """The agent endpoints served now that ``principal`` may use."""
+    return [e for e in registry.served() if e.info.kind is EndpointKind.AGENT and visible(principal, e.info)]
+
+
+def named_skill(message: Message) -> str | None:
+    """The skill a message to the gateway's agent names in its metadata, if any."""
+    named = MessageToDict(message.metadata).get(SKILL_METADATA) if message.HasField("metadata") else None
+    return named if isinstance(named, str) and named else None
 
 
 class RunContextBuilder(RequestContextBuilder):
@@ -88,7 +97,7 @@ class RunContextBuilder(RequestContextBuilder):
                 "without taskId, with the same contextId); interrupts and resume are not built yet"
             )
         message = params.message
-        endpoint = self._endpoint(agent_of(context), message)
+        endpoint = self._endpoint(agent_of(context), message, principal_in(context))
         accepted = list(params.configuration.accepted_output_modes)
         if accepted and not any(mode in (JSON, TEXT, "*/*", "application/*", "text/*") for mode in accepted):
             raise ContentTypeNotSupportedError(
@@ -103,10 +112,11 @@ class RunContextBuilder(RequestContextBuilder):
             call = make_call(
                 endpoint,
                 value,
-                caller=caller_of(context),
+                principal=principal_in(context),
                 protocol="a2a",
                 context_id=task_context,
                 meta=encode_meta(message.message_id, mode),
+                request_id=str(context.state.get("request_id_http", "")) if context is not None else "",
             )
         except InvalidInput as exc:
             raise InvalidParamsError(
@@ -121,14 +131,16 @@ class RunContextBuilder(RequestContextBuilder):
         )
         return request, run
 
-    def _endpoint(self, agent: str | None, message: Message) -> Endpoint:
+    def _endpoint(self, agent: str | None, message: Message, principal: Principal) -> Endpoint:
         if agent is None:
-            skills = served_agents(self.registry)
-            named = (
-                MessageToDict(message.metadata).get(SKILL_METADATA) if message.HasField("metadata") else None
-            )
-            if isinstance(named, str) and named:
+            # The gateway's agent routes by skill; a skill the caller may not use is not one of them.
+            skills = served_agents(self.registry, principal)
+            named = named_skill(message)
+            if named is not None:
                 agent = named
+                known = self.registry.get(named)
+                if known is not None and not visible(principal, known.info):
+                    raise InvalidParamsError(message=f"no agent named {named!r}")
             elif len(skills) == 1:
                 agent = skills[0].name
             else:

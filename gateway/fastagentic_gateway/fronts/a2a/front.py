@@ -33,17 +33,23 @@ from a2a.server.context import ServerCallContext
 from a2a.server.request_handlers import DefaultRequestHandler
 from a2a.server.routes import DefaultServerCallContextBuilder, create_rest_routes
 from a2a.server.routes.jsonrpc_dispatcher import JsonRpcDispatcher
+from a2a.types.a2a_pb2 import AgentCard
+from a2a.utils.errors import ExtendedAgentCardNotConfiguredError
 
-from ...runs.model import ANONYMOUS, Caller
+from ...access.audit import AuditLog
+from ...access.edge import refusal_body
+from ...access.policy import authorize
+from ...access.principal import Principal, principal_of, request_id_of
+from ...errors import Forbidden
 from ...runs.service import RunService
 from ...settings import Settings
 from ...workers.registry import EndpointRegistry
-from .cards import CardCache, capability_card, endpoint_card, gateway_card, not_modified
+from .cards import CardCache, capability_card, endpoint_card, gateway_card, not_modified, secure
 from .executor import RunContextBuilder, RunExecutor, served_agents
 from .fast import FastPath
 from .guards import Guarded03JsonRpc, Guarded03Rest, quiet_client_errors, refusal, screen_body
 from .push import PushSender, PushUrlPolicy, RunPushConfigStore
-from .store import RunEventStream, RunTaskStore
+from .store import RunEventStream, RunTaskStore, agent_of, principal_in
 
 log = logging.getLogger("fastagentic.a2a")
 
@@ -51,9 +57,9 @@ CARD_PATH = "/.well-known/agent-card.json"
 JSON_RPC_PATH = re.compile(r"/a2a(/[^/]+)?/?")
 
 
-def caller_of(request: Request) -> Caller:
-    """Who is calling. Anonymous until authentication lands; the same seam as REST's and MCP's."""
-    return ANONYMOUS
+def principal_at(request: Request) -> Principal:
+    """Who is calling, as the access edge authenticated the request."""
+    return principal_of(request.scope)
 
 
 class ContextBuilder(DefaultServerCallContextBuilder):
@@ -62,13 +68,18 @@ class ContextBuilder(DefaultServerCallContextBuilder):
     def build(self, request: Request) -> ServerCallContext:
         context = super().build(request)
         context.state["agent"] = request.path_params.get("agent")
-        context.state["caller"] = caller_of(request)
+        context.state["principal"] = principal_at(request)
+        context.state["base_url"] = str(request.base_url)
+        context.state["request_id_http"] = request_id_of(request.scope)
         return context
 
 
 class A2aFront:
-    def __init__(self, settings: Settings, registry: EndpointRegistry, runs: RunService) -> None:
+    def __init__(
+        self, settings: Settings, registry: EndpointRegistry, runs: RunService, audit: AuditLog | None = None
+    ) -> None:
         self.settings = settings
+        self.audit = audit
         self.registry = registry
         self.runs = runs
         self.store = RunTaskStore(runs)
@@ -78,12 +89,14 @@ class A2aFront:
         self.handler = DefaultRequestHandler(
             agent_executor=RunExecutor(runs, self.store),
             task_store=self.store,
-            agent_card=capability_card(),
+            agent_card=secure(capability_card(), settings),
             push_config_store=self.push_configs,
             push_sender=self.push,
             request_context_builder=self.builder,
             push_url_validator=PushUrlPolicy(settings.a2a_push_allow_private),
             event_stream=RunEventStream(self.store),
+            extended_agent_card=capability_card() if settings.auth == "required" else None,
+            extended_card_modifier=self._extended_card if settings.auth == "required" else None,
         )
         self.cards = CardCache()
         self.max_body = settings.max_body_bytes
@@ -165,17 +178,35 @@ class A2aFront:
 
     async def _agent_card(self, request: Request) -> Response:
         name = request.path_params["agent"]
-        endpoint = next((e for e in served_agents(self.registry) if e.name == name), None)
+        endpoint = next(
+            (e for e in served_agents(self.registry, principal_at(request)) if e.name == name), None
+        )
         if endpoint is None:
             return JSONResponse({"type": "not_found", "message": f"no agent named {name!r}"}, status_code=404)
         return self._card_response(request, name, endpoint_card(endpoint.info, self._base_url(request)))
 
     async def _gateway_card(self, request: Request) -> Response:
-        infos = [e.info for e in served_agents(self.registry)]
-        return self._card_response(request, "", gateway_card(infos, self._base_url(request)))
+        principal = principal_at(request)
+        infos = [e.info for e in served_agents(self.registry, principal)]
+        key = "" if principal.unrestricted else " ".join(sorted(principal.scopes))
+        return self._card_response(request, "\0" + key, gateway_card(infos, self._base_url(request)))
+
+    async def _extended_card(self, card: AgentCard, context: ServerCallContext) -> AgentCard:
+        """GetExtendedAgentCard (with authentication on): the card of the agent addressed, or of the
+        gateway's agent, as the authenticated caller may use it."""
+        principal = principal_in(context)
+        base = self.settings.public_url.rstrip("/") or str(context.state.get("base_url", "")).rstrip("/")
+        agent = agent_of(context)
+        agents = served_agents(self.registry, principal)
+        if agent is not None:
+            endpoint = next((e for e in agents if e.name == agent), None)
+            if endpoint is None:
+                raise ExtendedAgentCardNotConfiguredError(message=f"no agent named {agent!r}")
+            return secure(endpoint_card(endpoint.info, base), self.settings)
+        return secure(gateway_card([e.info for e in agents], base), self.settings)
 
     async def _default_card(self, request: Request) -> Response:
-        agents = served_agents(self.registry)
+        agents = served_agents(self.registry, principal_at(request))
         name = self.settings.a2a_default_agent
         if not name and len(agents) == 1:
             name = agents[0].name
@@ -191,7 +222,7 @@ class A2aFront:
         return await self._gateway_card(request)
 
     def _card_response(self, request: Request, key: str, card: Any) -> Response:
-        body, etag, last_modified = self.cards.render(key, card)
+        body, etag, last_modified = self.cards.render(key, secure(card, self.settings))
         headers = {
             "ETag": etag,
             "Last-Modified": last_modified,
@@ -212,6 +243,10 @@ class A2aFront:
         if raw:
             scope["path"] = unquote(raw.decode("latin-1"))
         scope["root_path"] = ""
+        forbidden = self._forbidden(scope)
+        if forbidden is not None:
+            await forbidden(scope, receive, send)
+            return
         if scope.get("type") == "http" and scope.get("method") in ("POST", "PUT", "PATCH"):
             chunks: list[bytes] = []
             size = 0
@@ -247,6 +282,25 @@ class A2aFront:
             await self.app(scope, replay, send)
             return
         await self.app(scope, receive, send)
+
+    def _forbidden(self, scope: Any) -> Response | None:
+        """403 for anything under ``/a2a/{agent}`` (but its card) when the caller lacks the agent's scopes:
+        an agent's scopes guard all of its A2A surface (messages, tasks, push configs)."""
+        path: str = scope["path"]
+        if not path.startswith("/a2a/") or path.endswith(CARD_PATH):
+            return None
+        agent = path[5:].split("/", 1)[0]
+        endpoint = self.registry.get(agent)
+        if endpoint is None:
+            return None
+        try:
+            authorize(principal_of(scope), endpoint.info)
+        except Forbidden as exc:
+            if self.audit is not None:
+                self.audit.denied(scope, "a2a", path, exc.message)
+            body = refusal_body("a2a", path, exc)
+            return Response(body, status_code=403, media_type="application/json", headers=exc.headers)
+        return None
 
     async def _too_large(self, scope: Any, send: Any) -> None:
         message = f"request body is larger than {self.max_body} bytes"

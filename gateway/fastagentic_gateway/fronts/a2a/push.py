@@ -29,6 +29,7 @@ from a2a.utils.errors import TaskNotFoundError
 from a2a.utils.proto_utils import to_stream_response
 from a2a.utils.push_url_validator import validate_push_notification_url
 
+from ...access.principal import ANONYMOUS, Principal
 from ...runs.model import PushConfig, Run
 from ...settings import Settings
 from ...store.base import RunStore
@@ -57,9 +58,10 @@ class RunPushConfigStore(PushNotificationConfigStore):
             run, store = await self.durable.get(task_id), self.durable
         if run is None:
             return None
-        caller = context.state.get("caller") if context is not None else None
-        tenant = getattr(caller, "tenant", None)
-        if context is not None and tenant is not None and run.caller.tenant != tenant:
+        # Push configs belong to their task's tenant: another tenant's task is not found.
+        principal = context.state.get("principal") if context is not None else None
+        tenant = principal.tenant if isinstance(principal, Principal) else ANONYMOUS.tenant
+        if context is not None and run.caller.tenant != tenant:
             return None
         return run, store
 

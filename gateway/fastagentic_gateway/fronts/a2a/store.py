@@ -22,8 +22,9 @@ from a2a.types.a2a_pb2 import ListTasksRequest, ListTasksResponse, Task, TaskSta
 from a2a.utils.constants import DEFAULT_LIST_TASKS_PAGE_SIZE
 from a2a.utils.errors import InvalidParamsError
 
+from ...access.principal import ANONYMOUS, Principal
 from ...errors import Conflict, NotFound, StoreUnavailable
-from ...runs.model import ANONYMOUS, TERMINAL, Caller, EndpointKind, Run, RunQuery, RunStatus
+from ...runs.model import TERMINAL, Caller, EndpointKind, Run, RunQuery, RunStatus
 from ...runs.service import RunService
 from ...store.base import RunStore
 from .mapping import STATUSES_OF, EventMapper, bare_task, project
@@ -31,9 +32,14 @@ from .mapping import STATUSES_OF, EventMapper, bare_task, project
 log = logging.getLogger("fastagentic.a2a")
 
 
+def principal_in(context: ServerCallContext | None) -> Principal:
+    """Who is calling, as the access edge authenticated the request (``ContextBuilder`` keeps it)."""
+    principal = context.state.get("principal") if context is not None else None
+    return principal if isinstance(principal, Principal) else ANONYMOUS
+
+
 def caller_of(context: ServerCallContext | None) -> Caller:
-    caller = context.state.get("caller") if context is not None else None
-    return caller if isinstance(caller, Caller) else ANONYMOUS
+    return principal_in(context).caller
 
 
 def agent_of(context: ServerCallContext | None) -> str | None:
@@ -70,7 +76,7 @@ class RunTaskStore(VersionedTaskStore):
         """The run behind ``task_id`` if the caller may see it through the agent it addressed."""
         if not task_id or task_id in self.creating:
             return None
-        run = await self.runs.get(task_id, caller_of(context).tenant)
+        run = await self.runs.get(task_id, principal_in(context))
         if run is None or run.kind is not EndpointKind.AGENT:
             return None
         agent = agent_of(context)
@@ -108,7 +114,9 @@ class RunTaskStore(VersionedTaskStore):
                     raise ConcurrentTaskModificationError(task.id)
             else:
                 try:
-                    await self.runs.cancel(task.id, run.caller.tenant, reason="cancelled by the A2A client")
+                    await self.runs.cancel(
+                        task.id, principal_in(context), reason="cancelled by the A2A client", protocol="a2a"
+                    )
                 except (Conflict, NotFound) as exc:
                     raise ConcurrentTaskModificationError(task.id) from exc
         return TaskVersion.MISSING

@@ -19,7 +19,7 @@ Patterns are exact values, ``scheme://host:*`` / ``host:*`` for any port, or ``*
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import msgspec
@@ -28,6 +28,7 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSI
 from sniffio import current_async_library_cvar
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ...access.principal import principal_of
 from . import envelope
 from .resumption import REQUEST_SCOPE, RequestScope
 
@@ -107,12 +108,21 @@ class McpAsgi:
         origins: Patterns,
         hosts: Patterns | None,
         max_body: int = 1_048_576,
+        scopes_for: Callable[[str, str], Sequence[str]] | None = None,
+        metadata_url: Callable[[Scope], str] | None = None,
+        on_denied: Callable[[Scope, str, str], None] | None = None,
     ) -> None:
         self.app = app
         self.quick = quick
         self.origins = origins
         self.hosts = hosts  # None: any Host
         self.max_body = max_body
+        #: (method, name or URI) -> the scopes the addressed endpoint requires ([] when none or unknown)
+        self.scopes_for = scopes_for
+        #: where a client finds the protected resource metadata (RFC 9728), for the 403 challenge
+        self.metadata_url = metadata_url
+        #: told of each request refused for its scopes (the audit log)
+        self.on_denied = on_denied
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -144,7 +154,7 @@ class McpAsgi:
             return
         quick = version in _MODERN and method in QUICK_METHODS
         if scope["method"] == "POST":
-            checked = await self._checked_body(receive, send, content_type, length, accept, quick)
+            checked = await self._checked_body(scope, receive, send, content_type, length, accept, quick)
             if checked is None:
                 return
             receive = checked
@@ -170,6 +180,7 @@ class McpAsgi:
 
     async def _checked_body(
         self,
+        scope: Scope,
         receive: Receive,
         send: Send,
         content_type: bytes | None,
@@ -207,11 +218,24 @@ class McpAsgi:
         if len(body) > self.max_body:
             await _refuse(send, 413, f"Request body too large: at most {self.max_body} bytes")
             return None
-        problem = envelope.problem(body)
+        problem, parsed = envelope.check(body)
         if problem is not None:
             code, text = problem
             await _refuse(send, 400, text, code=code)
             return None
+        if self.scopes_for is not None and parsed is not None:
+            target = envelope.target(parsed)
+            missing = principal_of(scope).missing(self.scopes_for(*target)) if target is not None else []
+            if missing and target is not None:
+                # The MCP authorization spec's scope challenge: 403, naming the scopes to ask for.
+                challenge = f'Bearer error="insufficient_scope", scope="{" ".join(missing)}"'
+                if self.metadata_url is not None:
+                    challenge += f', resource_metadata="{self.metadata_url(scope)}"'
+                why = f"{target[1]!r} requires the scope(s) {', '.join(missing)}"
+                if self.on_denied is not None:
+                    self.on_denied(scope, f"{target[0]} {target[1]}", why)
+                await _refuse(send, 403, why, [(b"www-authenticate", challenge.encode("latin-1"))])
+                return None
         return _replay(body, receive)
 
 

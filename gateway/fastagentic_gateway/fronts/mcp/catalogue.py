@@ -3,6 +3,8 @@
 Schema fusion for MCP. Tools are the tool endpoints and the agent endpoints; resources with a fixed URI
 are resources, those with ``{variables}`` resource templates; prompts list their arguments from the
 input schema. Rebuilt only when the registry changes (its ``version``), so a listing costs a dict copy.
+Each caller sees only the endpoints whose scopes it holds: a listing is built once per set of scopes
+that asks for it (and once for everyone when no endpoint requires a scope).
 
 ``outputSchema`` must describe an object, so a tool whose output is not one (an ``int``, a list, a union)
 advertises ``{"type": "object", "properties": {"result": <its schema>}}`` and answers with
@@ -16,6 +18,8 @@ from typing import Any
 
 from mcp_types.methods import serialize_server_result
 
+from ...access.policy import visible
+from ...access.principal import ANONYMOUS, Principal
 from ...runs.model import EndpointKind
 from ...workers.registry import Endpoint, EndpointRegistry
 
@@ -26,6 +30,18 @@ CONTENT_SCHEMA_MARKER = "x-fastagentic-content"
 KIND_META_KEY = "dev.fastagentic/kind"
 
 _TOOL_KINDS = frozenset({EndpointKind.AGENT, EndpointKind.TOOL})
+_LIST_KEYS = {
+    "tools": "tools",
+    "resources": "resources",
+    "templates": "resourceTemplates",
+    "prompts": "prompts",
+}
+MAX_VIEWS = 256  # listings kept per registry version, one per (list, set of scopes)
+
+
+def _listing(what: str, entries: list[tuple[Endpoint, dict[str, Any]]]) -> dict[str, Any]:
+    # resultType is required in 2026-07-28; earlier revisions drop it
+    return {_LIST_KEYS[what]: [entry for _, entry in entries], "resultType": "complete"}
 
 
 class ToolView:
@@ -74,8 +90,11 @@ class Catalogue:
         self._version = -1
         self._tools: dict[str, ToolView] = {}
         self._listings: dict[str, dict[str, Any]] = {}
+        self._entries: dict[str, list[tuple[Endpoint, dict[str, Any]]]] = {}
+        self._views: dict[tuple[str, frozenset[str] | None], dict[str, Any]] = {}
+        self._scoped = False  # some endpoint requires a scope
         self._served: dict[str, frozenset[tuple[str, bytes]]] = {}
-        self._wire: dict[tuple[str, str], dict[str, Any]] = {}
+        self._wire: dict[tuple[str, str, frozenset[str] | None], dict[str, Any]] = {}
 
     def _refresh(self) -> None:
         if self._version == self.registry.version:
@@ -91,32 +110,49 @@ class Catalogue:
         self._tools = tools
         resources = [e for e in served["resources"] if not _is_template(e)]
         templates = [e for e in served["resources"] if _is_template(e)]
-        complete = {"resultType": "complete"}  # required in 2026-07-28; earlier revisions drop it
-        self._listings = {
-            "tools": {"tools": [tools[e.name].tool() for e in served["tools"]], **complete},
-            "resources": {"resources": [_resource(e) for e in resources], **complete},
-            "templates": {"resourceTemplates": [_template(e) for e in templates], **complete},
-            "prompts": {"prompts": [_prompt(e) for e in served["prompts"]], **complete},
+        self._entries = {
+            "tools": [(e, tools[e.name].tool()) for e in served["tools"]],
+            "resources": [(e, _resource(e)) for e in resources],
+            "templates": [(e, _template(e)) for e in templates],
+            "prompts": [(e, _prompt(e)) for e in served["prompts"]],
         }
+        self._listings = {what: _listing(what, entries) for what, entries in self._entries.items()}
+        self._scoped = any(e.info.scopes for entries in served.values() for e in entries)
+        self._views = {}
         self._served = {
             kind: frozenset((e.name, e.fingerprint) for e in endpoints) for kind, endpoints in served.items()
         }
         self._wire = {}
         self._version = self.registry.version
 
-    def listing(self, what: str) -> dict[str, Any]:
-        """``tools``, ``resources``, ``templates`` or ``prompts``: the result of that list request."""
-        self._refresh()
-        return self._listings[what]
+    def _view_key(self, principal: Principal) -> frozenset[str] | None:
+        return None if principal.unrestricted or not self._scoped else principal.scopes
 
-    def wire(self, what: str, method: str, version: str) -> dict[str, Any]:
-        """A listing as the SDK would put it on the wire for ``version`` (validated, fields that revision
-        lacks dropped), computed once per registry change and revision. Never fresh for a client cache."""
+    def listing(self, what: str, principal: Principal = ANONYMOUS) -> dict[str, Any]:
+        """``tools``, ``resources``, ``templates`` or ``prompts``: the result of that list request, as
+        ``principal`` may see it."""
         self._refresh()
-        key = (what, version)
+        key = self._view_key(principal)
+        if key is None:
+            return self._listings[what]
+        view = self._views.get((what, key))
+        if view is None:
+            if len(self._views) >= MAX_VIEWS:
+                self._views.clear()
+                self._wire.clear()
+            entries = [(e, entry) for e, entry in self._entries[what] if visible(principal, e.info)]
+            view = self._views[(what, key)] = _listing(what, entries)
+        return view
+
+    def wire(self, what: str, method: str, version: str, principal: Principal = ANONYMOUS) -> dict[str, Any]:
+        """A listing as the SDK would put it on the wire for ``version`` (validated, fields that revision
+        lacks dropped), computed once per registry change, revision and set of scopes. Never fresh for a
+        client cache."""
+        self._refresh()
+        key = (what, version, self._view_key(principal))
         wire = self._wire.get(key)
         if wire is None:
-            listing = {**self._listings[what], "ttlMs": 0, "cacheScope": "private"}
+            listing = {**self.listing(what, principal), "ttlMs": 0, "cacheScope": "private"}
             wire = self._wire[key] = serialize_server_result(method, version, listing)
         return wire
 

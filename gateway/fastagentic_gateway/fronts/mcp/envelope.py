@@ -60,29 +60,57 @@ _LONE_SURROGATE = re.compile(
 
 def problem(body: bytes) -> tuple[int, str] | None:
     """``(code, message)`` when ``body`` is not one well-formed JSON-RPC message, else None."""
+    return check(body)[0]
+
+
+#: The methods that address one endpoint, and the parameter naming it.
+TARGETS = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
+
+
+def target(message: _Envelope) -> tuple[str, str] | None:
+    """(method, the name or URI it addresses) of a request for one endpoint, else None."""
+    member = TARGETS.get(message.method) if isinstance(message.method, str) else None
+    if member is None or not isinstance(message.params, dict):
+        return None
+    raw = message.params.get(member)
+    if raw is None:
+        return None
+    try:
+        value = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        return None
+    return (message.method, value) if isinstance(value, str) else None  # type: ignore[return-value]
+
+
+def check(body: bytes) -> tuple[tuple[int, str] | None, _Envelope | None]:
+    """``((code, message), None)`` when ``body`` is not one well-formed JSON-RPC message, else
+    ``(None, the envelope)``."""
     try:
         message = _decode(body)
         # msgspec checks the UTF-8 of what it decodes, not of the members it keeps raw.
         if not body.isascii():
             body.decode()
     except msgspec.ValidationError as exc:
-        return INVALID_REQUEST, _invalid(str(exc), body)
+        return (INVALID_REQUEST, _invalid(str(exc), body)), None
     except msgspec.DecodeError as exc:
-        return PARSE_ERROR, _unparsable(str(exc), body)
+        return (PARSE_ERROR, _unparsable(str(exc), body)), None
     except UnicodeDecodeError:
-        return PARSE_ERROR, "Parse error: the body is not UTF-8 text"
+        return (PARSE_ERROR, "Parse error: the body is not UTF-8 text"), None
     except RecursionError:
-        return PARSE_ERROR, "Parse error: the JSON is nested too deeply"
+        return (PARSE_ERROR, "Parse error: the JSON is nested too deeply"), None
     if message.method is not UNSET:
         if message.id is None:
-            return INVALID_REQUEST, "Invalid Request: " + _MEMBERS["id"]
-        return None  # a request, or a notification (no id)
+            return (INVALID_REQUEST, "Invalid Request: " + _MEMBERS["id"]), None
+        return None, message  # a request, or a notification (no id)
     if message.result is not UNSET or message.error is not UNSET:
         # A response to a request of the server's; only an error may answer an id it could not read (null).
         if message.id is UNSET or (message.id is None and message.error is UNSET):
-            return INVALID_REQUEST, 'Invalid Request: a response needs an "id" (a string or an integer)'
-        return None
-    return INVALID_REQUEST, 'Invalid Request: a JSON-RPC request needs a string "method"'
+            return (
+                INVALID_REQUEST,
+                'Invalid Request: a response needs an "id" (a string or an integer)',
+            ), None
+        return None, message
+    return (INVALID_REQUEST, 'Invalid Request: a JSON-RPC request needs a string "method"'), None
 
 
 def _invalid(error: str, body: bytes) -> str:

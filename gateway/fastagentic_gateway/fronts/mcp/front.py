@@ -40,9 +40,11 @@ from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.exceptions import MCPError
 
 from ... import __version__
+from ...access.audit import AuditLog
+from ...access.principal import ANONYMOUS, Principal, principal_of, request_id_of
 from ...calls import Call, find_endpoint, make_call
 from ...errors import GatewayError, InvalidInput, NoWorker
-from ...runs.model import ANONYMOUS, Caller, EndpointKind, RunStatus
+from ...runs.model import Caller, EndpointKind, RunStatus
 from ...runs.service import RunService
 from ...settings import Settings
 from ...workers.completion import Completer
@@ -104,9 +106,21 @@ _LIST_EVENTS: dict[str, ServerEvent] = {
 }
 
 
+def principal_in(ctx: ServerRequestContext[Any, Any]) -> Principal:
+    """Who is calling, as the access edge authenticated the HTTP request carrying this message."""
+    request = ctx.request
+    return principal_of(request.scope) if request is not None else ANONYMOUS
+
+
 def caller_of(ctx: ServerRequestContext[Any, Any]) -> Caller:
-    """Who is calling. Anonymous until authentication lands; the seam MCP requests go through."""
-    return ANONYMOUS
+    return principal_in(ctx).caller
+
+
+def _base_url(settings: Settings, scope: Any) -> str:
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
+    host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), "localhost")
+    return f"{scope.get('scheme', 'http')}://{host}"
 
 
 class _GatewayServer(Server[Any]):
@@ -139,7 +153,12 @@ class _GatewayServer(Server[Any]):
 
 class McpFront:
     def __init__(
-        self, settings: Settings, registry: EndpointRegistry, runs: RunService, completer: Completer
+        self,
+        settings: Settings,
+        registry: EndpointRegistry,
+        runs: RunService,
+        completer: Completer,
+        audit: AuditLog | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
@@ -148,7 +167,7 @@ class McpFront:
         self.catalogue = Catalogue(registry)
         self.events = SessionEvents(limit=settings.mcp_resume_events)
         self.sessions = LegacySessions(on_leave=self.events.forget)
-        self.tasks = Tasks(runs, self.catalogue, caller_of, settings.mcp_task_ttl)
+        self.tasks = Tasks(runs, self.catalogue, principal_in, settings.mcp_task_ttl)
         self.bus = InMemorySubscriptionBus()
         self.listen = Listen(self.bus, self.tasks)
         self.server = self._build_server()
@@ -178,6 +197,9 @@ class McpFront:
             origins,
             Patterns(hosts) if hosts else None,
             settings.max_body_bytes,
+            self._scopes_for,
+            lambda scope: f"{_base_url(settings, scope)}/.well-known/oauth-protected-resource/mcp",
+            (lambda scope, target, detail: audit.denied(scope, "mcp", target, detail)) if audit else None,
         )
         self._served = self.catalogue.served()
         self._announcements: set[asyncio.Task[None]] = set()
@@ -238,9 +260,18 @@ class McpFront:
         async def listing(
             ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams
         ) -> HandlerResult:
-            return self.catalogue.listing(what)
+            return self.catalogue.listing(what, principal_in(ctx))
 
         return listing
+
+    def _scopes_for(self, method: str, target: str) -> list[str]:
+        """The scopes the endpoint a ``tools/call``, ``prompts/get`` or ``resources/read`` addresses requires."""
+        if method == "resources/read":
+            found = self.registry.resource_for(target)
+            endpoint = found[0] if found is not None else None
+        else:
+            endpoint = self.registry.get(target)
+        return endpoint.info.scopes if endpoint is not None else []
 
     async def _initialized(
         self, ctx: ServerRequestContext[Any, Any], params: types.NotificationParams
@@ -257,7 +288,14 @@ class McpFront:
 
     def _call(self, ctx: ServerRequestContext[Any, Any], kind: EndpointKind, name: str, value: Any) -> Call:
         endpoint = find_endpoint(self.registry, kind, name, self.settings.retry_after)
-        return make_call(endpoint, value, caller=caller_of(ctx), protocol="mcp")
+        request = ctx.request
+        return make_call(
+            endpoint,
+            value,
+            principal=principal_in(ctx),
+            protocol="mcp",
+            request_id=request_id_of(request.scope) if request is not None else "",
+        )
 
     def _relay(self, ctx: ServerRequestContext[Any, Any], logger: str) -> Relay:
         meta = ctx.meta
@@ -302,7 +340,7 @@ class McpFront:
         method = ctx.method
         listing = _LISTINGS.get(method)
         if listing is not None:
-            wire = self.catalogue.wire(listing, method, ctx.protocol_version)
+            wire = self.catalogue.wire(listing, method, ctx.protocol_version, principal_in(ctx))
             if is_modern(ctx):
                 return {**wire, "_meta": {SERVER_INFO_META_KEY: self._server_info}}
             return dict(wire)

@@ -53,8 +53,9 @@ from mcp.server.context import ServerRequestContext
 from mcp.server.session import ServerSession
 from mcp.shared.exceptions import MCPError
 
+from ...access.principal import Principal
 from ...errors import Conflict, NotFound
-from ...runs.model import TERMINAL, Caller, EndpointKind, Run, RunQuery, RunStatus
+from ...runs.model import TERMINAL, EndpointKind, Run, RunQuery, RunStatus
 from ...runs.service import RunService
 from .catalogue import Catalogue
 from .results import Outcome, tool_result
@@ -147,7 +148,7 @@ class Tasks:
         self,
         runs: RunService,
         catalogue: Catalogue,
-        caller_of: Callable[[ServerRequestContext[Any, Any]], Caller],
+        caller_of: Callable[[ServerRequestContext[Any, Any]], Principal],
         max_ttl: float = 0.0,
     ) -> None:
         self.runs = runs
@@ -223,13 +224,13 @@ class Tasks:
         """The run of task ``task_id`` when the caller may see it and it has not expired."""
         if not _RUN_ID.fullmatch(task_id):
             return None
-        run = await self.runs.get(task_id, self.caller_of(ctx).tenant)
+        run = await self.runs.get(task_id, self.caller_of(ctx))
         if run is None or not is_task(run) or self.expired(run):
             return None
         return run
 
     async def _task_run(self, ctx: ServerRequestContext[Any, Any], task_id: str) -> Run:
-        run = await self.runs.get(task_id, self.caller_of(ctx).tenant)
+        run = await self.runs.get(task_id, self.caller_of(ctx))
         if run is None or not is_task(run):
             raise MCPError(INVALID_PARAMS, "Failed to retrieve task: Task not found", {"taskId": task_id})
         if self.expired(run):
@@ -274,17 +275,17 @@ class Tasks:
     async def cancel_task(
         self, ctx: ServerRequestContext[Any, Any], params: types.CancelTaskRequestParams
     ) -> dict[str, Any]:
-        tenant = self.caller_of(ctx).tenant
+        who = self.caller_of(ctx)
         if is_modern(ctx):
             # Acknowledged whatever the task: cancellation is a signal, its outcome shows in tasks/get.
             with contextlib.suppress(Conflict, NotFound):
-                await self.runs.cancel(params.task_id, tenant, "cancelled by the MCP client")
+                await self.runs.cancel(params.task_id, who, "cancelled by the MCP client", protocol="mcp")
             return {}
         run = await self._task_run(ctx, params.task_id)
         if run.status in TERMINAL:
             raise MCPError(INVALID_PARAMS, f"Cannot cancel task: it already ended ({_STATUS[run.status]})")
         try:
-            run = await self.runs.cancel(run.id, tenant, "cancelled by the MCP client")
+            run = await self.runs.cancel(run.id, who, "cancelled by the MCP client", protocol="mcp")
         except Conflict as exc:
             raise MCPError(INVALID_PARAMS, f"Cannot cancel task: {exc.message}") from exc
         return self.legacy_task(run)

@@ -1,0 +1,146 @@
+"""AccessEdge: the first stage of the request pipeline, in front of every HTTP front (pure ASGI).
+
+Every request to REST, ``/mcp`` and ``/a2a`` passes here once: its credential is authenticated
+(``Authenticator``) and the Principal is left in the ASGI scope (``principal.SCOPE_KEY``), where each front
+finds it (``principal_of``) to build its Call and scope its run reads. A request without a valid
+credential is answered here, 401 in the shape of the protocol it addressed (the REST error object, a
+JSON-RPC error for MCP and A2A JSON-RPC, the A2A HTTP+JSON error), with ``WWW-Authenticate`` (for MCP
+naming the protected resource metadata, RFC 9728), and audited. Public routes (health, cards, metadata,
+the docs page) take a credential when one is presented and a visitor otherwise.
+
+With ``auth = "none"`` the edge is not installed at all: nothing to pay on the hot path.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+import msgspec
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ..errors import GatewayError, Unauthenticated
+from .audit import AuditLog
+from .authenticate import VISITOR, Authenticator, Presented, presented
+from .principal import REQUEST_ID_KEY, SCOPE_KEY
+
+PROTECTED_RESOURCE = "/.well-known/oauth-protected-resource"
+CARD = "/.well-known/agent-card.json"
+PUBLIC = frozenset(
+    {"/healthz", "/readyz", "/metrics", "/docs", CARD, PROTECTED_RESOURCE, PROTECTED_RESOURCE + "/mcp"}
+)
+_A2A_JSON_RPC = re.compile(r"/a2a(/[^/]+)?/?")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_X_REQUEST_ID = b"x-request-id"
+_HOST = b"host"
+
+
+def protocol_of(path: str) -> str:
+    if path == "/mcp" or path.startswith("/mcp/"):
+        return "mcp"
+    if path.startswith("/a2a") or path == CARD:
+        return "a2a"
+    return "rest"
+
+
+def is_public(path: str) -> bool:
+    return path in PUBLIC or path.endswith(CARD)
+
+
+class AccessEdge:
+    def __init__(
+        self, app: ASGIApp, authenticator: Authenticator, audit: AuditLog, public_url: str = ""
+    ) -> None:
+        self.app = app
+        self.authenticator = authenticator
+        self.audit = audit
+        self.public_url = public_url.rstrip("/")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        headers = scope["headers"]
+        scope[REQUEST_ID_KEY] = request_id = _request_id(headers)
+        try:
+            credential = presented(headers)
+            if is_public(path):
+                scope[SCOPE_KEY] = await self._visitor(credential)
+            else:
+                scope[SCOPE_KEY] = await self.authenticator.authenticate(credential)
+        except GatewayError as exc:
+            protocol = protocol_of(path)
+            if isinstance(exc, Unauthenticated):
+                self.audit.record(
+                    "auth.failed",
+                    outcome="denied",
+                    protocol=protocol,
+                    request_id=request_id,
+                    target=path[:200],
+                    detail=exc.message,
+                )
+            await self._refuse(scope, send, protocol, exc)
+            return
+        await self.app(scope, receive, send)
+
+    async def _visitor(self, credential: Presented | None) -> Any:
+        if credential is None:
+            return VISITOR
+        try:
+            return await self.authenticator.authenticate(credential)
+        except GatewayError:
+            return VISITOR
+
+    def base_url(self, scope: Scope) -> str:
+        if self.public_url:
+            return self.public_url
+        host = next(
+            (value.decode("latin-1") for name, value in scope["headers"] if name == _HOST), "localhost"
+        )
+        return f"{scope.get('scheme', 'http')}://{host}"
+
+    async def _refuse(self, scope: Scope, send: Send, protocol: str, exc: GatewayError) -> None:
+        headers = dict(exc.headers)
+        if protocol == "mcp" and "WWW-Authenticate" in headers:
+            # RFC 9728: where the client finds which authorization servers issue tokens for this resource.
+            metadata = self.base_url(scope) + PROTECTED_RESOURCE + "/mcp"
+            challenge = headers["WWW-Authenticate"]
+            params = challenge[len("Bearer") :].strip()
+            headers["WWW-Authenticate"] = f'Bearer resource_metadata="{metadata}"' + (
+                f", {params}" if params else ""
+            )
+        body = refusal_body(protocol, scope["path"], exc)
+        raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        raw += [(name.lower().encode(), value.encode("latin-1")) for name, value in headers.items()]
+        await send({"type": "http.response.start", "status": exc.status, "headers": raw})
+        await send({"type": "http.response.body", "body": body})
+
+
+def refusal_body(protocol: str, path: str, exc: GatewayError) -> bytes:
+    """The error in the protocol's own shape."""
+    if protocol == "mcp" or (protocol == "a2a" and _A2A_JSON_RPC.fullmatch(path)):
+        # JSON-RPC has no code for this: the HTTP status (401, 403, 503) carries it; -32600 says the
+        # request as sent cannot be served.
+        error = {"code": -32600, "message": exc.message, "data": {"type": exc.type}}
+        return msgspec.json.encode({"jsonrpc": "2.0", "id": None, "error": error})
+    if protocol == "a2a":
+        status = {401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 503: "UNAVAILABLE"}.get(
+            exc.status, "UNKNOWN"
+        )
+        return msgspec.json.encode({"error": {"code": exc.status, "status": status, "message": exc.message}})
+    return msgspec.json.encode({"type": exc.type, "message": exc.message, **exc.extra})
+
+
+def _request_id(headers: Any) -> str:
+    for name, value in headers:
+        if name == _X_REQUEST_ID:
+            text = value.decode("latin-1")
+            if _REQUEST_ID.fullmatch(text):
+                return text
+            break
+    return uuid.uuid4().hex
+
+
+__all__ = ["REQUEST_ID_KEY", "AccessEdge", "is_public", "protocol_of", "refusal_body"]
