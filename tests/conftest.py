@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -91,7 +92,8 @@ def base_env() -> dict[str, str]:
 
 
 class Gateway(Process):
-    def __init__(self, log_dir: Path, data_dir: Path, **settings: str) -> None:
+    def __init__(self, log_dir: Path, data_dir: Path, ca_file: str | None = None, **settings: str) -> None:
+        self.ca_file = ca_file  # the gateway serves HTTPS with a certificate this CA signed
         self.http_port = free_port()
         self.grpc_port = free_port()
         env = base_env()
@@ -113,7 +115,7 @@ class Gateway(Process):
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
+        return f"{'https' if self.ca_file else 'http'}://127.0.0.1:{self.http_port}"
 
     @property
     def grpc_address(self) -> str:
@@ -126,7 +128,8 @@ class Gateway(Process):
             if not self.alive:
                 raise AssertionError(f"gateway exited:\n{self.output()}")
             try:
-                return httpx.get(f"{self.url}/healthz", timeout=0.5).status_code == 200
+                verify = ssl.create_default_context(cafile=self.ca_file) if self.ca_file else True
+                return httpx.get(f"{self.url}/healthz", timeout=0.5, verify=verify).status_code == 200
             except httpx.HTTPError:
                 return False
 

@@ -32,7 +32,7 @@ from .store import MemoryRunStore, open_store
 from .store.base import AccessStore
 from .workers.completion import Completer, Completion, CompletionRequest
 from .workers.registry import EndpointInfo, EndpointRegistry
-from .workers.servicer import WorkerGateway, build_server
+from .workers.servicer import WorkerGateway, build_server, server_credentials
 
 log = logging.getLogger("fastagentic.gateway")
 
@@ -205,7 +205,8 @@ class Gateway:
         )
 
     def addresses(self, http_port: int, grpc_port: int) -> dict[str, str]:
-        base = f"http://{self.settings.http_host}:{http_port}"
+        scheme = "https" if self.settings.tls_cert_file else "http"
+        base = f"{scheme}://{self.settings.http_host}:{http_port}"
         return {
             "REST": f"{base}/v1  (docs: {base}/docs, OpenAPI: {base}/openapi.json)",
             "MCP": f"{base}/mcp  (Streamable HTTP: 2025-11-25 sessions, 2026-07-28 stateless)",
@@ -221,7 +222,12 @@ class Gateway:
         http_socket = _listen(settings.http_host, settings.http_port)
         grpc_server = build_server(settings, self.workers)
         try:
-            grpc_port = grpc_server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
+            address = f"{settings.grpc_host}:{settings.grpc_port}"
+            credentials = server_credentials(settings)
+            if credentials is None:
+                grpc_port = grpc_server.add_insecure_port(address)
+            else:
+                grpc_port = grpc_server.add_secure_port(address, credentials)
         except RuntimeError as exc:
             http_socket.close()
             raise StartupError(
@@ -235,6 +241,8 @@ class Gateway:
             lifespan="on",
             access_log=False,
             log_level=settings.log_level.lower(),
+            ssl_certfile=settings.tls_cert_file or None,
+            ssl_keyfile=settings.tls_key_file or None,
             timeout_graceful_shutdown=max(1, round(settings.shutdown_grace)),
         )
         http_server = uvicorn.Server(config)

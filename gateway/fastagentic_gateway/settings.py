@@ -123,11 +123,41 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     worker_token: Annotated[
         str,
         _doc(
-            "A shared token every worker presents in its Hello, allowed to serve any endpoint. Only with "
-            '`auth = "none"`; with `auth = "required"` each worker presents its own worker token '
-            "(`fastagentic-gateway workers create-token`), which names the endpoints it may serve."
+            "A shared secret workers may present in their Hello instead of a worker token of their own, "
+            "allowed to serve `worker_token_endpoints`. For a worker beside its gateway in one pod (the "
+            "Helm chart sets it from a Secret); separate deployments of workers get their own tokens "
+            '(`fastagentic-gateway workers create-token`). With `auth = "none"` and this empty, '
+            "workers connect without one."
         ),
     ] = ""
+    worker_token_endpoints: Annotated[
+        list[str],
+        _doc("The endpoint names a worker presenting `worker_token` may serve; `*`: any. Comma-separated."),
+    ] = msgspec.field(default_factory=lambda: ["*"])
+    tls_cert_file: Annotated[
+        str,
+        _doc(
+            "PEM certificate (chain) the gateway serves HTTPS and the worker gRPC port with, for the sidecar "
+            "case or a gateway facing the network itself; with `tls_key_file`. Empty: plain HTTP and gRPC "
+            "(behind a TLS-terminating ingress or mesh, or on loopback)."
+        ),
+    ] = ""
+    tls_key_file: Annotated[str, _doc("PEM private key of `tls_cert_file`.")] = ""
+    worker_ca_file: Annotated[
+        str,
+        _doc(
+            "PEM CA certificate(s): the worker port then requires client certificates they signed (mTLS), "
+            "and a worker whose certificate is named in `worker_certificates` needs no token. Needs "
+            "`tls_cert_file`."
+        ),
+    ] = ""
+    worker_certificates: Annotated[
+        dict[str, list[str]],
+        _doc(
+            "Client certificate name (its subject CN, or a DNS name it holds) -> the endpoint names a "
+            "worker presenting it may serve (`*`: any). In the environment: a JSON object."
+        ),
+    ] = {}
     auth: Annotated[
         str,
         _doc(
@@ -298,14 +328,19 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             )
         if self.auth not in ("", "none", "required"):
             raise ValueError(f'auth must be "required" or "none", not {self.auth!r}')
-        if self.worker_token and self.auth == "required":
-            raise ValueError(
-                'worker_token (one token for every worker) is only for auth = "none"; with auth = "required" '
-                "give each worker its own token: fastagentic-gateway workers create-token"
-            )
+        if self.worker_token and len(self.worker_token) < 16 and self.auth == "required":
+            raise ValueError("worker_token must be at least 16 characters (a random secret)")
         issuers = [config.issuer for config in self.oidc_issuers]
         if len(set(issuers)) != len(issuers):
             raise ValueError("oidc_issuers: each issuer may be configured once")
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            raise ValueError("tls_cert_file and tls_key_file go together: set both or neither")
+        if self.worker_ca_file and not self.tls_cert_file:
+            raise ValueError("worker_ca_file (mTLS on the worker port) needs tls_cert_file and tls_key_file")
+        for name in ("tls_cert_file", "tls_key_file", "worker_ca_file"):
+            path = getattr(self, name)
+            if path and not Path(path).is_file():
+                raise ValueError(f"{name}: {path} is not a readable file")
         if self.public_url and not self.public_url.startswith(("http://", "https://")):
             raise ValueError(f"public_url must be an http:// or https:// URL, not {self.public_url!r}")
         if self.log_level.lower() not in {"debug", "info", "warning", "error"}:

@@ -97,6 +97,9 @@ class Worker:
         grace: float = 30.0,
         worker_id: str | None = None,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
+        tls_ca: str | None = None,
+        tls_cert: str | None = None,
+        tls_key: str | None = None,
     ) -> None:
         if slots < 1:
             raise ValueError("slots must be at least 1")
@@ -109,6 +112,15 @@ class Worker:
             worker_id or f"{app.name}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         )
         self.max_message_bytes = max_message_bytes
+        #: TLS to the gateway: the CA that signed its certificate (FASTAGENTIC_GATEWAY_CA), and this
+        #: worker's client certificate and key for mTLS (FASTAGENTIC_WORKER_CERT / FASTAGENTIC_WORKER_KEY).
+        self.tls_ca = tls_ca if tls_ca is not None else os.environ.get("FASTAGENTIC_GATEWAY_CA", "")
+        self.tls_cert = tls_cert if tls_cert is not None else os.environ.get("FASTAGENTIC_WORKER_CERT", "")
+        self.tls_key = tls_key if tls_key is not None else os.environ.get("FASTAGENTIC_WORKER_KEY", "")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("a worker certificate and its key go together (FASTAGENTIC_WORKER_CERT / _KEY)")
+        if self.tls_cert and not self.tls_ca:
+            raise ValueError("a worker certificate needs the gateway's CA too (FASTAGENTIC_GATEWAY_CA)")
         self._frame_budget = max_message_bytes // 2  # bytes per frame; the gateway's limit may be lower
         self.connected = asyncio.Event()
         self._runs: dict[str, HeldRun] = {}
@@ -205,6 +217,20 @@ class Worker:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), seconds)
 
+    def _channel_credentials(self) -> grpc.ChannelCredentials | None:
+        if not self.tls_ca:
+            return None
+
+        def read(path: str) -> bytes | None:
+            with open(path, "rb") as handle:
+                return handle.read()
+
+        return grpc.ssl_channel_credentials(
+            root_certificates=read(self.tls_ca),
+            private_key=read(self.tls_key) if self.tls_key else None,
+            certificate_chain=read(self.tls_cert) if self.tls_cert else None,
+        )
+
     def _active_count(self) -> int:
         return len(self._active)
 
@@ -215,7 +241,13 @@ class Worker:
 
     async def _session(self) -> None:
         options = channel_options(self.max_message_bytes)
-        async with grpc.aio.insecure_channel(self.gateway, options=options) as channel:
+        credentials = self._channel_credentials()
+        channel = (
+            grpc.aio.secure_channel(self.gateway, credentials, options=options)
+            if credentials is not None
+            else grpc.aio.insecure_channel(self.gateway, options=options)
+        )
+        async with channel:
             stub = pb_grpc.WorkerGatewayStub(channel)
             outbox: asyncio.Queue[pb.WorkerMessage | HeldRun | None] = asyncio.Queue()
             self._forget_finished()

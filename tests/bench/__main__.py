@@ -38,6 +38,9 @@ TARGETS = {
     # established Python MCP gateway served on the same machine (issue 5).
     "mcp_2026_tools_list_per_s": 1500.0,
     "mcp_2025_tools_list_per_s": 1500.0,
+    # REST invoke at c=32 with authentication, as a share of the same without it, at least (issue 11).
+    "invoke_jwt_c32_ratio": 0.85,
+    "invoke_api_key_c32_ratio": 0.9,
 }
 
 
@@ -208,6 +211,45 @@ def spawn_gateway(
     return gateway, base, grpc_port, env
 
 
+def bench_auth(servers: Servers, workdir: Path, body: str, seconds: float) -> dict[str, Any]:
+    """REST invoke with authentication on: with an RS256 JWT from a local IdP (its key cached, each token
+    verified), and with an API key; the same gateway without authentication measured just before."""
+    from tests.idp import LocalIdP
+
+    data = workdir / "auth-data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FASTAGENTIC_")}
+    env.update({"FASTAGENTIC_DATA_DIR": str(data), "PYTHONPATH": str(ROOT)})
+    key = subprocess.run(
+        [sys.executable, "-m", "fastagentic_gateway", "keys", "create", "--name", "bench"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout.strip()
+    with LocalIdP(algorithms=("RS256",)) as idp:
+        issuers = json.dumps([{"issuer": idp.issuer, "audiences": [idp.audience], "tenant": "bench"}])
+        gateway, worker, base = start_gateway(
+            servers,
+            data,
+            auth="required",
+            oidc_issuers=issuers,
+            worker_token="bench-worker-secret-0123456789",
+        )
+        pids = [gateway.pid, worker.pid]
+        url = f"{base}/v1/agents/echo/invoke"
+        token = idp.token(sub="bench", exp_in=3600)
+        out = {
+            "invoke_jwt_c32": load(url, body, 32, seconds, pids, {"Authorization": f"Bearer {token}"}),
+            "invoke_api_key_c32": load(url, body, 32, seconds, pids, {"X-API-Key": key}),
+        }
+        for proc in (worker, gateway):
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(15)
+    return out
+
+
 def bench_postgres(servers: Servers, workdir: Path, body: str, seconds: float) -> dict[str, Any]:
     """Durable invoke on the PostgreSQL store, in a database made for this run and dropped after it."""
     admin = os.environ.get("FASTAGENTIC_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -352,6 +394,7 @@ def main() -> int:
         results["durable_sqlite_c32"] = load(
             f"{base}/v1/agents/echo_durable/invoke", body, 32, args.seconds, pids
         )
+        results.update(bench_auth(servers, workdir, body, args.seconds))
         results.update(bench_postgres(servers, workdir, body, args.seconds))
         results.update(bench_cluster(servers, workdir, body, args.seconds))
 
@@ -515,8 +558,17 @@ def summarize(results: dict[str, Any]) -> None:
         "stream_kb": round(results["idle_streams"]["kb_per_stream"], 1),
         "mcp_2026_tools_list_per_s": round(results["mcp_2026_list_c32"]["rps"]),
         "mcp_2025_tools_list_per_s": round(results["mcp_2025_list_c32"]["rps"]),
+        "invoke_jwt_c32_ratio": ratio(results["invoke_jwt_c32"]["rps"], inv32["rps"]),
+        "invoke_api_key_c32_ratio": ratio(results["invoke_api_key_c32"]["rps"], inv32["rps"]),
     }
-    at_least = {"invoke_c32_ratio", "tokens_per_s", "mcp_2026_tools_list_per_s", "mcp_2025_tools_list_per_s"}
+    at_least = {
+        "invoke_c32_ratio",
+        "tokens_per_s",
+        "mcp_2026_tools_list_per_s",
+        "mcp_2025_tools_list_per_s",
+        "invoke_jwt_c32_ratio",
+        "invoke_api_key_c32_ratio",
+    }
     results["verdicts"] = {
         name: {
             "value": value,
@@ -543,6 +595,8 @@ def markdown(results: dict[str, Any]) -> str:
         ("floor_c32", "floor, c=32", floor32),
         ("invoke_c1", "REST invoke, ephemeral, c=1", floor1),
         ("invoke_c32", "REST invoke, ephemeral, c=32", floor32),
+        ("invoke_jwt_c32", "REST invoke, ephemeral, with a JWT (RS256, verified per request), c=32", floor32),
+        ("invoke_api_key_c32", "REST invoke, ephemeral, with an API key, c=32", floor32),
         ("durable_sqlite_c1", "REST invoke, durable SQLite, c=1", floor1),
         ("durable_sqlite_c32", "REST invoke, durable SQLite, c=32", floor32),
         ("durable_postgresql_c1", "REST invoke, durable PostgreSQL, c=1", floor1),

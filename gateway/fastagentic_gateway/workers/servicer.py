@@ -12,6 +12,7 @@ import hmac
 import logging
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import grpc
 import grpc.aio
@@ -94,28 +95,54 @@ class WorkerGateway(pb_grpc.WorkerGatewayServicer):
         self.audit = audit
         self.gateway_id = uuid.uuid4().hex[:12]
 
-    async def _credential_of(self, hello: pb.Hello) -> str:
-        """The id of the worker token ``hello`` presents ("" when workers do not authenticate); a
-        CredentialRejected says why the worker may not serve what it registers."""
-        if self.credentials is None:
-            return ""
-        if not hello.token:
+    def _certificate_of(self, context: grpc.aio.ServicerContext) -> tuple[str, set[str]] | None:
+        """(credential, endpoints) of the peer's verified client certificate when ``worker_certificates``
+        names it (its subject CN, or one of its DNS names)."""
+        if not self.settings.worker_ca_file:
+            return None
+        auth = context.auth_context()
+        names = [
+            n.decode()
+            for key in ("x509_common_name", "x509_subject_alternative_name")
+            for n in auth.get(key, [])
+        ]
+        for name in names:
+            allowed = self.settings.worker_certificates.get(name)
+            if allowed is not None:
+                return f"cert:{name}", set(allowed)
+        return None
+
+    async def _credential_of(self, hello: pb.Hello, certificate: tuple[str, set[str]] | None = None) -> str:
+        """The id of the credential ``hello`` presents ("" when workers do not authenticate): the shared
+        ``worker_token`` of the settings, or a worker token of the store. A CredentialRejected says why
+        the worker may not serve what it registers."""
+        shared = self.settings.worker_token
+        if shared and hmac.compare_digest(hello.token.encode(), shared.encode()):
+            credential, allowed = "settings:worker_token", set(self.settings.worker_token_endpoints)
+        elif certificate is not None and not hello.token:
+            credential, allowed = certificate
+        elif self.credentials is None and not shared:
+            return ""  # auth = "none" and no shared token: workers do not authenticate
+        elif self.credentials is None:
+            raise CredentialRejected("bad or missing worker token")
+        elif not hello.token:
             raise CredentialRejected("a worker token is required: fastagentic-gateway workers create-token")
-        token = await self.credentials.verify(hello.token, CredentialKind.WORKER_TOKEN)
-        allowed = set(token.endpoints)
+        else:
+            token = await self.credentials.verify(hello.token, CredentialKind.WORKER_TOKEN)
+            credential, allowed = token.id, set(token.endpoints)
         if "*" not in allowed:
             refused = sorted({spec.name for spec in hello.endpoints} - allowed)
             if refused:
                 raise CredentialRejected(
-                    f"worker token {token.id} may not serve {', '.join(repr(n) for n in refused[:5])}",
-                    token.id,
+                    f"worker token {credential} may not serve {', '.join(repr(n) for n in refused[:5])}",
+                    credential,
                 )
         holder = self.runs.workers.get(hello.worker_id)
-        if holder is not None and holder.credential != token.id:
+        if holder is not None and holder.credential != credential:
             raise CredentialRejected(
-                f"worker id {hello.worker_id!r} is connected under another worker token", token.id
+                f"worker id {hello.worker_id!r} is connected under another worker token", credential
             )
-        return token.id
+        return credential
 
     def _check_hello(self, hello: pb.Hello) -> tuple[str, str] | None:
         """(code, message) when the Hello cannot be accepted."""
@@ -124,9 +151,6 @@ class WorkerGateway(pb_grpc.WorkerGatewayServicer):
                 "unsupported_protocol",
                 f"protocol version {hello.protocol_version} is not {PROTOCOL_VERSION}",
             )
-        token = self.settings.worker_token
-        if token and not hmac.compare_digest(hello.token.encode(), token.encode()):
-            return "unauthenticated", "bad or missing worker token"
         if not hello.worker_id or len(hello.worker_id) > 200:
             return "invalid_hello", "worker_id must be 1 to 200 characters"
         if len(hello.endpoints) > MAX_ENDPOINTS:
@@ -159,7 +183,7 @@ class WorkerGateway(pb_grpc.WorkerGatewayServicer):
             yield _reject(*problem)
             return
         try:
-            credential = await self._credential_of(hello)
+            credential = await self._credential_of(hello, self._certificate_of(context))
         except CredentialRejected as exc:
             log.warning("worker %s (%s) refused: %s", hello.worker_id[:200], peer, exc.reason)
             if self.audit is not None:
@@ -265,6 +289,19 @@ class WorkerGateway(pb_grpc.WorkerGatewayServicer):
             log.exception("worker %s: failed to handle a message; closing its stream", worker.worker_id)
         finally:
             worker.close()
+
+
+def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
+    """TLS for the worker port (``tls_cert_file``), requiring client certificates signed by
+    ``worker_ca_file`` when it is set (mTLS); None: plain gRPC."""
+    if not settings.tls_cert_file:
+        return None
+    key = Path(settings.tls_key_file).read_bytes()
+    chain = Path(settings.tls_cert_file).read_bytes()
+    ca = Path(settings.worker_ca_file).read_bytes() if settings.worker_ca_file else None
+    return grpc.ssl_server_credentials(
+        [(key, chain)], root_certificates=ca, require_client_auth=ca is not None
+    )
 
 
 def build_server(settings: Settings, servicer: WorkerGateway) -> grpc.aio.Server:
