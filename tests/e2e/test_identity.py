@@ -550,3 +550,15 @@ def test_a_rogue_worker_cannot_take_over_an_endpoint(world: World, token: str | 
     assert reason in output
     # the endpoint is still served by its own workers, and answers
     assert ask_rest(world.url, _auth(world.tokens["key_acme"]), "report") == "ok"
+
+
+def test_an_mcp_session_belongs_to_whoever_opened_it(world: World) -> None:
+    alice, bob = _auth(world.tokens["key_acme_plain"]), _auth(world.tokens["key_other"])
+    with httpx.Client(base_url=world.url, timeout=30) as http:
+        opened = http.post("/mcp", json=LEGACY_INITIALIZE, headers={**HEADERS, **alice})
+        session = session_headers(opened.headers["mcp-session-id"])
+        ping = {"jsonrpc": "2.0", "id": 7, "method": "ping"}
+        stolen = http.post("/mcp", json=ping, headers={**session, **bob})
+        assert stolen.status_code == 404
+        assert stolen.json()["error"]["message"] == "Session not found"
+        assert http.post("/mcp", json=ping, headers={**session, **alice}).status_code == 200

@@ -19,6 +19,7 @@ Patterns are exact values, ``scheme://host:*`` / ``host:*`` for any port, or ``*
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -55,6 +56,8 @@ _HANDSHAKE = frozenset(version.encode() for version in HANDSHAKE_PROTOCOL_VERSIO
 _ALLOW_POST = [(b"allow", b"POST")]
 #: What the official clients send.
 _USUAL_ACCEPT = b"application/json, text/event-stream"
+#: Session owners remembered (oldest forgotten first); well above ``mcp_max_sessions``' default.
+MAX_OWNED_SESSIONS = 100_000
 #: 2026-07-28 methods whose answer is never preceded by a notification.
 QUICK_METHODS = frozenset(
     method.encode()
@@ -123,6 +126,9 @@ class McpAsgi:
         self.metadata_url = metadata_url
         #: told of each request refused for its scopes (the audit log)
         self.on_denied = on_denied
+        #: 2025-11-25 session id -> who opened it (subject and tenant), when callers authenticate: a
+        #: session is its opener's, and another principal presenting its id finds no such session.
+        self.owners: OrderedDict[str, tuple[str, str]] = OrderedDict()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -152,6 +158,11 @@ class McpAsgi:
         if self.hosts is not None and not self.hosts.allows(host or ""):
             await _refuse(send, 421, f"Host {host} is not allowed")
             return
+        principal = principal_of(scope)
+        owner = None if principal.unrestricted else (principal.subject, principal.tenant)
+        if session_id is not None and owner is not None and self.owners.get(session_id, owner) != owner:
+            await _refuse(send, 404, "Session not found")
+            return
         quick = version in _MODERN and method in QUICK_METHODS
         if scope["method"] == "POST":
             checked = await self._checked_body(scope, receive, send, content_type, length, accept, quick)
@@ -172,11 +183,20 @@ class McpAsgi:
         token = REQUEST_SCOPE.set(request_scope)
         try:
             if session_id is None:
-                await self.app(scope, receive, _learning_session(send, request_scope))
+                # The SDK may answer from a task of the new session's: ownership is taken as the
+                # session id goes out, not after the call returns.
+                owned = None if owner is None else (lambda new_id: self._own(new_id, owner))
+                await self.app(scope, receive, _learning_session(send, request_scope, owned))
             else:
                 await self.app(scope, receive, send)
         finally:
             REQUEST_SCOPE.reset(token)
+
+    def _own(self, session_id: str, owner: tuple[str, str]) -> None:
+        self.owners[session_id] = owner
+        self.owners.move_to_end(session_id)
+        while len(self.owners) > MAX_OWNED_SESSIONS:
+            self.owners.popitem(last=False)
 
     async def _checked_body(
         self,
@@ -267,12 +287,16 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-def _learning_session(send: Send, request_scope: RequestScope) -> Send:
+def _learning_session(
+    send: Send, request_scope: RequestScope, on_session: Callable[[str], None] | None = None
+) -> Send:
     async def learn(message: Message) -> None:
         if message["type"] == "http.response.start":
             for name, value in message.get("headers", ()):
                 if name.lower() == _SESSION:
                     request_scope.session_id = value.decode("latin-1")
+                    if on_session is not None:
+                        on_session(request_scope.session_id)
         await send(message)
 
     return learn
