@@ -196,6 +196,15 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             gt=0,
         ),
     ] = 30.0
+    jwt_cache_size: Annotated[
+        int,
+        _doc(
+            "Bearer tokens whose signature verified, remembered so a token sent again is not verified "
+            "again (its `exp` is still checked on every request; the cache empties when an issuer's keys "
+            "change). 0: verify every signature on every request.",
+            ge=0,
+        ),
+    ] = 10_000
     credential_cache_ttl: Annotated[
         float,
         _doc(

@@ -41,6 +41,7 @@ def test_bench_harness_produces_every_figure_and_verdict(tmp_path: Path) -> None
         "invoke_c1",
         "invoke_c32",
         "invoke_jwt_c32",
+        "invoke_jwt_uncached_c32",
         "invoke_api_key_c32",
         "durable_sqlite_c1",
         "durable_sqlite_c32",
@@ -71,10 +72,11 @@ def test_bench_harness_produces_every_figure_and_verdict(tmp_path: Path) -> None
         "mcp_2026_tools_list_per_s",
         "mcp_2025_tools_list_per_s",
         "invoke_jwt_c32_ratio",
+        "invoke_jwt_uncached_c32_ratio",
         "invoke_api_key_c32_ratio",
     }
     table = (out / "latest.md").read_text()
     assert "| REST invoke, ephemeral, c=32 |" in table
-    assert "| REST invoke, ephemeral, with a JWT (RS256, verified per request), c=32 |" in table
+    assert "| REST invoke, ephemeral, with a JWT (RS256, verified on every request), c=32 |" in table
     assert "| MCP tools/call, 2025-11-25 session, c=32 |" in table
     assert "| A2A SendMessage (blocking), JSON-RPC, c=32 |" in table

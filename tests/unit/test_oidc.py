@@ -680,3 +680,44 @@ async def test_close_leaves_a_given_client_open(idp: LocalIdP) -> None:
         assert not client.is_closed
         response = await client.get(idp.jwks_url)
         assert response.status_code == 200
+
+
+# ------------------------------------------------------------------------------ the verified-token cache
+
+
+async def test_a_token_sent_again_is_not_verified_again(
+    idp: LocalIdP, make: Make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    verifier = await make(config(idp), cache_size=10)
+    decoded: list[str] = []
+    real = jwt.decode
+
+    def counting(token: str, *args: Any, **kwargs: Any) -> Any:
+        decoded.append(token)
+        return real(token, *args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counting)
+    token = idp.token(sub="alice")
+    first, second = await verifier.verify(token), await verifier.verify(token)
+    assert first == second and len(decoded) == 1
+    await verifier.verify(idp.token(sub="bob"))
+    assert len(decoded) == 2
+
+
+async def test_a_cached_token_still_expires(idp: LocalIdP, make: Make) -> None:
+    verifier = await make(config(idp), cache_size=10, leeway=0)
+    token = idp.token(exp_in=1)
+    await verifier.verify(token)
+    expires = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))["exp"]
+    await asyncio.sleep(max(0.0, expires - __import__("time").time()) + 0.1)
+    assert "expired" in await rejected(verifier, token)
+
+
+async def test_new_keys_empty_the_cache(idp: LocalIdP, make: Make) -> None:
+    verifier = await make(config(idp), cache_size=10, refresh_interval=0)
+    kid = idp.kid("RS256")
+    token = idp.token(kid=kid)
+    await verifier.verify(token)
+    idp.rotate("RS256", retire=[kid])  # the key that signed it is withdrawn
+    await verifier.verify(idp.token(kid=idp.kid("RS256")))  # an unknown kid: the keys are fetched again
+    assert "no key" in await rejected(verifier, token) or "signature" in await rejected(verifier, token)

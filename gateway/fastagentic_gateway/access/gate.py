@@ -35,6 +35,7 @@ class Gate:
                 settings.oidc_issuers,
                 leeway=settings.jwt_leeway,
                 refresh_interval=settings.jwks_refresh_interval,
+                cache_size=settings.jwt_cache_size,
             )
             if settings.oidc_issuers and self.required
             else None

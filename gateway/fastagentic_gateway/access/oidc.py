@@ -299,6 +299,7 @@ class OidcVerifier:
         cache_ttl: float = 3600.0,
         http: httpx.AsyncClient | None = None,
         timeout: float = 5.0,
+        cache_size: int = 0,
     ) -> None:
         if not issuers:
             raise ValueError("OidcVerifier needs at least one issuer")
@@ -319,6 +320,11 @@ class OidcVerifier:
         self._timeout = timeout
         self._own_http = http is None
         self._http = http if http is not None else httpx.AsyncClient(timeout=timeout)
+        #: Tokens whose signature verified, with what they proved (at most ``cache_size``; 0: none). A
+        #: client sends one token many times: its signature is checked once, its time claims on every
+        #: use, and the cache is emptied whenever an issuer's keys change.
+        self._cache_size = cache_size
+        self._verified: dict[str, VerifiedToken] = {}
 
     async def start(self) -> None:
         """Fetch the keys of every issuer. An issuer that cannot be reached is logged (one WARNING line)
@@ -343,6 +349,12 @@ class OidcVerifier:
     async def verify(self, token: str) -> VerifiedToken:
         """The identity a bearer token proves. TokenRejected (401) when it does not verify,
         KeysUnavailable (503) when the issuer's keys are needed and cannot be fetched."""
+        if self._cache_size:
+            known = self._verified.get(token)
+            if known is not None:
+                if time.time() <= known.expires_at + self._leeway:
+                    return known
+                del self._verified[token]
         alg, kid, iss = _unverified(token)
         state = self._issuers.get(iss)
         if state is None:
@@ -355,7 +367,12 @@ class OidcVerifier:
         elif time.monotonic() - state.fetched_at >= self._cache_ttl:
             self._refresh_maybe(state)
         payload = self._decode(token, key, alg, state)
-        return _verified(state, payload)
+        verified = _verified(state, payload)
+        if self._cache_size:
+            if len(self._verified) >= self._cache_size:
+                del self._verified[next(iter(self._verified))]  # the oldest
+            self._verified[token] = verified
+        return verified
 
     # keys
 
@@ -410,6 +427,7 @@ class OidcVerifier:
                 )
             return
         state.keys = keys
+        self._verified.clear()  # a retired key must not leave tokens it signed verified
         state.loaded = state.last_ok = True
         state.fetched_at = time.monotonic()
         if not keys.count:

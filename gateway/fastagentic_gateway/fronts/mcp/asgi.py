@@ -254,7 +254,13 @@ class McpAsgi:
                 why = f"{target[1]!r} requires the scope(s) {', '.join(missing)}"
                 if self.on_denied is not None:
                     self.on_denied(scope, f"{target[0]} {target[1]}", why)
-                await _refuse(send, 403, why, [(b"www-authenticate", challenge.encode("latin-1"))])
+                await _refuse(
+                    send,
+                    403,
+                    why,
+                    [(b"www-authenticate", challenge.encode("latin-1"))],
+                    data={"type": "insufficient_scope", "required_scopes": missing},
+                )
                 return None
         return _replay(body, receive)
 
@@ -303,10 +309,19 @@ def _learning_session(
 
 
 async def _refuse(
-    send: Send, status: int, message: str, extra: list[Any] | None = None, *, code: int = INVALID_REQUEST
+    send: Send,
+    status: int,
+    message: str,
+    extra: list[Any] | None = None,
+    *,
+    code: int = INVALID_REQUEST,
+    data: dict[str, Any] | None = None,
 ) -> None:
     """Answer a refused request: a JSON-RPC error without an id, with the HTTP ``status``."""
-    body = msgspec.json.encode({"jsonrpc": "2.0", "id": None, "error": {"code": code, "message": message}})
+    error: dict[str, Any] = {"code": code, "message": message}
+    if data is not None:
+        error["data"] = data
+    body = msgspec.json.encode({"jsonrpc": "2.0", "id": None, "error": error})
     headers: list[Any] = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
