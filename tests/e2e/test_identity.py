@@ -562,3 +562,21 @@ def test_an_mcp_session_belongs_to_whoever_opened_it(world: World) -> None:
         assert stolen.status_code == 404
         assert stolen.json()["error"]["message"] == "Session not found"
         assert http.post("/mcp", json=ping, headers={**session, **alice}).status_code == 200
+
+
+def test_runs_of_an_endpoint_the_caller_may_not_use_are_not_found(world: World) -> None:
+    scoped, plain = _auth(world.tokens["key_acme"]), _auth(world.tokens["key_acme_plain"])  # both tenant acme
+    ran = httpx.post(f"{world.url}/v1/agents/report/invoke", json={"text": "q3"}, headers=scoped).json()
+    run_id = ran["run_id"]
+    assert httpx.get(f"{world.url}/v1/runs/{run_id}", headers=scoped).status_code == 200
+    assert httpx.get(f"{world.url}/v1/runs/{run_id}", headers=plain).status_code == 404
+    assert run_id not in {
+        r["run_id"] for r in httpx.get(f"{world.url}/v1/runs", headers=plain).json()["runs"]
+    }
+    assert run_id in {r["run_id"] for r in httpx.get(f"{world.url}/v1/runs", headers=scoped).json()["runs"]}
+    listed = httpx.post(
+        f"{world.url}/a2a",
+        json={"jsonrpc": "2.0", "id": 1, "method": "ListTasks", "params": {}},
+        headers={"A2A-Version": "1.0", **plain},
+    ).json()
+    assert run_id not in {t["id"] for t in listed["result"]["tasks"]}

@@ -18,7 +18,7 @@ from litestar.response import Stream
 
 from ..access.gate import Gate
 from ..access.model import AuditQuery
-from ..access.policy import visible_only
+from ..access.policy import may_see, visible_only
 from ..access.principal import principal_of, request_id_of
 from ..calls import decode_body, find_endpoint, make_call
 from ..errors import Conflict, InvalidInput, MalformedRequest, NotFound, RunFailed
@@ -281,7 +281,10 @@ def rest_router(settings: Settings, registry: EndpointRegistry, runs: RunService
         )
         found = await runs.list_runs(query)
         next_cursor = found[-1].id if len(found) == limit else None
-        return json_response({"runs": [run_view(r) for r in found], "next_cursor": next_cursor})
+        # Runs of endpoints the caller may not use are left out (a page may then be short).
+        principal = principal_of(request.scope)
+        shown = [r for r in found if may_see(principal, r, registry)]
+        return json_response({"runs": [run_view(r) for r in shown], "next_cursor": next_cursor})
 
     @get("/v1/runs/{run_id:str}")
     async def get_run(request: Request[Any, Any, Any], run_id: str) -> Response[bytes]:

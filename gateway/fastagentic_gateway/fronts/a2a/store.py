@@ -22,6 +22,7 @@ from a2a.types.a2a_pb2 import ListTasksRequest, ListTasksResponse, Task, TaskSta
 from a2a.utils.constants import DEFAULT_LIST_TASKS_PAGE_SIZE
 from a2a.utils.errors import InvalidParamsError
 
+from ...access.policy import may_see
 from ...access.principal import ANONYMOUS, Principal
 from ...errors import Conflict, NotFound, StoreUnavailable
 from ...runs.model import TERMINAL, Caller, EndpointKind, Run, RunQuery, RunStatus
@@ -151,7 +152,9 @@ class RunTaskStore(VersionedTaskStore):
         matched.sort(key=lambda run: run.id, reverse=True)
         total = sum([await store.count(query) for store in stores])
         page = matched[:page_size]
-        tasks = [await self._listed(run) for run in page]
+        principal = principal_in(context)
+        # On the gateway's agent, tasks of agents the caller may not use are left out (a page may be short).
+        tasks = [await self._listed(run) for run in page if may_see(principal, run, self.runs.registry)]
         next_token = page[-1].id if len(matched) > page_size else ""
         return ListTasksResponse(
             tasks=tasks, next_page_token=next_token, page_size=page_size, total_size=total

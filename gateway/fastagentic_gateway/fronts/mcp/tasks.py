@@ -53,6 +53,7 @@ from mcp.server.context import ServerRequestContext
 from mcp.server.session import ServerSession
 from mcp.shared.exceptions import MCPError
 
+from ...access.policy import may_see
 from ...access.principal import Principal
 from ...errors import Conflict, NotFound
 from ...runs.model import TERMINAL, EndpointKind, Run, RunQuery, RunStatus
@@ -264,9 +265,14 @@ class Tasks:
         cursor = params.cursor
         if cursor is not None and not _RUN_ID.fullmatch(cursor):
             raise MCPError(INVALID_PARAMS, "Invalid cursor")
-        query = RunQuery(tenant=self.caller_of(ctx).tenant, limit=LIST_PAGE, before=cursor)
+        principal = self.caller_of(ctx)
+        query = RunQuery(tenant=principal.tenant, limit=LIST_PAGE, before=cursor)
         found = await self.runs.list_runs(query)
-        tasks = [self.legacy_task(r) for r in found if is_task(r) and not self.expired(r)]
+        tasks = [
+            self.legacy_task(r)
+            for r in found
+            if is_task(r) and not self.expired(r) and may_see(principal, r, self.runs.registry)
+        ]
         listing: dict[str, Any] = {"tasks": tasks}
         if len(found) == LIST_PAGE:
             listing["nextCursor"] = found[-1].id
