@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint proto bench clean
+.PHONY: run test fuzz lint proto bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,15 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 	$(MAKE) --no-print-directory lint
+
+## fuzz: the property-based fuzz suite (tests/fuzz) at length: FUZZ_EXAMPLES examples a property, from a
+##       random seed it prints (make fuzz FUZZ_SEED=<seed> draws the same examples again); FUZZ_ARGS go to pytest
+FUZZ_EXAMPLES ?= 500
+fuzz: $(STAMP)
+	@seed=$(if $(FUZZ_SEED),$(FUZZ_SEED),$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')); \
+	echo "fuzz: $(FUZZ_EXAMPLES) examples a property, seed $$seed"; \
+	FASTAGENTIC_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FASTAGENTIC_FUZZ_RANDOM=1 \
+		$(BIN)/python -m pytest tests/fuzz --timeout=3600 --hypothesis-seed=$$seed $(FUZZ_ARGS)
 
 ## lint: ruff (lint + format check) and mypy
 lint: $(STAMP)

@@ -183,3 +183,56 @@ def test_client_errors_are_one_quiet_line_each_and_the_agent_still_serves(served
     answer = rpc(served.url, "/a2a/ask", "SendMessage", _data_message({"question": "still there?"})).json()
     assert answer["result"]["task"]["status"]["state"] == "TASK_STATE_COMPLETED"
     assert "tasks" in rpc(served.url, "/a2a/ask", "ListTasks", {}).json()["result"]
+
+
+def test_params_and_bodies_that_are_not_objects_are_client_errors(served: Gateway) -> None:
+    for method in ("GetTask", "SendMessage", "message/send"):
+        body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": None}
+        headers = V1 if "/" not in method else V03
+        error = _rpc_error(httpx.post(f"{served.url}/a2a/total", json=body, headers=headers))
+        assert error["code"] == -32602, (method, error)
+    assert _rpc_error(httpx.post(f"{served.url}/a2a/total", content=b"null", headers=V1))["code"] == -32600
+    for path in ("/a2a/total/message:send", "/a2a/total/message:stream", "/a2a/total/v1/message:send"):
+        response = _clean(httpx.post(served.url + path, content=b"null", headers=V1))
+        assert response.status_code == 400, path
+
+
+def test_a_legacy_method_under_another_version_is_version_not_supported(served: Gateway) -> None:
+    for version in ("1.0", "2.0", "x"):
+        body = {"jsonrpc": "2.0", "id": 1, "method": "tasks/get", "params": {"id": "run_x"}}
+        error = _rpc_error(httpx.post(f"{served.url}/a2a/total", json=body, headers={"A2A-Version": version}))
+        assert error["code"] == -32009, (version, error)
+
+
+@pytest.mark.parametrize("number", [2**53, 2**53 + 2, 2**62, 2**63 - 1, -(2**63)])
+def test_integers_beyond_a_double_still_reach_the_agent(served: Gateway, number: int) -> None:
+    """A2A carries data parts as doubles: the integer arrives rounded, but it arrives as an integer."""
+    reply = rpc(served.url, "/a2a/total", "SendMessage", _data_message({"numbers": [number]})).json()
+    assert reply["result"]["task"]["status"]["state"] == "TASK_STATE_COMPLETED", reply
+
+
+def test_data_nested_to_the_limit_passes_and_one_level_more_is_refused_on_every_binding(
+    served: Gateway,
+) -> None:
+    def nested(depth: int) -> Any:
+        value: Any = 0
+        for _ in range(depth - 1):  # the data object itself is the first level
+            value = {"a": value}
+        return {"numbers": [1], "extra": value}
+
+    for depth, ok in ((32, True), (33, False)):
+        reply = rpc(served.url, "/a2a/total", "message/send", _data_message_03(nested(depth)), version=None)
+        assert ("result" in reply.json()) is ok, (depth, reply.text[:300])
+        if not ok:
+            assert reply.json()["error"]["code"] == -32602
+        legacy_rest = _clean(
+            httpx.post(f"{served.url}/a2a/total/v1/message:send", json=_rest_03(nested(depth)))
+        )
+        assert (legacy_rest.status_code == 200) is ok, (depth, legacy_rest.text[:300])
+        current = rpc(served.url, "/a2a/total", "SendMessage", _data_message(nested(depth))).json()
+        assert ("result" in current) is ok, (depth, str(current)[:300])
+
+
+def _rest_03(data: Any) -> dict[str, Any]:
+    part = {"data": {"data": data}}
+    return {"message": {"messageId": "m3", "role": "ROLE_USER", "content": [part]}}

@@ -151,10 +151,10 @@ def replay_checkpoint_of(body: bytes) -> int | None:
     checkpoint = value.get("checkpoint")
     if checkpoint is None:
         return None
-    if not isinstance(checkpoint, int) or isinstance(checkpoint, bool) or checkpoint < 1:
+    if not isinstance(checkpoint, int) or isinstance(checkpoint, bool) or not 1 <= checkpoint < 2**63:
         raise InvalidInput(
             "checkpoint must be a checkpoint id (a whole number from 1)",
-            errors=[FieldError("$.checkpoint", "expected an integer >= 1")],
+            errors=[FieldError("$.checkpoint", "expected an integer from 1 to 2^63 - 1")],
         )
     return checkpoint
 
@@ -294,9 +294,9 @@ def rest_router(settings: Settings, registry: EndpointRegistry, runs: RunService
     async def run_events(request: Request[Any, Any, Any], run_id: str) -> Stream:
         run = await runs.require(run_id, principal_of(request.scope))
         last = request.headers.get("last-event-id") or request.query_params.get("after") or "0"
-        if not last.isdigit():
+        if not last.isdigit() or len(last) > 18:  # a seq fits 63 bits; more cannot be one of this run's
             raise MalformedRequest(
-                "Last-Event-ID must be the seq (a whole number) of the last event received"
+                "Last-Event-ID must be the seq (a whole number below 10^18) of the last event received"
             )
         return _sse(run, int(last))
 

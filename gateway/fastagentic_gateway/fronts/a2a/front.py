@@ -263,9 +263,10 @@ class A2aFront:
                 if not message.get("more_body"):
                     break
             whole = b"".join(chunks)
-            data, refused = screen_body(whole)
+            json_rpc = self.fast.is_json_rpc(scope)
+            data, refused = screen_body(whole, json_rpc=json_rpc)
             if refused is not None:
-                response = refusal(refused, json_rpc=self.fast.is_json_rpc(scope))
+                response = refusal(refused, json_rpc=json_rpc)
                 await response(scope, receive, send)
                 return
             if await self.fast.serve(scope, data, receive, send):

@@ -21,6 +21,7 @@ behaviour it covers, so it can go when the SDK is fixed (``docs/architecture.md`
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -33,6 +34,7 @@ from a2a.compat.v0_3.jsonrpc_adapter import JSONRPC03Adapter
 from a2a.compat.v0_3.rest_adapter import REST03Adapter
 from a2a.server.jsonrpc_models import InvalidParamsError as RpcInvalidParams
 from a2a.server.jsonrpc_models import InvalidRequestError as RpcInvalidRequest
+from a2a.server.jsonrpc_models import JSONRPCError as CoreJSONRPCError
 from a2a.server.routes.common import create_event_source_response
 from a2a.utils import json_utils
 from a2a.utils.error_handlers import rest_error_handler, rest_stream_error_handler
@@ -40,24 +42,28 @@ from a2a.utils.errors import InvalidParamsError
 
 from ...validation import MAX_DEPTH, value_errors
 
-#: The envelope around an input (``params.message.parts[0].data``, ``metadata``...) nests a few levels
-#: of its own beyond the input limit.
-ENVELOPE_DEPTH = 8
+#: The envelope around an input nests levels of its own above it: ``params.message.parts[0].data`` is
+#: five deep. Data nested deeper than the input limit below that is refused here, before protobuf
+#: (which holds about as much inside a message) fails on it.
+ENVELOPE_DEPTH = 5
 INT32_MAX = 2**31 - 1
 _END = object()
 
 
 class BodyRefused(msgspec.Struct, frozen=True):
-    """Why a body is refused: ``parse`` (not JSON at all: -32700 / 400) or ``limits`` (JSON outside the
-    input limits: -32600 or -32602 / 400), and the id to answer a JSON-RPC request with."""
+    """Why a body is refused: ``parse`` (not JSON at all: -32700 / 400), ``request`` (JSON, but not a
+    request: -32600 / 400) or ``params`` (bad params, or values outside the input limits: -32602, or
+    -32600 without a usable id / 400), and the id to answer a JSON-RPC request with."""
 
     kind: str
     message: str
     request_id: str | int | None = None
 
 
-def screen_body(body: bytes) -> tuple[Any, BodyRefused | None]:
-    """The body decoded, or why it is refused. An empty body is left to the SDK (it has its own words)."""
+def screen_body(body: bytes, json_rpc: bool = True) -> tuple[Any, BodyRefused | None]:
+    """The body decoded, or why it is refused. An empty body is left to the SDK (it has its own words).
+    A JSON-RPC body must be an object (arrays are the SDK's to refuse as batches) whose ``params``, when
+    present, is an object; an HTTP+JSON body must be an object."""
     if not body.strip():
         return None, None
     try:
@@ -75,7 +81,14 @@ def screen_body(body: bytes) -> tuple[Any, BodyRefused | None]:
     if errors:
         first = errors[0]
         where = "" if first.path == "$" else f" at {first.path}"
-        return None, BodyRefused("limits", f"{first.message}{where}", request_id)
+        return None, BodyRefused("params", f"{first.message}{where}", request_id)
+    if not json_rpc:
+        if not isinstance(value, dict):
+            return None, BodyRefused("request", "the body must be a JSON object")
+    elif not isinstance(value, dict | list):
+        return None, BodyRefused("request", "Invalid Request: a JSON-RPC request is a JSON object")
+    elif isinstance(value, dict) and "params" in value and not isinstance(value["params"], dict):
+        return None, BodyRefused("params", "Invalid params: params must be an object", request_id)
     return value, None
 
 
@@ -83,7 +96,9 @@ def refusal(refused: BodyRefused, json_rpc: bool) -> Response:
     """The answer to a refused body: a JSON-RPC error (HTTP 200, as the SDK answers JSON-RPC errors), or
     the HTTP+JSON error shape with 400."""
     if json_rpc:
-        code = -32700 if refused.kind == "parse" else -32600 if refused.request_id is None else -32602
+        code = {"parse": -32700, "request": -32600}.get(
+            refused.kind, -32602 if refused.request_id is not None else -32600
+        )
         body = {
             "jsonrpc": "2.0",
             "id": refused.request_id,
@@ -130,6 +145,17 @@ class Guarded03JsonRpc(JSONRPC03Adapter):
         problem = _history_length_error(getattr(parsed, "params", None))
         if problem is not None:
             return self._generate_error_response(request_id, RpcInvalidParams(message=problem))
+        version = request.headers.get("a2a-version", "").strip()
+        if version and not version.startswith("0.3"):
+            # The SDK answers this -32603 (its version check's error has no 0.3 code); it is the client's
+            # mismatch: a 0.3 method name sent as another version.
+            return self._generate_error_response(
+                request_id,
+                CoreJSONRPCError(
+                    code=-32009,
+                    message=f"{method} is an A2A 0.3 method; A2A-Version {version[:20]} is not supported for it",
+                ),
+            )
         return await super().handle_request(request_id, method, body, request)
 
 
@@ -176,6 +202,8 @@ class Guarded03Rest(REST03Adapter):
 
 #: The SDK's loggers that report client errors.
 SDK_LOGGERS = (
+    "a2a.utils.version_validator",
+    "a2a.utils.push_url_validator",
     "a2a.server.routes.jsonrpc_dispatcher",
     "a2a.server.routes.rest_dispatcher",
     "a2a.compat.v0_3.jsonrpc_adapter",
@@ -189,10 +217,17 @@ CLIENT_TRACEBACKS = (
 )
 
 
+_USERINFO = re.compile(r"//[^/@\s]+@")
+
+
 class ClientErrorLogs(logging.Filter):
     """Client errors the SDK logs become one line at INFO; a server error keeps its level and traceback."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "@" in message and _USERINFO.search(message):
+            # A client's URL may carry credentials (push configs: https://user:pass@host/...).
+            record.msg, record.args = _USERINFO.sub("//***@", message), None
         if record.levelno == logging.WARNING and record.exc_info is None:
             record.levelno, record.levelname = logging.INFO, "INFO"
         elif record.exc_info and isinstance(record.msg, str) and record.msg.startswith(CLIENT_TRACEBACKS):

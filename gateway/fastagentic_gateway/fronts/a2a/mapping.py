@@ -100,8 +100,9 @@ def text_field(info: EndpointInfo) -> str | None:
 
 def _integral(value: Any) -> Any:
     """A data part's numbers are doubles (protobuf's Struct); whole ones become ints again, so integer
-    fields decode on the worker."""
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+    fields decode on the worker (beyond 2^53 a double has already rounded the client's integer: A2A
+    cannot carry it exactly)."""
+    if isinstance(value, float) and value.is_integer() and abs(value) <= 2**64:
         return int(value)
     if isinstance(value, list):
         return [_integral(item) for item in value]

@@ -403,7 +403,8 @@ class McpFront:
         found = self.registry.resource_for(uri)
         if found is None:
             code = INVALID_PARAMS if is_modern(ctx) else RESOURCE_NOT_FOUND
-            raise MCPError(code, f"Resource not found: {uri}", {"uri": uri})
+            shown = uri if len(uri) <= 200 else uri[:200] + "…"  # never echo a huge URI whole
+            raise MCPError(code, f"Resource not found: {shown}", {"uri": shown})
         endpoint, variables = found
         outcome = await self._run(ctx, EndpointKind.RESOURCE, endpoint.name, variables)
         return resource_result(uri, outcome.output or b"{}")
