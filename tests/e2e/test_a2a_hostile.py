@@ -236,3 +236,11 @@ def test_data_nested_to_the_limit_passes_and_one_level_more_is_refused_on_every_
 def _rest_03(data: Any) -> dict[str, Any]:
     part = {"data": {"data": data}}
     return {"message": {"messageId": "m3", "role": "ROLE_USER", "content": [part]}}
+
+
+def test_a_legacy_http_json_part_without_content_is_invalid_params(served: Gateway) -> None:
+    body = {"message": {"messageId": "m9", "role": "ROLE_USER", "content": [{}]}}
+    for path in ("/a2a/total/v1/message:send", "/a2a/total/v1/message:stream"):
+        response = _clean(httpx.post(served.url + path, json=body))
+        assert response.status_code == 400, (path, response.text)
+        assert "text, a file or data" in response.json()["error"]["message"]

@@ -26,10 +26,13 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import msgspec
+from google.protobuf.json_format import Parse, ParseError
 from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from a2a.compat.v0_3 import a2a_v0_3_pb2 as pb2_v03
+from a2a.compat.v0_3 import proto_utils as proto_utils_v03
 from a2a.compat.v0_3.jsonrpc_adapter import JSONRPC03Adapter
 from a2a.compat.v0_3.rest_adapter import REST03Adapter
 from a2a.server.jsonrpc_models import InvalidParamsError as RpcInvalidParams
@@ -175,13 +178,17 @@ class Guarded03Rest(REST03Adapter):
                 raise InvalidParamsError(message="historyLength must be a whole number") from None
             if not 0 <= length <= INT32_MAX:
                 raise InvalidParamsError(message=f"historyLength must be between 0 and {INT32_MAX}")
+        if request.method == "POST" and request.url.path.endswith("/v1/message:send"):
+            _check_legacy_message(await request.body())
         return await super()._handle_request(method, request)
 
     @rest_stream_error_handler
     async def _handle_streaming_request(
         self, method: Callable[[Request, Any], AsyncIterable[Any]], request: Request
     ) -> Response:
-        await request.body()
+        body = await request.body()
+        if request.url.path.endswith("/v1/message:stream"):
+            _check_legacy_message(body)
         context = self._context_builder.build(request)
         stream = aiter(method(request, context))
         first = await anext(
@@ -196,6 +203,20 @@ class Guarded03Rest(REST03Adapter):
                 yield json_utils.dumps(item)
 
         return create_event_source_response(events(), shutdown_grace_period=self._shutdown_grace_period)
+
+
+def _check_legacy_message(body: bytes) -> None:
+    """The 0.3 HTTP+JSON message as the SDK will convert it: a part it cannot convert (``{}``: no text,
+    file or data) raises a bare ValueError there, answered 500; here it is invalid params."""
+    message = pb2_v03.SendMessageRequest()
+    try:
+        Parse(body, message, ignore_unknown_fields=True)
+    except ParseError:
+        return  # the SDK's own parse answers it, 400
+    try:
+        proto_utils_v03.FromProto.message_send_params(message)
+    except (ValueError, TypeError):
+        raise InvalidParamsError(message="each message part must hold text, a file or data") from None
 
 
 # ----------------------------------------------------------------------------------------- logs
