@@ -217,6 +217,10 @@ def rest_router(settings: Settings, registry: EndpointRegistry, runs: RunService
     ) -> Response[bytes]:
         if not 1 <= limit <= 1000:
             raise MalformedRequest("limit must be between 1 and 1000")
+        if cursor is not None and not 0 < cursor < 2**63:
+            raise MalformedRequest("cursor must be the next_cursor of a previous page")
+        if any(t is not None and not math.isfinite(t) for t in (since, until)):
+            raise MalformedRequest("since and until must be Unix times in seconds")
         query = AuditQuery(
             tenant=tenant,
             principal=principal,
