@@ -721,3 +721,9 @@ async def test_new_keys_empty_the_cache(idp: LocalIdP, make: Make) -> None:
     idp.rotate("RS256", retire=[kid])  # the key that signed it is withdrawn
     await verifier.verify(idp.token(kid=idp.kid("RS256")))  # an unknown kid: the keys are fetched again
     assert "no key" in await rejected(verifier, token) or "signature" in await rejected(verifier, token)
+
+
+async def test_a_subject_no_store_can_hold_is_rejected(idp: LocalIdP, make: Make) -> None:
+    verifier = await make(config(idp))
+    assert "subject claim" in await rejected(verifier, idp.token(sub="a\x00b"))
+    assert "subject claim" in await rejected(verifier, idp.token(sub="x" * 513))

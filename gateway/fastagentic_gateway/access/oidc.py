@@ -569,7 +569,8 @@ def _reason(exc: jwt.PyJWTError) -> str:
 
 def _verified(state: _Issuer, payload: dict[str, Any]) -> VerifiedToken:
     subject = _claim(payload, state.subject_claim)
-    if not isinstance(subject, str) or not subject:
+    # Stored with every run the principal starts: text a database column holds, of a sane length.
+    if not isinstance(subject, str) or not subject or len(subject) > 512 or "\x00" in subject:
         raise TokenRejected(f"subject claim {state.subject_claim[0]} is missing or malformed")
     if state.tenant_claim is None:
         tenant = state.tenant

@@ -221,6 +221,14 @@ def rest_router(settings: Settings, registry: EndpointRegistry, runs: RunService
             raise MalformedRequest("cursor must be the next_cursor of a previous page")
         if any(t is not None and not math.isfinite(t) for t in (since, until)):
             raise MalformedRequest("since and until must be Unix times in seconds")
+        for name, text in (
+            ("tenant", tenant),
+            ("principal", principal),
+            ("action", action),
+            ("outcome", outcome),
+        ):
+            if text is not None and (len(text) > 256 or "\x00" in text):
+                raise MalformedRequest(f"{name} must be at most 256 characters, without NUL")
         query = AuditQuery(
             tenant=tenant,
             principal=principal,
