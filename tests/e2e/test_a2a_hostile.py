@@ -244,3 +244,10 @@ def test_a_legacy_http_json_part_without_content_is_invalid_params(served: Gatew
         response = _clean(httpx.post(served.url + path, json=body))
         assert response.status_code == 400, (path, response.text)
         assert "text, a file or data" in response.json()["error"]["message"]
+
+
+def test_a_context_id_with_nul_is_invalid_params(served: Gateway) -> None:
+    params = _data_message({"numbers": [1]})
+    params["message"]["contextId"] = "ctx\u0000x"
+    error = _rpc_error(rpc(served.url, "/a2a/total", "SendMessage", params))
+    assert error["code"] == -32602 and "NUL" in error["message"]

@@ -181,6 +181,8 @@ def new_context(context_id: str | None) -> str:
     context = context_id or str(uuid.uuid4())
     if len(context) > MAX_CONTEXT_ID:
         raise InvalidParamsError(message=f"contextId is longer than {MAX_CONTEXT_ID} characters")
+    if "\x00" in context:  # stored as text: PostgreSQL holds no NUL
+        raise InvalidParamsError(message="contextId must not contain NUL")
     return context
 
 

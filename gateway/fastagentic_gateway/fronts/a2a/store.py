@@ -134,6 +134,8 @@ class RunTaskStore(VersionedTaskStore):
             if params.HasField("status_timestamp_after")
             else None
         )
+        if "\x00" in params.context_id:
+            raise InvalidParamsError(message="contextId must not contain NUL")
         cursor = params.page_token or None
         if cursor is not None and not (cursor.startswith("run_") and len(cursor) == 36):
             raise InvalidParamsError(message=f"pageToken {cursor!r} is not one this server handed out")
