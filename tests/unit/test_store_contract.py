@@ -1471,3 +1471,13 @@ def test_migrate_command_reports_an_unreachable_database(
     err = capsys.readouterr().err
     assert "cannot connect to PostgreSQL at 127.0.0.1:1/runs" in err
     assert "hunter2" not in err
+
+
+async def test_postgres_an_id_with_nul_is_no_run(pg_url: str) -> None:
+    store = PostgresRunStore(pg_url)
+    await store.start()
+    try:
+        assert await store.get("run_\x00x") is None
+        assert await store.get("run_x", "ten\x00ant") is None
+    finally:
+        await store.close()

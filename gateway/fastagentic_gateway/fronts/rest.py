@@ -284,6 +284,8 @@ def rest_router(settings: Settings, registry: EndpointRegistry, runs: RunService
             raise MalformedRequest(f"status must be one of {allowed}")
         if not 1 <= limit <= 200:
             raise MalformedRequest("limit must be between 1 and 200")
+        if any(text is not None and (len(text) > 256 or "\x00" in text) for text in (endpoint, cursor)):
+            raise MalformedRequest("endpoint and cursor must be at most 256 characters, without NUL")
         query = RunQuery(
             tenant=caller_of(request).tenant,
             status=RunStatus(status) if status else None,

@@ -400,6 +400,9 @@ class PostgresRunStore:
         return await self._call(create)
 
     async def get(self, run_id: str, tenant: str | None = None) -> Run | None:
+        if "\x00" in run_id or (tenant is not None and "\x00" in tenant):
+            return None  # no run has such an id (PostgreSQL text holds no NUL): not a store error
+
         async def get(conn: Conn) -> Run | None:
             if tenant is None:
                 cur = await conn.execute(f"{_SELECT_RUN} WHERE id = %s", (run_id,), binary=True)
