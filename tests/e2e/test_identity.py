@@ -593,3 +593,15 @@ def test_runs_of_an_endpoint_the_caller_may_not_use_are_not_found(world: World) 
         headers={"A2A-Version": "1.0", **plain},
     ).json()
     assert run_id not in {t["id"] for t in listed["result"]["tasks"]}
+
+
+def test_a_path_that_only_ends_like_a_card_is_not_public(world: World) -> None:
+    """The cards are public; a resource read whose URI ends like a card's path is not."""
+    for path in (
+        "/v1/resources/secret://plans/.well-known/agent-card.json",
+        "/v1/endpoints/.well-known/agent-card.json",
+        "/mcp/.well-known/agent-card.json",
+    ):
+        assert httpx.get(world.url + path).status_code == 401, path
+    assert httpx.get(f"{world.url}/a2a/ask/.well-known/agent-card.json").status_code == 200
+    assert httpx.get(f"{world.url}/a2a/.well-known/agent-card.json").status_code == 200

@@ -45,8 +45,13 @@ def protocol_of(path: str) -> str:
     return "rest"
 
 
+#: An agent's card (``/a2a/{name}/.well-known/agent-card.json``, and the gateway agent's); nothing else
+#: that merely ends like one (``/v1/resources/docs://x/.well-known/agent-card.json`` is a resource read).
+_AGENT_CARD = re.compile(r"/a2a(?:/[^/]+)?/\.well-known/agent-card\.json")
+
+
 def is_public(path: str) -> bool:
-    return path in PUBLIC or path.endswith(CARD)
+    return path in PUBLIC or _AGENT_CARD.fullmatch(path) is not None
 
 
 class AccessEdge:
