@@ -605,3 +605,19 @@ def test_a_path_that_only_ends_like_a_card_is_not_public(world: World) -> None:
         assert httpx.get(world.url + path).status_code == 401, path
     assert httpx.get(f"{world.url}/a2a/ask/.well-known/agent-card.json").status_code == 200
     assert httpx.get(f"{world.url}/a2a/.well-known/agent-card.json").status_code == 200
+
+
+def test_completions_of_a_prompt_the_caller_may_not_use_are_empty(world: World) -> None:
+    def complete(headers: dict[str, str]) -> list[str]:
+        params = {
+            "ref": {"type": "ref/prompt", "name": "summary"},
+            "argument": {"name": "topic", "value": ""},
+        }
+        body = modern_request("completion/complete", params)
+        answer = httpx.post(
+            f"{world.url}/mcp", json=body, headers={**modern_headers("completion/complete"), **headers}
+        )
+        return list(answer.json()["result"]["completion"]["values"])
+
+    assert sorted(complete(_auth(world.tokens["key_acme"]))) == ["costs", "sales"]
+    assert complete(_auth(world.tokens["key_acme_plain"])) == []

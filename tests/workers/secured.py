@@ -4,6 +4,7 @@ require scopes, of every kind."""
 from __future__ import annotations
 
 import asyncio
+from typing import Literal
 
 import msgspec
 
@@ -45,7 +46,7 @@ def echo(text: str) -> str:
 
 
 @app.prompt(scopes=["reports:read"])
-def summary(topic: str) -> str:
+def summary(topic: Literal["sales", "costs"]) -> str:
     """A summary prompt: needs reports:read."""
     return f"Summarise {topic}."
 

@@ -41,6 +41,7 @@ from mcp.shared.exceptions import MCPError
 
 from ... import __version__
 from ...access.audit import AuditLog
+from ...access.policy import visible
 from ...access.principal import ANONYMOUS, Principal, principal_of, request_id_of
 from ...calls import Call, find_endpoint, make_call
 from ...errors import GatewayError, InvalidInput, NoWorker
@@ -442,8 +443,8 @@ class McpFront:
                 endpoint = None
         else:
             endpoint = self.catalogue.template(ref.uri)
-        if endpoint is None:
-            return _completion([])
+        if endpoint is None or not visible(principal_in(ctx), endpoint.info):
+            return _completion([])  # an endpoint the caller may not use completes nothing, as an unknown one
         argument = params.argument
         arguments = params.context.arguments if params.context is not None else None
         answer = await self.completer.complete(endpoint, argument.name, argument.value, arguments or {})
