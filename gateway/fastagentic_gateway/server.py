@@ -101,7 +101,9 @@ class Gateway:
         except TimeoutError:
             problems["store"] = "run store did not answer within 2 s"
         except Exception as exc:
-            problems["store"] = f"run store unreachable: {exc}"
+            # Public route: the reason (hosts, users) goes to the log, not to whoever asks.
+            log.warning("readiness: run store unreachable: %s", exc)
+            problems["store"] = "run store unreachable (see the gateway's log)"
         if not self.bus.connected:
             problems["bus"] = "cluster bus (NATS) unreachable"
         if not self.registry.served():

@@ -329,6 +329,14 @@ def test_a_key_rotated_in_at_the_idp_is_found(world: World) -> None:
 
 def test_health_cards_and_metadata_stay_public(world: World) -> None:
     assert httpx.get(f"{world.url}/healthz").status_code == 200
+    # a malformed header (a proxy adding Basic credentials) does not close the public routes
+    assert httpx.get(f"{world.url}/healthz", headers={"Authorization": "Basic eDp5"}).status_code == 200
+    card = httpx.get(
+        f"{world.url}/a2a/ask/.well-known/agent-card.json", headers={"Authorization": "Basic eDp5"}
+    )
+    assert card.status_code == 200
+    # what a card shows depends on who asks: no shared cache may keep one for others
+    assert card.headers["Cache-Control"].startswith("private") and "Authorization" in card.headers["Vary"]
     assert httpx.get(f"{world.url}/a2a/ask/.well-known/agent-card.json").status_code == 200
     metadata = httpx.get(f"{world.url}/.well-known/oauth-protected-resource/mcp").json()
     assert metadata["resource"] == f"{world.url}/mcp"
@@ -621,3 +629,52 @@ def test_completions_of_a_prompt_the_caller_may_not_use_are_empty(world: World) 
 
     assert sorted(complete(_auth(world.tokens["key_acme"]))) == ["costs", "sales"]
     assert complete(_auth(world.tokens["key_acme_plain"])) == []
+
+
+def _hello(worker_id: str, token: str, names: list[str]) -> Any:
+    from fastagentic.v1 import worker_pb2 as pb
+
+    endpoints = [
+        pb.EndpointSpec(
+            name=name, kind=pb.ENDPOINT_KIND_TOOL, input_schema=b'{"type":"object"}', output_schema=b"{}"
+        )
+        for name in names
+    ]
+    hello = pb.Hello(
+        worker_id=worker_id, protocol_version=1, app_name="raw", endpoints=endpoints, slots=1, token=token
+    )
+    return pb.WorkerMessage(hello=hello)
+
+
+async def _first_answer(address: str, message: Any, hold: float = 0.5) -> Any:
+    import asyncio
+
+    import grpc
+
+    from fastagentic.v1 import worker_pb2 as pb
+    from fastagentic.v1 import worker_pb2_grpc as pb_grpc
+
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = pb_grpc.WorkerGatewayStub(channel)
+
+        async def outgoing():  # type: ignore[no-untyped-def]
+            yield pb.WorkerFrame(messages=[message])
+            await asyncio.sleep(hold)
+
+        call = stub.Connect(outgoing())
+        frame = await call.read()
+        call.cancel()
+        return frame.messages[0]
+
+
+async def test_a_worker_id_stays_its_credentials_while_its_leases_may_run(world: World) -> None:
+    """Taking over a worker's id (and so its held runs' leases) needs its credential, even just after
+    it disconnected."""
+    address = world.gateway.grpc_address
+    first = await _first_answer(address, _hello("borrowed-id", world.tokens["worker_other"], ["spare_a"]))
+    assert first.HasField("welcome")
+    # the first stream is gone; within lease_ttl its id is still the first credential's
+    again = await _first_answer(address, _hello("borrowed-id", world.tokens["worker_ask_only"], []))
+    assert again.HasField("reject") and "connected under another worker token" in again.reject.message
+    same = await _first_answer(address, _hello("borrowed-id", world.tokens["worker_other"], ["spare_a"]))
+    assert same.HasField("welcome")

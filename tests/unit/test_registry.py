@@ -340,3 +340,18 @@ def test_resource_for_treats_template_text_literally(registry: EndpointRegistry)
 def test_resource_for_ignores_tools(registry: EndpointRegistry) -> None:
     registry.register(worker(), [spec("docs")])
     assert registry.resource_for("docs://readme") is None
+
+
+@pytest.mark.parametrize("scope", ["отчёты:чтение", 'a"b', "with space", "", "back\\slash"])
+def test_a_scope_that_is_no_oauth_scope_token_is_refused(registry: EndpointRegistry, scope: str) -> None:
+    """A scope must fit a WWW-Authenticate challenge: else every 403 of the endpoint would fail."""
+    with pytest.raises(RegistrationError, match="is not an OAuth scope token"):
+        registry.register(worker(), [spec(scopes=[scope])])
+
+
+def test_an_endpoint_is_served_under_one_credential(registry: EndpointRegistry) -> None:
+    first = WorkerConnection("w1", "app", 4, ["echo"], credential="wtk_a")
+    registry.register(first, [spec()])
+    registry.register(WorkerConnection("w2", "app", 4, ["echo"], credential="wtk_a"), [spec()])
+    with pytest.raises(RegistrationError, match="another worker token"):
+        registry.register(WorkerConnection("w3", "app", 4, ["echo"], credential="wtk_b"), [spec()])

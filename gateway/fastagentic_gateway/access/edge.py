@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import time
 import uuid
 from typing import Any
 
@@ -23,7 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..errors import GatewayError, Unauthenticated
 from .audit import AuditLog
-from .authenticate import VISITOR, Authenticator, Presented, presented
+from .authenticate import VISITOR, Authenticator, presented
 from .principal import REQUEST_ID_KEY, SCOPE_KEY
 
 PROTECTED_RESOURCE = "/.well-known/oauth-protected-resource"
@@ -62,6 +63,7 @@ class AccessEdge:
         self.authenticator = authenticator
         self.audit = audit
         self.public_url = public_url.rstrip("/")
+        self._failures = Budget(MAX_FAILURE_RECORDS)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -71,31 +73,31 @@ class AccessEdge:
         headers = scope["headers"]
         scope[REQUEST_ID_KEY] = request_id = _request_id(headers)
         try:
-            credential = presented(headers)
             if is_public(path):
-                scope[SCOPE_KEY] = await self._visitor(credential)
+                scope[SCOPE_KEY] = await self._visitor(headers)
             else:
-                scope[SCOPE_KEY] = await self.authenticator.authenticate(credential)
+                scope[SCOPE_KEY] = await self.authenticator.authenticate(presented(headers))
         except GatewayError as exc:
             protocol = protocol_of(path)
-            if isinstance(exc, Unauthenticated):
+            if isinstance(exc, Unauthenticated) and self._failures.allow():
+                skipped, self._failures.skipped = self._failures.skipped, 0
                 self.audit.record(
                     "auth.failed",
                     outcome="denied",
                     protocol=protocol,
                     request_id=request_id,
                     target=path[:200],
-                    detail=exc.message,
+                    detail=exc.message + (f" ({skipped} earlier failures not recorded)" if skipped else ""),
                 )
             await self._refuse(scope, send, protocol, exc)
             return
         await self.app(scope, receive, send)
 
-    async def _visitor(self, credential: Presented | None) -> Any:
-        if credential is None:
-            return VISITOR
+    async def _visitor(self, headers: Any) -> Any:
+        """A public route: the caller's principal when a credential verifies, else a visitor."""
         try:
-            return await self.authenticator.authenticate(credential)
+            credential = presented(headers)
+            return VISITOR if credential is None else await self.authenticator.authenticate(credential)
         except GatewayError:
             return VISITOR
 
@@ -122,6 +124,33 @@ class AccessEdge:
         raw += [(name.lower().encode(), value.encode("latin-1")) for name, value in headers.items()]
         await send({"type": "http.response.start", "status": exc.status, "headers": raw})
         await send({"type": "http.response.body", "body": body})
+
+
+#: Failed authentications recorded per second at most: a flood of bad credentials must not become a
+#: flood of database writes (the rest are counted in the next record's detail).
+MAX_FAILURE_RECORDS = 20
+
+
+class Budget:
+    """At most ``per_second`` events a second; counts the ones refused."""
+
+    __slots__ = ("per_second", "second", "skipped", "used")
+
+    def __init__(self, per_second: int) -> None:
+        self.per_second = per_second
+        self.second = 0
+        self.used = 0
+        self.skipped = 0
+
+    def allow(self) -> bool:
+        now = int(time.monotonic())
+        if now != self.second:
+            self.second, self.used = now, 0
+        if self.used < self.per_second:
+            self.used += 1
+            return True
+        self.skipped += 1
+        return False
 
 
 def refusal_body(protocol: str, path: str, exc: GatewayError) -> bytes:

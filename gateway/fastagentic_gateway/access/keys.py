@@ -34,6 +34,7 @@ ID_PREFIX = {CredentialKind.API_KEY: "key_", CredentialKind.WORKER_TOKEN: "wtk_"
 _ID = re.compile(r"(key|wtk)_[0-9a-f]{16}")
 _ID_LENGTH = 20
 MAX_TOKEN = 256
+MAX_MISSING = 1000  # unknown ids remembered (a flood of random ones still costs a store read each)
 
 
 class Minted:
@@ -117,6 +118,8 @@ class Credentials:
         self.ttl = ttl
         self.max_cached = max_cached
         self._cache: OrderedDict[str, tuple[StoredCredential | None, float]] = OrderedDict()
+        #: ids the store does not know, apart: random ids must not push real keys out of the cache
+        self._missing: OrderedDict[str, float] = OrderedDict()
         self._loading: dict[str, asyncio.Future[StoredCredential | None]] = {}
         self._used: dict[str, float] = {}
         self._flusher: asyncio.Task[None] | None = None
@@ -148,6 +151,9 @@ class Credentials:
         cached = self._cache.get(credential_id)
         if cached is not None and now - cached[1] < self.ttl:
             return cached[0]
+        missing = self._missing.get(credential_id)
+        if missing is not None and now - missing < self.ttl:
+            return None
         loading = self._loading.get(credential_id)
         if loading is None:
             loading = asyncio.get_running_loop().create_future()
@@ -161,6 +167,12 @@ class Credentials:
             finally:
                 self._loading.pop(credential_id, None)
             loading.set_result(found)
+            if found is None:
+                self._missing[credential_id] = now
+                while len(self._missing) > MAX_MISSING:
+                    self._missing.popitem(last=False)
+                return None
+            self._missing.pop(credential_id, None)
             self._cache[credential_id] = (found, now)
             self._cache.move_to_end(credential_id)
             while len(self._cache) > self.max_cached:

@@ -42,13 +42,14 @@ def visible_only(principal: Principal, infos: Iterable[EndpointInfo]) -> list[En
 
 def may_see(principal: Principal, run: Run, registry: EndpointRegistry) -> bool:
     """Whether ``principal`` may read, follow, cancel or replay ``run``: a run of its tenant whose endpoint
-    it may use (an endpoint no longer registered is judged by its tenant alone)."""
+    it may use. An endpoint the gateway does not know (retired, or not registered again yet after a
+    restart) has scopes nobody can check: its runs are shown to nobody but an unrestricted principal."""
     if principal.unrestricted:
         return True
     if run.caller.tenant != principal.tenant:
         return False
     endpoint = registry.get(run.endpoint)
-    return endpoint is None or visible(principal, endpoint.info)
+    return endpoint is not None and visible(principal, endpoint.info)
 
 
 def require_scope(principal: Principal, scope: str, what: str) -> None:

@@ -31,7 +31,7 @@ from ..access.policy import may_see
 from ..access.principal import Principal
 from ..bus.base import Bus, BusUnavailable, CancelNotice
 from ..calls import Call, find_endpoint, make_call
-from ..errors import Conflict, NotFound, StoreUnavailable, Unavailable
+from ..errors import Conflict, NotFound, NoWorker, StoreUnavailable, Unavailable
 from ..settings import Settings
 from ..store.base import RunStore
 from ..workers.connection import ProtocolViolation, WorkerConnection
@@ -198,6 +198,12 @@ class RunService:
         if run is None:
             run = await self.durable.get(run_id, tenant)
         if run is not None and not isinstance(who, str) and not may_see(who, run, self.registry):
+            if self.registry.get(run.endpoint) is None and self.registry.warming():
+                # Its endpoint's scopes are not known until its workers reconnect: ask to come back.
+                raise NoWorker(
+                    f"run {run_id} cannot be shown yet: the gateway just started and workers are reconnecting",
+                    retry_after=self.settings.retry_after,
+                )
             return None
         return run
 

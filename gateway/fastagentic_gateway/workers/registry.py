@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("fastagentic.registry")
 
 NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,127}")
+#: RFC 6749 scope-token: what can stand in a WWW-Authenticate challenge and a token's scope claim.
+SCOPE_PATTERN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,128}")
 _TEMPLATE_VAR = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 _KINDS = {
@@ -123,6 +125,12 @@ def endpoint_from_spec(spec: pb.EndpointSpec) -> Endpoint:
     """Validate a worker's EndpointSpec; raise RegistrationError naming the problem."""
     if not NAME_PATTERN.fullmatch(spec.name):
         raise RegistrationError(f"endpoint name {spec.name!r} must match {NAME_PATTERN.pattern}")
+    for scope in spec.scopes:
+        if not SCOPE_PATTERN.fullmatch(scope):
+            raise RegistrationError(
+                f"endpoint {spec.name!r}: scope {scope[:64]!r} is not an OAuth scope token "
+                "(1-128 printable ASCII characters, no space, quote or backslash)"
+            )
     kind = _KINDS.get(spec.kind)
     if kind is None:
         raise RegistrationError(f"endpoint {spec.name!r}: unknown kind {spec.kind}")

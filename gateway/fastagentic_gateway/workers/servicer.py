@@ -10,7 +10,9 @@ import asyncio
 import contextlib
 import hmac
 import logging
+import time
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -94,6 +96,16 @@ class WorkerGateway(pb_grpc.WorkerGatewayServicer):
         self.credentials = credentials if settings.auth == "required" else None
         self.audit = audit
         self.gateway_id = uuid.uuid4().hex[:12]
+        #: worker id -> (credential, until when) of workers that disconnected within a lease
+        self._recent: OrderedDict[str, tuple[str, float]] = OrderedDict()
+
+    def _remember(self, worker: WorkerConnection) -> None:
+        if not worker.credential:
+            return
+        self._recent[worker.worker_id] = (worker.credential, time.monotonic() + self.settings.lease_ttl)
+        self._recent.move_to_end(worker.worker_id)
+        while len(self._recent) > 100_000:
+            self._recent.popitem(last=False)
 
     def _certificate_of(self, context: grpc.aio.ServicerContext) -> tuple[str, set[str]] | None:
         """(credential, endpoints) of the peer's verified client certificate when ``worker_certificates``
@@ -138,7 +150,12 @@ class WorkerGateway(pb_grpc.WorkerGatewayServicer):
                     credential,
                 )
         holder = self.runs.workers.get(hello.worker_id)
-        if holder is not None and holder.credential != credential:
+        recent = self._recent.get(hello.worker_id)
+        if recent is not None and recent[1] < time.monotonic():
+            recent = None
+        if (holder is not None and holder.credential != credential) or (
+            holder is None and recent is not None and recent[0] != credential
+        ):
             raise CredentialRejected(
                 f"worker id {hello.worker_id!r} is connected under another worker token", credential
             )
@@ -261,6 +278,8 @@ class WorkerGateway(pb_grpc.WorkerGatewayServicer):
         finally:
             self.registry.unregister(worker)
             self.runs.detach(worker)
+            # Its runs keep their leases for a while: its id stays its credential's until they lapse.
+            self._remember(worker)
             if reader is not None:
                 reader.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

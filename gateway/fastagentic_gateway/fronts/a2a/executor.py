@@ -205,7 +205,9 @@ class RunExecutor(AgentExecutor):
         if run is None:
             return
         try:
-            await self.runs.cancel(run.id, run.caller.tenant, reason=CANCEL_REASON)
+            await self.runs.cancel(
+                run.id, principal_in(context.call_context), reason=CANCEL_REASON, protocol="a2a"
+            )
         except (Conflict, NotFound):
             return  # it ended meanwhile; the handler reads the task's final state
         mapper = self._mappers.get(run.id)

@@ -228,6 +228,10 @@ class A2aFront:
             "Last-Modified": last_modified,
             "Cache-Control": f"public, max-age={self.settings.a2a_card_max_age}",
         }
+        if self.settings.auth == "required":
+            # What a card shows depends on who asks: no shared cache may hand one caller's to another.
+            headers["Cache-Control"] = f"private, max-age={self.settings.a2a_card_max_age}"
+            headers["Vary"] = "Authorization, X-API-Key"
         if not_modified(request.headers, etag, last_modified):
             return Response(status_code=304, headers=headers)
         return Response(body, media_type="application/json", headers=headers)

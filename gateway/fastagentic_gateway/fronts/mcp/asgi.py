@@ -160,7 +160,7 @@ class McpAsgi:
             return
         principal = principal_of(scope)
         owner = None if principal.unrestricted else (principal.subject, principal.tenant)
-        if session_id is not None and owner is not None and self.owners.get(session_id, owner) != owner:
+        if session_id is not None and owner is not None and self.owners.get(session_id) != owner:
             await _refuse(send, 404, "Session not found")
             return
         quick = version in _MODERN and method in QUICK_METHODS
