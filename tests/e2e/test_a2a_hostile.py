@@ -251,3 +251,13 @@ def test_a_context_id_with_nul_is_invalid_params(served: Gateway) -> None:
     params["message"]["contextId"] = "ctx\u0000x"
     error = _rpc_error(rpc(served.url, "/a2a/total", "SendMessage", params))
     assert error["code"] == -32602 and "NUL" in error["message"]
+
+
+def test_an_error_does_not_quote_a_huge_value_whole(served: Gateway) -> None:
+    params = {"message": {"messageId": "m", "role": "ROLE_USER", "parts": "x" * 100_000}}
+    rpc_answer = rpc(served.url, "/a2a/total", "SendMessage", params)
+    assert _rpc_error(rpc_answer)["code"] == -32602
+    assert len(rpc_answer.content) < 4096
+    rest = _clean(httpx.post(f"{served.url}/a2a/total/message:send", json=params, headers=V1))
+    assert rest.status_code == 400 and len(rest.content) < 4096
+    assert int(rest.headers["content-length"]) == len(rest.content)

@@ -47,7 +47,14 @@ from ...workers.registry import EndpointRegistry
 from .cards import CardCache, capability_card, endpoint_card, gateway_card, not_modified, secure
 from .executor import RunContextBuilder, RunExecutor, served_agents
 from .fast import FastPath
-from .guards import Guarded03JsonRpc, Guarded03Rest, quiet_client_errors, refusal, screen_body
+from .guards import (
+    Guarded03JsonRpc,
+    Guarded03Rest,
+    quiet_client_errors,
+    refusal,
+    screen_body,
+    short_errors,
+)
 from .push import PushSender, PushUrlPolicy, RunPushConfigStore
 from .store import RunEventStream, RunTaskStore, agent_of, principal_in
 
@@ -284,9 +291,9 @@ class A2aFront:
                     return {"type": "http.request", "body": whole, "more_body": False}
                 return await receive()
 
-            await self.app(scope, replay, send)
+            await self.app(scope, replay, short_errors(send))
             return
-        await self.app(scope, receive, send)
+        await self.app(scope, receive, short_errors(send))
 
     def _forbidden(self, scope: Any) -> Response | None:
         """403 for anything under ``/a2a/{agent}`` (but its card) when the caller lacks the agent's scopes:

@@ -30,6 +30,7 @@ from google.protobuf.json_format import Parse, ParseError
 from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import Message, Send
 
 from a2a.compat.v0_3 import a2a_v0_3_pb2 as pb2_v03
 from a2a.compat.v0_3 import proto_utils as proto_utils_v03
@@ -217,6 +218,55 @@ def _check_legacy_message(body: bytes) -> None:
         proto_utils_v03.FromProto.message_send_params(message)
     except (ValueError, TypeError):
         raise InvalidParamsError(message="each message part must hold text, a file or data") from None
+
+
+# ------------------------------------------------------------------------------- error size
+
+#: An error answer longer than this has its long texts cut: protobuf's parse errors quote the offending
+#: value whole (a 100 kB string sent as ``parts`` came back in the error message).
+MAX_ERROR_BYTES = 8192
+MAX_ERROR_TEXT = 300
+
+
+def short_errors(send: Send) -> Send:
+    """``send``, cutting the long texts of an error answer (a JSON body starting ``{"error"``) sent in
+    one piece; anything else passes untouched (the start of a response waits for its first body)."""
+    held: list[Message] = []
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start" and not held:
+            held.append(message)
+            return
+        if held and message["type"] == "http.response.body":
+            start = held.pop()
+            body: bytes = message.get("body", b"")
+            if not message.get("more_body") and len(body) > MAX_ERROR_BYTES and body.startswith(b'{"error"'):
+                body = _shortened(body)
+                message = {**message, "body": body}
+                headers = [(k, v) for k, v in start.get("headers", ()) if k.lower() != b"content-length"]
+                start = {**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]}
+            await send(start)
+        await send(message)
+
+    return sending
+
+
+def _shortened(body: bytes) -> bytes:
+    try:
+        value = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        return body
+
+    def cut(node: Any) -> Any:
+        if isinstance(node, str):
+            return node if len(node) <= MAX_ERROR_TEXT else node[:MAX_ERROR_TEXT] + "…"
+        if isinstance(node, list):
+            return [cut(item) for item in node[:20]]
+        if isinstance(node, dict):
+            return {key: cut(item) for key, item in node.items()}
+        return node
+
+    return msgspec.json.encode(cut(value))
 
 
 # ----------------------------------------------------------------------------------------- logs
