@@ -43,3 +43,13 @@ def test_an_unknown_huge_resource_uri_is_not_echoed_whole(served: Gateway) -> No
     assert len(response.content) < 2048
     [message] = [m for _, m in sse_messages(response.text.splitlines()) if m is not None]
     assert message["error"]["message"].startswith("Resource not found: nothing://")
+
+
+def test_an_unknown_huge_task_id_is_not_echoed_whole(served: Gateway) -> None:
+    with httpx.Client(base_url=served.url, timeout=30) as http:
+        headers = session_headers(open_legacy_session(http))
+        body = {"jsonrpc": "2.0", "id": 6, "method": "tasks/get", "params": {"taskId": "x" * 100_000}}
+        response = http.post("/mcp", json=body, headers=headers)
+    assert len(response.content) < 2048
+    [message] = [m for _, m in sse_messages(response.text.splitlines()) if m is not None]
+    assert message["error"]["message"] == "Failed to retrieve task: Task not found"

@@ -233,7 +233,8 @@ class Tasks:
     async def _task_run(self, ctx: ServerRequestContext[Any, Any], task_id: str) -> Run:
         run = await self.runs.get(task_id, self.caller_of(ctx))
         if run is None or not is_task(run):
-            raise MCPError(INVALID_PARAMS, "Failed to retrieve task: Task not found", {"taskId": task_id})
+            shown = task_id if len(task_id) <= 64 else task_id[:64] + "…"  # never echo a huge id whole
+            raise MCPError(INVALID_PARAMS, "Failed to retrieve task: Task not found", {"taskId": shown})
         if self.expired(run):
             raise MCPError(INVALID_PARAMS, "Failed to retrieve task: Task has expired", {"taskId": task_id})
         return run
