@@ -130,7 +130,7 @@ class Gateway:
 
         @get(["/.well-known/oauth-protected-resource", "/.well-known/oauth-protected-resource/mcp"])
         async def protected_resource(request: Request[Any, Any, Any]) -> Response[bytes]:
-            return json_response(gateway.gate.resource_metadata(str(request.base_url)))
+            return json_response(gateway.gate.resource_metadata(request.scope))
 
         @get("/docs", media_type=MediaType.HTML)
         async def docs() -> Response[bytes]:

@@ -642,3 +642,10 @@ def test_a_tasks_run_carries_its_context_and_a_resent_message_id_starts_another_
     assert rpc(served.url, "/a2a", "ListTasks", {"contextId": context}).json()["result"]["totalSize"] == 2
     other = rpc(served.url, "/a2a/ask", "ListTasks", {"contextId": str(uuid.uuid4())}).json()["result"]
     assert other.get("tasks", []) == [] and other.get("totalSize", 0) == 0
+
+
+def test_cards_name_the_public_url_when_one_is_set(cluster: Cluster) -> None:
+    gateway = cluster.start_gateway(public_url="https://agents.example.com")
+    cluster.start_worker(WORKER)
+    card = httpx.get(f"{gateway.url}/a2a/ask/.well-known/agent-card.json", timeout=10).json()
+    assert {i["url"] for i in card["supportedInterfaces"]} == {"https://agents.example.com/a2a/ask"}

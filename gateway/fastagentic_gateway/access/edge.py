@@ -101,19 +101,11 @@ class AccessEdge:
         except GatewayError:
             return VISITOR
 
-    def base_url(self, scope: Scope) -> str:
-        if self.public_url:
-            return self.public_url
-        host = next(
-            (value.decode("latin-1") for name, value in scope["headers"] if name == _HOST), "localhost"
-        )
-        return f"{scope.get('scheme', 'http')}://{host}"
-
     async def _refuse(self, scope: Scope, send: Send, protocol: str, exc: GatewayError) -> None:
         headers = dict(exc.headers)
         if protocol == "mcp" and "WWW-Authenticate" in headers:
             # RFC 9728: where the client finds which authorization servers issue tokens for this resource.
-            metadata = self.base_url(scope) + PROTECTED_RESOURCE + "/mcp"
+            metadata = base_url(scope, self.public_url) + PROTECTED_RESOURCE + "/mcp"
             challenge = headers["WWW-Authenticate"]
             params = challenge[len("Bearer") :].strip()
             headers["WWW-Authenticate"] = f'Bearer resource_metadata="{metadata}"' + (
@@ -153,6 +145,14 @@ class Budget:
         return False
 
 
+def base_url(scope: Any, public_url: str = "") -> str:
+    """Where clients reach this gateway: ``public_url`` when set, else the request's scheme and Host."""
+    if public_url:
+        return public_url.rstrip("/")
+    host = next((value.decode("latin-1") for name, value in scope["headers"] if name == _HOST), "localhost")
+    return f"{scope.get('scheme', 'http')}://{host}"
+
+
 def refusal_body(protocol: str, path: str, exc: GatewayError) -> bytes:
     """The error in the protocol's own shape."""
     if protocol == "mcp" or (protocol == "a2a" and _A2A_JSON_RPC.fullmatch(path)):
@@ -184,4 +184,4 @@ def _request_id(headers: Any) -> str:
     return f"{_PREFIX}-{next(_NUMBERS):x}"
 
 
-__all__ = ["REQUEST_ID_KEY", "AccessEdge", "is_public", "protocol_of", "refusal_body"]
+__all__ = ["REQUEST_ID_KEY", "AccessEdge", "base_url", "is_public", "protocol_of", "refusal_body"]

@@ -14,7 +14,7 @@ from ..settings import Settings
 from ..store.base import AccessStore
 from .audit import AuditLog
 from .authenticate import Authenticator
-from .edge import AccessEdge
+from .edge import AccessEdge, base_url
 from .keys import Credentials
 from .model import AuditQuery, AuditRecord
 from .oidc import OidcVerifier
@@ -48,10 +48,10 @@ class Gate:
         require_scope(principal, self.settings.admin_scope, "reading the audit log")
         return await self.store.audit(query)
 
-    def resource_metadata(self, base_url: str) -> dict[str, Any]:
+    def resource_metadata(self, scope: Any) -> dict[str, Any]:
         """OAuth 2.0 Protected Resource Metadata (RFC 9728) of ``/mcp``: what MCP clients discover from a
         401 to find where to get a token, and which audience (RFC 8707) to ask it for."""
-        base = (self.settings.public_url or base_url).rstrip("/")
+        base = base_url(scope, self.settings.public_url)
         servers = self.settings.mcp_authorization_servers or [i.issuer for i in self.settings.oidc_issuers]
         return {
             "resource": base + "/mcp",

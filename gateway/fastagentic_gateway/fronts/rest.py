@@ -22,7 +22,7 @@ from ..access.policy import may_see, visible_only
 from ..access.principal import principal_of, request_id_of
 from ..calls import decode_body, find_endpoint, make_call
 from ..errors import Conflict, InvalidInput, MalformedRequest, NotFound, RunFailed
-from ..runs.model import Caller, EndpointKind, Event, Run, RunError, RunQuery, RunStatus
+from ..runs.model import EndpointKind, Event, Run, RunError, RunQuery, RunStatus
 from ..runs.service import RunService
 from ..settings import Settings
 from ..validation import FieldError
@@ -159,11 +159,6 @@ def replay_checkpoint_of(body: bytes) -> int | None:
     return checkpoint
 
 
-def caller_of(request: Request[Any, Any, Any]) -> Caller:
-    """Who is calling, as the access edge authenticated them; their tenant scopes every run read."""
-    return principal_of(request.scope).caller
-
-
 def rest_router(settings: Settings, registry: EndpointRegistry, runs: RunService, gate: Gate) -> Router:
     retry_after = settings.retry_after
 
@@ -287,7 +282,7 @@ def rest_router(settings: Settings, registry: EndpointRegistry, runs: RunService
         if any(text is not None and (len(text) > 256 or "\x00" in text) for text in (endpoint, cursor)):
             raise MalformedRequest("endpoint and cursor must be at most 256 characters, without NUL")
         query = RunQuery(
-            tenant=caller_of(request).tenant,
+            tenant=principal_of(request.scope).tenant,
             status=RunStatus(status) if status else None,
             endpoint=endpoint,
             limit=limit,

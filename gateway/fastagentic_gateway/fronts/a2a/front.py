@@ -37,7 +37,7 @@ from a2a.types.a2a_pb2 import AgentCard
 from a2a.utils.errors import ExtendedAgentCardNotConfiguredError
 
 from ...access.audit import AuditLog
-from ...access.edge import refusal_body
+from ...access.edge import base_url, refusal_body
 from ...access.policy import authorize
 from ...access.principal import Principal, principal_of, request_id_of
 from ...errors import Forbidden
@@ -72,11 +72,15 @@ def principal_at(request: Request) -> Principal:
 class ContextBuilder(DefaultServerCallContextBuilder):
     """The SDK's call context, plus which agent the URL addressed and the gateway's caller."""
 
+    def __init__(self, public_url: str = "") -> None:
+        super().__init__()
+        self.public_url = public_url
+
     def build(self, request: Request) -> ServerCallContext:
         context = super().build(request)
         context.state["agent"] = request.path_params.get("agent")
         context.state["principal"] = principal_at(request)
-        context.state["base_url"] = str(request.base_url)
+        context.state["base_url"] = base_url(request.scope, self.public_url)
         context.state["request_id_http"] = request_id_of(request.scope)
         return context
 
@@ -107,7 +111,7 @@ class A2aFront:
         )
         self.cards = CardCache()
         self.max_body = settings.max_body_bytes
-        context = ContextBuilder()
+        context = ContextBuilder(settings.public_url)
         json_rpc_routes: set[int] = set()  # ids: Starlette routes are not hashable
         routes = self._routes(context, json_rpc_routes)
         self.app = Starlette(routes=routes)
@@ -181,7 +185,7 @@ class A2aFront:
     # ------------------------------------------------------------------ cards
 
     def _base_url(self, request: Request) -> str:
-        return str(request.base_url).rstrip("/")
+        return base_url(request.scope, self.settings.public_url)
 
     async def _agent_card(self, request: Request) -> Response:
         name = request.path_params["agent"]
@@ -202,7 +206,7 @@ class A2aFront:
         """GetExtendedAgentCard (with authentication on): the card of the agent addressed, or of the
         gateway's agent, as the authenticated caller may use it."""
         principal = principal_in(context)
-        base = self.settings.public_url.rstrip("/") or str(context.state.get("base_url", "")).rstrip("/")
+        base = str(context.state.get("base_url", ""))
         agent = agent_of(context)
         agents = served_agents(self.registry, principal)
         if agent is not None:

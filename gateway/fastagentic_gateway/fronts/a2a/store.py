@@ -25,7 +25,7 @@ from a2a.utils.errors import InvalidParamsError
 from ...access.policy import may_see
 from ...access.principal import ANONYMOUS, Principal
 from ...errors import Conflict, NotFound, StoreUnavailable
-from ...runs.model import TERMINAL, Caller, EndpointKind, Run, RunQuery, RunStatus
+from ...runs.model import TERMINAL, EndpointKind, Run, RunQuery, RunStatus
 from ...runs.service import RunService
 from ...store.base import RunStore
 from .mapping import STATUSES_OF, EventMapper, bare_task, project
@@ -37,10 +37,6 @@ def principal_in(context: ServerCallContext | None) -> Principal:
     """Who is calling, as the access edge authenticated the request (``ContextBuilder`` keeps it)."""
     principal = context.state.get("principal") if context is not None else None
     return principal if isinstance(principal, Principal) else ANONYMOUS
-
-
-def caller_of(context: ServerCallContext | None) -> Caller:
-    return principal_in(context).caller
 
 
 def agent_of(context: ServerCallContext | None) -> str | None:
@@ -140,7 +136,7 @@ class RunTaskStore(VersionedTaskStore):
         if cursor is not None and not (cursor.startswith("run_") and len(cursor) == 36):
             raise InvalidParamsError(message=f"pageToken {cursor!r} is not one this server handed out")
         query = RunQuery(
-            tenant=caller_of(context).tenant,
+            tenant=principal_in(context).tenant,
             endpoint=agent_of(context),
             kind=EndpointKind.AGENT,
             context_id=params.context_id or None,
@@ -209,4 +205,4 @@ class RunEventStream(TaskEventStream):
         """Nothing is held per task."""
 
 
-__all__ = ["RunEventStream", "RunTaskStore", "agent_of", "caller_of"]
+__all__ = ["RunEventStream", "RunTaskStore", "agent_of", "principal_in"]

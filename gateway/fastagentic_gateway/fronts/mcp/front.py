@@ -41,11 +41,12 @@ from mcp.shared.exceptions import MCPError
 
 from ... import __version__
 from ...access.audit import AuditLog
+from ...access.edge import base_url
 from ...access.policy import visible
 from ...access.principal import ANONYMOUS, Principal, principal_of, request_id_of
 from ...calls import Call, find_endpoint, make_call
 from ...errors import GatewayError, InvalidInput, NoWorker
-from ...runs.model import Caller, EndpointKind, RunStatus
+from ...runs.model import EndpointKind, RunStatus
 from ...runs.service import RunService
 from ...settings import Settings
 from ...workers.completion import Completer
@@ -111,17 +112,6 @@ def principal_in(ctx: ServerRequestContext[Any, Any]) -> Principal:
     """Who is calling, as the access edge authenticated the HTTP request carrying this message."""
     request = ctx.request
     return principal_of(request.scope) if request is not None else ANONYMOUS
-
-
-def caller_of(ctx: ServerRequestContext[Any, Any]) -> Caller:
-    return principal_in(ctx).caller
-
-
-def _base_url(settings: Settings, scope: Any) -> str:
-    if settings.public_url:
-        return settings.public_url.rstrip("/")
-    host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), "localhost")
-    return f"{scope.get('scheme', 'http')}://{host}"
 
 
 class _GatewayServer(Server[Any]):
@@ -199,7 +189,7 @@ class McpFront:
             Patterns(hosts) if hosts else None,
             settings.max_body_bytes,
             self._scopes_for,
-            lambda scope: f"{_base_url(settings, scope)}/.well-known/oauth-protected-resource/mcp",
+            lambda scope: f"{base_url(scope, settings.public_url)}/.well-known/oauth-protected-resource/mcp",
             (lambda scope, target, detail: audit.denied(scope, "mcp", target, detail)) if audit else None,
         )
         self._served = self.catalogue.served()
@@ -531,4 +521,4 @@ def _choices(prop: Any, root: dict[str, Any]) -> list[str]:
     return list(dict.fromkeys(values))
 
 
-__all__ = ["McpFront", "caller_of"]
+__all__ = ["McpFront"]

@@ -149,12 +149,12 @@ class Tasks:
         self,
         runs: RunService,
         catalogue: Catalogue,
-        caller_of: Callable[[ServerRequestContext[Any, Any]], Principal],
+        principal_in: Callable[[ServerRequestContext[Any, Any]], Principal],
         max_ttl: float = 0.0,
     ) -> None:
         self.runs = runs
         self.catalogue = catalogue
-        self.caller_of = caller_of
+        self.principal_in = principal_in
         self.max_ttl_ms: int | None = int(max_ttl * 1000) or None
         self._requested_ttls: OrderedDict[str, int] = OrderedDict()
         self._watchers: set[asyncio.Task[None]] = set()
@@ -225,13 +225,13 @@ class Tasks:
         """The run of task ``task_id`` when the caller may see it and it has not expired."""
         if not _RUN_ID.fullmatch(task_id):
             return None
-        run = await self.runs.get(task_id, self.caller_of(ctx))
+        run = await self.runs.get(task_id, self.principal_in(ctx))
         if run is None or not is_task(run) or self.expired(run):
             return None
         return run
 
     async def _task_run(self, ctx: ServerRequestContext[Any, Any], task_id: str) -> Run:
-        run = await self.runs.get(task_id, self.caller_of(ctx))
+        run = await self.runs.get(task_id, self.principal_in(ctx))
         if run is None or not is_task(run):
             shown = task_id if len(task_id) <= 64 else task_id[:64] + "…"  # never echo a huge id whole
             raise MCPError(INVALID_PARAMS, "Failed to retrieve task: Task not found", {"taskId": shown})
@@ -266,7 +266,7 @@ class Tasks:
         cursor = params.cursor
         if cursor is not None and not _RUN_ID.fullmatch(cursor):
             raise MCPError(INVALID_PARAMS, "Invalid cursor")
-        principal = self.caller_of(ctx)
+        principal = self.principal_in(ctx)
         query = RunQuery(tenant=principal.tenant, limit=LIST_PAGE, before=cursor)
         found = await self.runs.list_runs(query)
         tasks = [
@@ -282,7 +282,7 @@ class Tasks:
     async def cancel_task(
         self, ctx: ServerRequestContext[Any, Any], params: types.CancelTaskRequestParams
     ) -> dict[str, Any]:
-        who = self.caller_of(ctx)
+        who = self.principal_in(ctx)
         if is_modern(ctx):
             # Acknowledged whatever the task: cancellation is a signal, its outcome shows in tasks/get.
             with contextlib.suppress(Conflict, NotFound):
