@@ -29,11 +29,11 @@ from a2a.utils.errors import TaskNotFoundError
 from a2a.utils.proto_utils import to_stream_response
 from a2a.utils.push_url_validator import validate_push_notification_url
 
-from ...access.principal import ANONYMOUS, Principal
 from ...runs.model import PushConfig, Run
 from ...settings import Settings
 from ...store.base import RunStore
 from .mapping import STREAM_ARTIFACT
+from .store import principal_in
 
 log = logging.getLogger("fastagentic.a2a.push")
 
@@ -59,9 +59,7 @@ class RunPushConfigStore(PushNotificationConfigStore):
         if run is None:
             return None
         # Push configs belong to their task's tenant: another tenant's task is not found.
-        principal = context.state.get("principal") if context is not None else None
-        tenant = principal.tenant if isinstance(principal, Principal) else ANONYMOUS.tenant
-        if context is not None and run.caller.tenant != tenant:
+        if context is not None and run.caller.tenant != principal_in(context).tenant:
             return None
         return run, store
 
