@@ -212,10 +212,69 @@ def spawn_gateway(
     return gateway, base, grpc_port, env
 
 
+#: Rounds of a paired comparison (see ``paired``), and the share of the step's time each round gets.
+PAIRED_ROUNDS = 7
+
+
+def paired(
+    baseline: tuple[str, list[int], dict[str, str] | None],
+    variants: dict[str, tuple[str, list[int], dict[str, str] | None]],
+    body: str,
+    seconds: float,
+    rounds: int = PAIRED_ROUNDS,
+) -> dict[str, Any]:
+    """Each variant against the baseline, interleaved: ``rounds`` short rounds (``seconds`` in all per
+    target, at c=32 in every step) each load the baseline and every variant, in an order that rotates from
+    round to round. A variant's ratio is the median of its per-round ratios to the baseline of the same
+    round: the drift of a shared machine (seconds apart) does not count as its cost, and neither does the
+    position in a round. Its row merges its steps. Each target is (url, server pids, headers)."""
+    names = ["", *variants]
+    targets = {"": baseline, **variants}
+    step = max(seconds / rounds, 1.0)
+    rows: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    for index in range(rounds):
+        order = names[index % len(names) :] + names[: index % len(names)]
+        for name in order:
+            url, pids, headers = targets[name]
+            rows[name].append(load(url, body, 32, step, pids, headers))
+    out: dict[str, Any] = {}
+    for name in variants:
+        ratios = [
+            row["rps"] / base["rps"] if base["rps"] else 0.0
+            for row, base in zip(rows[name], rows[""], strict=True)
+        ]
+        out[name] = _merged(rows[name]) | {
+            "paired_ratio": sorted(ratios)[len(ratios) // 2],
+            "paired_rounds": [round(r, 3) for r in ratios],
+        }
+    out["paired_baseline"] = _merged(rows[""])
+    return out
+
+
+def _merged(steps: list[dict[str, Any]]) -> dict[str, Any]:
+    """Load steps as one: totals summed, rates over the total time, percentiles the steps' medians."""
+    requests = sum(s["requests"] for s in steps)
+    seconds = sum(s["seconds"] for s in steps)
+    cpu = sum(s["server_cpu_us_per_req"] * s["requests"] for s in steps)
+    generator = sum(s["generator_cpu_s"] for s in steps)
+    return {
+        "requests": requests,
+        "errors": sum(s["errors"] for s in steps),
+        "seconds": seconds,
+        "rps": requests / seconds if seconds else 0.0,
+        "p50_ms": sorted(s["p50_ms"] for s in steps)[len(steps) // 2],
+        "p99_ms": sorted(s["p99_ms"] for s in steps)[len(steps) // 2],
+        "generator_cpu_s": generator,
+        "server_cpu_us_per_req": cpu / requests if requests else 0.0,
+        "generator_cpu_share": generator / seconds if seconds else 0.0,
+    }
+
+
 def bench_auth(servers: Servers, workdir: Path, body: str, seconds: float) -> dict[str, Any]:
     """REST invoke with authentication on: with an RS256 JWT from a local IdP (its key cached; the token's
     signature verified once and remembered, the default, and verified on every request, with
-    ``jwt_cache_size = 0``), and with an API key; the same without authentication measured just before."""
+    ``jwt_cache_size = 0``), and with an API key; each paired with the same run without authentication
+    (``paired``): three gateways, each with its worker, up at once, loaded in turn."""
     from tests.idp import LocalIdP
 
     data = workdir / "auth-data"
@@ -232,12 +291,12 @@ def bench_auth(servers: Servers, workdir: Path, body: str, seconds: float) -> di
     ).stdout.strip()
     with LocalIdP(algorithms=("RS256",)) as idp:
         issuers = json.dumps([{"issuer": idp.issuer, "audiences": [idp.audience], "tenant": "bench"}])
-        token = idp.token(sub="bench", exp_in=3600)
-        out: dict[str, Any] = {}
-        for cache, rows in (
-            ("10000", ("invoke_jwt_c32", "invoke_api_key_c32")),
-            ("0", ("invoke_jwt_uncached_c32",)),
-        ):
+        bearer = {"Authorization": f"Bearer {idp.token(sub='bench', exp_in=3600)}"}
+        started = []
+        none = start_gateway(servers, workdir / "auth-none")
+        started.append(none)
+        targets = {}
+        for cache in ("10000", "0"):
             gateway, worker, base = start_gateway(
                 servers,
                 data,
@@ -246,11 +305,18 @@ def bench_auth(servers: Servers, workdir: Path, body: str, seconds: float) -> di
                 jwt_cache_size=cache,
                 worker_token="bench-worker-secret-0123456789",
             )
-            pids = [gateway.pid, worker.pid]
-            url = f"{base}/v1/agents/echo/invoke"
-            for row in rows:
-                header = {"X-API-Key": key} if "api_key" in row else {"Authorization": f"Bearer {token}"}
-                out[row] = load(url, body, 32, seconds, pids, header)
+            started.append((gateway, worker, base))
+            url, pids = f"{base}/v1/agents/echo/invoke", [gateway.pid, worker.pid]
+            if cache == "0":
+                targets["invoke_jwt_uncached_c32"] = (url, pids, bearer)
+            else:
+                targets["invoke_jwt_c32"] = (url, pids, bearer)
+                targets["invoke_api_key_c32"] = (url, pids, {"X-API-Key": key})
+        gateway, worker, base = none
+        out = paired(
+            (f"{base}/v1/agents/echo/invoke", [gateway.pid, worker.pid], None), targets, body, seconds
+        )
+        for gateway, worker, _ in started:
             for proc in (worker, gateway):
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(15)
@@ -565,9 +631,9 @@ def summarize(results: dict[str, Any]) -> None:
         "stream_kb": round(results["idle_streams"]["kb_per_stream"], 1),
         "mcp_2026_tools_list_per_s": round(results["mcp_2026_list_c32"]["rps"]),
         "mcp_2025_tools_list_per_s": round(results["mcp_2025_list_c32"]["rps"]),
-        "invoke_jwt_c32_ratio": ratio(results["invoke_jwt_c32"]["rps"], inv32["rps"]),
-        "invoke_jwt_uncached_c32_ratio": ratio(results["invoke_jwt_uncached_c32"]["rps"], inv32["rps"]),
-        "invoke_api_key_c32_ratio": ratio(results["invoke_api_key_c32"]["rps"], inv32["rps"]),
+        "invoke_jwt_c32_ratio": round(results["invoke_jwt_c32"]["paired_ratio"], 3),
+        "invoke_jwt_uncached_c32_ratio": round(results["invoke_jwt_uncached_c32"]["paired_ratio"], 3),
+        "invoke_api_key_c32_ratio": round(results["invoke_api_key_c32"]["paired_ratio"], 3),
     }
     at_least = {
         "invoke_c32_ratio",

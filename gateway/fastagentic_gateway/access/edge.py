@@ -52,7 +52,9 @@ _AGENT_CARD = re.compile(r"/a2a(?:/[^/]+)?/\.well-known/agent-card\.json")
 
 
 def is_public(path: str) -> bool:
-    return path in PUBLIC or _AGENT_CARD.fullmatch(path) is not None
+    if path in PUBLIC:
+        return True
+    return path.endswith("agent-card.json") and _AGENT_CARD.fullmatch(path) is not None
 
 
 class AccessEdge:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import functools
 import os
 import queue
 import sqlite3
@@ -205,9 +206,16 @@ AUDIT_INSERT_COLUMN_COUNT = AUDIT_INSERT_COLUMNS.count(",") + 1
 _INSERT_CREDENTIAL = (
     f"INSERT INTO credentials ({CREDENTIAL_COLUMNS}) VALUES ({', '.join('?' * CREDENTIAL_COLUMN_COUNT)})"
 )
-_INSERT_AUDIT = (
-    f"INSERT INTO audit ({AUDIT_INSERT_COLUMNS}) VALUES ({', '.join('?' * AUDIT_INSERT_COLUMN_COUNT)})"
-)
+_AUDIT_ROW = f"({', '.join('?' * AUDIT_INSERT_COLUMN_COUNT)})"
+#: Audit rows per INSERT statement (x 9 parameters: far under SQLite's 32,766).
+_AUDIT_CHUNK = 100
+
+
+@functools.lru_cache(maxsize=8)
+def _insert_audit(rows: int) -> str:
+    return f"INSERT INTO audit ({AUDIT_INSERT_COLUMNS}) VALUES {', '.join([_AUDIT_ROW] * rows)}"
+
+
 _ACTIVE_IN = "status IN ({})".format(", ".join(f"'{status}'" for status in sorted(ACTIVE)))
 _TERMINAL_IN = "status IN ({})".format(", ".join(f"'{status}'" for status in sorted(TERMINAL)))
 
@@ -979,11 +987,16 @@ class SQLiteRunStore:
     async def append_audit(self, records: Sequence[AuditRecord]) -> None:
         if not records:
             return
-        rows = [audit_values(record) for record in records]
+        values = [value for record in records for value in audit_values(record)]
 
         def append(conn: sqlite3.Connection) -> None:
-            # One executemany in one transaction: the rowids it assigns increase in the order given.
-            conn.executemany(_INSERT_AUDIT, rows)
+            # Multi-row INSERTs, in order, in one transaction: the rowids increase in the order given. One
+            # statement a chunk, not one a row: the connection thread takes the GIL back once per step,
+            # and a step per row made the event loop hand it over hundreds of times a second.
+            width = AUDIT_INSERT_COLUMN_COUNT * _AUDIT_CHUNK
+            for start in range(0, len(values), width):
+                chunk = values[start : start + width]
+                conn.execute(_insert_audit(len(chunk) // AUDIT_INSERT_COLUMN_COUNT), chunk)
 
         await self._write(append)
 
