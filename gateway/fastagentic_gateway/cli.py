@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from .server import run
 
-    return run(settings)
+    return run(settings, reload=lambda: settings_module.load(args.config, **flags))
 
 
 def migrate(settings: settings_module.Settings) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -78,6 +79,29 @@ class PayloadTooLarge(GatewayError):
 class InvalidInput(GatewayError):
     status = 422
     type = "validation_error"
+
+
+class RateLimited(GatewayError):
+    """A limit rule refused the call. Headers: ``Retry-After`` (whole seconds) and the IETF
+    ``RateLimit-Policy`` / ``RateLimit`` fields (draft-ietf-httpapi-ratelimit-headers: quota ``q`` per
+    window ``w`` seconds; remaining ``r`` and seconds to reset ``t``)."""
+
+    status = 429
+    type = "rate_limited"
+
+    def __init__(self, message: str, *, rule: str, limit: int, window: float, retry_after: float) -> None:
+        seconds = max(1, math.ceil(retry_after))
+        super().__init__(
+            message,
+            headers={
+                "Retry-After": str(seconds),
+                "RateLimit-Policy": f'"{rule}";q={limit};w={max(1, round(window))}',
+                "RateLimit": f'"{rule}";r=0;t={seconds}',
+            },
+            extra={"rule": rule, "retry_after": seconds},
+        )
+        self.rule = rule
+        self.retry_after = seconds
 
 
 class NoWorker(GatewayError):

@@ -26,10 +26,12 @@ from .fronts.a2a import A2aFront
 from .fronts.mcp import McpFront
 from .fronts.openapi import DOCS_PAGE, OpenAPIDocument
 from .fronts.rest import json_response, rest_router
+from .limits.limiter import Limiter
 from .runs.service import RunService
 from .settings import Settings
 from .store import MemoryRunStore, open_store
 from .store.base import AccessStore
+from .usage.accounting import UsageAccounting
 from .workers.completion import Completer, Completion, CompletionRequest
 from .workers.registry import EndpointInfo, EndpointRegistry
 from .workers.servicer import WorkerGateway, build_server, server_credentials
@@ -66,12 +68,20 @@ class Gateway:
             settings, self.registry, self.runs, self.gate.credentials, self.gate.audit
         )
         self.runs.audit = audit
+        #: token and cost accounting: counts workers' llm_end usage; the limiter reads it (usage_since)
+        self.usage = UsageAccounting(settings.prices, self.durable, self.ephemeral)
+        self.runs.usage = self.usage
+        self.limiter = Limiter(settings)
+        self.runs.limiter = self.limiter
+        #: reads the settings again (SIGHUP), when the process was started from a configuration
+        self.reload_settings: Callable[[], Settings] | None = None
         self.app = self._build_asgi()
         self.asgi = self.gate.guard(self.app)
 
     async def start(self) -> None:
         await self.durable.start()
         await self.gate.start()
+        await self.limiter.start()
         await self.bus.start(_Peers(self.runs, self.registry, self.completer))
         if self.bus.clustered:
             # This replica's catalogue goes to its peers whenever its own workers change it.
@@ -90,6 +100,7 @@ class Gateway:
         await self.a2a.close()
         await self.runs.close()
         await self.bus.close()
+        await self.limiter.close()
         await self.gate.close()
         await self.durable.close()
 
@@ -108,7 +119,27 @@ class Gateway:
             problems["bus"] = "cluster bus (NATS) unreachable"
         if not self.registry.served():
             problems["workers"] = "no worker serves any endpoint, here or on another replica"
+        if self.limiter.outage and not self.limiter.fail_open:
+            problems["limits"] = "shared limit counter unreachable: calls with a rate limit are refused"
         return problems
+
+    def reload(self) -> None:
+        """SIGHUP: read the settings again and apply what applies without a restart (the limit rules)."""
+        if self.reload_settings is None:
+            return
+        try:
+            settings = self.reload_settings()
+        except Exception as exc:
+            log.error("reload refused, the settings in force stay: %s", exc)
+            return
+        self.limiter.reload(settings.limits)
+        log.info("reloaded: %d limit rule(s)", len(settings.limits))
+
+    def degraded(self) -> dict[str, str]:
+        """What works but not as configured, by component (shown by ``/readyz``, still ready)."""
+        if self.limiter.outage and self.limiter.fail_open:
+            return {"limits": "shared limit counter unreachable: rate limits are not enforced"}
+        return {}
 
     def _build_asgi(self) -> Litestar:
         gateway = self
@@ -122,7 +153,11 @@ class Gateway:
             problems = await gateway.ready()
             if problems:
                 return json_response({"status": "unavailable", "problems": problems}, status=503)
-            return json_response({"status": "ready", "workers": len(gateway.runs.workers)})
+            body: dict[str, Any] = {"status": "ready", "workers": len(gateway.runs.workers)}
+            degraded = gateway.degraded()
+            if degraded:
+                body["degraded"] = degraded
+            return json_response(body)
 
         @get("/openapi.json")
         async def openapi(request: Request[Any, Any, Any]) -> Response[bytes]:
@@ -270,6 +305,8 @@ class Gateway:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        if self.reload_settings is not None:
+            loop.add_signal_handler(signal.SIGHUP, self.reload)
         waiter = asyncio.create_task(stop.wait())
         await asyncio.wait({waiter, http_task}, return_when=asyncio.FIRST_COMPLETED)
         log.info("shutting down")
@@ -316,7 +353,8 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def run(settings: Settings) -> int:
+def run(settings: Settings, reload: Callable[[], Settings] | None = None) -> int:
+    """Serve with ``settings``; ``reload`` reads them again on SIGHUP (the limit rules are applied)."""
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -326,6 +364,7 @@ def run(settings: Settings) -> int:
     # interval each handoff can wait that long for the GIL (measured: durable invoke p50 40 ms at c=32).
     sys.setswitchinterval(0.0005)
     gateway = Gateway(settings)
+    gateway.reload_settings = reload
     runner: Callable[[Coroutine[Any, Any, None]], None] = asyncio.run
     with contextlib.suppress(ImportError):
         import uvloop

@@ -17,6 +17,7 @@ import msgspec
 from msgspec import Meta
 
 from .access.oidc import IssuerConfig
+from .limits.rules import LimitRule
 
 ENV_PREFIX = "FASTAGENTIC_"
 
@@ -231,6 +232,29 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         float,
         _doc("Seconds an audit record is kept; 0 keeps them forever.", ge=0),
     ] = 7_776_000.0
+    limits: Annotated[
+        list[LimitRule],
+        _doc(
+            "Request rate limits, each a table: `name`, `rate` (`60/minute`), and optionally `burst`, "
+            "`per` (`principal`, `tenant`, `endpoint`), `endpoints`, `endpoint_rates`, `roles`, `scopes` "
+            "(see the limits guide). Every rule that applies to a call must admit it. Reloaded on SIGHUP. "
+            "In the environment: a JSON array of objects."
+        ),
+    ] = []
+    limits_fail: Annotated[
+        str,
+        _doc(
+            '`"open"`: calls are admitted unchecked while the shared limit counter (a cluster\'s NATS) '
+            'is unreachable; `"closed"`: they are refused with 503. Logged and shown in `/readyz` either way.'
+        ),
+    ] = "open"
+    limits_url: Annotated[
+        str,
+        _doc(
+            "NATS holding the shared limit counters, so replicas count together. Empty: `bus_url`; "
+            "with neither, a gateway counts alone, in memory."
+        ),
+    ] = ""
     sse_keepalive: Annotated[float, _doc("Seconds between SSE comment lines on an idle stream.", gt=0)] = 15.0
     retry_after: Annotated[int, _doc("Retry-After seconds sent with 503 when no worker serves.", ge=1)] = 5
     shutdown_grace: Annotated[float, _doc("Seconds to finish in-flight HTTP requests on SIGTERM.", ge=0)] = (
@@ -310,6 +334,25 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             ge=0,
         ),
     ] = 0.0
+    prices: Annotated[
+        dict[
+            Annotated[str, Meta(min_length=1, max_length=200)],
+            Annotated[
+                dict[
+                    typing.Literal["input_per_million", "output_per_million"],
+                    Annotated[float, Meta(ge=0, le=1_000_000)],
+                ],
+                Meta(min_length=2),
+            ],
+        ],
+        _doc(
+            "Price table turning tokens into cost when a worker reports usage (`llm_end`) without one: model "
+            "name -> `{input_per_million, output_per_million}` (both required, each 0 to 1e6, in your "
+            'currency per million tokens), e.g. `{"gpt-4o-mini" = {input_per_million = 0.15, '
+            "output_per_million = 0.6}}`. A model not listed and reported without a cost counts as unpriced. "
+            "In the environment: a JSON object."
+        ),
+    ] = {}
     debug: Annotated[
         bool, _doc("Include tracebacks of gateway errors in responses. Never in production.")
     ] = False
@@ -352,6 +395,15 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
                 raise ValueError(f"{name}: {path} is not a readable file")
         if self.public_url and not self.public_url.startswith(("http://", "https://")):
             raise ValueError(f"public_url must be an http:// or https:// URL, not {self.public_url!r}")
+        if self.limits_fail not in ("open", "closed"):
+            raise ValueError(f'limits_fail must be "open" or "closed", not {self.limits_fail!r}')
+        if self.limits_url and not self.limits_url.startswith(("nats://", "tls://")):
+            raise ValueError(
+                f"limits_url must be empty or a nats:// (or tls://) URL, not {self.limits_url!r}"
+            )
+        names = [rule.name for rule in self.limits]
+        if len(set(names)) != len(names):
+            raise ValueError("limits: each rule name may be used once")
         if self.log_level.lower() not in {"debug", "info", "warning", "error"}:
             raise ValueError(f"log_level must be debug, info, warning or error, not {self.log_level!r}")
 

@@ -12,6 +12,7 @@ from typing import Any, TypeVar, overload
 import msgspec
 
 from .context import RunContext
+from .rates import parse_rate
 from .schema import FunctionShape, inspect_function
 from .v1 import worker_pb2 as pb
 
@@ -119,6 +120,7 @@ class Endpoint:
     mime_type: str = ""
     output_schema: dict[str, Any] = field(default_factory=dict)
     completers: Mapping[str, Completer] = field(default_factory=dict)
+    rate_limit: str = ""
 
     def spec(self) -> pb.EndpointSpec:
         return pb.EndpointSpec(
@@ -135,6 +137,7 @@ class Endpoint:
             uri_template=self.uri_template,
             mime_type=self.mime_type,
             completions=sorted(self.completers),
+            rate_limit=self.rate_limit,
         )
 
     def encode_output(self, value: Any) -> bytes:
@@ -213,6 +216,7 @@ class App:
         scopes: Sequence[str] = (),
         tags: Sequence[str] = (),
         examples: Sequence[Any] = (),
+        rate_limit: str | None = None,
     ) -> Callable[[G], G]: ...
 
     def agent_endpoint(
@@ -227,9 +231,13 @@ class App:
         scopes: Sequence[str] = (),
         tags: Sequence[str] = (),
         examples: Sequence[Any] = (),
+        rate_limit: str | None = None,
     ) -> F | Callable[[F], F]:
-        """An agent: a run that may stream events and checkpoint. Durable by default."""
+        """An agent: a run that may stream events and checkpoint. Durable by default.
+
+        ``rate_limit`` (``"60/minute"``): the most calls the gateway admits per caller (principal)."""
         options = dict(
+            rate_limit=rate_limit,
             name=name,
             description=description,
             durable=durable,
@@ -253,6 +261,7 @@ class App:
         scopes: Sequence[str] = (),
         tags: Sequence[str] = (),
         examples: Sequence[Any] = (),
+        rate_limit: str | None = None,
     ) -> Callable[[G], G]: ...
 
     def tool(
@@ -266,9 +275,11 @@ class App:
         scopes: Sequence[str] = (),
         tags: Sequence[str] = (),
         examples: Sequence[Any] = (),
+        rate_limit: str | None = None,
     ) -> F | Callable[[F], F]:
-        """A tool: one call, ephemeral by default."""
+        """A tool: one call, ephemeral by default. ``rate_limit`` as for ``agent_endpoint``."""
         options = dict(
+            rate_limit=rate_limit,
             name=name,
             description=description,
             durable=durable,
@@ -378,8 +389,11 @@ class App:
         uri_template: str = "",
         mime_type: str = "",
         complete: Mapping[str, Callable[..., Any]] | None = None,
+        rate_limit: str | None = None,
     ) -> None:
         name = fn.__name__ if name is None else name
+        if rate_limit is not None:
+            parse_rate(rate_limit)  # ValueError naming the mistake, at import time
         if not NAME_PATTERN.fullmatch(name):
             raise ValueError(f"endpoint name {name!r} must match {NAME_PATTERN.pattern}")
         if name in self._endpoints:
@@ -430,4 +444,5 @@ class App:
             mime_type=mime_type,
             output_schema=output_schema,
             completers=completers,
+            rate_limit=rate_limit.strip() if rate_limit else "",
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -108,6 +109,29 @@ class RunContext:
         if message is not None:
             data["message"] = message
         await self.emit("progress", data)
+
+    async def usage(
+        self, model: str, *, input_tokens: int = 0, output_tokens: int = 0, cost: float | None = None
+    ) -> None:
+        """Report one LLM call's usage: an ``llm_end`` event ``{"model", "input_tokens", "output_tokens"}``
+        (and ``"cost"`` when given). The gateway adds it to the run's, the caller's and the tenant's totals,
+        pricing the tokens from its price table when ``cost`` is None. Values the gateway would refuse
+        (which would end this worker's connection) raise ValueError here instead."""
+        if not isinstance(model, str) or not 0 < len(model) <= 200:
+            raise ValueError("model must be a non-empty string of at most 200 characters")
+        if any(ord(c) < 0x20 or ord(c) == 0x7F or 0xD800 <= ord(c) <= 0xDFFF for c in model):
+            raise ValueError("model must not contain control characters or lone surrogates")
+        for name, count in (("input_tokens", input_tokens), ("output_tokens", output_tokens)):
+            if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count <= 2**53:
+                raise ValueError(f"{name} must be an integer from 0 to 2**53, not {count!r}")
+        data: dict[str, Any] = {"model": model, "input_tokens": input_tokens, "output_tokens": output_tokens}
+        if cost is not None:
+            if not isinstance(cost, int | float) or isinstance(cost, bool) or not math.isfinite(cost):
+                raise ValueError(f"cost must be a finite number, not {cost!r}")
+            if not 0 <= cost <= 1e9:
+                raise ValueError(f"cost must be from 0 to 1e9, not {cost!r}")
+            data["cost"] = cost
+        await self.emit("llm_end", data)
 
     async def log(self, message: str, level: str = "info") -> None:
         await self.emit("log", {"level": level, "message": message})

@@ -42,6 +42,7 @@ TARGETS = {
     "invoke_jwt_c32_ratio": 0.85,
     "invoke_jwt_uncached_c32_ratio": 0.85,
     "invoke_api_key_c32_ratio": 0.9,
+    "invoke_rate_limited_c32_ratio": 0.9,
 }
 
 
@@ -223,14 +224,14 @@ def paired(
     seconds: float,
     rounds: int = PAIRED_ROUNDS,
 ) -> dict[str, Any]:
-    """Each variant against the baseline, interleaved: ``rounds`` short rounds (``seconds`` in all per
-    target, at c=32 in every step) each load the baseline and every variant, in an order that rotates from
-    round to round. A variant's ratio is the median of its per-round ratios to the baseline of the same
-    round: the drift of a shared machine (seconds apart) does not count as its cost, and neither does the
-    position in a round. Its row merges its steps. Each target is (url, server pids, headers)."""
+    """Each variant against the baseline, interleaved: ``rounds`` short rounds (at c=32) each load the
+    baseline and every variant, in an order that rotates from round to round, each target ``2 * seconds``
+    in all. A variant's ratio is the median of its per-round ratios to the baseline of the same round: the
+    drift of a shared machine (seconds apart) does not count as its cost, and neither does the position in
+    a round. Its row merges its steps. Each target is (url, server pids, headers)."""
     names = ["", *variants]
     targets = {"": baseline, **variants}
-    step = max(seconds / rounds, 1.0)
+    step = max(2 * seconds / rounds, 0.2)
     rows: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
     for index in range(rounds):
         order = names[index % len(names) :] + names[: index % len(names)]
@@ -295,7 +296,18 @@ def bench_auth(servers: Servers, workdir: Path, body: str, seconds: float) -> di
         started = []
         none = start_gateway(servers, workdir / "auth-none")
         started.append(none)
-        targets = {}
+        # The same without authentication, with one rate limit that every call passes through (and that
+        # admits them all): what the limit stage costs.
+        limit = json.dumps([{"name": "bench", "rate": "100000000/minute"}])
+        limited = start_gateway(servers, workdir / "limited", limits=limit)
+        started.append(limited)
+        targets = {
+            "invoke_rate_limited_c32": (
+                f"{limited[2]}/v1/agents/echo/invoke",
+                [limited[0].pid, limited[1].pid],
+                None,
+            )
+        }
         for cache in ("10000", "0"):
             gateway, worker, base = start_gateway(
                 servers,
@@ -634,6 +646,7 @@ def summarize(results: dict[str, Any]) -> None:
         "invoke_jwt_c32_ratio": round(results["invoke_jwt_c32"]["paired_ratio"], 3),
         "invoke_jwt_uncached_c32_ratio": round(results["invoke_jwt_uncached_c32"]["paired_ratio"], 3),
         "invoke_api_key_c32_ratio": round(results["invoke_api_key_c32"]["paired_ratio"], 3),
+        "invoke_rate_limited_c32_ratio": round(results["invoke_rate_limited_c32"]["paired_ratio"], 3),
     }
     at_least = {
         "invoke_c32_ratio",
@@ -643,6 +656,7 @@ def summarize(results: dict[str, Any]) -> None:
         "invoke_jwt_c32_ratio",
         "invoke_jwt_uncached_c32_ratio",
         "invoke_api_key_c32_ratio",
+        "invoke_rate_limited_c32_ratio",
     }
     results["verdicts"] = {
         name: {
@@ -681,6 +695,7 @@ def markdown(results: dict[str, Any]) -> str:
             floor32,
         ),
         ("invoke_api_key_c32", "REST invoke, ephemeral, with an API key, c=32", floor32),
+        ("invoke_rate_limited_c32", "REST invoke, ephemeral, one rate limit (not reached), c=32", floor32),
         ("durable_sqlite_c1", "REST invoke, durable SQLite, c=1", floor1),
         ("durable_sqlite_c32", "REST invoke, durable SQLite, c=32", floor32),
         ("durable_postgresql_c1", "REST invoke, durable PostgreSQL, c=1", floor1),

@@ -43,6 +43,7 @@ def test_bench_harness_produces_every_figure_and_verdict(tmp_path: Path) -> None
         "invoke_jwt_c32",
         "invoke_jwt_uncached_c32",
         "invoke_api_key_c32",
+        "invoke_rate_limited_c32",
         "durable_sqlite_c1",
         "durable_sqlite_c32",
         "durable_postgresql_c1",
@@ -74,6 +75,7 @@ def test_bench_harness_produces_every_figure_and_verdict(tmp_path: Path) -> None
         "invoke_jwt_c32_ratio",
         "invoke_jwt_uncached_c32_ratio",
         "invoke_api_key_c32_ratio",
+        "invoke_rate_limited_c32_ratio",
     }
     table = (out / "latest.md").read_text()
     assert "| REST invoke, ephemeral, c=32 |" in table

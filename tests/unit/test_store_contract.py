@@ -961,7 +961,7 @@ async def test_sqlite_schema_is_versioned_and_uses_wal(tmp_path: Path) -> None:
     await store.close()
 
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 5
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     conn.close()
 
@@ -993,7 +993,7 @@ async def test_sqlite_file_of_schema_version_1_is_migrated_keeping_its_runs(tmp_
     finally:
         await store.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 5
     conn.close()
 
 
@@ -1024,7 +1024,7 @@ async def test_sqlite_file_of_schema_version_2_is_migrated_keeping_its_runs(tmp_
     finally:
         await store.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 5
     conn.close()
 
 
@@ -1067,6 +1067,7 @@ async def test_postgres_database_of_schema_version_1_is_migrated_keeping_its_run
             "0002_replay_and_deadlines",
             "0003_context_and_push_configs",
             "0004_credentials_and_audit",
+            "0005_usage",
         ]
         old = await store.get("run_old")
         assert old is not None and (old.replay_of, old.replay_checkpoint, old.deadline_at) == (
@@ -1098,11 +1099,12 @@ async def test_postgres_database_of_schema_version_2_is_migrated_keeping_its_run
         assert [m.name for m in store.applied] == [
             "0003_context_and_push_configs",
             "0004_credentials_and_audit",
+            "0005_usage",
         ]
         await assert_schema_2_run_migrated(store)
     finally:
         await store.close()
-    assert applied_versions(pg_url) == [1, 2, 3, 4]
+    assert applied_versions(pg_url) == [1, 2, 3, 4, 5]
 
 
 async def test_sqlite_refuses_a_newer_schema(tmp_path: Path) -> None:
@@ -1208,9 +1210,10 @@ async def test_postgres_migrations_are_versioned_and_idempotent(pg_url: str) -> 
         (2, "0002_replay_and_deadlines"),
         (3, "0003_context_and_push_configs"),
         (4, "0004_credentials_and_audit"),
+        (5, "0005_usage"),
     ]
     assert second == []
-    assert applied_versions(pg_url) == [1, 2, 3, 4]
+    assert applied_versions(pg_url) == [1, 2, 3, 4, 5]
     assert tables(pg_url) == {
         "fastagentic_schema_migrations",
         "fastagentic_runs",
@@ -1219,6 +1222,8 @@ async def test_postgres_migrations_are_versioned_and_idempotent(pg_url: str) -> 
         "fastagentic_push_configs",
         "fastagentic_credentials",
         "fastagentic_audit",
+        "fastagentic_run_usage",
+        "fastagentic_usage_daily",
     }
 
 
@@ -1234,9 +1239,10 @@ async def test_postgres_start_migrates_once_and_records_what_it_applied(pg_url: 
         "0002_replay_and_deadlines",
         "0003_context_and_push_configs",
         "0004_credentials_and_audit",
+        "0005_usage",
     ]
     assert second.applied == []
-    assert applied_versions(pg_url) == [1, 2, 3, 4]
+    assert applied_versions(pg_url) == [1, 2, 3, 4, 5]
 
 
 async def test_postgres_refuses_a_newer_schema(pg_url: str) -> None:
@@ -1246,20 +1252,20 @@ async def test_postgres_refuses_a_newer_schema(pg_url: str) -> None:
 
     for migrate in (True, False):
         store = PostgresRunStore(pg_url, migrate=migrate)
-        with pytest.raises(pg.SchemaError, match=r"schema version 99; this gateway knows versions up to 4"):
+        with pytest.raises(pg.SchemaError, match=r"schema version 99; this gateway knows versions up to 5"):
             await store.start()
         with pytest.raises(RuntimeError, match="not started"):
             await store.get("run_x")
     with pytest.raises(pg.SchemaError, match="schema version 99"):
         await PostgresRunStore(pg_url).migrate()
-    assert applied_versions(pg_url) == [1, 2, 3, 4, 99]
+    assert applied_versions(pg_url) == [1, 2, 3, 4, 5, 99]
 
 
 async def test_postgres_without_migrate_on_start_refuses_an_old_schema_until_migrated(pg_url: str) -> None:
     store = PostgresRunStore(pg_url, migrate=False)
 
     with pytest.raises(
-        pg.SchemaError, match=r"schema version 0; .* needs version 4.*fastagentic-gateway migrate"
+        pg.SchemaError, match=r"schema version 0; .* needs version 5.*fastagentic-gateway migrate"
     ):
         await store.start()
     assert "fastagentic_runs" not in tables(pg_url)
@@ -1293,8 +1299,8 @@ async def test_postgres_replicas_starting_together_on_an_empty_database_all_star
 
     await asyncio.gather(*(store.start() for store in stores))
     try:
-        assert sorted(len(store.applied) for store in stores) == [0, 0, 0, 4]
-        assert applied_versions(pg_url) == [1, 2, 3, 4]
+        assert sorted(len(store.applied) for store in stores) == [0, 0, 0, 5]
+        assert applied_versions(pg_url) == [1, 2, 3, 4, 5]
         run, _ = await stores[0].create(make_run())
         assert await stores[3].get(run.id) == run
     finally:
@@ -1429,15 +1435,16 @@ def test_migrate_command_on_postgresql_applies_then_has_nothing_to_apply(
     assert cli.main(argv) == 0
     second = capsys.readouterr().out
 
-    assert first.splitlines()[:4] == [
+    assert first.splitlines()[:5] == [
         "applied 0001_initial",
         "applied 0002_replay_and_deadlines",
         "applied 0003_context_and_push_configs",
         "applied 0004_credentials_and_audit",
+        "applied 0005_usage",
     ]
-    assert "schema now at version 4" in first
-    assert "schema already at version 4; nothing to apply" in second
-    assert applied_versions(pg_url) == [1, 2, 3, 4]
+    assert "schema now at version 5" in first
+    assert "schema already at version 5; nothing to apply" in second
+    assert applied_versions(pg_url) == [1, 2, 3, 4, 5]
 
 
 def test_migrate_command_on_sqlite_creates_and_migrates_the_file(
@@ -1450,15 +1457,16 @@ def test_migrate_command_on_sqlite_creates_and_migrates_the_file(
     assert cli.main(argv) == 0
     second = capsys.readouterr().out
 
-    assert first.splitlines()[:4] == [
+    assert first.splitlines()[:5] == [
         "applied SQLite schema version 1",
         "applied SQLite schema version 2",
         "applied SQLite schema version 3",
         "applied SQLite schema version 4",
+        "applied SQLite schema version 5",
     ]
     assert "nothing to apply" in second
     with sqlite3.connect(tmp_path / "data" / "runs.sqlite3") as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 5
     conn.close()
 
 

@@ -7,24 +7,29 @@ decoded and encoded with msgspec; the endpoint's input passes through as the byt
 from __future__ import annotations
 
 import base64
+import datetime
 import math
+import re
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import unquote
 
 import msgspec
 from litestar import Request, Response, Router, get, post
+from litestar.params import Parameter
 from litestar.response import Stream
 
 from ..access.gate import Gate
 from ..access.model import AuditQuery
-from ..access.policy import may_see, visible_only
+from ..access.policy import may_see, require_scope, visible_only
 from ..access.principal import principal_of, request_id_of
 from ..calls import decode_body, find_endpoint, make_call
 from ..errors import Conflict, InvalidInput, MalformedRequest, NotFound, RunFailed
 from ..runs.model import EndpointKind, Event, Run, RunError, RunQuery, RunStatus
 from ..runs.service import RunService
 from ..settings import Settings
+from ..usage.accounting import run_totals
+from ..usage.model import GROUP_FIELDS, MAX_USAGE_ROWS, ModelUsage, Totals, UsageQuery, UsageRow
 from ..validation import FieldError
 from ..workers.registry import EndpointRegistry
 
@@ -32,6 +37,61 @@ _encode = msgspec.json.encode
 JSON = "application/json"
 MAX_IDEMPOTENCY_KEY = 255
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+class RunUsageView(msgspec.Struct):
+    """A run's usage: its totals, and the same per model."""
+
+    input_tokens: int
+    output_tokens: int
+    cost: float
+    calls: int
+    unpriced_calls: int
+    by_model: dict[str, Totals]
+
+
+def run_usage_view(models: list[ModelUsage]) -> RunUsageView:
+    total = run_totals(models)
+    return RunUsageView(
+        input_tokens=total.input_tokens,
+        output_tokens=total.output_tokens,
+        cost=total.cost,
+        calls=total.calls,
+        unpriced_calls=total.unpriced_calls,
+        by_model={entry.model: entry.totals for entry in models},
+    )
+
+
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def usage_day(name: str, text: str | None) -> str | None:
+    """A ``from`` / ``to`` query parameter of ``/v1/usage``: a UTC date ``YYYY-MM-DD``, or None."""
+    if text is None:
+        return None
+    try:
+        if not _DAY.fullmatch(text):
+            raise ValueError(text)
+        return datetime.date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise MalformedRequest(f"{name} must be a UTC date YYYY-MM-DD, not {text[:40]!r}") from None
+
+
+def usage_group(text: str) -> tuple[str, ...]:
+    """The ``group_by`` query parameter of ``/v1/usage``: comma-separated GROUP_FIELDS, or empty."""
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    for name in names:
+        if name not in GROUP_FIELDS:
+            raise MalformedRequest(
+                f"group_by takes {', '.join(GROUP_FIELDS)} (comma-separated) or nothing, not {name[:40]!r}"
+            )
+    return tuple(name for name in GROUP_FIELDS if name in names)
+
+
+def usage_row_view(row: UsageRow, fields: tuple[str, ...]) -> dict[str, Any]:
+    view: dict[str, Any] = {name: getattr(row, name) for name in fields}
+    view.update(msgspec.structs.asdict(row.totals))
+    return view
 
 
 class ReplayOf(msgspec.Struct):
@@ -58,6 +118,7 @@ class RunView(msgspec.Struct, omit_defaults=True):
     deadline_at: float | None = None
     replay_of: ReplayOf | None = None
     context_id: str | None = None
+    usage: RunUsageView | None = None  # GET /v1/runs/{id} only
 
 
 class CheckpointView(msgspec.Struct):
@@ -238,6 +299,59 @@ def rest_router(settings: Settings, registry: EndpointRegistry, runs: RunService
         next_cursor = records[-1].id if len(records) == limit else None
         return json_response({"records": records, "next_cursor": next_cursor})
 
+    @get("/v1/usage")
+    async def usage(
+        request: Request[Any, Any, Any],
+        tenant: str | None = None,
+        principal: str | None = None,
+        endpoint: str | None = None,
+        model: str | None = None,
+        since: Annotated[str | None, Parameter(query="from")] = None,
+        to: str | None = None,
+        group_by: str = "day",
+        limit: int = 1000,
+    ) -> Response[bytes]:
+        require_scope(principal_of(request.scope), settings.admin_scope, "reading usage")
+        accounting = runs.usage
+        if accounting is None:
+            raise NotFound("usage accounting is off in this gateway")
+        if not 1 <= limit <= MAX_USAGE_ROWS:
+            raise MalformedRequest(f"limit must be between 1 and {MAX_USAGE_ROWS}")
+        for name, text in (
+            ("tenant", tenant),
+            ("principal", principal),
+            ("endpoint", endpoint),
+            ("model", model),
+        ):
+            if text is not None and (len(text) > 256 or "\x00" in text):
+                raise MalformedRequest(f"{name} must be at most 256 characters, without NUL")
+        first, last = usage_day("from", since), usage_day("to", to)
+        if first is not None and last is not None and first > last:
+            raise MalformedRequest(f"from ({first}) is after to ({last})")
+        fields = usage_group(group_by)
+        query = UsageQuery(
+            tenant=tenant,
+            principal=principal,
+            endpoint=endpoint,
+            model=model,
+            since=first,
+            until=last,
+            group_by=fields,
+            limit=limit + 1,
+        )
+        rows = await accounting.usage(query) if fields else []
+        summed = await accounting.usage(msgspec.structs.replace(query, group_by=(), limit=1))
+        return json_response(
+            {
+                "from": first,
+                "to": last,
+                "group_by": list(fields),
+                "rows": [usage_row_view(row, fields) for row in rows[:limit]],
+                "totals": summed[0].totals if summed else Totals(),
+                "truncated": len(rows) > limit,
+            }
+        )
+
     @post("/v1/agents/{name:str}/invoke")
     async def invoke(request: Request[Any, Any, Any], name: str) -> Response[bytes]:
         run, _ = await _start(request, EndpointKind.AGENT, name)
@@ -297,7 +411,11 @@ def rest_router(settings: Settings, registry: EndpointRegistry, runs: RunService
 
     @get("/v1/runs/{run_id:str}")
     async def get_run(request: Request[Any, Any, Any], run_id: str) -> Response[bytes]:
-        return json_response(run_view(await runs.require(run_id, principal_of(request.scope))))
+        run = await runs.require(run_id, principal_of(request.scope))
+        view = run_view(run)
+        if runs.usage is not None:
+            view.usage = run_usage_view(await runs.usage.run_usage(run))
+        return json_response(view)
 
     @get("/v1/runs/{run_id:str}/events")
     async def run_events(request: Request[Any, Any, Any], run_id: str) -> Stream:
@@ -374,6 +492,7 @@ def rest_router(settings: Settings, registry: EndpointRegistry, runs: RunService
         route_handlers=[
             list_endpoints,
             audit,
+            usage,
             invoke,
             stream,
             start_run,

@@ -32,8 +32,10 @@ from ..access.principal import Principal
 from ..bus.base import Bus, BusUnavailable, CancelNotice
 from ..calls import Call, find_endpoint, make_call
 from ..errors import Conflict, NotFound, NoWorker, StoreUnavailable, Unavailable
+from ..limits.limiter import Limiter
 from ..settings import Settings
 from ..store.base import RunStore
+from ..usage.accounting import InvalidUsage, UsageAccounting
 from ..workers.connection import ProtocolViolation, WorkerConnection
 from ..workers.registry import EndpointRegistry
 from .model import (
@@ -84,6 +86,10 @@ class RunService:
         self._store_ok = True  # False while the durable store is unreachable
         #: where run creations, cancels and replays are recorded (set when callers authenticate)
         self.audit: AuditLog | None = None
+        #: the limit stage every call passes before its run exists (set by the gateway)
+        self.limiter: Limiter | None = None
+        #: where the usage in workers' llm_end events is validated and counted (set by the gateway)
+        self.usage: UsageAccounting | None = None
         self._grace_until = 0.0  # no requeue for expired leases before this (monotonic): see _reap_forever
 
     # ------------------------------------------------------------------ lifecycle
@@ -140,6 +146,8 @@ class RunService:
         bus = self.bus
         if not bus.connected:
             raise Unavailable("the cluster bus (NATS) is unreachable; retry shortly")
+        if self.limiter is not None:
+            await self.limiter.admit(call.principal, info)
         # A run that leaves this replica must be visible to the others: in the shared store.
         durable = info.durable or (bus.clustered and not any(w.free > 0 for w in call.endpoint.workers))
         if durable and not self._store_ok:
@@ -755,6 +763,14 @@ class RunService:
                 await self._checkpoint_too_large(worker, message, len(event.checkpoint))
                 return
         batch = [_checked_event(message.run_id, event) for event in message.events]
+        usage = self.usage
+        reported = None
+        if usage is not None:
+            # Before anything is stored: invalid usage rejects the whole batch, as a bad event does.
+            try:
+                reported = usage.parse(message.run_id, int(message.first_seq), batch)
+            except InvalidUsage as exc:
+                raise ProtocolViolation(str(exc)) from None
         store = self._store(held.durable)
         try:
             stored = await self._until_stored(
@@ -766,6 +782,11 @@ class RunService:
         if stored:
             held.last_seq = stored[-1].seq
             self.bus.publish(message.run_id, stored)
+            if usage is not None and reported is not None:
+                # Only what was stored now (a resent batch adds nothing); each report counts once per seq.
+                await self._until_stored(
+                    worker, lambda: usage.count(message.run_id, held.durable, reported, stored)
+                )
         elif stored is None:
             # Fenced: cancelled or requeued elsewhere (a cancel notice that never arrived, say). Stop it here.
             self.on_cancel(CancelNotice(message.run_id, message.attempt, worker.worker_id, "run moved on"))

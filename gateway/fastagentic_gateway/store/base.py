@@ -19,6 +19,7 @@ from typing import Protocol
 
 from ..access.model import AuditQuery, AuditRecord, CredentialKind, StoredCredential
 from ..runs.model import Checkpoint, Event, NewEvent, PushConfig, Run, RunQuery, RunStatus, RunUpdate
+from ..usage.model import ModelUsage, UsageQuery, UsageReport, UsageRow
 
 
 class RunStore(Protocol):
@@ -103,6 +104,24 @@ class RunStore(Protocol):
 
     async def pushing(self, limit: int = 1000) -> builtins.list[Run]:
         """Active runs (queued, running, waiting_input) that have a push config, oldest first."""
+
+    # usage (usage/): a run's totals per model, and aggregates per (tenant, principal, endpoint, model, day)
+
+    async def add_usage(self, report: UsageReport, *, run: bool = True, aggregate: bool = True) -> bool:
+        """In one transaction: add ``report`` to its run's totals per model (``run``) and to the aggregates
+        of its UTC day (``aggregate``). With ``run``, a report is counted only when the run is in this store
+        and ``report.seq`` is above the seq of every report counted for the run before (so a repeated report
+        changes nothing); False, and nothing changed, otherwise. Token counts saturate at
+        ``usage.model.TOKEN_CAP``. A run's totals go with the run (``delete_finished``); aggregates stay."""
+
+    async def run_usage(self, run_id: str) -> builtins.list[ModelUsage]:
+        """The run's usage per model, sorted by model; empty when it has none."""
+
+    async def usage(self, query: UsageQuery) -> builtins.list[UsageRow]:
+        """The aggregates matching ``query``'s filters, summed per group of ``query.group_by`` (in the
+        order of ``usage.model.GROUP_FIELDS``; ValueError for another name), sorted by the grouped fields,
+        at most ``min(query.limit, MAX_USAGE_ROWS)`` rows. Without ``group_by``, one row of totals (zeros when
+        nothing matches)."""
 
 
 # The most records one ``AccessStore.audit`` call returns, whatever ``AuditQuery.limit`` asks.

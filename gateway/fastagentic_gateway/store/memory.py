@@ -36,6 +36,16 @@ from ..runs.model import (
     RunUpdate,
     SequenceGap,
 )
+from ..usage.model import (
+    GROUP_FIELDS,
+    ModelUsage,
+    Totals,
+    UsageQuery,
+    UsageReport,
+    UsageRow,
+    group_by,
+    usage_limit,
+)
 from .base import MAX_AUDIT_LIMIT
 
 _OPTIONAL_UPDATE_FIELDS = (
@@ -173,6 +183,22 @@ def _copy(run: Run) -> Run:
     return msgspec.structs.replace(run)
 
 
+# The key of a usage aggregate, in the order of usage.model.GROUP_FIELDS.
+UsageKey = tuple[str, str, str, str, str]  # day, tenant, principal, endpoint, model
+
+
+def usage_matches(key: UsageKey, query: UsageQuery) -> bool:
+    day, tenant, principal, endpoint, model = key
+    return (
+        (query.tenant is None or tenant == query.tenant)
+        and (query.principal is None or principal == query.principal)
+        and (query.endpoint is None or endpoint == query.endpoint)
+        and (query.model is None or model == query.model)
+        and (query.since is None or day >= query.since)
+        and (query.until is None or day <= query.until)
+    )
+
+
 class MemoryRunStore:
     def __init__(self, max_finished: int = 10_000, max_audit: int = 100_000) -> None:
         if max_finished < 0:
@@ -194,6 +220,10 @@ class MemoryRunStore:
         self._credentials: dict[str, StoredCredential] = {}
         self._audit: builtins.list[AuditRecord] = []
         self._last_audit_id = 0
+        # Usage: per run (run id -> model -> totals, and the seq of the last report counted), and aggregates.
+        self._run_usage: dict[str, dict[str, Totals]] = {}
+        self._usage_seq: dict[str, int] = {}
+        self._usage_daily: dict[UsageKey, Totals] = {}
 
     async def start(self) -> None:
         return None
@@ -363,6 +393,42 @@ class MemoryRunStore:
         )
         return [_copy(run) for run in found[: max(limit, 0)]]
 
+    # usage
+
+    async def add_usage(self, report: UsageReport, *, run: bool = True, aggregate: bool = True) -> bool:
+        if run:
+            if report.run_id not in self._runs or report.seq <= self._usage_seq.get(report.run_id, 0):
+                return False
+            self._usage_seq[report.run_id] = report.seq
+            totals = self._run_usage.setdefault(report.run_id, {})
+            for entry in report.models:
+                totals[entry.model] = totals.get(entry.model, Totals()) + entry.totals
+        if aggregate:
+            day = report.day
+            for entry in report.models:
+                key = (day, report.tenant, report.principal, report.endpoint, entry.model)
+                self._usage_daily[key] = self._usage_daily.get(key, Totals()) + entry.totals
+        return True
+
+    async def run_usage(self, run_id: str) -> builtins.list[ModelUsage]:
+        totals = self._run_usage.get(run_id, {})
+        return [ModelUsage(model=model, totals=totals[model]) for model in sorted(totals)]
+
+    async def usage(self, query: UsageQuery) -> builtins.list[UsageRow]:
+        fields = group_by(query)
+        positions = [i for i, name in enumerate(GROUP_FIELDS) if name in fields]
+        groups: dict[tuple[str, ...], Totals] = {}
+        for key, totals in self._usage_daily.items():
+            if usage_matches(key, query):
+                group = tuple(key[i] for i in positions)
+                groups[group] = groups.get(group, Totals()) + totals
+        if not fields:
+            return [UsageRow(totals=groups.get((), Totals()))][: usage_limit(query)]
+        return [
+            UsageRow(**dict(zip(fields, group, strict=True)), totals=groups[group])
+            for group in sorted(groups)[: usage_limit(query)]
+        ]
+
     # access: credentials and the audit log
 
     async def put_credential(self, credential: StoredCredential) -> None:
@@ -457,6 +523,8 @@ class MemoryRunStore:
         del self._events[run_id]
         del self._checkpoints[run_id]
         self._push_configs.pop(run_id, None)
+        self._run_usage.pop(run_id, None)
+        self._usage_seq.pop(run_id, None)
         self._active.pop(run_id, None)
         self._finished.pop(run_id, None)
         tenant_ids = self._by_tenant[run.caller.tenant]

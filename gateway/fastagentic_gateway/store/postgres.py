@@ -49,6 +49,7 @@ from ..runs.model import (
     RunStatus,
     RunUpdate,
 )
+from ..usage.model import TOKEN_CAP, ModelUsage, UsageQuery, UsageReport, UsageRow, totals_of
 from .memory import admits, applied, checkpoints_of, stamped, trimmed
 
 # The row <-> Run mapping is the SQLite store's: same columns, in the same order.
@@ -58,6 +59,7 @@ from .sqlite import (
     AUDIT_INSERT_COLUMNS,
     CREDENTIAL_COLUMNS,
     RUN_COLUMN_COUNT,
+    USAGE_COLUMNS,
     _checkpoint_from_row,
     _event_from_row,
     _push_config_from_row,
@@ -71,6 +73,9 @@ from .sqlite import (
     credential_values,
     credentials_sql,
     list_sql,
+    usage_row,
+    usage_sql,
+    usage_values,
 )
 
 T = TypeVar("T")
@@ -236,6 +241,29 @@ _INSERT_AUDIT = f"""
     ORDER BY n
 """
 _SELECT_AUDIT = f"SELECT {AUDIT_COLUMNS} FROM fastagentic_audit"
+# Usage rows: added to what is stored, token counts saturating at TOKEN_CAP (the sum is taken as numeric, so
+# it cannot overflow bigint on the way). Rows are written in model order, so concurrent reports of one key
+# lock its rows in the same order.
+_ADD_USAGE_PG = f"""
+    input_tokens = LEAST(t.input_tokens::numeric + excluded.input_tokens, {TOKEN_CAP})::bigint,
+    output_tokens = LEAST(t.output_tokens::numeric + excluded.output_tokens, {TOKEN_CAP})::bigint,
+    cost = t.cost + excluded.cost, calls = t.calls + excluded.calls,
+    unpriced_calls = t.unpriced_calls + excluded.unpriced_calls
+"""
+_USAGE_UNNEST = (
+    "unnest(%s::text[], %s::bigint[], %s::bigint[], %s::float8[], %s::bigint[], %s::bigint[]) "
+    f"AS u (model, {USAGE_COLUMNS})"
+)
+_INSERT_RUN_USAGE = f"""
+    INSERT INTO fastagentic_run_usage AS t (run_id, model, {USAGE_COLUMNS})
+    SELECT %s, u.model, {USAGE_COLUMNS} FROM {_USAGE_UNNEST} ORDER BY u.model
+    ON CONFLICT (run_id, model) DO UPDATE SET {_ADD_USAGE_PG}
+"""
+_INSERT_USAGE_DAILY = f"""
+    INSERT INTO fastagentic_usage_daily AS t (tenant, day, principal, endpoint, model, {USAGE_COLUMNS})
+    SELECT %s, %s::date, %s, %s, u.model, {USAGE_COLUMNS} FROM {_USAGE_UNNEST} ORDER BY u.model
+    ON CONFLICT (tenant, day, principal, endpoint, model) DO UPDATE SET {_ADD_USAGE_PG}
+"""
 _TERMINAL = sorted(str(status) for status in TERMINAL)
 _ACTIVE = sorted(str(status) for status in ACTIVE)
 
@@ -635,6 +663,56 @@ class PostgresRunStore:
             "(SELECT 1 FROM fastagentic_push_configs p WHERE p.run_id = r.id) ORDER BY id LIMIT %s",
             (_ACTIVE, max(limit, 0)),
         )
+
+    # usage
+
+    async def add_usage(self, report: UsageReport, *, run: bool = True, aggregate: bool = True) -> bool:
+        columns = [builtins.list(column) for column in zip(*map(usage_values, report.models), strict=True)]
+        models = [entry.model for entry in report.models]
+
+        async def add(conn: Conn) -> bool:
+            async with conn.transaction():
+                if run:
+                    # Counted once per seq: the run's marker moves forward (locking its row), or nothing is.
+                    cur = await conn.execute(
+                        "UPDATE fastagentic_runs SET usage_seq = %s WHERE id = %s AND usage_seq < %s",
+                        (report.seq, report.run_id, report.seq),
+                    )
+                    if cur.rowcount != 1:
+                        return False
+                    await conn.execute(_INSERT_RUN_USAGE, [report.run_id, models, *columns])
+                if aggregate:
+                    key = [report.tenant, report.day, report.principal, report.endpoint]
+                    await conn.execute(_INSERT_USAGE_DAILY, [*key, models, *columns])
+            return True
+
+        return await self._call(add)
+
+    async def run_usage(self, run_id: str) -> builtins.list[ModelUsage]:
+        async def select(conn: Conn) -> builtins.list[ModelUsage]:
+            cur = await conn.execute(
+                f"SELECT model, {USAGE_COLUMNS} FROM fastagentic_run_usage WHERE run_id = %s ORDER BY model",
+                (run_id,),
+            )
+            return [ModelUsage(model=row[0], totals=totals_of(*row[1:])) for row in await cur.fetchall()]
+
+        return await self._call(select)
+
+    async def usage(self, query: UsageQuery) -> builtins.list[UsageRow]:
+        sql, params, fields = usage_sql(
+            "fastagentic_usage_daily",
+            query,
+            "%s",
+            day="to_char(day, 'YYYY-MM-DD')",
+            day_mark="%s::date",
+            total="COALESCE(SUM({}), 0)",
+        )
+
+        async def select(conn: Conn) -> builtins.list[UsageRow]:
+            cur = await conn.execute(sql, params)
+            return [usage_row(fields, row) for row in await cur.fetchall()]
+
+        return await self._call(select)
 
     # access: credentials and the audit log
 

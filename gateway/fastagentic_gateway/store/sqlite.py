@@ -40,6 +40,16 @@ from ..runs.model import (
     RunStatus,
     RunUpdate,
 )
+from ..usage.model import (
+    TOKEN_CAP,
+    ModelUsage,
+    UsageQuery,
+    UsageReport,
+    UsageRow,
+    group_by,
+    totals_of,
+    usage_limit,
+)
 from .memory import admits, applied, audit_limit, audit_stored, checkpoints_of, stamped, trimmed
 
 T = TypeVar("T")
@@ -164,6 +174,39 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """,
         "CREATE INDEX audit_tenant_id ON audit (tenant, id DESC)",
         "CREATE INDEX audit_ts ON audit (ts)",
+    ),
+    # 5: usage (usage/): a run's totals per model (gone with the run), the seq of the last report counted
+    # for the run, and aggregates per tenant, UTC day ("YYYY-MM-DD"), principal, endpoint and model.
+    (
+        "ALTER TABLE runs ADD COLUMN usage_seq INTEGER NOT NULL DEFAULT 0",
+        """
+        CREATE TABLE run_usage (
+            run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+            model TEXT NOT NULL,
+            input_tokens INTEGER NOT NULL,
+            output_tokens INTEGER NOT NULL,
+            cost REAL NOT NULL,
+            calls INTEGER NOT NULL,
+            unpriced_calls INTEGER NOT NULL,
+            PRIMARY KEY (run_id, model)
+        ) WITHOUT ROWID
+        """,
+        """
+        CREATE TABLE usage_daily (
+            tenant TEXT NOT NULL,
+            day TEXT NOT NULL,
+            principal TEXT NOT NULL,
+            endpoint TEXT NOT NULL,
+            model TEXT NOT NULL,
+            input_tokens INTEGER NOT NULL,
+            output_tokens INTEGER NOT NULL,
+            cost REAL NOT NULL,
+            calls INTEGER NOT NULL,
+            unpriced_calls INTEGER NOT NULL,
+            PRIMARY KEY (tenant, day, principal, endpoint, model)
+        ) WITHOUT ROWID
+        """,
+        "CREATE INDEX usage_daily_day ON usage_daily (day)",
     ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -474,6 +517,68 @@ def audit_sql(select: str, query: AuditQuery, mark: str) -> tuple[str, list[Any]
     sql += f" ORDER BY id DESC LIMIT {mark}"
     params.append(audit_limit(query))
     return sql, params
+
+
+USAGE_COLUMNS = "input_tokens, output_tokens, cost, calls, unpriced_calls"
+# Added to a stored row: token counts saturate at TOKEN_CAP (usage.model).
+_ADD_USAGE = f"""
+    input_tokens = MIN(input_tokens + excluded.input_tokens, {TOKEN_CAP}),
+    output_tokens = MIN(output_tokens + excluded.output_tokens, {TOKEN_CAP}),
+    cost = cost + excluded.cost, calls = calls + excluded.calls,
+    unpriced_calls = unpriced_calls + excluded.unpriced_calls
+"""
+_INSERT_RUN_USAGE = f"""
+    INSERT INTO run_usage (run_id, model, {USAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (run_id, model) DO UPDATE SET {_ADD_USAGE}
+"""
+_INSERT_USAGE_DAILY = f"""
+    INSERT INTO usage_daily (tenant, day, principal, endpoint, model, {USAGE_COLUMNS})
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (tenant, day, principal, endpoint, model) DO UPDATE SET {_ADD_USAGE}
+"""
+
+
+def usage_values(entry: ModelUsage) -> tuple[Any, ...]:
+    """The ``USAGE_COLUMNS`` of ``entry``."""
+    t = entry.totals
+    return (t.input_tokens, t.output_tokens, t.cost, t.calls, t.unpriced_calls)
+
+
+def usage_sql(
+    table: str, query: UsageQuery, mark: str, *, day: str, day_mark: str, total: str
+) -> tuple[str, list[Any], tuple[str, ...]]:
+    """The SQL of ``RunStore.usage`` for ``query``, its parameters and the grouped fields (selected first,
+    in that order, then the five sums). ``day``: the select expression of the day as ``YYYY-MM-DD``;
+    ``day_mark``: the placeholder of a day parameter; ``total``: the sum of a column (``{}``), 0 when none."""
+    fields = group_by(query)
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column in ("tenant", "principal", "endpoint", "model"):
+        value = getattr(query, column)
+        if value is not None:
+            clauses.append(f"{column} = {mark}")
+            params.append(value)
+    if query.since is not None:
+        clauses.append(f"day >= {day_mark}")
+        params.append(query.since)
+    if query.until is not None:
+        clauses.append(f"day <= {day_mark}")
+        params.append(query.until)
+    selected = [day if name == "day" else name for name in fields]
+    sums = [total.format(column) for column in USAGE_COLUMNS.split(", ")]
+    sql = f"SELECT {', '.join([*selected, *sums])} FROM {table}"
+    if clauses:
+        sql += " WHERE " + " AND ".join(clauses)
+    if fields:
+        sql += f" GROUP BY {', '.join(fields)} ORDER BY {', '.join(fields)}"
+    sql += f" LIMIT {mark}"
+    params.append(usage_limit(query))
+    return sql, params, fields
+
+
+def usage_row(fields: tuple[str, ...], row: Sequence[Any]) -> UsageRow:
+    keys = dict(zip(fields, row[: len(fields)], strict=True))
+    return UsageRow(**keys, totals=totals_of(*row[len(fields) :]))
 
 
 def where_sql(query: RunQuery, mark: str) -> tuple[str, list[Any]]:
@@ -932,6 +1037,47 @@ class SQLiteRunStore:
                 )
             ]
         )
+
+    # usage
+
+    async def add_usage(self, report: UsageReport, *, run: bool = True, aggregate: bool = True) -> bool:
+        def add(conn: sqlite3.Connection) -> bool:
+            if run:
+                # Counted once per seq: the run's marker moves forward, or nothing is counted.
+                moved = conn.execute(
+                    "UPDATE runs SET usage_seq = ? WHERE id = ? AND usage_seq < ?",
+                    (report.seq, report.run_id, report.seq),
+                ).rowcount
+                if moved != 1:
+                    return False
+                conn.executemany(
+                    _INSERT_RUN_USAGE,
+                    [(report.run_id, entry.model, *usage_values(entry)) for entry in report.models],
+                )
+            if aggregate:
+                key = (report.tenant, report.day, report.principal, report.endpoint)
+                conn.executemany(
+                    _INSERT_USAGE_DAILY,
+                    [(*key, entry.model, *usage_values(entry)) for entry in report.models],
+                )
+            return True
+
+        return await self._write(add)
+
+    async def run_usage(self, run_id: str) -> builtins.list[ModelUsage]:
+        return await self._read(
+            lambda conn: [
+                ModelUsage(model=row[0], totals=totals_of(*row[1:]))
+                for row in conn.execute(
+                    f"SELECT model, {USAGE_COLUMNS} FROM run_usage WHERE run_id = ? ORDER BY model", (run_id,)
+                )
+            ]
+        )
+
+    async def usage(self, query: UsageQuery) -> builtins.list[UsageRow]:
+        # total(): a float sum, which (unlike sum()) cannot overflow; totals_of() makes integers again.
+        sql, params, fields = usage_sql("usage_daily", query, "?", day="day", day_mark="?", total="total({})")
+        return await self._read(lambda conn: [usage_row(fields, row) for row in conn.execute(sql, params)])
 
     # access: credentials and the audit log
 

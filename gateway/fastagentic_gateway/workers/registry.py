@@ -21,6 +21,7 @@ import msgspec
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
+from fastagentic.rates import parse_rate
 from fastagentic.v1 import worker_pb2 as pb
 
 from ..runs.model import EndpointKind
@@ -63,6 +64,7 @@ class EndpointInfo(msgspec.Struct, frozen=True, kw_only=True):
     examples: list[Any]
     uri_template: str | None = None
     mime_type: str | None = None
+    rate_limit: str | None = None  # what the endpoint's author allows each principal ("60/minute")
 
 
 class Endpoint:
@@ -178,8 +180,18 @@ def endpoint_from_spec(spec: pb.EndpointSpec) -> Endpoint:
         examples=examples,
         uri_template=spec.uri_template or None,
         mime_type=spec.mime_type or None,
+        rate_limit=_rate_limit(spec),
     )
     return Endpoint(info)
+
+
+def _rate_limit(spec: pb.EndpointSpec) -> str | None:
+    if not spec.rate_limit:
+        return None
+    try:
+        return parse_rate(spec.rate_limit).text
+    except ValueError as exc:
+        raise RegistrationError(f"endpoint {spec.name!r}: rate_limit: {exc}") from None
 
 
 def fingerprint_of(info: EndpointInfo) -> bytes:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from google.protobuf.json_format import MessageToDict
 
@@ -28,7 +29,7 @@ from a2a.utils.errors import (
 from ...access.policy import visible
 from ...access.principal import ANONYMOUS, Principal
 from ...calls import Call, find_endpoint, make_call
-from ...errors import Conflict, GatewayError, InvalidInput, NotFound, NoWorker
+from ...errors import Conflict, GatewayError, InvalidInput, NotFound, NoWorker, RateLimited
 from ...runs.model import EndpointKind, Run
 from ...runs.service import RunService
 from ...workers.registry import Endpoint, EndpointRegistry
@@ -161,10 +162,14 @@ class RunContextBuilder(RequestContextBuilder):
     async def _submit(self, call: Call) -> Run:
         try:
             run, _ = await self.runs.submit(call)
-        except NoWorker as exc:
-            raise InternalError(message=exc.message, data={"type": "no_worker"}) from exc
         except GatewayError as exc:
-            raise InternalError(message=exc.message, data={"type": exc.type}) from exc
+            # A refusal (a rate limit, no worker, the store down) with its retry hint, as MCP gives it.
+            data: dict[str, Any] = {"type": exc.type}
+            if "Retry-After" in exc.headers:
+                data["retryAfter"] = int(exc.headers["Retry-After"])
+            if isinstance(exc, RateLimited):
+                data["rule"] = exc.rule
+            raise InternalError(message=exc.message, data=data) from exc
         return run
 
 

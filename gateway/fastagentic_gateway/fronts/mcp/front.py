@@ -66,7 +66,7 @@ from .results import (
     tool_result,
 )
 from .resumption import SessionEvents
-from .running import run_to_end
+from .running import run_to_end, submit
 from .sessions import LegacySessions
 from .streaming import Relay
 from .tasks import (
@@ -312,7 +312,7 @@ class McpFront:
         except GatewayError as exc:
             raise MCPError(error_code(exc), exc.message, error_data(exc)) from exc
         if view.tasks and is_modern(ctx) and declares_tasks(ctx):
-            run, _ = await self.runs.submit(call)
+            run = await submit(self.runs, call)
             return self.tasks.created(ctx, run)
         _, outcome = await run_to_end(self.runs, call, self._relay(ctx, params.name))
         return tool_result(view, outcome)
@@ -366,7 +366,7 @@ class McpFront:
             call = self._call(ctx, view.endpoint.info.kind, request.name, request.arguments or {})
         except GatewayError as exc:
             raise MCPError(error_code(exc), exc.message, error_data(exc)) from exc
-        run, _ = await self.runs.submit(call)
+        run = await submit(self.runs, call)
         self.tasks.request_ttl(run, request.task.ttl if request.task is not None else None)
         meta = ctx.meta
         relay = Relay(

@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 from mcp_types import INTERNAL_ERROR, INVALID_PARAMS
 
-from ...errors import GatewayError, NoWorker
+from ...errors import GatewayError, NoWorker, RateLimited
 from ...runs.model import RunError, RunStatus
 from .catalogue import ToolView
 
@@ -97,10 +97,18 @@ def error_data(exc: GatewayError) -> dict[str, Any]:
         data["errors"] = [{"path": e.path, "message": e.message} for e in exc.errors]
     if "Retry-After" in exc.headers:
         data["retryAfter"] = int(exc.headers["Retry-After"])
+    if isinstance(exc, RateLimited):
+        data["rule"] = exc.rule
     return data
 
 
+#: JSON-RPC code of a call refused by a rate limit (implementation-defined server error range; 429).
+RATE_LIMITED = -32029
+
+
 def error_code(exc: GatewayError) -> int:
+    if exc.status == 429:
+        return RATE_LIMITED
     return INVALID_PARAMS if exc.status in (400, 404, 422) else INTERNAL_ERROR
 
 

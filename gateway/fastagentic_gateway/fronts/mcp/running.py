@@ -11,18 +11,29 @@ import contextlib
 
 import anyio
 
+from mcp.shared.exceptions import MCPError
+
 from ...calls import Call
-from ...errors import Conflict, NotFound
+from ...errors import Conflict, GatewayError, NotFound
 from ...runs.model import TERMINAL_EVENT, Run
 from ...runs.service import RunService
-from .results import Outcome, outcome_of_event
+from .results import Outcome, error_code, error_data, outcome_of_event
 from .streaming import Relay
 
 _TERMINAL_KINDS = frozenset(TERMINAL_EVENT.values())
 
 
+async def submit(runs: RunService, call: Call) -> Run:
+    """``runs.submit``, its refusals (a rate limit, the store down) as JSON-RPC errors."""
+    try:
+        run, _ = await runs.submit(call)
+    except GatewayError as exc:
+        raise MCPError(error_code(exc), exc.message, error_data(exc)) from exc
+    return run
+
+
 async def run_to_end(runs: RunService, call: Call, relay: Relay | None = None) -> tuple[Run, Outcome]:
-    run, _ = await runs.submit(call)
+    run = await submit(runs, call)
     return run, await finish(runs, run, relay)
 
 

@@ -1,0 +1,1 @@
+"""Limits: the second stage of the request pipeline (authenticate -> authorize -> limit -> hooks)."""
