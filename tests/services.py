@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import os
 import secrets
+import shutil
 import socket
 import time
 from collections.abc import Iterator
@@ -107,6 +108,17 @@ def require_nats() -> str:
     if problem is not None:
         _unavailable(problem)
     return f"nats://{os.environ.get('FASTAGENTIC_TEST_NATS', DEFAULT_NATS)}"
+
+
+def require_nats_server() -> str:
+    """The nats-server binary, for a test that runs a NATS of its own (to take it down)."""
+    found = shutil.which("nats-server") or (
+        "/usr/sbin/nats-server" if os.path.exists("/usr/sbin/nats-server") else None
+    )
+    if found is None:
+        _unavailable("the nats-server binary is not installed (PATH or /usr/sbin/nats-server)")
+    assert found is not None
+    return found
 
 
 def _where(url: str) -> str:

@@ -27,7 +27,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from tests.conftest import ROOT, Cluster, Gateway, Process, Worker, base_env, free_port, wait_until
 from tests.e2e.a2a_support import collect, data_message, output_of, request
-from tests.services import postgres_database, require_nats
+from tests.services import postgres_database, require_nats, require_nats_server
 
 WORKER = "tests.workers.limited:app"
 WORKER_TOKEN = "limits-worker-secret-0123456789"
@@ -259,9 +259,9 @@ def test_two_replicas_enforce_one_shared_limit(cluster: Cluster) -> None:
 class _Nats(Process):
     """A NATS server of the test's own, to take down."""
 
-    def __init__(self, log_dir: Path, store: Path) -> None:
+    def __init__(self, log_dir: Path, store: Path, binary: str) -> None:
         self.port = free_port()
-        args = ["/usr/sbin/nats-server", "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(store)]
+        args = [binary, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(store)]
         super().__init__("nats", args, {}, log_dir)
 
     @property
@@ -274,9 +274,7 @@ def test_an_outage_of_the_shared_counter_fails_as_configured(
     cluster: Cluster, tmp_path: Path, mode: str
 ) -> None:
     require_nats()
-    if not Path("/usr/sbin/nats-server").exists():
-        pytest.skip("nats-server binary not found at /usr/sbin/nats-server")
-    server = _Nats(cluster.logs, tmp_path / "nats")
+    server = _Nats(cluster.logs, tmp_path / "nats", require_nats_server())
     server.start()
     cluster.processes.append(server)
     wait_until(lambda: "Server is ready" in server.output(), what="the test's NATS server")
