@@ -104,6 +104,41 @@ class RateLimited(GatewayError):
         self.retry_after = seconds
 
 
+class BudgetExceeded(GatewayError):
+    """A day or month budget is spent: no new run until it resets (``Retry-After``, ``resets_at``).
+    Like OpenAI's ``insufficient_quota``, a 429 whose wait is the rest of the period."""
+
+    status = 429
+    type = "budget_exceeded"
+
+    def __init__(self, message: str, *, budget: str, resets_at: float, now: float) -> None:
+        seconds = max(1, math.ceil(resets_at - now))
+        super().__init__(
+            message,
+            headers={"Retry-After": str(seconds)},
+            extra={"budget": budget, "resets_at": int(resets_at), "retry_after": seconds},
+        )
+        self.budget = budget
+
+
+class ConcurrencyLimited(GatewayError):
+    """A concurrency rule with ``when_full = "refuse"`` is full: its key has ``limit`` runs accepted and
+    unfinished. ``Retry-After`` is a second: a slot frees when one of them ends, which the gateway cannot
+    foresee."""
+
+    status = 429
+    type = "concurrency_limited"
+
+    def __init__(self, message: str, *, rule: str, limit: int, retry_after: int = 1) -> None:
+        super().__init__(
+            message,
+            headers={"Retry-After": str(retry_after)},
+            extra={"rule": rule, "limit": limit, "retry_after": retry_after},
+        )
+        self.rule = rule
+        self.limit = limit
+
+
 class NoWorker(GatewayError):
     status = 503
     type = "no_worker"

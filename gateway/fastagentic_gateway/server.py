@@ -26,11 +26,13 @@ from .fronts.a2a import A2aFront
 from .fronts.mcp import McpFront
 from .fronts.openapi import DOCS_PAGE, OpenAPIDocument
 from .fronts.rest import json_response, rest_router
+from .limits.budgets import Budgets
 from .limits.limiter import Limiter
 from .runs.service import RunService
 from .settings import Settings
 from .store import MemoryRunStore, open_store
 from .store.base import AccessStore
+from .telemetry.metrics import GatewayMetrics
 from .usage.accounting import UsageAccounting
 from .workers.completion import Completer, Completion, CompletionRequest
 from .workers.registry import EndpointInfo, EndpointRegistry
@@ -68,11 +70,24 @@ class Gateway:
             settings, self.registry, self.runs, self.gate.credentials, self.gate.audit
         )
         self.runs.audit = audit
-        #: token and cost accounting: counts workers' llm_end usage; the limiter reads it (usage_since)
+        #: token and cost accounting: counts workers' llm_end usage; the budgets read it
         self.usage = UsageAccounting(settings.prices, self.durable, self.ephemeral)
         self.runs.usage = self.usage
         self.limiter = Limiter(settings)
         self.runs.limiter = self.limiter
+        self.budgets = Budgets(
+            settings.budgets,
+            self.usage,
+            self.limiter.counters,
+            refresh=settings.budget_refresh,
+            webhook=settings.budget_webhook,
+            fail_open=settings.limits_fail == "open",
+        )
+        self.budgets.audit = self.gate.audit
+        #: Prometheus metrics, served on metrics_port when set
+        self.metrics = GatewayMetrics()
+        self.limiter.metrics = self.budgets.metrics = self.metrics
+        self.runs.budgets = self.budgets if settings.budgets else None
         #: reads the settings again (SIGHUP), when the process was started from a configuration
         self.reload_settings: Callable[[], Settings] | None = None
         self.app = self._build_asgi()
@@ -82,6 +97,9 @@ class Gateway:
         await self.durable.start()
         await self.gate.start()
         await self.limiter.start()
+        await self.budgets.start()
+        if self.settings.metrics_port:
+            self.metrics.serve(self.settings.metrics_host, self.settings.metrics_port)
         await self.bus.start(_Peers(self.runs, self.registry, self.completer))
         if self.bus.clustered:
             # This replica's catalogue goes to its peers whenever its own workers change it.
@@ -101,6 +119,8 @@ class Gateway:
         await self.runs.close()
         await self.bus.close()
         await self.limiter.close()
+        await self.budgets.close()
+        self.metrics.close()
         await self.gate.close()
         await self.durable.close()
 
@@ -133,7 +153,11 @@ class Gateway:
             log.error("reload refused, the settings in force stay: %s", exc)
             return
         self.limiter.reload(settings.limits)
-        log.info("reloaded: %d limit rule(s)", len(settings.limits))
+        self.runs.reload_concurrency(settings.concurrency)
+        log.info("reloaded: %d concurrency rule(s)", len(settings.concurrency))
+        self.budgets.reload(settings.budgets)
+        self.runs.budgets = self.budgets if settings.budgets else None
+        log.info("reloaded: %d limit rule(s), %d budget(s)", len(settings.limits), len(settings.budgets))
 
     def degraded(self) -> dict[str, str]:
         """What works but not as configured, by component (shown by ``/readyz``, still ready)."""
@@ -250,7 +274,11 @@ class Gateway:
             "A2A": f"{base}/a2a/{{name}}  (JSON-RPC and HTTP+JSON, A2A 1.0 and 0.3; "
             f"card: {base}/.well-known/agent-card.json)",
             "workers (gRPC)": f"{self.settings.grpc_host}:{grpc_port}",
-        }
+        } | (
+            {"metrics": f"http://{self.settings.metrics_host}:{self.settings.metrics_port}/metrics"}
+            if self.settings.metrics_port
+            else {}
+        )
 
     async def serve(self) -> None:
         """Serve until SIGTERM / SIGINT, then stop taking requests and close in order."""

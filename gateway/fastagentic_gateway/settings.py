@@ -17,7 +17,7 @@ import msgspec
 from msgspec import Meta
 
 from .access.oidc import IssuerConfig
-from .limits.rules import LimitRule
+from .limits.rules import BudgetRule, ConcurrencyRule, LimitRule
 
 ENV_PREFIX = "FASTAGENTIC_"
 
@@ -31,6 +31,16 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     http_port: Annotated[int, _doc("Port of the HTTP server.", ge=0, le=65535)] = 8000
     grpc_host: Annotated[str, _doc("Address the worker gRPC server binds.")] = "127.0.0.1"
     grpc_port: Annotated[int, _doc("Port workers dial.", ge=0, le=65535)] = 50051
+    metrics_host: Annotated[str, _doc("Address the Prometheus metrics server binds.")] = "127.0.0.1"
+    metrics_port: Annotated[
+        int,
+        _doc(
+            "Port of the Prometheus metrics server (`/metrics`), apart from the API so it is not exposed with "
+            "it. 0: no metrics server.",
+            ge=0,
+            le=65535,
+        ),
+    ] = 0
     data_dir: Annotated[str, _doc("Directory for the embedded store and other local state.")] = ".fastagentic"
     store_url: Annotated[
         str,
@@ -241,6 +251,16 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             "In the environment: a JSON array of objects."
         ),
     ] = []
+    concurrency: Annotated[
+        list[ConcurrencyRule],
+        _doc(
+            "Concurrency limits, each a table: `name`, `max` (runs at once), and optionally `per` "
+            "(`principal`, `tenant` (the default), `endpoint`), `endpoints`, `roles`, `scopes`, `when_full` "
+            "(`queue`, the default: runs past `max` wait their turn, fairly across tenants; `refuse`: 429). "
+            "Counted per replica (see the limits guide). Reloaded on SIGHUP. In the environment: a JSON "
+            "array of objects."
+        ),
+    ] = []
     limits_fail: Annotated[
         str,
         _doc(
@@ -253,6 +273,32 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         _doc(
             "NATS holding the shared limit counters, so replicas count together. Empty: `bus_url`; "
             "with neither, a gateway counts alone, in memory."
+        ),
+    ] = ""
+    budgets: Annotated[
+        list[BudgetRule],
+        _doc(
+            "Spending caps, each a table: `name`, `period` (`day`, `month` or `run`), `tokens` and/or `cost`, "
+            "and optionally `per` (`principal`, `tenant`, `endpoint`), `endpoints`, `roles`, `scopes`, "
+            "`alert_at`, `downgrade_at` + `downgrade_to` (see the limits guide). A spent day or month budget "
+            "refuses new runs (429 `budget_exceeded`); a run past its run budget is stopped (`BudgetExceeded`). "
+            "Reloaded on SIGHUP. In the environment: a JSON array of objects."
+        ),
+    ] = []
+    budget_refresh: Annotated[
+        float,
+        _doc(
+            "Seconds a replica trusts what it read of a key's spending before it reads the store again: in a "
+            "cluster, a day or month budget may be overspent by what other replicas counted within it.",
+            gt=0,
+            le=3600,
+        ),
+    ] = 5.0
+    budget_webhook: Annotated[
+        str,
+        _doc(
+            "URL that budget alerts (`budget.alert` past `alert_at`, `budget.exhausted`) are POSTed to as JSON, "
+            "once per budget, key and period for the cluster. Empty: alerts go to the log and the audit log only."
         ),
     ] = ""
     sse_keepalive: Annotated[float, _doc("Seconds between SSE comment lines on an idle stream.", gt=0)] = 15.0
@@ -404,6 +450,16 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         names = [rule.name for rule in self.limits]
         if len(set(names)) != len(names):
             raise ValueError("limits: each rule name may be used once")
+        names = [rule.name for rule in self.concurrency]
+        if len(set(names)) != len(names):
+            raise ValueError("concurrency: each rule name may be used once")
+        names = [rule.name for rule in self.budgets]
+        if len(set(names)) != len(names):
+            raise ValueError("budgets: each budget name may be used once")
+        if self.budget_webhook and not self.budget_webhook.startswith(("http://", "https://")):
+            raise ValueError(
+                f"budget_webhook must be empty or an http:// or https:// URL, not {self.budget_webhook!r}"
+            )
         if self.log_level.lower() not in {"debug", "info", "warning", "error"}:
             raise ValueError(f"log_level must be debug, info, warning or error, not {self.log_level!r}")
 

@@ -42,6 +42,7 @@ class RunContext:
         "checkpoint_state",
         "deadline",
         "endpoint",
+        "model_hint",
         "resume_input",
         "run_id",
     )
@@ -57,6 +58,7 @@ class RunContext:
         checkpoint_state: Any = None,
         resume_input: Any = None,
         deadline: float | None = None,
+        model_hint: str = "",
     ) -> None:
         self.run_id = run_id
         self.attempt = attempt
@@ -67,6 +69,10 @@ class RunContext:
         self.resume_input = resume_input
         #: Unix time by which the run must finish, or None.
         self.deadline = deadline
+        #: The model a budget of the gateway wants this run to use from now on ("" : no preference). It
+        #: changes while the run goes on when a run budget passes its ``downgrade_at``: read it before each
+        #: LLM call (framework adapters do).
+        self.model_hint = model_hint
         self._sink = sink
         self._cancelled = False
         self._unpaced = 0

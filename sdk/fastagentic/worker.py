@@ -39,6 +39,8 @@ from .v1 import worker_pb2_grpc as pb_grpc
 log = logging.getLogger("fastagentic.worker")
 
 PROTOCOL_VERSION = 1
+#: What this SDK understands beyond protocol 1 as first released (Hello.features).
+FEATURES = ("model_hint",)
 DEFAULT_GATEWAY = "127.0.0.1:50051"
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 # Events per Events message; keeps one message well under the size limit for ordinary payloads.
@@ -262,6 +264,7 @@ class Worker:
                     pb.HeldRun(run_id=h.assign.run_id, attempt=h.assign.attempt) for h in self._runs.values()
                 ],
                 token=self.token,
+                features=FEATURES,
             )
             outbox.put_nowait(pb.WorkerMessage(hello=hello))
             call = stub.Connect(self._outgoing(outbox))
@@ -395,6 +398,10 @@ class Worker:
             task = asyncio.get_running_loop().create_task(self._complete(message.complete))
             self._completions.add(task)
             task.add_done_callback(self._completions.discard)
+        elif body == "hint":
+            held = self._runs.get(message.hint.run_id)
+            if held is not None and held.assign.attempt == message.hint.attempt:
+                held.context.model_hint = message.hint.model_hint[:200]
         elif body == "reject":
             raise Rejected(f"{message.reject.code}: {message.reject.message}")
 
@@ -465,6 +472,7 @@ class Worker:
             if assign.HasField("resume_input")
             else None,
             deadline=assign.deadline_unix_ms / 1000 if assign.deadline_unix_ms else None,
+            model_hint=assign.model_hint,
         )
         if endpoint is None:
             # The gateway only assigns registered endpoints; answer precisely rather than hang the run.

@@ -43,6 +43,8 @@ TARGETS = {
     "invoke_jwt_uncached_c32_ratio": 0.85,
     "invoke_api_key_c32_ratio": 0.9,
     "invoke_rate_limited_c32_ratio": 0.9,
+    # The same in a cluster (two replicas sharing PostgreSQL and NATS; the limit's counter in NATS).
+    "invoke_rate_limited_cluster_c32_ratio": 0.9,
 }
 
 
@@ -413,6 +415,82 @@ def bench_cluster(servers: Servers, workdir: Path, body: str, seconds: float) ->
         asyncio.run(_delete_stream(f"nats://{nats_address}", f"{prefix}_dispatch"))
 
 
+def bench_cluster_limits(servers: Servers, workdir: Path, body: str, seconds: float) -> dict[str, Any]:
+    """REST invoke on a cluster of two replicas (PostgreSQL + NATS) with one rate limit that admits every
+    call (its counter shared through NATS key-value), paired with the same cluster without it: two
+    clusters up at once, each replica A with a worker (the run stays on A) and a replica B sharing the
+    store, the bus and the counters."""
+    admin = os.environ.get("FASTAGENTIC_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+    nats_address = os.environ.get("FASTAGENTIC_TEST_NATS", "127.0.0.1:4222")
+    host, _, port = nats_address.rpartition(":")
+    names = [f"fa_bench_{os.urandom(6).hex()}" for _ in range(2)]
+    prefixes = [f"fabench_{os.urandom(4).hex()}" for _ in range(2)]
+    try:
+        import psycopg
+
+        with socket.create_connection((host, int(port)), timeout=3):
+            pass
+        with psycopg.connect(admin, autocommit=True, connect_timeout=3) as conn:
+            for name in names:
+                conn.execute(f'CREATE DATABASE "{name}"')
+    except Exception as exc:
+        return {
+            "cluster_limits": f"rate limit on two replicas: not measured, PostgreSQL or NATS unreachable ({exc})"
+        }
+    limit = json.dumps([{"name": "bench", "rate": "100000000/minute"}])
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        targets = []
+        for index, (name, prefix) in enumerate(zip(names, prefixes, strict=True)):
+            shared = {
+                "store_url": str(httpx.URL(admin).copy_with(path=f"/{name}")),
+                "bus_url": f"nats://{nats_address}",
+                "bus_prefix": prefix,
+            }
+            if index:
+                shared["limits"] = limit
+            gateway_a, worker_a, base_a = start_gateway(
+                servers, workdir / f"limits-{index}-a", replica_id=f"bench-{index}-a", **shared
+            )
+            gateway_b, _, _, _ = spawn_gateway(
+                servers, workdir / f"limits-{index}-b", replica_id=f"bench-{index}-b", **shared
+            )
+            procs += [worker_a, gateway_a, gateway_b]
+            targets.append(
+                (f"{base_a}/v1/agents/echo/invoke", [gateway_a.pid, worker_a.pid, gateway_b.pid], None)
+            )
+        out = paired(targets[0], {"invoke_rate_limited_cluster_c32": targets[1]}, body, seconds)
+        out["cluster_baseline_c32"] = out.pop("paired_baseline")
+        out["cluster_limits"] = ""
+        return out
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        with psycopg.connect(admin, autocommit=True) as conn:
+            for name in names:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        for prefix in prefixes:
+            asyncio.run(_delete_stream(f"nats://{nats_address}", f"{prefix}_dispatch"))
+            asyncio.run(_delete_bucket(f"nats://{nats_address}", f"{prefix}_limits"))
+
+
+async def _delete_bucket(url: str, bucket: str) -> None:
+    import nats
+
+    nc = await nats.connect(url, connect_timeout=3)
+    try:
+        await nc.jetstream().delete_key_value(bucket)
+    except Exception as exc:  # never created (no limit in that cluster): nothing to clean
+        print(f"bench: bucket {bucket} not deleted: {exc}", file=sys.stderr)
+    finally:
+        await nc.close()
+
+
 async def _delete_stream(url: str, stream: str) -> None:
     import nats
 
@@ -482,6 +560,7 @@ def main() -> int:
         results.update(bench_auth(servers, workdir, body, args.seconds))
         results.update(bench_postgres(servers, workdir, body, args.seconds))
         results.update(bench_cluster(servers, workdir, body, args.seconds))
+        results.update(bench_cluster_limits(servers, workdir, body, args.seconds))
 
         body_tokens = json.dumps({"count": args.tokens}).encode()
         streams = [
@@ -648,6 +727,10 @@ def summarize(results: dict[str, Any]) -> None:
         "invoke_api_key_c32_ratio": round(results["invoke_api_key_c32"]["paired_ratio"], 3),
         "invoke_rate_limited_c32_ratio": round(results["invoke_rate_limited_c32"]["paired_ratio"], 3),
     }
+    if "invoke_rate_limited_cluster_c32" in results:
+        verdicts["invoke_rate_limited_cluster_c32_ratio"] = round(
+            results["invoke_rate_limited_cluster_c32"]["paired_ratio"], 3
+        )
     at_least = {
         "invoke_c32_ratio",
         "tokens_per_s",
@@ -657,6 +740,7 @@ def summarize(results: dict[str, Any]) -> None:
         "invoke_jwt_uncached_c32_ratio",
         "invoke_api_key_c32_ratio",
         "invoke_rate_limited_c32_ratio",
+        "invoke_rate_limited_cluster_c32_ratio",
     }
     results["verdicts"] = {
         name: {
@@ -710,6 +794,16 @@ def markdown(results: dict[str, Any]) -> str:
             "REST invoke, durable, accepted by replica A, run on B (PostgreSQL + NATS), c=32",
             floor32,
         ),
+        (
+            "cluster_baseline_c32",
+            "REST invoke, ephemeral, on replica A of two (PostgreSQL + NATS), c=32",
+            floor32,
+        ),
+        (
+            "invoke_rate_limited_cluster_c32",
+            "REST invoke, ephemeral, on replica A of two, one shared rate limit (not reached), c=32",
+            floor32,
+        ),
         ("mcp_2026_call_c1", "MCP tools/call, 2026-07-28 stateless, c=1", floor1),
         ("mcp_2026_call_c32", "MCP tools/call, 2026-07-28 stateless, c=32", floor32),
         ("mcp_2025_call_c1", "MCP tools/call, 2025-11-25 session, c=1", floor1),
@@ -747,7 +841,15 @@ def markdown(results: dict[str, Any]) -> str:
             f"| {name} | {verdict['value']} | {verdict['target']} | {'yes' if verdict['met'] else 'no'} |"
         )
     missing = list(
-        filter(None, [results["durable_postgresql"], results["cluster"], results["a2a_send_message"]])
+        filter(
+            None,
+            [
+                results["durable_postgresql"],
+                results["cluster"],
+                results.get("cluster_limits", ""),
+                results["a2a_send_message"],
+            ],
+        )
     )
     if missing:
         lines += ["", "Not measured — " + "; ".join(missing) + "."]

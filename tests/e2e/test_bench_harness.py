@@ -50,6 +50,8 @@ def test_bench_harness_produces_every_figure_and_verdict(tmp_path: Path) -> None
         "durable_postgresql_c32",
         "cluster_c1",
         "cluster_c32",
+        "cluster_baseline_c32",
+        "invoke_rate_limited_cluster_c32",
         "mcp_2026_call_c1",
         "mcp_2026_call_c32",
         "mcp_2025_call_c1",
@@ -76,9 +78,13 @@ def test_bench_harness_produces_every_figure_and_verdict(tmp_path: Path) -> None
         "invoke_jwt_uncached_c32_ratio",
         "invoke_api_key_c32_ratio",
         "invoke_rate_limited_c32_ratio",
+        "invoke_rate_limited_cluster_c32_ratio",
     }
     table = (out / "latest.md").read_text()
     assert "| REST invoke, ephemeral, c=32 |" in table
     assert "| REST invoke, ephemeral, with a JWT (RS256, verified on every request), c=32 |" in table
     assert "| MCP tools/call, 2025-11-25 session, c=32 |" in table
+    assert (
+        "| REST invoke, ephemeral, on replica A of two, one shared rate limit (not reached), c=32 |" in table
+    )
     assert "| A2A SendMessage (blocking), JSON-RPC, c=32 |" in table

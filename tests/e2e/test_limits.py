@@ -84,7 +84,9 @@ def rest(gateway: Gateway, key: str, agent: str = "echo") -> httpx.Response:
     )
 
 
-async def mcp_call(gateway: Gateway, key: str, tool: str = "echo") -> Any:
+async def mcp_call(
+    gateway: Gateway, key: str, tool: str = "echo", arguments: dict[str, Any] | None = None
+) -> Any:
     """The tool's result with the official MCP client, or the MCPError it raised."""
     http = httpx2.AsyncClient(headers=_auth(key), timeout=60)
     try:
@@ -92,7 +94,7 @@ async def mcp_call(gateway: Gateway, key: str, tool: str = "echo") -> Any:
             http,
             Client(streamable_http_client(f"{gateway.url}/mcp", http_client=http), mode="2026-07-28") as mcp,
         ):
-            result = await mcp.call_tool(tool, {"text": "hi"})
+            result = await mcp.call_tool(tool, {"text": "hi"} if arguments is None else arguments)
             assert not result.is_error, result
             return result.structured_content
     except (MCPError, ExceptionGroup) as raised:
@@ -104,16 +106,19 @@ async def mcp_call(gateway: Gateway, key: str, tool: str = "echo") -> Any:
         return error
 
 
-async def a2a_send(gateway: Gateway, key: str) -> Any:
+async def a2a_send(
+    gateway: Gateway, key: str, agent: str = "echo", data: dict[str, Any] | None = None
+) -> Any:
     """The task's output with the a2a-sdk client, or the error it raised (for a JSON-RPC error, the
     A2A error of its code)."""
     async with httpx.AsyncClient(headers=_auth(key), timeout=30) as http:
-        card = await A2ACardResolver(http, f"{gateway.url}/a2a/echo").get_agent_card()
+        card = await A2ACardResolver(http, f"{gateway.url}/a2a/{agent}").get_agent_card()
         client = ClientFactory(
             ClientConfig(httpx_client=http, supported_protocol_bindings=["JSONRPC"], streaming=False)
         ).create(card)
         try:
-            items = await collect(client.send_message(request(data_message({"text": "hi"}))))
+            message = data_message({"text": "hi"} if data is None else data)
+            items = await collect(client.send_message(request(message)))
         except (A2AClientError, A2AError) as error:
             return error
         finally:

@@ -570,7 +570,7 @@ async def test_sqlite_file_of_schema_version_3_is_migrated_keeping_its_runs(tmp_
     finally:
         await store.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 5 == sqlite_store.SCHEMA_VERSION
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 6 == sqlite_store.SCHEMA_VERSION
     conn.close()
 
 
@@ -588,12 +588,16 @@ async def test_postgres_database_of_schema_version_3_is_migrated_keeping_its_run
     store = PostgresRunStore(pg_url)
     await store.start()
     try:
-        assert [m.name for m in store.applied] == ["0004_credentials_and_audit", "0005_usage"]
+        assert [m.name for m in store.applied] == [
+            "0004_credentials_and_audit",
+            "0005_usage",
+            "0006_run_budget",
+        ]
         await assert_upgraded(store)
     finally:
         await store.close()
-    assert applied_versions(pg_url) == [1, 2, 3, 4, 5]
-    assert pg.latest_version() == 5
+    assert applied_versions(pg_url) == [1, 2, 3, 4, 5, 6]
+    assert pg.latest_version() == 6
 
 
 # PostgreSQL: replicas sharing one database

@@ -25,6 +25,7 @@ from fastagentic_gateway.runs.model import (
     EndpointKind,
     NewEvent,
     Run,
+    RunBudget,
     RunError,
     RunQuery,
     RunStatus,
@@ -156,6 +157,9 @@ async def test_create_then_get_returns_every_field(store: RunStore) -> None:
         replay_checkpoint=7,
         context_id="ctx-1",
         protocol_meta=b'{"message_id": "m-1"}',
+        budget=RunBudget(
+            name="per-run", tokens=1000, cost=0.5, downgrade_at=0.8, downgrade_to="mini", hint="h"
+        ),
     )
 
     stored, created = await store.create(run)
@@ -682,14 +686,15 @@ async def test_checkpoint_by_id(store: RunStore) -> None:
 
 
 async def test_context_and_protocol_meta_survive_transitions(store: RunStore) -> None:
-    run = await create_running(store, context_id="ctx", protocol_meta=b'{"m": 1}')
+    budget = RunBudget(name="b", cost=1.0)
+    run = await create_running(store, context_id="ctx", protocol_meta=b'{"m": 1}', budget=budget)
 
     result = await store.transition(
         run.id, expect=RUNNING, attempt=1, update=RunUpdate(status=RunStatus.SUCCEEDED, output=b"1")
     )
 
     assert result is not None
-    assert (result[0].context_id, result[0].protocol_meta) == ("ctx", b'{"m": 1}')
+    assert (result[0].context_id, result[0].protocol_meta, result[0].budget) == ("ctx", b'{"m": 1}', budget)
     assert await store.get(run.id) == result[0]
     assert await store.list(RunQuery(tenant="acme", context_id="ctx")) == [result[0]]
 
@@ -961,7 +966,7 @@ async def test_sqlite_schema_is_versioned_and_uses_wal(tmp_path: Path) -> None:
     await store.close()
 
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 5
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 6
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     conn.close()
 
@@ -993,7 +998,7 @@ async def test_sqlite_file_of_schema_version_1_is_migrated_keeping_its_runs(tmp_
     finally:
         await store.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 5
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 6
     conn.close()
 
 
@@ -1024,7 +1029,7 @@ async def test_sqlite_file_of_schema_version_2_is_migrated_keeping_its_runs(tmp_
     finally:
         await store.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 5
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 6
     conn.close()
 
 
@@ -1068,6 +1073,7 @@ async def test_postgres_database_of_schema_version_1_is_migrated_keeping_its_run
             "0003_context_and_push_configs",
             "0004_credentials_and_audit",
             "0005_usage",
+            "0006_run_budget",
         ]
         old = await store.get("run_old")
         assert old is not None and (old.replay_of, old.replay_checkpoint, old.deadline_at) == (
@@ -1100,11 +1106,12 @@ async def test_postgres_database_of_schema_version_2_is_migrated_keeping_its_run
             "0003_context_and_push_configs",
             "0004_credentials_and_audit",
             "0005_usage",
+            "0006_run_budget",
         ]
         await assert_schema_2_run_migrated(store)
     finally:
         await store.close()
-    assert applied_versions(pg_url) == [1, 2, 3, 4, 5]
+    assert applied_versions(pg_url) == [1, 2, 3, 4, 5, 6]
 
 
 async def test_sqlite_refuses_a_newer_schema(tmp_path: Path) -> None:
@@ -1211,9 +1218,10 @@ async def test_postgres_migrations_are_versioned_and_idempotent(pg_url: str) -> 
         (3, "0003_context_and_push_configs"),
         (4, "0004_credentials_and_audit"),
         (5, "0005_usage"),
+        (6, "0006_run_budget"),
     ]
     assert second == []
-    assert applied_versions(pg_url) == [1, 2, 3, 4, 5]
+    assert applied_versions(pg_url) == [1, 2, 3, 4, 5, 6]
     assert tables(pg_url) == {
         "fastagentic_schema_migrations",
         "fastagentic_runs",
@@ -1240,9 +1248,10 @@ async def test_postgres_start_migrates_once_and_records_what_it_applied(pg_url: 
         "0003_context_and_push_configs",
         "0004_credentials_and_audit",
         "0005_usage",
+        "0006_run_budget",
     ]
     assert second.applied == []
-    assert applied_versions(pg_url) == [1, 2, 3, 4, 5]
+    assert applied_versions(pg_url) == [1, 2, 3, 4, 5, 6]
 
 
 async def test_postgres_refuses_a_newer_schema(pg_url: str) -> None:
@@ -1252,20 +1261,20 @@ async def test_postgres_refuses_a_newer_schema(pg_url: str) -> None:
 
     for migrate in (True, False):
         store = PostgresRunStore(pg_url, migrate=migrate)
-        with pytest.raises(pg.SchemaError, match=r"schema version 99; this gateway knows versions up to 5"):
+        with pytest.raises(pg.SchemaError, match=r"schema version 99; this gateway knows versions up to 6"):
             await store.start()
         with pytest.raises(RuntimeError, match="not started"):
             await store.get("run_x")
     with pytest.raises(pg.SchemaError, match="schema version 99"):
         await PostgresRunStore(pg_url).migrate()
-    assert applied_versions(pg_url) == [1, 2, 3, 4, 5, 99]
+    assert applied_versions(pg_url) == [1, 2, 3, 4, 5, 6, 99]
 
 
 async def test_postgres_without_migrate_on_start_refuses_an_old_schema_until_migrated(pg_url: str) -> None:
     store = PostgresRunStore(pg_url, migrate=False)
 
     with pytest.raises(
-        pg.SchemaError, match=r"schema version 0; .* needs version 5.*fastagentic-gateway migrate"
+        pg.SchemaError, match=r"schema version 0; .* needs version 6.*fastagentic-gateway migrate"
     ):
         await store.start()
     assert "fastagentic_runs" not in tables(pg_url)
@@ -1299,8 +1308,8 @@ async def test_postgres_replicas_starting_together_on_an_empty_database_all_star
 
     await asyncio.gather(*(store.start() for store in stores))
     try:
-        assert sorted(len(store.applied) for store in stores) == [0, 0, 0, 5]
-        assert applied_versions(pg_url) == [1, 2, 3, 4, 5]
+        assert sorted(len(store.applied) for store in stores) == [0, 0, 0, 6]
+        assert applied_versions(pg_url) == [1, 2, 3, 4, 5, 6]
         run, _ = await stores[0].create(make_run())
         assert await stores[3].get(run.id) == run
     finally:
@@ -1435,16 +1444,17 @@ def test_migrate_command_on_postgresql_applies_then_has_nothing_to_apply(
     assert cli.main(argv) == 0
     second = capsys.readouterr().out
 
-    assert first.splitlines()[:5] == [
+    assert first.splitlines()[:6] == [
         "applied 0001_initial",
         "applied 0002_replay_and_deadlines",
         "applied 0003_context_and_push_configs",
         "applied 0004_credentials_and_audit",
         "applied 0005_usage",
+        "applied 0006_run_budget",
     ]
-    assert "schema now at version 5" in first
-    assert "schema already at version 5; nothing to apply" in second
-    assert applied_versions(pg_url) == [1, 2, 3, 4, 5]
+    assert "schema now at version 6" in first
+    assert "schema already at version 6; nothing to apply" in second
+    assert applied_versions(pg_url) == [1, 2, 3, 4, 5, 6]
 
 
 def test_migrate_command_on_sqlite_creates_and_migrates_the_file(
@@ -1457,16 +1467,17 @@ def test_migrate_command_on_sqlite_creates_and_migrates_the_file(
     assert cli.main(argv) == 0
     second = capsys.readouterr().out
 
-    assert first.splitlines()[:5] == [
+    assert first.splitlines()[:6] == [
         "applied SQLite schema version 1",
         "applied SQLite schema version 2",
         "applied SQLite schema version 3",
         "applied SQLite schema version 4",
         "applied SQLite schema version 5",
+        "applied SQLite schema version 6",
     ]
     assert "nothing to apply" in second
     with sqlite3.connect(tmp_path / "data" / "runs.sqlite3") as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 5
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 6
     conn.close()
 
 

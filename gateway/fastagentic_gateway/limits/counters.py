@@ -5,6 +5,10 @@ GCRA (the generic cell rate algorithm) keeps one number per key, the theoretical
 the next call at the sustained rate. ``n`` calls are admitted when ``max(tat, now) + n * interval`` is at
 most ``burst * interval`` ahead of now; the new ``tat`` is that sum. So at most ``burst`` calls go at once
 and, over any window ``W``, at most ``burst + W / interval``: no fixed-window edge that admits 2x.
+
+Token limits (TPM) are paid afterwards: a call is admitted while the key's ``tat`` is at most ``burst *
+interval`` ahead (``peek``), and the tokens its run reports move ``tat`` on unconditionally (``charge``),
+so a key that overspent waits until the rate has paid its debt.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import hashlib
 import logging
 import math
 import time
+from collections.abc import Callable
 from typing import NamedTuple, Protocol
 
 import nats.errors
@@ -41,6 +46,18 @@ class CounterUnavailable(Exception):
 class Counters(Protocol):
     async def take(self, key: str, interval: float, burst: int) -> Decision: ...
 
+    async def peek(self, key: str, interval: float, burst: int) -> Decision:
+        """Whether ``key`` is within its burst now, taking nothing."""
+        ...
+
+    async def charge(self, key: str, n: int, interval: float) -> None:
+        """Move ``key`` on by ``n`` units, admitted or not (spent tokens)."""
+        ...
+
+    async def first(self, name: str, ttl: float) -> bool:
+        """True for the first caller naming ``name`` (across the cluster, when shared) within ``ttl`` s."""
+        ...
+
     async def start(self) -> None: ...
 
     async def close(self) -> None: ...
@@ -55,6 +72,14 @@ def gcra(tat: float, now: float, n: int, interval: float, burst: int) -> tuple[f
     return new_tat, Decision(True, 0.0, int((now - allow_at) / interval + 1e-9))
 
 
+def within(tat: float, now: float, interval: float, burst: int) -> Decision:
+    """Whether a key at ``tat`` is within its burst (a token limit's admission), taking nothing."""
+    allow_at = tat - burst * interval
+    if allow_at > now + 1e-9:
+        return Decision(False, allow_at - now, 0)
+    return Decision(True, 0.0, int((now - allow_at) / interval + 1e-9))
+
+
 #: Keys kept before stale ones (whose tat is past: the same as absent) are swept.
 _SWEEP_AT = 100_000
 
@@ -64,6 +89,7 @@ class LocalCounters:
 
     def __init__(self) -> None:
         self._tat: dict[str, float] = {}
+        self._firsts: dict[str, float] = {}
 
     async def start(self) -> None:
         return None
@@ -73,6 +99,23 @@ class LocalCounters:
 
     async def take(self, key: str, interval: float, burst: int) -> Decision:
         return self.take_now(key, interval, burst)
+
+    async def peek(self, key: str, interval: float, burst: int) -> Decision:
+        now = time.monotonic()
+        return within(self._tat.get(key, now), now, interval, burst)
+
+    async def charge(self, key: str, n: int, interval: float) -> None:
+        now = time.monotonic()
+        self._tat[key] = max(self._tat.get(key, now), now) + n * interval
+
+    async def first(self, name: str, ttl: float) -> bool:
+        now = time.monotonic()
+        if self._firsts.get(name, 0.0) > now:
+            return False
+        if len(self._firsts) >= _SWEEP_AT:
+            self._firsts = {k: v for k, v in self._firsts.items() if v > now}
+        self._firsts[name] = now + ttl
+        return True
 
     def take_now(self, key: str, interval: float, burst: int) -> Decision:
         now = time.monotonic()
@@ -95,6 +138,8 @@ LEASE_SECONDS = 0.05
 REMOTE_TIMEOUT = 1.0
 #: Seconds the counter is not asked again after it failed.
 DOWN_PAUSE = 1.0
+#: Seconds a replica trusts the shared ``tat`` it read for a token limit.
+PEEK_TTL = 0.25
 
 
 def lease_cap(interval: float, burst: int) -> int:
@@ -136,6 +181,7 @@ class SharedCounters:
         self._pools: dict[str, _Pool] = {}
         self._down_until = 0.0  # monotonic: the counter failed; not asked again before then
         self._down_reason = ""
+        self._seen: dict[str, tuple[float, float]] = {}  # token keys: (tat, monotonic time read)
 
     async def start(self) -> None:
         try:
@@ -226,6 +272,98 @@ class SharedCounters:
         finally:
             waiting, pool.inflight = pool.inflight, None
             waiting.set_result(None)
+
+    async def peek(self, key: str, interval: float, burst: int) -> Decision:
+        """Reads the shared ``tat`` at most once per ``PEEK_TTL`` per key: tokens other replicas charged
+        within that time are the error bound (this replica's own charges count at once)."""
+        seen = self._seen.get(key)
+        now = time.monotonic()
+        if seen is None or now - seen[1] > PEEK_TTL:
+            if now < self._down_until:
+                raise CounterUnavailable(self._down_reason)
+            try:
+                tat = await self._read(key)
+            except CounterUnavailable as exc:
+                self._down_until, self._down_reason = time.monotonic() + DOWN_PAUSE, str(exc)
+                raise
+            # Wall clock in the bucket, monotonic here: kept as an offset from now.
+            seen = self._seen[key] = (time.monotonic() + (tat - time.time()), time.monotonic())
+            if len(self._seen) > _SWEEP_AT:
+                self._seen.clear()
+        return within(seen[0], time.monotonic(), interval, burst)
+
+    async def charge(self, key: str, n: int, interval: float) -> None:
+        await self._update(key, lambda tat, now: max(tat, now) + n * interval)
+        seen = self._seen.get(key)
+        if seen is not None:
+            now = time.monotonic()
+            self._seen[key] = (max(seen[0], now) + n * interval, seen[1])
+
+    async def first(self, name: str, ttl: float) -> bool:
+        """``kv.create`` succeeds for one replica only; the key lapses with the bucket's TTL (MAX_PERIOD * 2),
+        so ``name`` must carry its own period (a budget's day or month)."""
+        kv = await self._bucket()
+        try:
+            async with asyncio.timeout(REMOTE_TIMEOUT):
+                await kv.create(_kv_key("first\x1f" + name), b"1")
+            return True
+        except nats.js.errors.KeyWrongLastSequenceError:
+            return False
+        except (TimeoutError, nats.errors.Error, OSError) as exc:
+            raise CounterUnavailable(
+                f"the shared limit counter at {self.url} did not answer: {_reason(exc)}"
+            ) from exc
+
+    async def _bucket(self) -> KeyValue:
+        if self._nc is not None and not self._nc.is_connected:
+            raise CounterUnavailable(f"the shared limit counter at {self.url} is unreachable: reconnecting")
+        if self._kv is None:
+            await self._connect()
+        assert self._kv is not None
+        return self._kv
+
+    async def _read(self, key: str) -> float:
+        kv = await self._bucket()
+        try:
+            async with asyncio.timeout(REMOTE_TIMEOUT):
+                try:
+                    entry = await kv.get(_kv_key(key))
+                except nats.js.errors.KeyNotFoundError:
+                    return 0.0
+                return float(entry.value or b"0")
+        except (TimeoutError, nats.errors.Error, OSError) as exc:
+            raise CounterUnavailable(
+                f"the shared limit counter at {self.url} did not answer: {_reason(exc)}"
+            ) from exc
+
+    async def _update(self, key: str, step: Callable[[float, float], float]) -> None:
+        """Set ``key`` to ``step(tat, now)`` by compare-and-set (wall clock: replicas share it)."""
+        kv = await self._bucket()
+        name = _kv_key(key)
+        try:
+            async with asyncio.timeout(REMOTE_TIMEOUT * 2):
+                for _ in range(16):
+                    try:
+                        entry = await kv.get(name)
+                        tat, revision = float(entry.value or b"0"), entry.revision
+                    except nats.js.errors.KeyNotFoundError:
+                        tat, revision = 0.0, None
+                    value = repr(step(tat, time.time())).encode()
+                    try:
+                        if revision is None:
+                            await kv.create(name, value)
+                        else:
+                            await kv.update(name, value, last=revision)
+                        return
+                    except nats.js.errors.KeyWrongLastSequenceError:
+                        continue
+                raise CounterUnavailable("the shared limit counter is too contended (16 conflicting updates)")
+        except CounterUnavailable:
+            raise
+        except (TimeoutError, nats.errors.Error, OSError) as exc:
+            raise CounterUnavailable(
+                f"the shared limit counter at {self.url} did not answer: {_reason(exc)}"
+            ) from exc
 
     async def _remote(self, key: str, n: int, interval: float, burst: int) -> Decision:
         now = time.monotonic()

@@ -9,6 +9,10 @@ for an endpoint a call costs one dictionary lookup.
 Counters are local to the process on a single gateway and shared through NATS (``SharedCounters``) in a
 cluster. When the shared counter is unreachable, ``limits_fail`` decides: ``open`` admits (and says so in
 the log, rate-limited, and in ``/readyz``), ``closed`` refuses with 503.
+
+Token rules (``unit = "tokens"``, TPM) admit a call while its key has not spent more tokens than its rate
+allows (plus the burst); the tokens runs report are charged to every token rule whose endpoints match
+(``charge``), whoever the caller: the rule's roles and scopes decide whose calls it refuses.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from collections.abc import Iterable
 from ..access.principal import Principal
 from ..errors import RateLimited, Unavailable
 from ..settings import Settings
+from ..telemetry.metrics import GatewayMetrics
 from ..workers.registry import EndpointInfo
 from .counters import Counters, CounterUnavailable, LocalCounters, SharedCounters
 from .rules import LimitRule, Rate, default_burst, parse_rate
@@ -31,7 +36,7 @@ log = logging.getLogger("fastagentic.limits")
 class _Applied:
     """A rule as it applies to one endpoint: its rate there and which key parts it counts."""
 
-    __slots__ = ("burst", "interval", "name", "per", "period", "rate", "roles", "scopes")
+    __slots__ = ("burst", "interval", "name", "per", "period", "rate", "roles", "scopes", "tokens")
 
     def __init__(
         self,
@@ -41,8 +46,10 @@ class _Applied:
         per: Iterable[str],
         roles: Iterable[str],
         scopes: Iterable[str],
+        tokens: bool = False,
     ) -> None:
         self.name = rule_name
+        self.tokens = tokens
         self.rate = rate.calls
         self.period = rate.period
         self.interval = rate.interval
@@ -56,13 +63,13 @@ class _Applied:
             return True
         return not self.roles.isdisjoint(principal.roles) or not self.scopes.isdisjoint(principal.scopes)
 
-    def key(self, principal: Principal, endpoint: str) -> str:
+    def key(self, tenant: str, subject: str, endpoint: str) -> str:
         parts = [self.name]
         for part in self.per:
             if part == "principal":
-                parts.append(f"p:{principal.tenant}/{principal.subject}")
+                parts.append(f"p:{tenant}/{subject}")
             elif part == "tenant":
-                parts.append(f"t:{principal.tenant}")
+                parts.append(f"t:{tenant}")
             else:
                 parts.append(f"e:{endpoint}")
         return "\x1f".join(parts)
@@ -82,8 +89,11 @@ class Limiter:
             )
         self.counters = counters
         self._by_endpoint: dict[str, tuple[_Applied, ...]] = {}
+        self._token_rules: dict[str, tuple[_Applied, ...]] = {}
         self._declared: dict[str, str | None] = {}
         self._outage_logged = 0.0
+        #: where refusals are counted (set by the gateway)
+        self.metrics: GatewayMetrics | None = None
         self.outage = ""  # why the shared counter is unreachable, while it is (for /readyz)
 
     @property
@@ -100,6 +110,7 @@ class Limiter:
         """New rules, from now on (the counters of rules that stay keep their state)."""
         self.rules = list(rules)
         self._by_endpoint.clear()
+        self._token_rules.clear()
 
     def _applied(self, info: EndpointInfo) -> tuple[_Applied, ...]:
         found = self._by_endpoint.get(info.name)
@@ -114,7 +125,9 @@ class Limiter:
             if override is not None and "endpoint" not in per:
                 per.append("endpoint")  # a rate of its own is a counter of its own
             rate = parse_rate(override or rule.rate)
-            applied.append(_Applied(rule.name, rate, rule.burst, per, rule.roles, rule.scopes))
+            applied.append(
+                _Applied(rule.name, rate, rule.burst, per, rule.roles, rule.scopes, rule.unit == "tokens")
+            )
         if info.rate_limit:
             rate = parse_rate(info.rate_limit)
             applied.append(_Applied(f"endpoint:{info.name}", rate, 0, ("principal", "endpoint"), (), ()))
@@ -130,8 +143,12 @@ class Limiter:
         for rule in applied:
             if not rule.applies(principal):
                 continue
+            key = rule.key(principal.tenant, principal.subject, info.name)
             try:
-                decision = await self.counters.take(rule.key(principal, info.name), rule.interval, rule.burst)
+                if rule.tokens:
+                    decision = await self.counters.peek(key, rule.interval, rule.burst)
+                else:
+                    decision = await self.counters.take(key, rule.interval, rule.burst)
             except CounterUnavailable as exc:
                 self._outage(str(exc))
                 if self.fail_open:
@@ -141,14 +158,48 @@ class Limiter:
                 log.warning("limits: the shared counter answers again")
                 self.outage = ""
             if not decision.allowed:
+                if self.metrics is not None:
+                    self.metrics.rate_limited.inc(rule.name)
                 raise RateLimited(
-                    f"rate limit {rule.name!r} ({rule.rate} per {_period(rule.period)}) reached; "
+                    f"rate limit {rule.name!r} ({rule.rate}{' tokens' if rule.tokens else ''} per "
+                    f"{_period(rule.period)}) reached; "
                     f"retry in {math.ceil(decision.retry_after)} s",
                     rule=rule.name,
                     limit=rule.rate,
                     window=rule.period,
                     retry_after=decision.retry_after,
                 )
+
+    def _tokens_for(self, endpoint: str) -> tuple[_Applied, ...]:
+        found = self._token_rules.get(endpoint)
+        if found is None:
+            found = self._token_rules[endpoint] = tuple(
+                _Applied(
+                    rule.name,
+                    parse_rate(rule.endpoint_rates.get(endpoint) or rule.rate),
+                    rule.burst,
+                    [*rule.per, "endpoint"]
+                    if endpoint in rule.endpoint_rates and "endpoint" not in rule.per
+                    else rule.per,
+                    rule.roles,
+                    rule.scopes,
+                    True,
+                )
+                for rule in self.rules
+                if rule.unit == "tokens" and (not rule.endpoints or endpoint in rule.endpoints)
+            )
+        return found
+
+    async def charge(self, tenant: str, subject: str, endpoint: str, tokens: int) -> None:
+        """Charge ``tokens`` a run of ``endpoint`` by ``subject`` of ``tenant`` reported to the token rules.
+        While the shared counter is unreachable the charge is lost (logged): the limit under-counts."""
+        if tokens <= 0:
+            return
+        for rule in self._tokens_for(endpoint):
+            try:
+                await self.counters.charge(rule.key(tenant, subject, endpoint), tokens, rule.interval)
+            except CounterUnavailable as exc:
+                self._outage(str(exc))
 
     def _outage(self, reason: str) -> None:
         self.outage = reason

@@ -79,6 +79,19 @@ class Caller(msgspec.Struct, frozen=True):
 ANONYMOUS = Caller()
 
 
+class RunBudget(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """What a run may spend and the model hint it starts with, fixed when the run is accepted (the budget
+    rules applying to its caller then) and kept with the run, so any replica, after any restart, holds it
+    to the same budget."""
+
+    name: str = ""  # the run budget (rule) capping it; "" when none does
+    tokens: int = 0  # 0: no token cap
+    cost: float = 0.0  # 0: no money cap
+    downgrade_at: float = 0.0  # share of the run budget past which workers are told downgrade_to
+    downgrade_to: str = ""
+    hint: str = ""  # the model hint at the start (a day or month budget past its downgrade_at)
+
+
 class Run(msgspec.Struct, kw_only=True):
     id: str
     endpoint: str
@@ -110,6 +123,8 @@ class Run(msgspec.Struct, kw_only=True):
     # What the front that created the run needs to remember about it beside the input, as JSON it owns
     # (A2A: the message id, and whether the input came as text or data). Small; never changes.
     protocol_meta: bytes | None = None
+    # Its budget and model hint (limits/budgets.py), when a budget rule applies to it.
+    budget: RunBudget | None = None
 
 
 class Event(msgspec.Struct, frozen=True):

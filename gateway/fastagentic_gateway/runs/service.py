@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from typing import TypeVar
 
@@ -32,11 +31,15 @@ from ..access.principal import Principal
 from ..bus.base import Bus, BusUnavailable, CancelNotice
 from ..calls import Call, find_endpoint, make_call
 from ..errors import Conflict, NotFound, NoWorker, StoreUnavailable, Unavailable
+from ..limits.budgets import Budgets
+from ..limits.concurrency import ConcurrencyGate, FairQueue
 from ..limits.limiter import Limiter
+from ..limits.rules import ConcurrencyRule
 from ..settings import Settings
 from ..store.base import RunStore
-from ..usage.accounting import InvalidUsage, UsageAccounting
-from ..workers.connection import ProtocolViolation, WorkerConnection
+from ..usage.accounting import InvalidUsage, UsageAccounting, run_totals
+from ..usage.model import UsageReport
+from ..workers.connection import Assignment, ProtocolViolation, WorkerConnection
 from ..workers.registry import EndpointRegistry
 from .model import (
     ACTIVE,
@@ -78,7 +81,11 @@ class RunService:
         self.ephemeral = ephemeral
         self.bus = bus
         self.workers: dict[str, WorkerConnection] = {}
-        self._pending: dict[str, deque[Run]] = {}
+        self._pending: dict[str, FairQueue] = {}  # endpoint -> runs queued here, fair across tenants
+        #: concurrency limits (the ``concurrency`` setting): which queued runs may start now
+        self.concurrency = ConcurrencyGate(settings.concurrency)
+        self.concurrency.on_release = self._slot_freed
+        self._waking = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._reaper: asyncio.Task[None] | None = None
         self._pullers: dict[str, asyncio.Task[None]] = {}  # endpoint -> task claiming announced runs
@@ -90,6 +97,8 @@ class RunService:
         self.limiter: Limiter | None = None
         #: where the usage in workers' llm_end events is validated and counted (set by the gateway)
         self.usage: UsageAccounting | None = None
+        #: day, month and run budgets (set by the gateway when the ``budgets`` setting has some)
+        self.budgets: Budgets | None = None
         self._grace_until = 0.0  # no requeue for expired leases before this (monotonic): see _reap_forever
 
     # ------------------------------------------------------------------ lifecycle
@@ -98,7 +107,7 @@ class RunService:
         if not self.bus.clustered:
             # Alone, this replica is the only one to run what is queued; in a cluster, the sweep offers them.
             for run in await self.durable.queued(limit=1_000_000):
-                self._pending.setdefault(run.endpoint, deque()).append(run)
+                self._enqueue(run)
         # Leases that ran out while no gateway could hear heartbeats (this one was down) get one more
         # lease_ttl: the workers reconnect and renew them, instead of their runs starting over.
         self._grace_until = time.monotonic() + self.settings.lease_ttl
@@ -148,8 +157,18 @@ class RunService:
             raise Unavailable("the cluster bus (NATS) is unreachable; retry shortly")
         if self.limiter is not None:
             await self.limiter.admit(call.principal, info)
+        gate = self.concurrency
+        if gate.by_principal:
+            gate.note(call.principal)  # its runs record tenant and subject only: its roles decide its rules
+        budget = await self.budgets.admit(call.principal, info) if self.budgets is not None else None
         # A run that leaves this replica must be visible to the others: in the shared store.
-        durable = info.durable or (bus.clustered and not any(w.free > 0 for w in call.endpoint.workers))
+        # (So must a run that waits for a concurrency slot: another replica may run it.)
+        durable = info.durable or (
+            bus.clustered
+            and not (
+                any(w.free > 0 for w in call.endpoint.workers) and gate.admits_call(call.principal, info.name)
+            )
+        )
         if durable and not self._store_ok:
             # Known to be down (the reaper probes it every lease_ttl / 3): answer now instead of waiting.
             raise StoreUnavailable("the run store is unreachable; retry shortly")
@@ -172,8 +191,18 @@ class RunService:
             replay_checkpoint=replay.id if replay is not None else None,
             context_id=call.context_id,
             protocol_meta=call.meta,
+            budget=budget,
         )
-        stored, created = await self._store(durable).create(run)
+        # A refuse rule counts this call from here until its run is queued or running (then it counts
+        # itself): concurrent calls cannot all pass the same last free slot.
+        reserved = gate.reserve(call.principal, info.name) if gate.refusing else None
+        try:
+            stored, created = await self._store(durable).create(run)
+            if created:
+                self._offer(stored)
+        finally:
+            if reserved is not None:
+                reserved.release()
         if not created:
             if stored.request_hash != run.request_hash:
                 raise Conflict(
@@ -181,7 +210,6 @@ class RunService:
                     f"(run {stored.id})"
                 )
             return stored, False
-        self._offer(stored)
         if self.audit is not None:
             self.audit.record(
                 "run.replay" if replay is not None else "run.create",
@@ -353,6 +381,7 @@ class RunService:
             raise Conflict(f"run {run_id} already finished ({current.status.value})")
         cancelled, events = result
         self.bus.publish(run.id, events)
+        self._unqueue(run)
         if run.status is RunStatus.RUNNING and run.worker_id is not None:
             notice = CancelNotice(run.id, run.attempt, run.worker_id, reason)
             if not self.on_cancel(notice):
@@ -376,17 +405,100 @@ class RunService:
     # ------------------------------------------------------------------ dispatch
 
     def _offer(self, run: Run) -> None:
-        """Hand ``run`` (queued) to a worker with a free slot, or queue it until one frees up."""
+        """Hand ``run`` (queued) to a worker with a free slot, or queue it until one frees up (or, with
+        concurrency rules, until its slots have room)."""
+        if self.concurrency.active and self._pending.get(run.endpoint):
+            # Runs of this endpoint wait here (some for a concurrency slot): it takes its turn among them.
+            self._enqueue(run)
+            self._pump_endpoint(run.endpoint)
+            queue = self._pending.get(run.endpoint)
+            if self.bus.clustered and queue is not None and run.id in queue:
+                self._spawn(self._announce(run))
+            return
         best = self._free_worker(run.endpoint)
-        if best is None:
+        if best is None or not self._take(best, run):  # the take reserves the slot; the claim awaits
             endpoint = self.registry.get(run.endpoint)
             if not self.bus.clustered or (endpoint is not None and endpoint.workers):
-                self._pending.setdefault(run.endpoint, deque()).append(run)
+                self._enqueue(run)
             if self.bus.clustered:
                 self._spawn(self._announce(run))
             return
-        best.take(run.id, run.attempt, run.durable)  # reserve the slot now; the claim below awaits
         self._spawn(self._assign(run, best))
+
+    def _take(self, worker: WorkerConnection, run: Run) -> bool:
+        """Reserve a slot of ``worker`` for ``run``; with concurrency rules, only when the run's own slots
+        have room (False: nothing taken)."""
+        gate = self.concurrency
+        if not gate.active:
+            worker.take(run.id, run.attempt, run.durable)
+            return True
+        hold = gate.acquire(run)
+        if hold is None:
+            return False
+        worker.take(run.id, run.attempt, run.durable, hold=hold)
+        return True
+
+    def _enqueue(self, run: Run, *, front: bool = False) -> None:
+        queue = self._pending.get(run.endpoint)
+        if queue is None:
+            queue = self._pending[run.endpoint] = FairQueue(self.concurrency)
+        queue.push(run, front=front)
+
+    def _unqueue(self, run: Run) -> None:
+        """``run`` was queued and ended (cancelled, timed out): it no longer waits here."""
+        queue = self._pending.get(run.endpoint)
+        if queue is not None:
+            queue.remove(run.id)
+
+    def _pump_endpoint(self, name: str) -> None:
+        endpoint = self.registry.get(name)
+        if endpoint is not None:
+            for worker in endpoint.workers:
+                if worker.free > 0:
+                    self._pump(worker)
+
+    def _slot_freed(self) -> None:
+        """A run gave its concurrency slots back: queued runs that waited for them may start (soon: once
+        per loop turn, however many runs ended in it)."""
+        if not self._waking and any(self._pending.values()):
+            self._waking = True
+            with contextlib.suppress(RuntimeError):  # no loop: nothing can be waiting
+                asyncio.get_running_loop().call_soon(self._wake)
+                return
+            self._waking = False
+
+    def _wake(self) -> None:
+        self._waking = False
+        if not self._store_ok:
+            return  # the reaper pumps every worker once the store is back
+        for worker in list(self.workers.values()):
+            if worker.free > 0:
+                self._pump(worker)
+
+    def reload_concurrency(self, rules: Sequence[ConcurrencyRule]) -> None:
+        """New concurrency rules (SIGHUP): the runs running and queued here are counted again under them."""
+        gate = self.concurrency
+        was_active = gate.active
+        gate.reload(rules)
+        for queue in self._pending.values():
+            queue.rebuild()
+        if gate.active and not was_active:
+            # Runs started while no rule was configured hold nothing yet: count them once read.
+            unheld = [
+                (worker, run_id, held)
+                for worker in self.workers.values()
+                for run_id, held in worker.runs.items()
+                if held.hold is None
+            ]
+            if unheld:
+                self._spawn(self._hold_running(unheld))
+
+    async def _hold_running(self, unheld: list[tuple[WorkerConnection, str, Assignment]]) -> None:
+        gate = self.concurrency
+        for worker, run_id, held in unheld:
+            run = await self._run_of(run_id)
+            if run is not None and gate.active and worker.runs.get(run_id) is held and not worker.closed:
+                held.hold = gate.hold(run)
 
     async def _announce(self, run: Run) -> None:
         try:
@@ -439,6 +551,13 @@ class RunService:
                 if run is None or run.status is not RunStatus.QUEUED or run.attempt != ticket.attempt:
                     await ticket.ack()  # taken, finished or requeued (announced again) meanwhile
                     continue
+                if self.concurrency.active:
+                    # In turn with the runs queued here, and only when its concurrency slots have room: it
+                    # waits here until then (the sweep announces it again if it is still queued later).
+                    self._enqueue(run)
+                    await ticket.ack()
+                    self._pump_endpoint(name)
+                    continue
                 worker = self._free_worker(name)
                 if worker is None:
                     await ticket.retry(0.2)
@@ -451,16 +570,25 @@ class RunService:
         """Give ``worker`` queued runs of its endpoints while it has free slots."""
         if self._pullers:
             self._slots_freed.set()
+        taken: list[Run] = []
+
+        def take(run: Run) -> bool:
+            if run.id in worker.runs:
+                return True  # queued twice and running here already: the copy goes
+            if self._take(worker, run):
+                taken.append(run)
+                return True
+            return False  # its concurrency slots are full: it keeps its place
+
         progressed = True
         while worker.free > 0 and progressed:
             progressed = False
             for name in worker.endpoints:
                 queue = self._pending.get(name)
-                if queue and worker.free > 0:
-                    run = queue.popleft()
-                    worker.take(run.id, run.attempt, run.durable)
-                    self._spawn(self._assign(run, worker))
+                if queue and worker.free > 0 and queue.pop(take) is not None:
                     progressed = True
+                    if taken:
+                        self._spawn(self._assign(taken.pop(), worker))
 
     async def _assign(self, run: Run, worker: WorkerConnection) -> None:
         store = self._store(run.durable)
@@ -472,7 +600,7 @@ class RunService:
             log.warning("run %s not started, the store is unreachable: %s", run.id, exc.message)
             worker.finish(run.id)
             if not self.bus.clustered or worker.endpoints:
-                self._pending.setdefault(run.endpoint, deque()).appendleft(run)
+                self._enqueue(run, front=True)
             self._store_ok = False
 
     async def _assign_claimed(self, run: Run, worker: WorkerConnection, store: RunStore, now: float) -> None:
@@ -509,6 +637,8 @@ class RunService:
             next_seq=running.last_seq + 1,
             deadline_unix_ms=int(running.deadline_at * 1000) if running.deadline_at else 0,
         )
+        if running.budget is not None and running.budget.hint and held is not None:
+            assign.model_hint = held.hint = running.budget.hint
         # A resumed attempt starts from the run's last checkpoint; a replay, until it has one of its own,
         # from the checkpoint of the run it replays.
         checkpoint = await store.last_checkpoint(running.id) if running.attempt > 1 else None
@@ -623,6 +753,15 @@ class RunService:
             endpoint = self.registry.get(run.endpoint)
             if endpoint is None or not endpoint.served:
                 continue
+            if self.concurrency.active and endpoint.workers:
+                # In turn with the runs queued here, within its concurrency slots; announced again as well
+                # when it must wait, since another replica may have room for it first.
+                self._enqueue(run)
+                self._pump_endpoint(run.endpoint)
+                queue = self._pending.get(run.endpoint)
+                if queue is not None and run.id in queue:
+                    await self._announce(run)
+                continue
             worker = self._free_worker(run.endpoint)
             if worker is not None:
                 worker.take(run.id, run.attempt, run.durable)
@@ -678,6 +817,7 @@ class RunService:
             return  # it moved on meanwhile; the next sweep looks again
         log.info("run %s timed out", run.id)
         self.bus.publish(run.id, result[1])
+        self._unqueue(run)
         if run.status is RunStatus.RUNNING and run.worker_id is not None:
             notice = CancelNotice(run.id, run.attempt, run.worker_id, "deadline passed")
             if not self.on_cancel(notice):
@@ -703,7 +843,9 @@ class RunService:
                 and run.endpoint in worker.endpoints  # a worker keeps only runs it may serve
             )
             if keep and run is not None:
-                worker.take(run.id, run.attempt, run.durable, run.last_seq)
+                # Running already: it holds its concurrency slots even past their max (nothing is stopped).
+                hold = self.concurrency.hold(run) if self.concurrency.active else None
+                worker.take(run.id, run.attempt, run.durable, run.last_seq, hold=hold)
                 statuses.append(
                     pb.HeldRunStatus(run_id=run.id, attempt=run.attempt, keep=True, next_seq=run.last_seq + 1)
                 )
@@ -784,12 +926,59 @@ class RunService:
             self.bus.publish(message.run_id, stored)
             if usage is not None and reported is not None:
                 # Only what was stored now (a resent batch adds nothing); each report counts once per seq.
-                await self._until_stored(
+                counted = await self._until_stored(
                     worker, lambda: usage.count(message.run_id, held.durable, reported, stored)
                 )
+                if counted is not None:
+                    await self._spent(worker, held, *counted)
         elif stored is None:
             # Fenced: cancelled or requeued elsewhere (a cancel notice that never arrived, say). Stop it here.
             self.on_cancel(CancelNotice(message.run_id, message.attempt, worker.worker_id, "run moved on"))
+
+    async def _spent(self, worker: WorkerConnection, held: Assignment, run: Run, report: UsageReport) -> None:
+        """A run's counted usage meets the token limits and the budgets: a run past its own budget stops."""
+        if self.limiter is not None:
+            tokens = sum(m.totals.input_tokens + m.totals.output_tokens for m in report.models)
+            await self.limiter.charge(report.tenant, report.principal, report.endpoint, tokens)
+        budgets = self.budgets
+        if budgets is None:
+            return
+        budgets.spent(report)
+        if run.budget is None or not (run.budget.name or run.budget.downgrade_to):
+            return
+        if held.spent is None:
+            # First report of this attempt here: what the run spent so far is in the store (this report too).
+            usage = self.usage
+            assert usage is not None
+            held.spent = run_totals(await self._until_stored(worker, lambda: usage.run_usage(run)))
+        else:
+            held.spent = held.spent + run_totals(report.models)
+        reason = budgets.over(run.budget, held.spent)
+        if reason is not None:
+            await self._stop_over_budget(worker, held, run, reason)
+            return
+        hint = budgets.hint(run.budget, held.spent)
+        if hint != held.hint and "model_hint" in worker.features:
+            held.hint = hint
+            worker.send(pb.GatewayMessage(hint=pb.Hint(run_id=run.id, attempt=held.attempt, model_hint=hint)))
+
+    async def _stop_over_budget(
+        self, worker: WorkerConnection, held: Assignment, run: Run, reason: str
+    ) -> None:
+        """Fail the run ``BudgetExceeded`` after the events that crossed its budget, and cancel its worker's task."""
+        error = RunError(type="BudgetExceeded", message=reason)
+        store = self._store(held.durable)
+        if await self._until_stored(worker, lambda: self._fail_running(store, run.id, held.attempt, error)):
+            log.warning("run %s stopped: %s", run.id, reason)
+            if self.budgets is not None and self.budgets.metrics is not None and run.budget is not None:
+                self.budgets.metrics.runs_over_budget.inc(run.budget.name)
+        self.on_cancel(CancelNotice(run.id, held.attempt, worker.worker_id, f"BudgetExceeded: {reason}"))
+
+    def lacking(self, worker: WorkerConnection) -> str:
+        """What this gateway would use that ``worker`` does not understand (its SDK is older), or ""."""
+        if self.budgets is not None and self.budgets.downgrades and "model_hint" not in worker.features:
+            return "model hints (budgets' downgrade_to does not reach its runs)"
+        return ""
 
     async def _checkpoint_too_large(self, worker: WorkerConnection, message: pb.Events, size: int) -> None:
         """Fail the run (not the worker's stream): its batch is not stored and the worker is told to stop."""

@@ -190,7 +190,7 @@ _RUN_COLUMNS = (
     "id, endpoint, kind, durable, principal, tenant, input, status, attempt, max_attempts, output, "
     "error_type, error_message, idempotency_key, request_hash, worker_id, lease_expires_at, deadline_at, "
     "last_seq, created_at, updated_at, started_at, finished_at, replay_of, replay_checkpoint, context_id, "
-    "protocol_meta"
+    "protocol_meta, budget"
 )
 _SELECT_RUN = f"SELECT {_RUN_COLUMNS} FROM fastagentic_runs"
 _LAST_CHECKPOINT_ID = "(SELECT COALESCE(MAX(c.id), 0) FROM fastagentic_checkpoints c WHERE c.run_id = r.id)"

@@ -35,6 +35,7 @@ from ..runs.model import (
     NewEvent,
     PushConfig,
     Run,
+    RunBudget,
     RunError,
     RunQuery,
     RunStatus,
@@ -208,6 +209,8 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """,
         "CREATE INDEX usage_daily_day ON usage_daily (day)",
     ),
+    # 6: a run's budget and starting model hint (limits/budgets.py), JSON, fixed when it is accepted.
+    ("ALTER TABLE runs ADD COLUMN budget BLOB",),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -215,10 +218,10 @@ _RUN_COLUMNS = (
     "id, endpoint, kind, durable, principal, tenant, input, status, attempt, max_attempts, output, "
     "error_type, error_message, idempotency_key, request_hash, worker_id, lease_expires_at, deadline_at, "
     "last_seq, created_at, updated_at, started_at, finished_at, replay_of, replay_checkpoint, context_id, "
-    "protocol_meta"
+    "protocol_meta, budget"
 )
 # How many columns a run row has (_run_values, _run_from_row); postgres.py reads what follows them.
-RUN_COLUMN_COUNT = 27
+RUN_COLUMN_COUNT = 28
 _SELECT_RUN = f"SELECT {_RUN_COLUMNS} FROM runs"
 _INSERT_RUN = f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * RUN_COLUMN_COUNT)})"
 _UPDATE_RUN = """
@@ -292,7 +295,12 @@ def _run_values(run: Run) -> tuple[Any, ...]:
         run.replay_checkpoint,
         run.context_id,
         run.protocol_meta,
+        None if run.budget is None else _encode_budget(run.budget),
     )
+
+
+_encode_budget = msgspec.json.encode
+_decode_budget = msgspec.json.Decoder(RunBudget).decode
 
 
 def _run_from_row(row: tuple[Any, ...]) -> Run:
@@ -324,6 +332,7 @@ def _run_from_row(row: tuple[Any, ...]) -> Run:
         replay_checkpoint,
         context_id,
         protocol_meta,
+        budget,
     ) = row
     return Run(
         id=run_id,
@@ -351,6 +360,7 @@ def _run_from_row(row: tuple[Any, ...]) -> Run:
         replay_checkpoint=replay_checkpoint,
         context_id=context_id,
         protocol_meta=protocol_meta,
+        budget=None if budget is None else _decode_budget(bytes(budget)),
     )
 
 

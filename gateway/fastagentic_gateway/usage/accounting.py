@@ -216,24 +216,24 @@ class UsageAccounting:
 
     async def count(
         self, run_id: str, durable: bool, reported: Sequence[LlmUsage | None], stored: Sequence[Event]
-    ) -> bool:
+    ) -> tuple[Run, UsageReport] | None:
         """Add the usage of ``stored`` (what the store newly stored of a batch whose usage ``parse`` gave).
-        Safe to repeat after StoreUnavailable (durable runs: the report's seq is counted once). False when
-        nothing was counted."""
+        Safe to repeat after StoreUnavailable (durable runs: the report's seq is counted once). The run and
+        what was counted, or None when nothing was."""
         store = self.durable if durable else self.ephemeral
         run = await store.get(run_id)
         report = None if run is None else self.report(run, reported, stored)
-        if report is None:
-            return False
+        if run is None or report is None:
+            return None
         if durable:
-            return await self.durable.add_usage(report)
+            return (run, report) if await self.durable.add_usage(report) else None
         counted = await self.ephemeral.add_usage(report, aggregate=False)
         self._unsaved.append(report)
         if len(self._unsaved) > MAX_UNSAVED:
             lost = self._unsaved.popleft()
             log.warning("usage of run %s not aggregated: the run store is unreachable", lost.run_id)
         await self.flush()
-        return counted
+        return (run, report) if counted else None
 
     async def flush(self) -> None:
         """Write the aggregates of ephemeral runs' reports that wait for the durable store."""

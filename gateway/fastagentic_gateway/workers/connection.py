@@ -6,8 +6,12 @@ import asyncio
 import itertools
 from collections import OrderedDict
 from collections.abc import Mapping
+from typing import TYPE_CHECKING, Protocol
 
 from fastagentic.v1 import worker_pb2 as pb
+
+if TYPE_CHECKING:
+    from ..usage.model import Totals
 
 # Runs recently taken away from this worker (cancelled, requeued); its late messages about them are ignored.
 MAX_FENCED = 4096
@@ -20,15 +24,25 @@ MAX_PENDING_COMPLETIONS = 256
 _request_ids = itertools.count(1)
 
 
+class Hold(Protocol):
+    """What a run holds while this worker runs it (``limits.concurrency.Hold``: its concurrency slots)."""
+
+    def release(self) -> None: ...
+
+
 class Assignment:
     """A run this worker holds: enough to handle its messages without reading the store."""
 
-    __slots__ = ("attempt", "durable", "last_seq")
+    __slots__ = ("attempt", "durable", "hint", "hold", "last_seq", "spent")
 
-    def __init__(self, attempt: int, durable: bool, last_seq: int = 0) -> None:
+    def __init__(self, attempt: int, durable: bool, last_seq: int = 0, hold: Hold | None = None) -> None:
         self.attempt = attempt
         self.durable = durable
         self.last_seq = last_seq  # of the run's log, as stored
+        # Released when the worker lets go of the run, whichever way (finish, fence, close): exactly once.
+        self.hold = hold
+        self.spent: Totals | None = None  # the run's usage, once a report of a run with a budget came
+        self.hint = ""  # the model hint the worker was last given for it
 
 
 class ProtocolViolation(Exception):
@@ -45,6 +59,8 @@ class WorkerConnection:
         completions: Mapping[str, frozenset[str]] | None = None,
         credential: str = "",
     ) -> None:
+        #: What the worker understands beyond protocol 1 as first released (Hello.features).
+        self.features: frozenset[str] = frozenset()
         self.worker_id = worker_id
         #: the worker token (its id) this worker presented; "" when workers do not authenticate
         self.credential = credential
@@ -77,16 +93,25 @@ class WorkerConnection:
             return None
         raise ProtocolViolation(f"run {run_id} attempt {attempt} was never assigned to this worker")
 
-    def take(self, run_id: str, attempt: int, durable: bool, last_seq: int = 0) -> Assignment:
-        held = self.runs[run_id] = Assignment(attempt, durable, last_seq)
+    def take(
+        self, run_id: str, attempt: int, durable: bool, last_seq: int = 0, hold: Hold | None = None
+    ) -> Assignment:
+        previous = self.runs.get(run_id)
+        if previous is not None and previous.hold is not None:
+            previous.hold.release()
+        held = self.runs[run_id] = Assignment(attempt, durable, last_seq, hold)
         return held
 
     def finish(self, run_id: str) -> None:
-        self.runs.pop(run_id, None)
+        held = self.runs.pop(run_id, None)
+        if held is not None and held.hold is not None:
+            held.hold.release()
 
     def fence(self, run_id: str) -> None:
         held = self.runs.pop(run_id, None)
         if held is not None:
+            if held.hold is not None:
+                held.hold.release()
             self.fenced[(run_id, held.attempt)] = None
             if len(self.fenced) > MAX_FENCED:
                 self.fenced.popitem(last=False)
@@ -151,6 +176,11 @@ class WorkerConnection:
     def close(self) -> None:
         if not self.closed:
             self.closed = True
+            # Its runs keep their leases (the worker may come back holding them), but they no longer run
+            # here: what they hold is released now, and taken again if the worker comes back with them.
+            for held in self.runs.values():
+                if held.hold is not None:
+                    held.hold.release()
             self.outbox.put_nowait(None)
             for future in self._pending.values():
                 if not future.done():

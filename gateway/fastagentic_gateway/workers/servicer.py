@@ -255,6 +255,15 @@ class WorkerGateway(pb_grpc.WorkerGatewayServicer):
                 worker.capacity,
                 sum(1 for h in held if h.keep),
             )
+            worker.features = frozenset(feature[:64] for feature in hello.features[:64])
+            lacking = self.runs.lacking(worker)
+            if lacking:
+                log.warning(
+                    "worker %s (SDK %s) lacks %s; upgrade its SDK",
+                    worker.worker_id,
+                    hello.sdk_version[:40],
+                    lacking,
+                )
             self.runs.ready(worker)
             reader = asyncio.create_task(self._read(worker, request_iterator, list(frame.messages[1:])))
             outbox = worker.outbox

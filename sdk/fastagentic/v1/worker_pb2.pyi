@@ -91,7 +91,7 @@ class HeldRun(_message.Message):
     def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ...) -> None: ...
 
 class Hello(_message.Message):
-    __slots__ = ("worker_id", "sdk_version", "protocol_version", "app_name", "endpoints", "slots", "held", "token")
+    __slots__ = ("worker_id", "sdk_version", "protocol_version", "app_name", "endpoints", "slots", "held", "token", "features")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     SDK_VERSION_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -100,6 +100,7 @@ class Hello(_message.Message):
     SLOTS_FIELD_NUMBER: _ClassVar[int]
     HELD_FIELD_NUMBER: _ClassVar[int]
     TOKEN_FIELD_NUMBER: _ClassVar[int]
+    FEATURES_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     sdk_version: str
     protocol_version: int
@@ -108,7 +109,8 @@ class Hello(_message.Message):
     slots: int
     held: _containers.RepeatedCompositeFieldContainer[HeldRun]
     token: str
-    def __init__(self, worker_id: _Optional[str] = ..., sdk_version: _Optional[str] = ..., protocol_version: _Optional[int] = ..., app_name: _Optional[str] = ..., endpoints: _Optional[_Iterable[_Union[EndpointSpec, _Mapping]]] = ..., slots: _Optional[int] = ..., held: _Optional[_Iterable[_Union[HeldRun, _Mapping]]] = ..., token: _Optional[str] = ...) -> None: ...
+    features: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, worker_id: _Optional[str] = ..., sdk_version: _Optional[str] = ..., protocol_version: _Optional[int] = ..., app_name: _Optional[str] = ..., endpoints: _Optional[_Iterable[_Union[EndpointSpec, _Mapping]]] = ..., slots: _Optional[int] = ..., held: _Optional[_Iterable[_Union[HeldRun, _Mapping]]] = ..., token: _Optional[str] = ..., features: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Event(_message.Message):
     __slots__ = ("kind", "data", "ts_ms", "checkpoint")
@@ -195,20 +197,22 @@ class Completion(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., values: _Optional[_Iterable[str]] = ..., total: _Optional[int] = ..., has_more: _Optional[bool] = ..., error: _Optional[str] = ...) -> None: ...
 
 class GatewayMessage(_message.Message):
-    __slots__ = ("welcome", "assign", "cancel", "drain", "reject", "complete")
+    __slots__ = ("welcome", "assign", "cancel", "drain", "reject", "complete", "hint")
     WELCOME_FIELD_NUMBER: _ClassVar[int]
     ASSIGN_FIELD_NUMBER: _ClassVar[int]
     CANCEL_FIELD_NUMBER: _ClassVar[int]
     DRAIN_FIELD_NUMBER: _ClassVar[int]
     REJECT_FIELD_NUMBER: _ClassVar[int]
     COMPLETE_FIELD_NUMBER: _ClassVar[int]
+    HINT_FIELD_NUMBER: _ClassVar[int]
     welcome: Welcome
     assign: Assign
     cancel: Cancel
     drain: Drain
     reject: Reject
     complete: Complete
-    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., assign: _Optional[_Union[Assign, _Mapping]] = ..., cancel: _Optional[_Union[Cancel, _Mapping]] = ..., drain: _Optional[_Union[Drain, _Mapping]] = ..., reject: _Optional[_Union[Reject, _Mapping]] = ..., complete: _Optional[_Union[Complete, _Mapping]] = ...) -> None: ...
+    hint: Hint
+    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., assign: _Optional[_Union[Assign, _Mapping]] = ..., cancel: _Optional[_Union[Cancel, _Mapping]] = ..., drain: _Optional[_Union[Drain, _Mapping]] = ..., reject: _Optional[_Union[Reject, _Mapping]] = ..., complete: _Optional[_Union[Complete, _Mapping]] = ..., hint: _Optional[_Union[Hint, _Mapping]] = ...) -> None: ...
 
 class HeldRunStatus(_message.Message):
     __slots__ = ("run_id", "attempt", "keep", "next_seq")
@@ -245,7 +249,7 @@ class Caller(_message.Message):
     def __init__(self, principal: _Optional[str] = ..., tenant: _Optional[str] = ...) -> None: ...
 
 class Assign(_message.Message):
-    __slots__ = ("run_id", "attempt", "endpoint", "input", "caller", "trace_context", "deadline_unix_ms", "next_seq", "checkpoint", "resume_input")
+    __slots__ = ("run_id", "attempt", "endpoint", "input", "caller", "trace_context", "deadline_unix_ms", "next_seq", "checkpoint", "resume_input", "model_hint")
     class TraceContextEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -263,6 +267,7 @@ class Assign(_message.Message):
     NEXT_SEQ_FIELD_NUMBER: _ClassVar[int]
     CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
     RESUME_INPUT_FIELD_NUMBER: _ClassVar[int]
+    MODEL_HINT_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     attempt: int
     endpoint: str
@@ -273,7 +278,18 @@ class Assign(_message.Message):
     next_seq: int
     checkpoint: bytes
     resume_input: bytes
-    def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., endpoint: _Optional[str] = ..., input: _Optional[bytes] = ..., caller: _Optional[_Union[Caller, _Mapping]] = ..., trace_context: _Optional[_Mapping[str, str]] = ..., deadline_unix_ms: _Optional[int] = ..., next_seq: _Optional[int] = ..., checkpoint: _Optional[bytes] = ..., resume_input: _Optional[bytes] = ...) -> None: ...
+    model_hint: str
+    def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., endpoint: _Optional[str] = ..., input: _Optional[bytes] = ..., caller: _Optional[_Union[Caller, _Mapping]] = ..., trace_context: _Optional[_Mapping[str, str]] = ..., deadline_unix_ms: _Optional[int] = ..., next_seq: _Optional[int] = ..., checkpoint: _Optional[bytes] = ..., resume_input: _Optional[bytes] = ..., model_hint: _Optional[str] = ...) -> None: ...
+
+class Hint(_message.Message):
+    __slots__ = ("run_id", "attempt", "model_hint")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    MODEL_HINT_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    attempt: int
+    model_hint: str
+    def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., model_hint: _Optional[str] = ...) -> None: ...
 
 class Cancel(_message.Message):
     __slots__ = ("run_id", "attempt", "reason")

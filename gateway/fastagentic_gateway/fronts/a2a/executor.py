@@ -29,7 +29,7 @@ from a2a.utils.errors import (
 from ...access.policy import visible
 from ...access.principal import ANONYMOUS, Principal
 from ...calls import Call, find_endpoint, make_call
-from ...errors import Conflict, GatewayError, InvalidInput, NotFound, NoWorker, RateLimited
+from ...errors import Conflict, GatewayError, InvalidInput, NotFound, NoWorker
 from ...runs.model import EndpointKind, Run
 from ...runs.service import RunService
 from ...workers.registry import Endpoint, EndpointRegistry
@@ -167,8 +167,9 @@ class RunContextBuilder(RequestContextBuilder):
             data: dict[str, Any] = {"type": exc.type}
             if "Retry-After" in exc.headers:
                 data["retryAfter"] = int(exc.headers["Retry-After"])
-            if isinstance(exc, RateLimited):
-                data["rule"] = exc.rule
+            for name in ("rule", "budget", "resets_at"):  # which limit or budget refused, until when
+                if name in exc.extra:
+                    data[name if name != "resets_at" else "resetsAt"] = exc.extra[name]
             raise InternalError(message=exc.message, data=data) from exc
         return run
 

@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 from mcp_types import INTERNAL_ERROR, INVALID_PARAMS
 
-from ...errors import GatewayError, NoWorker, RateLimited
+from ...errors import GatewayError, NoWorker
 from ...runs.model import RunError, RunStatus
 from .catalogue import ToolView
 
@@ -97,8 +97,9 @@ def error_data(exc: GatewayError) -> dict[str, Any]:
         data["errors"] = [{"path": e.path, "message": e.message} for e in exc.errors]
     if "Retry-After" in exc.headers:
         data["retryAfter"] = int(exc.headers["Retry-After"])
-    if isinstance(exc, RateLimited):
-        data["rule"] = exc.rule
+    for name in ("rule", "budget", "resets_at"):  # which limit or budget refused, and until when
+        if name in exc.extra:
+            data[name if name != "resets_at" else "resetsAt"] = exc.extra[name]
     return data
 
 
