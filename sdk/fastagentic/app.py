@@ -11,6 +11,9 @@ from typing import Any, TypeVar, overload
 
 import msgspec
 
+from .adapters.base import Adapter, is_adapter
+from .adapters.discovery import adapter_for
+from .adapters.shape import adapter_function
 from .context import RunContext
 from .rates import parse_rate
 from .schema import FunctionShape, inspect_function
@@ -217,6 +220,7 @@ class App:
         tags: Sequence[str] = (),
         examples: Sequence[Any] = (),
         rate_limit: str | None = None,
+        adapter: Adapter | None = None,
     ) -> Callable[[G], G]: ...
 
     def agent_endpoint(
@@ -232,11 +236,16 @@ class App:
         tags: Sequence[str] = (),
         examples: Sequence[Any] = (),
         rate_limit: str | None = None,
+        adapter: Adapter | None = None,
     ) -> F | Callable[[F], F]:
         """An agent: a run that may stream events and checkpoint. Durable by default.
 
-        ``rate_limit`` (``"60/minute"``): the most calls the gateway admits per caller (principal)."""
-        options = dict(
+        ``rate_limit`` (``"60/minute"``): the most calls the gateway admits per caller (principal).
+
+        ``adapter``: a framework adapter runs the run. The decorated function then maps the endpoint's
+        input (its parameters, as for any endpoint) to the adapter's input, and the endpoint's output is
+        the adapter's."""
+        options: dict[str, Any] = dict(
             rate_limit=rate_limit,
             name=name,
             description=description,
@@ -246,7 +255,59 @@ class App:
             tags=tags,
             examples=examples,
         )
-        return self._decorate("agent", fn, options)
+        if adapter is None:
+            return self._decorate("agent", fn, options)
+        if not is_adapter(adapter):
+            raise TypeError(f"adapter= takes an adapter, not {type(adapter).__name__} (see app.agent)")
+
+        def register(mapper: F) -> F:
+            function, shape = adapter_function(adapter, mapper)
+            if description is None and not shape.description:
+                options["description"] = adapter.description
+            self._register("agent", function, shape=shape, **options)
+            return mapper
+
+        return register(fn) if fn is not None else register
+
+    def agent(
+        self,
+        target: Any,
+        /,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        durable: bool = True,
+        streams: bool = True,
+        scopes: Sequence[str] = (),
+        tags: Sequence[str] = (),
+        examples: Sequence[Any] = (),
+        rate_limit: str | None = None,
+    ) -> Adapter:
+        """Register a framework agent as an agent endpoint: ``app.agent(pydantic_agent, name="support")``.
+
+        ``target`` is an adapter, or an object an adapter is found for (``fastagentic.adapters``: the
+        built-in PydanticAI and LangGraph adapters, the ``fastagentic.adapters`` entry points, then
+        ``SimpleAdapter`` for a plain callable). The input and output schemas are the adapter's; ``name``
+        defaults to the adapter's name. Options as for ``agent_endpoint``. Returns the adapter."""
+        adapter = adapter_for(target)
+        endpoint_name = name if name is not None else adapter.name
+        if not endpoint_name:
+            raise ValueError(f"{type(adapter).__name__} has no name of its own: pass name=")
+        function, shape = adapter_function(adapter)
+        self._register(
+            "agent",
+            function,
+            shape=shape,
+            name=endpoint_name,
+            description=description if description is not None else adapter.description,
+            durable=durable,
+            streams=streams,
+            scopes=scopes,
+            tags=tags,
+            examples=examples,
+            rate_limit=rate_limit,
+        )
+        return adapter
 
     @overload
     def tool(self, fn: F, /) -> F: ...
@@ -390,6 +451,7 @@ class App:
         mime_type: str = "",
         complete: Mapping[str, Callable[..., Any]] | None = None,
         rate_limit: str | None = None,
+        shape: FunctionShape | None = None,
     ) -> None:
         name = fn.__name__ if name is None else name
         if rate_limit is not None:
@@ -398,7 +460,8 @@ class App:
             raise ValueError(f"endpoint name {name!r} must match {NAME_PATTERN.pattern}")
         if name in self._endpoints:
             raise ValueError(f"{self.name}: an endpoint named {name!r} is already registered")
-        shape = inspect_function(fn, context_type=RunContext, kind=kind)
+        if shape is None:
+            shape = inspect_function(fn, context_type=RunContext, kind=kind)
         if uri_template:
             params = set(_TEMPLATE_VAR.findall(uri_template))
             declared = set(shape.input_schema.get("properties", {}))

@@ -1,0 +1,48 @@
+"""Framework adapters: run a framework's agent or graph as an agent endpoint.
+
+    app.agent(pydantic_agent, name="support")          # the adapter is found for the object
+    app.agent(LangGraphAdapter(graph), name="triage")  # or given, with its options
+
+Importing this package imports no framework: ``PydanticAIAdapter`` and ``LangGraphAdapter`` load their
+framework when first named, and need the ``fastagentic[pydantic-ai]`` / ``fastagentic[langgraph]`` extras.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from . import events
+from .base import Adapter, BaseAdapter, Interrupted, Schema, run_context
+from .discovery import ENTRY_POINT_GROUP, adapter_for
+from .simple import Event, Result, SimpleAdapter
+
+if TYPE_CHECKING:
+    from .langgraph import LangGraphAdapter
+    from .pydantic_ai import PydanticAIAdapter
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "Adapter",
+    "BaseAdapter",
+    "Event",
+    "Interrupted",
+    "LangGraphAdapter",
+    "PydanticAIAdapter",
+    "Result",
+    "Schema",
+    "SimpleAdapter",
+    "adapter_for",
+    "events",
+    "run_context",
+]
+
+_LAZY = {"PydanticAIAdapter": ".pydantic_ai", "LangGraphAdapter": ".langgraph"}
+
+
+def __getattr__(name: str) -> Any:
+    # The framework adapters import their framework: only when asked for.
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
