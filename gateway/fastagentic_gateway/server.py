@@ -141,6 +141,12 @@ class Gateway:
             problems["workers"] = "no worker serves any endpoint, here or on another replica"
         if self.limiter.outage and not self.limiter.fail_open:
             problems["limits"] = "shared limit counter unreachable: calls with a rate limit are refused"
+        claims = self.runs.claims
+        if claims is not None and claims.outage and not claims.fail_open:
+            problems["concurrency"] = (
+                "shared concurrency claims unreachable: runs under a concurrency rule start only within the "
+                "claims still held, refuse rules answer 503"
+            )
         return problems
 
     def reload(self) -> None:
@@ -161,9 +167,15 @@ class Gateway:
 
     def degraded(self) -> dict[str, str]:
         """What works but not as configured, by component (shown by ``/readyz``, still ready)."""
+        degraded = {}
         if self.limiter.outage and self.limiter.fail_open:
-            return {"limits": "shared limit counter unreachable: rate limits are not enforced"}
-        return {}
+            degraded["limits"] = "shared limit counter unreachable: rate limits are not enforced"
+        claims = self.runs.claims
+        if claims is not None and claims.outage and claims.fail_open:
+            degraded["concurrency"] = (
+                "shared concurrency claims unreachable: each replica allows up to max runs of a key on its own"
+            )
+        return degraded
 
     def _build_asgi(self) -> Litestar:
         gateway = self

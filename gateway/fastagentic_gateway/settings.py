@@ -257,8 +257,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             "Concurrency limits, each a table: `name`, `max` (runs at once), and optionally `per` "
             "(`principal`, `tenant` (the default), `endpoint`), `endpoints`, `roles`, `scopes`, `when_full` "
             "(`queue`, the default: runs past `max` wait their turn, fairly across tenants; `refuse`: 429). "
-            "Counted per replica (see the limits guide). Reloaded on SIGHUP. In the environment: a JSON "
-            "array of objects."
+            "In a cluster the replicas hold `max` together, through slot claims in NATS (see the limits "
+            "guide). Reloaded on SIGHUP. In the environment: a JSON array of objects."
         ),
     ] = []
     limits_fail: Annotated[

@@ -2,7 +2,8 @@
 queued fairly between two tenants, ``when_full = "refuse"`` on REST, MCP (the official client) and A2A
 (a2a-sdk), a reload on SIGHUP that changes the max, and runs queued past the limit that survive a
 gateway restart; in a cluster, runs accepted by a replica without workers are pulled by another and
-held to its limit."""
+held to its limit, a limit holds for two replicas with workers of their own together, and an outage of
+the shared claims fails open or closed as configured, in /readyz and the log."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from typing import Any
 
 import httpx
 import httpx2
+import pytest
 from a2a.client import ClientConfig, ClientFactory
 from a2a.client.card_resolver import A2ACardResolver
 from a2a.client.errors import A2AClientError
@@ -27,9 +29,9 @@ from a2a.utils.errors import A2AError
 from mcp import Client, MCPError
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.conftest import ROOT, Cluster, Gateway, Worker, base_env, wait_until
+from tests.conftest import ROOT, Cluster, Gateway, Process, Worker, base_env, free_port, wait_until
 from tests.e2e.a2a_support import collect, data_message, request
-from tests.services import postgres_database, require_nats
+from tests.services import postgres_database, require_nats, require_nats_server
 
 WORKER = "tests.workers.concurrency_worker:app"
 WORKER_TOKEN = "concurrency-worker-secret-0123"
@@ -324,21 +326,24 @@ def test_runs_queued_past_the_limit_run_after_a_gateway_restart(cluster: Cluster
 # ------------------------------------------------------------------------------ cluster
 
 
-async def _delete_stream(url: str, name: str) -> None:
+async def _delete_nats_state(url: str, prefix: str) -> None:
+    """The dispatch stream and the limits bucket (rate counters, concurrency claims) of ``prefix``."""
     import nats
-    import nats.js.errors
 
     nc = await nats.connect(url, connect_timeout=3)
     try:
-        with contextlib.suppress(nats.js.errors.NotFoundError):
-            await nc.jetstream().delete_stream(name)
+        js = nc.jetstream()
+        with contextlib.suppress(Exception):
+            await js.delete_stream(f"{prefix}_dispatch")
+        with contextlib.suppress(Exception):
+            await js.delete_key_value(f"{prefix}_limits")
     finally:
         await nc.close()
 
 
 def test_in_a_cluster_runs_waiting_for_a_slot_are_pulled_and_none_is_left_behind(cluster: Cluster) -> None:
-    """Counts are per replica: with the only worker on replica b, b holds the limit for the runs accepted
-    on a (announced, pulled, queued on b) as for its own; every run finishes."""
+    """With the only worker on replica b, b holds the limit for the runs accepted on a (announced, pulled,
+    queued on b) as for its own; every run finishes."""
     nats_url = require_nats()
     prefix = f"fatest_{secrets.token_hex(4)}"
     rules = json.dumps([{"name": "per-tenant", "max": 1}])
@@ -356,4 +361,86 @@ def test_in_a_cluster_runs_waiting_for_a_slot_are_pulled_and_none_is_left_behind
             spans, most = _record(log)
             assert set(spans) == set(runs) and most == {"default": 1}, (spans, most)
     finally:
-        asyncio.run(_delete_stream(nats_url, f"{prefix}_dispatch"))
+        asyncio.run(_delete_nats_state(nats_url, prefix))
+
+
+def test_in_a_cluster_a_limit_holds_for_the_replicas_together(cluster: Cluster) -> None:
+    """Two replicas on PostgreSQL and NATS, each with a worker of its own, a limit of 2 runs at once per
+    tenant, background runs submitted to both: on the workers' own clock, never more than 2 of them ran
+    at once across the cluster (each replica runs only the slots it claimed), and every one finished."""
+    nats_url = require_nats()
+    prefix = f"fatest_{secrets.token_hex(4)}"
+    rules = json.dumps([{"name": "per-tenant", "max": 2, "per": ["tenant"]}])
+    try:
+        with postgres_database() as pg_url:
+            shared = {"store_url": pg_url, "bus_url": nats_url, "bus_prefix": prefix, "concurrency": rules}
+            a = cluster.start_gateway(replica_id="replica-a", **shared)
+            b = cluster.start_gateway(replica_id="replica-b", **shared)
+            _start(cluster, a, slots=4)
+            _start(cluster, b, slots=4)
+            log = cluster.tmp_path / "runs.log"
+            runs = []
+            for _ in range(9):
+                runs += [_background(a, None, 0.4, log), _background(b, None, 0.4, log)]
+            _finished(a, dict.fromkeys(runs), timeout=50)
+            spans, most = _record(log)
+            assert set(spans) == set(runs) and most == {"default": 2}, (spans, most)
+    finally:
+        asyncio.run(_delete_nats_state(nats_url, prefix))
+
+
+class _Nats(Process):
+    """A NATS server of the test's own, to take down."""
+
+    def __init__(self, log_dir: Path, store: Path, binary: str) -> None:
+        self.port = free_port()
+        args = [binary, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(store)]
+        super().__init__("nats", args, {}, log_dir)
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+
+def _readyz(gateway: Gateway) -> httpx.Response:
+    return httpx.get(f"{gateway.url}/readyz", timeout=5)
+
+
+@pytest.mark.parametrize("mode", ["open", "closed"])
+def test_an_outage_of_the_shared_claims_fails_as_configured(
+    cluster: Cluster, tmp_path: Path, mode: str
+) -> None:
+    """The claims live in NATS (limits_url); NATS goes down: ``open`` runs on the local max (degraded),
+    ``closed`` refuses a refuse rule's calls with 503 (not ready); both say so in the log, and recover."""
+    require_nats()
+    server = _Nats(cluster.logs, tmp_path / "nats", require_nats_server())
+    server.start()
+    cluster.processes.append(server)
+    wait_until(lambda: "Server is ready" in server.output(), what="the test's NATS server")
+    rules = json.dumps([{"name": "one-at-a-time", "max": 1, "when_full": "refuse"}])
+    gateway = cluster.start_gateway(concurrency=rules, limits_url=server.url, limits_fail=mode)
+    _start(cluster, gateway, slots=4)
+    log = cluster.tmp_path / "runs.log"
+    _finished(gateway, {_background(gateway, None, 0.2, log): None})  # claimed, ran, given back
+    assert "concurrency" not in _readyz(gateway).text
+    server.kill()
+    # Past the claim's local validity (lease_ttl 2 s x 2/3): the next call needs a claim it cannot write.
+    time.sleep(1.5)
+    answer = _invoke(gateway, "", log)
+    ready = _readyz(gateway)
+    if mode == "open":
+        assert answer.status_code == 200, answer.text  # on the local max of 1
+        assert ready.status_code == 200 and "concurrency" in ready.json()["degraded"], ready.text
+        assert "each replica allows up to max runs of a key on its own" in gateway.output()
+    else:
+        assert answer.status_code == 503, answer.text
+        assert "concurrency limits cannot be checked" in answer.json()["message"]
+        assert ready.status_code == 503 and "concurrency" in ready.json()["problems"], ready.text
+        assert "no concurrency slot is claimed or renewed" in gateway.output()
+    server.start()  # back: claims again
+    wait_until(
+        lambda: _invoke(gateway, "", log).status_code == 200 and "concurrency" not in _readyz(gateway).text,
+        timeout=20,
+        what="recovery",
+    )
+    assert "the shared claims answer again" in gateway.output()

@@ -18,7 +18,13 @@ slots are full is skipped, not dropped: it keeps its place. Within a tenant, run
 limit are skipped in the same way (the FIFO is split by principal when a rule counts per principal or
 applies by role or scope).
 
-The counts are this process's: a replica counts the runs its own workers hold (see the limits guide).
+The counts are this process's: a replica counts the runs its own workers hold. In a cluster (shared
+counters in NATS) a replica may count only as many runs of a key as it has *claimed* (``Claims``, built
+by ``limits/slots.py``): the claims of all replicas never add up to more than ``max``, so the limit
+holds for the cluster. The gate stays synchronous: a run whose key is at this replica's claim asks for
+more (``Claims.blocked``) and starts once it is granted; a ``refuse`` rule's call waits for its claim
+at submit (``reserve_call``).
+
 Runs record their caller's tenant and subject, not its roles and scopes: the gate remembers those of the
 principals that submitted here; a run whose principal it has not seen (a restart, another replica's
 run) is held to every rule whatever its roles, so a limit is never looser than configured.
@@ -28,7 +34,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from ..access.principal import Principal
 from ..errors import ConcurrencyLimited
@@ -49,6 +55,34 @@ class Slot(NamedTuple):
     rule: str
     refuse: bool
     per: str  # for messages: "tenant", "principal and endpoint"
+
+
+class Claims(Protocol):
+    """What a replica of a cluster may count per key (``limits/slots.py``, ``ClusterSlots``)."""
+
+    def limit(self, slot: Slot) -> int:
+        """How many runs of ``slot`` this replica may count now (its claim; ``max`` when failing open)."""
+        ...
+
+    def blocked(self, slot: Slot) -> None:
+        """A run could start but for ``slot``'s claim: ask for more (in the background)."""
+        ...
+
+    def changed(self, slot: Slot) -> None:
+        """What ``slot`` counts here went down (or up past the claim): give back or claim, in time."""
+        ...
+
+    async def make_room(self, slots: tuple[Slot, ...]) -> bool:
+        """Claim one more of each of ``slots`` (``refuse`` rules, at submit). False when the cluster has no
+        room; ``Unavailable`` when the claims cannot be reached and limits fail closed."""
+        ...
+
+
+class _Short(Exception):
+    """A ``refuse`` slot has room under its max but not under this replica's claim."""
+
+    def __init__(self, slots: tuple[Slot, ...]) -> None:
+        self.slots = slots
 
 
 class _Applied:
@@ -117,13 +151,22 @@ class ConcurrencyGate:
         self.on_release: Callable[[], None] | None = None
         self.running: dict[str, int] = {}
         self.waiting: dict[str, int] = {}
+        #: in a cluster: the claims that bound ``running`` per key (None: alone, ``max`` bounds it)
+        self.cluster: Claims | None = None
+        #: in a cluster: runs queued here per key, any rule (what this replica would claim slots for)
+        self.queued: dict[str, int] = {}
         self._holds: set[Hold] = set()  # running here, and reservations
         self._principals: dict[tuple[str, str], tuple[frozenset[str], frozenset[str]]] = {}
         self._cache: dict[tuple[str, str, str], tuple[Slot, ...]] = {}
         self._by_endpoint: dict[str, tuple[_Applied, ...]] = {}
         self.rules: tuple[ConcurrencyRule, ...] = ()
-        self.active = self.refusing = self.by_principal = self.grouping = False
+        self.active = self.refusing = self.by_principal = self.grouping = self.counting = False
         self._apply(rules)
+
+    def share(self, cluster: Claims | None) -> None:
+        """Count within ``cluster``'s claims from now on (set once, before runs are queued here)."""
+        self.cluster = cluster
+        self.counting = self.refusing or cluster is not None
 
     def _apply(self, rules: Sequence[ConcurrencyRule]) -> None:
         self.rules = tuple(rules)
@@ -135,6 +178,8 @@ class ConcurrencyGate:
         self.by_principal = any(rule.roles or rule.scopes for rule in self.rules)
         #: the fair queue splits a tenant's FIFO by principal (their slots may differ)
         self.grouping = self.by_principal or any("principal" in rule.per for rule in self.rules)
+        #: the queues count their runs here (``wait``): refuse rules need it, and so do a cluster's claims
+        self.counting = self.refusing or self.cluster is not None
         self._cache.clear()
         self._by_endpoint.clear()
 
@@ -145,6 +190,7 @@ class ConcurrencyGate:
         self._apply(rules)
         self.running.clear()
         self.waiting.clear()
+        self.queued.clear()
         for hold in self._holds:
             slots = self.slots(hold.endpoint, hold.tenant, hold.subject)
             hold.slots = tuple(s for s in slots if s.refuse) if hold.waiting else slots
@@ -205,9 +251,26 @@ class ConcurrencyGate:
 
     # ------------------------------------------------------------------ running
 
-    def admits(self, slots: tuple[Slot, ...]) -> bool:
+    def admits(self, slots: tuple[Slot, ...], ask: bool = True) -> bool:
+        """Whether a run of ``slots`` may start now. In a cluster, within this replica's claims: when
+        only a claim is short, more is asked for (``ask``) and the run waits until it is granted."""
         running = self.running
-        return all(running.get(slot.key, 0) < slot.max for slot in slots)
+        cluster = self.cluster
+        if cluster is None:
+            return all(running.get(slot.key, 0) < slot.max for slot in slots)
+        short: list[Slot] = []
+        for slot in slots:
+            count = running.get(slot.key, 0)
+            if count >= slot.max:
+                return False  # full whatever the claims: nothing to ask for
+            if count >= cluster.limit(slot):
+                short.append(slot)
+        if not short:
+            return True
+        if ask:
+            for slot in short:
+                cluster.blocked(slot)
+        return False
 
     def acquire(self, run: Run) -> Hold | None:
         """A hold on ``run``'s slots when none is full; None (and nothing taken) otherwise."""
@@ -218,15 +281,21 @@ class ConcurrencyGate:
 
     def hold(self, run: Run) -> Hold:
         """A hold on ``run``'s slots whether they are full or not: a run that is running already (its
-        worker came back holding it, or it started before a rule applied to it)."""
-        return self._hold(run.endpoint, run.caller.tenant, run.caller.principal, self.slots_of(run), False)
+        worker came back holding it, or it started before a rule applied to it). In a cluster its slots
+        are claimed as well, past the claim if need be."""
+        hold = self._hold(run.endpoint, run.caller.tenant, run.caller.principal, self.slots_of(run), False)
+        if self.cluster is not None:
+            for slot in hold.slots:
+                self.cluster.changed(slot)
+        return hold
 
     def admits_call(self, principal: Principal, endpoint: str) -> bool:
-        """Whether a run of ``principal`` could start now as far as the concurrency rules go."""
+        """Whether a run of ``principal`` could start now as far as the concurrency rules go (asking
+        nothing of the cluster's claims)."""
         if not self.active:
             return True
         attrs = (principal.roles, principal.scopes)
-        return self.admits(self.slots(endpoint, principal.tenant, principal.subject, attrs))
+        return self.admits(self.slots(endpoint, principal.tenant, principal.subject, attrs), ask=False)
 
     # ------------------------------------------------------------------ refuse
 
@@ -241,22 +310,52 @@ class ConcurrencyGate:
         running, waiting = self.running, self.waiting
         for slot in slots:
             if running.get(slot.key, 0) + waiting.get(slot.key, 0) >= slot.max:
-                raise ConcurrencyLimited(
-                    f"concurrency limit {slot.rule!r} reached: at most {slot.max} run(s) at once per "
-                    f"{slot.per}; retry when one of them has finished",
-                    rule=slot.rule,
-                    limit=slot.max,
-                )
+                raise _limited(slot)
+        cluster = self.cluster
+        if cluster is not None:
+            short = tuple(
+                slot
+                for slot in slots
+                if running.get(slot.key, 0) + waiting.get(slot.key, 0) >= cluster.limit(slot)
+            )
+            if short:
+                raise _Short(short)
         return self._hold(endpoint, principal.tenant, principal.subject, slots, True)
 
+    async def reserve_call(self, principal: Principal, endpoint: str) -> Hold | None:
+        """``reserve``; in a cluster, a call that this replica's claims do not cover waits for one more
+        claim of its slots first, and is refused (429) when the cluster has no room for it now
+        (``Unavailable``, 503, when the claims cannot be reached and limits fail closed)."""
+        cluster = self.cluster
+        if cluster is None:
+            return self.reserve(principal, endpoint)
+        for _ in range(3):
+            try:
+                return self.reserve(principal, endpoint)
+            except _Short as short:
+                if not await cluster.make_room(short.slots):
+                    raise _limited(short.slots[0]) from None
+                # Granted; concurrent calls of the same key may have taken it first: look again.
+        try:
+            return self.reserve(principal, endpoint)
+        except _Short as short:
+            raise _limited(short.slots[0]) from None
+
     def wait(self, run: Run) -> tuple[Slot, ...]:
-        """Count ``run`` as waiting on its ``refuse`` slots; what was counted (give it to ``unwait``)."""
-        slots = tuple(slot for slot in self.slots_of(run) if slot.refuse)
+        """Count ``run`` as waiting on its ``refuse`` slots (in a cluster, as queued on all of them);
+        what was counted (give it to ``unwait``)."""
+        if self.cluster is None:
+            slots = tuple(slot for slot in self.slots_of(run) if slot.refuse)
+        else:
+            slots = self.slots_of(run)
         self._count(True, slots, 1)
         return slots
 
     def unwait(self, slots: tuple[Slot, ...]) -> None:
         self._count(True, slots, -1)
+        if self.cluster is not None:
+            for slot in slots:
+                self.cluster.changed(slot)
 
     # ------------------------------------------------------------------ counting
 
@@ -269,22 +368,43 @@ class ConcurrencyGate:
     def _release(self, hold: Hold) -> None:
         self._holds.discard(hold)
         self._count(hold.waiting, hold.slots, -1)
+        if self.cluster is not None:
+            for slot in hold.slots:
+                self.cluster.changed(slot)  # a claim this replica no longer uses goes back, in time
         if hold.slots and not hold.waiting and self.on_release is not None:
             self.on_release()
 
     def _count(self, waiting: bool, slots: tuple[Slot, ...], n: int) -> None:
-        counts = self.waiting if waiting else self.running
-        for slot in slots:
-            value = counts.get(slot.key, 0) + n
-            if value > 0:
-                counts[slot.key] = value
-            else:
-                counts.pop(slot.key, None)
+        if not waiting:
+            _add(self.running, slots, n)
+        elif self.cluster is None:
+            _add(self.waiting, slots, n)  # refuse slots only (``wait``, ``reserve``)
+        else:
+            _add(self.waiting, tuple(slot for slot in slots if slot.refuse), n)
+            _add(self.queued, slots, n)
 
     @property
     def holds(self) -> int:
         """Runs holding slots here (for tests and diagnostics)."""
         return sum(1 for hold in self._holds if not hold.waiting)
+
+
+def _add(counts: dict[str, int], slots: tuple[Slot, ...], n: int) -> None:
+    for slot in slots:
+        value = counts.get(slot.key, 0) + n
+        if value > 0:
+            counts[slot.key] = value
+        else:
+            counts.pop(slot.key, None)
+
+
+def _limited(slot: Slot) -> ConcurrencyLimited:
+    return ConcurrencyLimited(
+        f"concurrency limit {slot.rule!r} reached: at most {slot.max} run(s) at once per "
+        f"{slot.per}; retry when one of them has finished",
+        rule=slot.rule,
+        limit=slot.max,
+    )
 
 
 class _Entry:
@@ -342,7 +462,7 @@ class FairQueue:
         gate = self.gate
         group = run.caller.principal if gate is not None and gate.grouping else ""
         entry = _Entry(run, group, seq)
-        if gate is not None and gate.refusing:
+        if gate is not None and gate.counting:
             entry.counted = gate.wait(run)
         self._entries[run.id] = entry
         tenant = run.caller.tenant
@@ -431,7 +551,7 @@ class FairQueue:
             run = entry.run
             entry.group = run.caller.principal if gate is not None and gate.grouping else ""
             # The gate's waiting counts were cleared by its reload.
-            entry.counted = gate.wait(run) if gate is not None and gate.refusing else ()
+            entry.counted = gate.wait(run) if gate is not None and gate.counting else ()
             groups = tenants.setdefault(run.caller.tenant, {})
             fifo = groups.get(entry.group)
             if fifo is None:

@@ -314,6 +314,11 @@ class SharedCounters:
                 f"the shared limit counter at {self.url} did not answer: {_reason(exc)}"
             ) from exc
 
+    async def key_value(self) -> KeyValue:
+        """The key-value bucket, connected first when needed (CounterUnavailable when it cannot be): for
+        what else keeps shared state in it (``limits/slots.py``: concurrency claims)."""
+        return await self._bucket()
+
     async def _bucket(self) -> KeyValue:
         if self._nc is not None and not self._nc.is_connected:
             raise CounterUnavailable(f"the shared limit counter at {self.url} is unreachable: reconnecting")

@@ -33,8 +33,10 @@ from ..calls import Call, find_endpoint, make_call
 from ..errors import Conflict, NotFound, NoWorker, StoreUnavailable, Unavailable
 from ..limits.budgets import Budgets
 from ..limits.concurrency import ConcurrencyGate, FairQueue
+from ..limits.counters import SharedCounters
 from ..limits.limiter import Limiter
 from ..limits.rules import ConcurrencyRule
+from ..limits.slots import ClaimStore, ClusterSlots
 from ..settings import Settings
 from ..store.base import RunStore
 from ..usage.accounting import InvalidUsage, UsageAccounting, run_totals
@@ -85,6 +87,8 @@ class RunService:
         #: concurrency limits (the ``concurrency`` setting): which queued runs may start now
         self.concurrency = ConcurrencyGate(settings.concurrency)
         self.concurrency.on_release = self._slot_freed
+        #: in a cluster (shared limit counters): the concurrency slots this replica claimed (see ``start``)
+        self.claims: ClusterSlots | None = None
         self._waking = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._reaper: asyncio.Task[None] | None = None
@@ -104,6 +108,19 @@ class RunService:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
+        limiter = self.limiter
+        if limiter is not None and isinstance(limiter.counters, SharedCounters):
+            # Replicas count together: this one runs at most the concurrency slots it claimed in NATS.
+            store = ClaimStore(limiter.counters, self.bus.replica, self.settings.lease_ttl)
+            self.claims = ClusterSlots(
+                store,
+                self.concurrency,
+                fail_open=limiter.fail_open,
+                on_grant=self._slot_freed,
+                capacity=self._free_slots,
+            )
+            self.concurrency.share(self.claims)
+            await self.claims.start()
         if not self.bus.clustered:
             # Alone, this replica is the only one to run what is queued; in a cluster, the sweep offers them.
             for run in await self.durable.queued(limit=1_000_000):
@@ -128,6 +145,8 @@ class RunService:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._pullers.clear()
+        if self.claims is not None:
+            await self.claims.close()
 
     def _store(self, durable: bool) -> RunStore:
         return self.durable if durable else self.ephemeral
@@ -195,7 +214,7 @@ class RunService:
         )
         # A refuse rule counts this call from here until its run is queued or running (then it counts
         # itself): concurrent calls cannot all pass the same last free slot.
-        reserved = gate.reserve(call.principal, info.name) if gate.refusing else None
+        reserved = await gate.reserve_call(call.principal, info.name) if gate.refusing else None
         try:
             stored, created = await self._store(durable).create(run)
             if created:
@@ -482,6 +501,8 @@ class RunService:
         gate.reload(rules)
         for queue in self._pending.values():
             queue.rebuild()
+        if self.claims is not None:
+            self.claims.reloaded()  # claims of rules gone go back; the others follow their new max
         if gate.active and not was_active:
             # Runs started while no rule was configured hold nothing yet: count them once read.
             unheld = [
@@ -505,6 +526,10 @@ class RunService:
             await self.bus.announce(run.endpoint, run.id, run.attempt)
         except BusUnavailable as exc:
             log.warning("run %s stays queued until the sweep announces it: %s", run.id, exc)
+
+    def _free_slots(self) -> int:
+        """Free worker slots on this replica (what its concurrency claims could be used for now)."""
+        return sum(worker.free for worker in self.workers.values())
 
     def _free_worker(self, endpoint_name: str) -> WorkerConnection | None:
         endpoint = self.registry.get(endpoint_name)
