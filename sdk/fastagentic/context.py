@@ -4,21 +4,42 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
 
 import msgspec
 
 from .events import EVENT_KIND_PATTERN, RESERVED_KINDS
+from .schema import AnswerType
 
 _encode = msgspec.json.encode
+_decode = msgspec.json.decode
 
 # Events an endpoint may emit before the context yields to the event loop.
 PACE_EVERY = 16
 
 # Sink(kind, data_json, checkpoint_state_json | None): appends one event to the run's log.
 Sink = Callable[[str, bytes, bytes | None], None]
+# Asker(interrupt_id, interrupt_event_data_json): emits the interrupt and waits for its answer (JSON).
+Asker = Callable[[str, bytes], Awaitable[bytes]]
+
+INTERRUPT_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+_UNSET: Any = object()
+
+
+class Decision(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A person's decision on an action (``ctx.approve``): approve it, approve an edited ``payload``, or
+    reject it (``reason`` says why)."""
+
+    decision: Literal["approve", "edit", "reject"]
+    payload: Any = None
+    reason: str = ""
+
+    @property
+    def approved(self) -> bool:
+        return self.decision != "reject"
 
 
 class Caller(msgspec.Struct, frozen=True):
@@ -34,7 +55,10 @@ class RunContext:
     """
 
     __slots__ = (
+        "_answers",
+        "_asker",
         "_cancelled",
+        "_interrupts",
         "_sink",
         "_unpaced",
         "attempt",
@@ -59,6 +83,8 @@ class RunContext:
         resume_input: Any = None,
         deadline: float | None = None,
         model_hint: str = "",
+        answers: dict[str, Any] | None = None,
+        asker: Asker | None = None,
     ) -> None:
         self.run_id = run_id
         self.attempt = attempt
@@ -76,6 +102,9 @@ class RunContext:
         self._sink = sink
         self._cancelled = False
         self._unpaced = 0
+        self._answers: dict[str, Any] = dict(answers or {})
+        self._asker = asker
+        self._interrupts = 0
 
     @property
     def cancelled(self) -> bool:
@@ -90,6 +119,10 @@ class RunContext:
         """Append an event of any kind of the event model (``progress``, ``message``, ``tool_call``, ...)."""
         if kind in RESERVED_KINDS:
             raise ValueError(f"event kind {kind!r} is emitted by the gateway, not by endpoint code")
+        if kind == "interrupt":
+            raise ValueError(
+                "an interrupt pauses the run: call ctx.interrupt(...), not ctx.emit('interrupt')"
+            )
         if not EVENT_KIND_PATTERN.fullmatch(kind):
             raise ValueError(f"event kind {kind!r} must match {EVENT_KIND_PATTERN.pattern}")
         self._sink(kind, _encode({} if data is None else data), None)
@@ -147,6 +180,57 @@ class RunContext:
         ``checkpoint_state``."""
         self._sink("checkpoint", _encode({"ts": time.time()}), _encode(state))
         await self._pace()
+
+    async def interrupt(
+        self, request: Any, *, schema: Any = None, id: str | None = None, checkpoint: Any = _UNSET
+    ) -> Any:
+        """Pause the run until someone answers ``request`` (any JSON value: a question, an action to
+        approve); return the answer, converted to ``schema`` (any type an endpoint's input may have; the
+        gateway validates answers against its JSON Schema first). The run shows ``waiting_input`` and an
+        ``interrupt`` event; the answer arrives as an ``input`` event.
+
+        ``id`` names the interrupt within the run (default ``interrupt-1``, ``interrupt-2``, ... in call
+        order). ``checkpoint``: state to checkpoint just before pausing.
+
+        A durable run does not hold its worker for long: after a short wait (the gateway's
+        ``interrupt_hold``) the worker hands it back, and the answer starts a new attempt on any worker. That
+        attempt runs the function again from the top with ``checkpoint_state``; calling ``interrupt`` again
+        with the same ``id`` then returns the answer at once. So name interrupts, and checkpoint the work
+        done before them."""
+        self._interrupts += 1
+        interrupt_id = id if id is not None else f"interrupt-{self._interrupts}"
+        if not INTERRUPT_ID.fullmatch(interrupt_id):
+            raise ValueError(f"interrupt id {interrupt_id!r} must match {INTERRUPT_ID.pattern}")
+        answer_type = AnswerType(schema) if schema is not None else None
+        if interrupt_id in self._answers:
+            value = self._answers[interrupt_id]
+        else:
+            if self._asker is None:
+                raise RuntimeError("ctx.interrupt needs a gateway to answer it: this context has none")
+            if checkpoint is not _UNSET:
+                await self.checkpoint(checkpoint)
+            data = _encode(
+                {
+                    "id": interrupt_id,
+                    "request": request,
+                    "schema": answer_type.schema if answer_type else None,
+                }
+            )
+            value = _decode(await self._asker(interrupt_id, data))
+            self._answers[interrupt_id] = value
+        self.resume_input = value
+        return answer_type.convert(value) if answer_type is not None else value
+
+    async def elicit(self, message: str, *, schema: Any = None, id: str | None = None) -> Any:
+        """Ask the caller for information (MCP's elicitation): ``interrupt({"message": message}, ...)``."""
+        return await self.interrupt({"message": message}, schema=schema, id=id)
+
+    async def approve(self, action: str, details: Any = None, *, id: str | None = None) -> Decision:
+        """Ask a person to approve ``action``: a ``Decision`` to approve it, approve an edited payload
+        (``decision == "edit"``, ``payload``), or reject it (``reason``)."""
+        request = {"approval": {"action": action, "details": details}}
+        decision: Decision = await self.interrupt(request, schema=Decision, id=id)
+        return decision
 
     def _cancel(self) -> None:
         self._cancelled = True

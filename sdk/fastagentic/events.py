@@ -19,6 +19,7 @@ EVENT_KINDS = frozenset(
         "progress",
         "checkpoint",
         "interrupt",
+        "input",
         "artifact",
         "log",
         "run.completed",
@@ -27,8 +28,8 @@ EVENT_KINDS = frozenset(
     }
 )
 
-#: Emitted only by the gateway, as runs change state.
-RESERVED_KINDS = frozenset({"run.started", "run.completed", "run.failed", "run.cancelled"})
+#: Emitted only by the gateway, as runs change state (``input``: the answer to an interrupt).
+RESERVED_KINDS = frozenset({"run.started", "input", "run.completed", "run.failed", "run.cancelled"})
 
 #: Safe in an SSE ``event:`` line and as a metric label.
 EVENT_KIND_PATTERN = re.compile(r"[a-z][a-z0-9_.]{0,63}")

@@ -480,3 +480,22 @@ def _output_schema(hints: dict[str, Any], where: str) -> dict[str, Any]:
         # Tells the gateway to serve the result as MCP content blocks rather than structured data.
         document[CONTENT_SCHEMA_MARKER] = True
     return document
+
+
+class AnswerType:
+    """A type an interrupt's answer must have (``ctx.interrupt(..., schema=T)``): its JSON Schema, sent to
+    the gateway to validate answers, and the conversion of a validated answer to ``T``."""
+
+    __slots__ = ("adapter", "schema", "tp")
+
+    def __init__(self, tp: Any, where: str = "interrupt schema") -> None:
+        self.tp = tp
+        self.adapter = _pydantic_adapter(tp, where)
+        schemas, defs = _schemas_for({"answer": (tp, self.adapter)}, "validation", where)
+        self.schema = _document(schemas["answer"], defs)
+
+    def convert(self, value: Any) -> Any:
+        """``value`` (decoded JSON, already checked against ``schema`` by the gateway) as ``tp``."""
+        if self.adapter is not None:
+            return self.adapter.validate_python(value)
+        return msgspec.convert(value, self.tp)

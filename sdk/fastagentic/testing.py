@@ -107,6 +107,10 @@ class RunningAdapter:
         await asyncio.gather(self.task, return_exceptions=True)
 
 
+class Unanswered(Exception):
+    """An interrupt of a run under the contract kit that no ``answer`` callable answered."""
+
+
 def start_adapter(
     adapter: Any,
     body: Any,
@@ -117,11 +121,15 @@ def start_adapter(
     resume_input: Any = None,
     model_hint: str = "",
     on_event: Callable[[Recording], None] | None = None,
+    answers: dict[str, Any] | None = None,
+    answer: Callable[[str, Any], Any] | None = None,
 ) -> RunningAdapter:
     """Start one run of ``adapter`` (or of the object an adapter is found for) on ``body``, the request body
     as a client sends it (JSON-able), decoded by the endpoint's own input schema as the worker does.
     ``on_event`` is called with the recording as each event is recorded, inside the run (to change
-    ``recording.context.model_hint`` at an exact point, say)."""
+    ``recording.context.model_hint`` at an exact point, say). Interrupts: ``answers`` (interrupt id ->
+    answer) are those an earlier attempt was given; ``answer(id, request)`` answers the others as a person
+    would (without it, an interrupt nobody answers ends the run with ``Unanswered``)."""
     function, shape = adapter_function(adapter_for(adapter))
     recording = Recording()
 
@@ -132,6 +140,16 @@ def start_adapter(
         if on_event is not None:
             on_event(recording)
 
+    async def ask(interrupt_id: str, data: bytes) -> bytes:
+        sink("interrupt", data, None)
+        if answer is None:
+            raise Unanswered(f"interrupt {interrupt_id!r} was not answered")
+        given = answer(interrupt_id, msgspec.json.decode(data).get("request"))
+        recording.events.append(
+            RecordedEvent("input", {"id": interrupt_id, "answer": given}, None, recording.finished)
+        )
+        return msgspec.json.encode(given)
+
     context = RunContext(
         run_id=run_id,
         attempt=attempt,
@@ -141,6 +159,8 @@ def start_adapter(
         checkpoint_state=checkpoint_state,
         resume_input=resume_input,
         model_hint=model_hint,
+        answers=answers,
+        asker=ask,
     )
     recording.context = context
     args, kwargs = shape.bind(msgspec.json.encode(body), context)
@@ -196,8 +216,10 @@ def check_event_order(recording: Recording, *, complete: bool | None = None) -> 
         where = f"event {index + 1} ({event.kind})"
         data = event.data
         _require(not event.after_end, f"{where} came after the run ended", recording)
+        an_answer = event.kind == "input" and index > 0 and recording.events[index - 1].kind == "interrupt"
         _require(
-            bool(EVENT_KIND_PATTERN.fullmatch(event.kind)) and event.kind not in RESERVED_KINDS,
+            bool(EVENT_KIND_PATTERN.fullmatch(event.kind))
+            and (event.kind not in RESERVED_KINDS or an_answer),
             f"{where}: not a kind an endpoint may emit",
             recording,
         )
@@ -277,8 +299,11 @@ def check_event_order(recording: Recording, *, complete: bool | None = None) -> 
             nodes.remove(key)
         elif event.kind == "interrupt":
             _require(
-                isinstance(data, dict) and "id" in data and "value" in data,
-                f"{where}: {{id, value}}",
+                isinstance(data, dict)
+                and isinstance(data.get("id"), str)
+                and "request" in data
+                and "schema" in data,
+                f"{where}: {{id, request, schema}}",
                 recording,
             )
         elif event.kind == "checkpoint":

@@ -40,7 +40,9 @@ log = logging.getLogger("fastagentic.worker")
 
 PROTOCOL_VERSION = 1
 #: What this SDK understands beyond protocol 1 as first released (Hello.features).
-FEATURES = ("model_hint",)
+FEATURES = ("model_hint", "interrupts")
+#: Seconds a durable run waits for input in place before it is handed back, unless the gateway says.
+INTERRUPT_HOLD = 30.0
 DEFAULT_GATEWAY = "127.0.0.1:50051"
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 # Events per Events message; keeps one message well under the size limit for ordinary payloads.
@@ -82,6 +84,9 @@ class HeldRun:
     finished_at: float = 0.0
     released: bool = False
     sent: int = 0  # events[:sent] were written to the current stream
+    waiting: asyncio.Future[bytes] | None = None  # the answer to the interrupt the run waits on
+    waiting_id: str = ""
+    held_back: list[tuple[str, bytes, bytes | None]] = field(default_factory=list)  # emitted while waiting
 
     @property
     def next_seq(self) -> int:
@@ -135,6 +140,7 @@ class Worker:
         self._idle.set()
         self._heartbeat_interval = 5.0
         self._lease_ttl = 30.0
+        self._interrupt_hold = INTERRUPT_HOLD
         self._pool = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="fastagentic-run")
         self._completion_pool: ThreadPoolExecutor | None = None  # made at the first sync completion
         self._completions: set[asyncio.Task[None]] = set()
@@ -304,6 +310,9 @@ class Worker:
         if welcome.max_message_bytes:
             self._frame_budget = min(self.max_message_bytes, welcome.max_message_bytes) // 2
         self._lease_ttl = max(welcome.lease_ttl_ms / 1000, 0.1)
+        self._interrupt_hold = (
+            welcome.interrupt_hold_ms / 1000 if welcome.interrupt_hold_ms else INTERRUPT_HOLD
+        )
         statuses = {(s.run_id, s.attempt): s for s in welcome.held}
         for held in list(self._runs.values()):
             status = statuses.get((held.assign.run_id, held.assign.attempt))
@@ -398,6 +407,8 @@ class Worker:
             task = asyncio.get_running_loop().create_task(self._complete(message.complete))
             self._completions.add(task)
             task.add_done_callback(self._completions.discard)
+        elif body == "answer":
+            self._answered(message.answer)
         elif body == "hint":
             held = self._runs.get(message.hint.run_id)
             if held is not None and held.assign.attempt == message.hint.attempt:
@@ -441,16 +452,72 @@ class Worker:
         if not self._active_count():
             self._idle.set()
 
+    async def _ask(self, held: HeldRun, interrupt_id: str, data: bytes, sink: Any) -> bytes:
+        """Emit the interrupt and wait for its answer: in place, or (a durable run, past the gateway's
+        ``interrupt_hold``) hand the run back; the answer then starts a new attempt."""
+        if held.waiting is not None:
+            raise RuntimeError("a run waits for one interrupt at a time")
+        sink("interrupt", data, None)
+        waiting = held.waiting = asyncio.get_running_loop().create_future()
+        held.waiting_id = interrupt_id
+        try:
+            if held.endpoint.durable:
+                done, _ = await asyncio.wait({waiting}, timeout=self._interrupt_hold)
+                if not done:
+                    self._hand_back(held, "waiting for input")
+            return await waiting
+        finally:
+            held.waiting = None
+
+    def _hand_back(self, held: HeldRun, reason: str) -> None:
+        held.released = True
+        self._send(
+            pb.WorkerMessage(
+                release=pb.Release(run_id=held.assign.run_id, attempt=held.assign.attempt, reason=reason)
+            )
+        )
+        self._drop(held, reason)
+
+    def _answered(self, answer: pb.Answer) -> None:
+        held = self._runs.get(answer.run_id)
+        waiting = held.waiting if held is not None else None
+        if held is None or waiting is None or waiting.done() or held.assign.attempt != answer.attempt:
+            return
+        if held.waiting_id != answer.interrupt_id or int(answer.next_seq) != held.next_seq + 1:
+            log.warning("run %s: an answer that does not fit the run's wait; handing it back", answer.run_id)
+            self._hand_back(held, "answer out of step")
+            return
+        # The gateway stored the answer as the event before next_seq: it joins this attempt's log as sent.
+        everything_sent = held.sent == len(held.events)
+        held.events.append(pb.Event(kind="input", data=answer.data, ts_ms=time.time_ns() // 1_000_000))
+        if everything_sent:
+            held.sent = len(held.events)
+        held.waiting = None
+        held_back, held.held_back = held.held_back, []
+        waiting.set_result(answer.data)
+        sink = held.context._sink
+        for kind, data, checkpoint in held_back:
+            sink(kind, data, checkpoint)
+
     def _start(self, assign: pb.Assign) -> None:
         endpoint = self.app.endpoints.get(assign.endpoint)
         existing = self._runs.get(assign.run_id)
         if existing is not None and existing.done is None:
             self._drop(existing, "superseded by a newer attempt")
         held_ref: list[HeldRun] = []
+        answers: dict[str, Any] = {}
+        if assign.HasField("resume_input"):
+            decoded = msgspec.json.decode(assign.resume_input)
+            if isinstance(decoded, dict):
+                answers = decoded
 
         def sink(kind: str, data: bytes, checkpoint: bytes | None) -> None:
             held = held_ref[0]
             if held.done is not None or held.context.cancelled:
+                return
+            if held.waiting is not None:
+                # Nothing is sent while the run waits: the answer (an event the gateway stores) comes first.
+                held.held_back.append((kind, data, checkpoint))
                 return
             event = pb.Event(kind=kind, data=data, ts_ms=time.time_ns() // 1_000_000)
             if checkpoint is not None:
@@ -468,11 +535,11 @@ class Worker:
             checkpoint_state=msgspec.json.decode(assign.checkpoint)
             if assign.HasField("checkpoint")
             else None,
-            resume_input=msgspec.json.decode(assign.resume_input)
-            if assign.HasField("resume_input")
-            else None,
+            resume_input=list(answers.values())[-1] if answers else None,
             deadline=assign.deadline_unix_ms / 1000 if assign.deadline_unix_ms else None,
             model_hint=assign.model_hint,
+            answers=answers,
+            asker=lambda interrupt_id, data: self._ask(held_ref[0], interrupt_id, data, sink),
         )
         if endpoint is None:
             # The gateway only assigns registered endpoints; answer precisely rather than hang the run.

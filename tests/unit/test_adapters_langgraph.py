@@ -16,8 +16,15 @@ from typing_extensions import TypedDict as ExtTypedDict
 
 from examples.langgraph_graph import builder, graph
 from fastagentic import App
-from fastagentic.adapters import Interrupted, LangGraphAdapter, Schema, adapter_for, run_context
-from fastagentic.testing import Recording, check_adapter, check_cancellation, check_event_order, run_adapter
+from fastagentic.adapters import LangGraphAdapter, Schema, adapter_for, run_context
+from fastagentic.testing import (
+    Recording,
+    Unanswered,
+    check_adapter,
+    check_cancellation,
+    check_event_order,
+    run_adapter,
+)
 
 QUESTION = {"messages": [{"role": "user", "content": "add 2 and 40"}]}
 
@@ -169,23 +176,31 @@ async def test_a_nodes_exception_fails_the_run_and_closes_the_node_with_it() -> 
     check_event_order(recording, complete=True)
 
 
-async def test_an_interrupt_is_emitted_and_fails_the_run_until_the_gateway_can_answer_it() -> None:
+async def test_an_interrupt_in_a_node_is_the_runs_interrupt_and_its_answer_resumes_the_graph() -> None:
     def ask(state: Job) -> Job:
         answer = interrupt({"question": "ship it?"})
         return {"done": [*state.get("done", []), f"answer:{answer}"]}
 
     line = _line(("prepare", _step("prepare")), ("ask", ask))
-    recording = await run_adapter(line, {})
-    assert isinstance(recording.error, Interrupted)
-    (raised,) = recording.of("interrupt")
-    assert raised["value"] == {"question": "ship it?"} and raised["id"]
-    check_event_order(recording, complete=True)  # the interrupted node was closed
-    # What an answered interrupt will do once the gateway resumes runs: the next attempt gets the answer.
+    # Answered while the run waits in place: the graph goes on.
+    answered = await run_adapter(line, {}, answer=lambda interrupt_id, request: "yes")
+    assert answered.output == {"done": ["prepare", "answer:yes"]}, answered.error
+    (asked,) = answered.of("interrupt")
+    assert asked["request"] == {"question": "ship it?"} and asked["id"].startswith("langgraph-")
+    check_event_order(answered, complete=True)  # the paused node was closed, then ran again
+    assert [d["node"] for d in answered.of("node_enter")] == ["prepare", "ask", "ask"]
+    # Not answered in place (a durable run handed back): the run stops waiting...
+    waiting = await run_adapter(line, {})
+    assert isinstance(waiting.error, Unanswered)
+    (pending,) = waiting.of("interrupt")
+    # ...and the new attempt, given the answer, resumes from the checkpoint without preparing again.
     resumed = await run_adapter(
-        line, {}, attempt=2, checkpoint_state=recording.checkpoints[-1], resume_input="yes"
+        line, {}, attempt=2, checkpoint_state=waiting.checkpoints[-1], answers={pending["id"]: "no"}
     )
-    assert resumed.output == {"done": ["prepare", "answer:yes"]}
-    assert [d["node"] for d in resumed.of("node_enter")] == ["ask"]
+    assert resumed.output == {"done": ["prepare", "answer:no"]}, resumed.error
+    # The paused node meets its interrupt again (answered at once: not asked again), then runs through.
+    assert [d["node"] for d in resumed.of("node_enter")] == ["ask", "ask"]
+    assert resumed.of("interrupt") == []
 
 
 async def test_nodes_read_the_model_hint_through_run_context_in_any_thread() -> None:

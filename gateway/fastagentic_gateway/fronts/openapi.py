@@ -194,6 +194,40 @@ FIXED_PATHS: dict[str, Any] = {
             },
         }
     },
+    "/v1/runs/{run_id}/resume": {
+        "post": {
+            "operationId": "resumeRun",
+            "summary": "Answer the interrupt a run waits on (status waiting_input)",
+            "parameters": [{"name": "run_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "requestBody": {
+                "required": True,
+                "content": _json_content(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "answer": {"description": "the answer, valid against the interrupt's schema"},
+                            "interrupt": {
+                                "type": "string",
+                                "description": "the interrupt's id; omitted: the one the run waits on",
+                            },
+                        },
+                        "required": ["answer"],
+                        "additionalProperties": False,
+                    }
+                ),
+            },
+            "responses": _responses(
+                {
+                    "description": "the run, running again or queued for a new attempt",
+                    "content": _json_content(RUN),
+                },
+                400,
+                404,
+                409,
+                422,
+            ),
+        }
+    },
     "/v1/runs/{run_id}/cancel": {
         "post": {
             "operationId": "cancelRun",

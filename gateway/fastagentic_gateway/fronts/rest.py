@@ -220,6 +220,26 @@ def replay_checkpoint_of(body: bytes) -> int | None:
     return checkpoint
 
 
+class ResumeBody(msgspec.Struct, forbid_unknown_fields=True):
+    answer: msgspec.Raw
+    interrupt: str | None = None
+
+
+def resume_body_of(body: bytes) -> tuple[str | None, Any, bytes]:
+    """``{"answer": <any JSON>, "interrupt": "<id>"?}``: the interrupt it answers (None: the one pending),
+    the answer and its JSON."""
+    decode_body(body)  # malformed JSON: 400, as for every body
+    try:
+        parsed = msgspec.json.decode(body, type=ResumeBody)
+    except msgspec.ValidationError as exc:
+        raise InvalidInput(
+            'the resume body must be {"answer": …} (and optionally "interrupt": the interrupt id)',
+            errors=[FieldError("$", str(exc))],
+        ) from None
+    raw = bytes(parsed.answer)
+    return parsed.interrupt, msgspec.json.decode(raw), raw
+
+
 def rest_router(settings: Settings, registry: EndpointRegistry, runs: RunService, gate: Gate) -> Router:
     retry_after = settings.retry_after
 
@@ -440,6 +460,20 @@ def rest_router(settings: Settings, registry: EndpointRegistry, runs: RunService
         run = await runs.replay(run_id, principal_of(request.scope), checkpoint, run_timeout=run_timeout)
         return json_response(run_view(run), status=202, headers={"Location": f"/v1/runs/{run.id}"})
 
+    @post("/v1/runs/{run_id:str}/resume", status_code=200)
+    async def resume_run(request: Request[Any, Any, Any], run_id: str) -> Response[bytes]:
+        interrupt_id, answer, raw = resume_body_of(await request.body())
+        run = await runs.resume(
+            run_id,
+            principal_of(request.scope),
+            answer,
+            raw,
+            interrupt_id=interrupt_id,
+            protocol="rest",
+            request_id=request_id_of(request.scope),
+        )
+        return json_response(run_view(run))
+
     @post("/v1/runs/{run_id:str}/cancel", status_code=200)
     async def cancel_run(request: Request[Any, Any, Any], run_id: str) -> Response[bytes]:
         return json_response(
@@ -501,6 +535,7 @@ def rest_router(settings: Settings, registry: EndpointRegistry, runs: RunService
             run_events,
             run_checkpoints,
             replay_run,
+            resume_run,
             cancel_run,
             call_tool,
             render_prompt,

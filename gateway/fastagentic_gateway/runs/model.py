@@ -41,7 +41,19 @@ ALLOWED: dict[RunStatus, frozenset[RunStatus]] = {
             RunStatus.QUEUED,
         }
     ),
-    RunStatus.WAITING_INPUT: frozenset({RunStatus.QUEUED, RunStatus.CANCELLED, RunStatus.TIMED_OUT}),
+    # Answered: back to queued (a new attempt) or, held in place by its worker, running; parked (its worker
+    # let go): waiting at the next attempt; ended by the worker holding it in place: succeeded or failed.
+    RunStatus.WAITING_INPUT: frozenset(
+        {
+            RunStatus.QUEUED,
+            RunStatus.RUNNING,
+            RunStatus.WAITING_INPUT,
+            RunStatus.SUCCEEDED,
+            RunStatus.FAILED,
+            RunStatus.CANCELLED,
+            RunStatus.TIMED_OUT,
+        }
+    ),
     RunStatus.SUCCEEDED: frozenset(),
     RunStatus.FAILED: frozenset(),
     RunStatus.CANCELLED: frozenset(),

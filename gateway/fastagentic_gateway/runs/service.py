@@ -16,11 +16,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import msgspec
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
 
 from fastagentic.events import EVENT_KIND_PATTERN, RESERVED_KINDS
 from fastagentic.v1 import worker_pb2 as pb
@@ -30,7 +33,7 @@ from ..access.policy import may_see
 from ..access.principal import Principal
 from ..bus.base import Bus, BusUnavailable, CancelNotice
 from ..calls import Call, find_endpoint, make_call
-from ..errors import Conflict, NotFound, NoWorker, StoreUnavailable, Unavailable
+from ..errors import Conflict, InvalidInput, NotFound, NoWorker, StoreUnavailable, Unavailable
 from ..limits.budgets import Budgets
 from ..limits.concurrency import ConcurrencyGate, FairQueue
 from ..limits.counters import SharedCounters
@@ -41,6 +44,7 @@ from ..settings import Settings
 from ..store.base import RunStore
 from ..usage.accounting import InvalidUsage, UsageAccounting, run_totals
 from ..usage.model import UsageReport
+from ..validation import InputValidator, unresolvable_refs, value_errors
 from ..workers.connection import Assignment, ProtocolViolation, WorkerConnection
 from ..workers.registry import EndpointRegistry
 from .model import (
@@ -66,6 +70,9 @@ _decode = msgspec.json.decode
 T = TypeVar("T")
 _QUEUED = frozenset({RunStatus.QUEUED})
 _RUNNING = frozenset({RunStatus.RUNNING})
+_WAITING = frozenset({RunStatus.WAITING_INPUT})
+# Statuses in which a worker may hold the run: running, or waiting for input in place.
+_HELD = frozenset({RunStatus.RUNNING, RunStatus.WAITING_INPUT})
 
 
 class RunService:
@@ -401,7 +408,7 @@ class RunService:
         cancelled, events = result
         self.bus.publish(run.id, events)
         self._unqueue(run)
-        if run.status is RunStatus.RUNNING and run.worker_id is not None:
+        if run.status in _HELD and run.worker_id is not None:
             notice = CancelNotice(run.id, run.attempt, run.worker_id, reason)
             if not self.on_cancel(notice):
                 self.bus.cancel(notice)  # held on another replica (if anywhere)
@@ -674,6 +681,10 @@ class RunService:
                 return
         if checkpoint is not None:
             assign.checkpoint = checkpoint.state
+        if running.attempt > 1:
+            answers = await self._answers(store, running)
+            if answers is not None:
+                assign.resume_input = answers
         worker.send(pb.GatewayMessage(assign=assign))
 
     async def _replayed_checkpoint(self, run: Run) -> Checkpoint | None:
@@ -843,7 +854,7 @@ class RunService:
         log.info("run %s timed out", run.id)
         self.bus.publish(run.id, result[1])
         self._unqueue(run)
-        if run.status is RunStatus.RUNNING and run.worker_id is not None:
+        if run.status in _HELD and run.worker_id is not None:
             notice = CancelNotice(run.id, run.attempt, run.worker_id, "deadline passed")
             if not self.on_cancel(notice):
                 self.bus.cancel(notice)  # held on another replica (if anywhere)
@@ -862,7 +873,7 @@ class RunService:
             run = await self.ephemeral.get(item.run_id) or await self.durable.get(item.run_id)
             keep = (
                 run is not None
-                and run.status is RunStatus.RUNNING
+                and run.status in _HELD
                 and run.attempt == item.attempt
                 and run.worker_id == worker.worker_id
                 and run.endpoint in worker.endpoints  # a worker keeps only runs it may serve
@@ -930,6 +941,7 @@ class RunService:
                 await self._checkpoint_too_large(worker, message, len(event.checkpoint))
                 return
         batch = [_checked_event(message.run_id, event) for event in message.events]
+        interrupt = _interrupt_of(message.run_id, batch)
         usage = self.usage
         reported = None
         if usage is not None:
@@ -949,6 +961,8 @@ class RunService:
         if stored:
             held.last_seq = stored[-1].seq
             self.bus.publish(message.run_id, stored)
+            if interrupt is not None and stored[-1].kind == "interrupt":
+                await self._until_stored(worker, lambda: self._wait_for_input(message.run_id, held))
             if usage is not None and reported is not None:
                 # Only what was stored now (a resent batch adds nothing); each report counts once per seq.
                 counted = await self._until_stored(
@@ -959,6 +973,125 @@ class RunService:
         elif stored is None:
             # Fenced: cancelled or requeued elsewhere (a cancel notice that never arrived, say). Stop it here.
             self.on_cancel(CancelNotice(message.run_id, message.attempt, worker.worker_id, "run moved on"))
+
+    async def _wait_for_input(self, run_id: str, held: Assignment) -> None:
+        """The run's last event is an interrupt: it waits for input, held in place by its worker."""
+        await self._store(held.durable).transition(
+            run_id, expect=_RUNNING, attempt=held.attempt, update=RunUpdate(status=RunStatus.WAITING_INPUT)
+        )
+
+    async def resume(
+        self,
+        run_id: str,
+        who: Principal,
+        answer: Any,
+        raw: bytes,
+        *,
+        interrupt_id: str | None = None,
+        protocol: str = "",
+        request_id: str = "",
+    ) -> Run:
+        """Answer the interrupt ``run_id`` waits on with ``answer`` (``raw``: its JSON), validated against
+        the interrupt's schema. The answer is stored as the run's ``input`` event; the worker holding the run
+        in place gets it at once, else the run is queued for a new attempt that receives every answer so
+        far. Conflict when the run is not waiting (or ``interrupt_id`` names another interrupt)."""
+        run = await self.require(run_id, who)
+        if run.status is not RunStatus.WAITING_INPUT:
+            raise Conflict(f"run {run_id} is not waiting for input ({run.status.value})")
+        store = self._store(run.durable)
+        pending = await self._pending_interrupt(store, run)
+        if interrupt_id is not None and interrupt_id != pending.id:
+            raise Conflict(f"run {run_id} waits on interrupt {pending.id!r}, not {interrupt_id!r}")
+        errors = value_errors(answer, raw)
+        if not errors and pending.schema is not None:
+            errors = InputValidator(pending.schema).errors(answer)
+        if errors:
+            raise InvalidInput(
+                f"the answer does not match the schema of interrupt {pending.id!r}", errors=errors
+            )
+        if self.audit is not None:
+            self.audit.record(
+                "run.resume",
+                principal=who,
+                protocol=protocol,
+                request_id=request_id,
+                target=run.id,
+                detail=pending.id,
+            )
+        event = NewEvent("input", b'{"id":' + _encode(pending.id) + b',"answer":' + raw + b"}")
+        worker = self.workers.get(run.worker_id or "")
+        held = worker.runs.get(run.id) if worker is not None and worker.holds(run.id, run.attempt) else None
+        if worker is not None and held is not None and "interrupts" in worker.features:
+            result = await store.transition(
+                run.id,
+                expect=_WAITING,
+                attempt=run.attempt,
+                update=RunUpdate(
+                    status=RunStatus.RUNNING, lease_expires_at=time.time() + self.settings.lease_ttl
+                ),
+                events=[event],
+            )
+            if result is None:
+                raise Conflict(f"run {run_id} is no longer waiting for input")
+            resumed, stored = result
+            held.last_seq = stored[-1].seq
+            self.bus.publish(run.id, stored)
+            worker.send(
+                pb.GatewayMessage(
+                    answer=pb.Answer(
+                        run_id=run.id,
+                        attempt=run.attempt,
+                        interrupt_id=pending.id,
+                        data=raw,
+                        next_seq=stored[-1].seq + 1,
+                    )
+                )
+            )
+            return resumed
+        # No worker holds it here: a new attempt, on any worker, gets the answers in Assign.resume_input. (A
+        # parked run's attempt is already a new one; a run held elsewhere moves on to fence its holder.)
+        moved = run.worker_id is not None
+        result = await store.transition(
+            run.id,
+            expect=_WAITING,
+            attempt=run.attempt,
+            update=RunUpdate(
+                status=RunStatus.QUEUED,
+                attempt=run.attempt + 1 if moved else None,
+                max_attempts=run.max_attempts + 1 if moved else None,
+                clear_worker=True,
+            ),
+            events=[event],
+        )
+        if result is None:
+            raise Conflict(f"run {run_id} is no longer waiting for input")
+        queued, stored = result
+        self.bus.publish(run.id, stored)
+        if run.worker_id is not None:
+            # Held in place on another replica (or by a worker that lacks interrupts): it stops waiting.
+            notice = CancelNotice(run.id, run.attempt, run.worker_id, "answered: resumed as a new attempt")
+            if not self.on_cancel(notice):
+                self.bus.cancel(notice)
+        self._offer(queued)
+        return queued
+
+    async def _pending_interrupt(self, store: RunStore, run: Run) -> PendingInterrupt:
+        """The interrupt a waiting run waits on: its last event."""
+        last = await store.events(run.id, after_seq=run.last_seq - 1)
+        if not last or last[-1].kind != "interrupt":
+            raise Conflict(f"run {run.id} waits for input but its last event is not an interrupt")
+        return msgspec.json.decode(last[-1].data, type=PendingInterrupt)
+
+    async def _answers(self, store: RunStore, run: Run) -> bytes | None:
+        """Every answer the run was given, as ``Assign.resume_input`` carries them (None: none)."""
+        answers = [
+            msgspec.json.decode(event.data, type=GivenAnswer)
+            for event in await store.events(run.id)
+            if event.kind == "input"
+        ]
+        if not answers:
+            return None
+        return _encode({answer.id: answer.answer for answer in answers})
 
     async def _spent(self, worker: WorkerConnection, held: Assignment, run: Run, report: UsageReport) -> None:
         """A run's counted usage meets the token limits and the budgets: a run past its own budget stops."""
@@ -1072,7 +1205,7 @@ class RunService:
                 worker,
                 lambda: store.transition(
                     run_id,
-                    expect=_RUNNING,
+                    expect=_HELD,  # a run waiting for input in place may end too (its function stopped waiting)
                     attempt=done.attempt,
                     update=update,
                     events=[NewEvent(TERMINAL_EVENT[update.status], data)],
@@ -1090,7 +1223,26 @@ class RunService:
         run = await self._run_of(release.run_id)
         if run is not None and run.status is RunStatus.RUNNING and run.attempt == release.attempt:
             await self._requeue(run, f"released by worker: {release.reason[:200]}", count=False)
+        elif run is not None and run.status is RunStatus.WAITING_INPUT and run.attempt == release.attempt:
+            await self._park(run)
         self._pump(worker)
+
+    async def _park(self, run: Run) -> None:
+        """A run waiting for input no worker holds any more (handed back, or its worker gone): it keeps
+        waiting, at the next attempt (which fences the old one), for an answer to start it anew."""
+        result = await self._store(run.durable).transition(
+            run.id,
+            expect=_WAITING,
+            attempt=run.attempt,
+            update=RunUpdate(
+                status=RunStatus.WAITING_INPUT,
+                attempt=run.attempt + 1,
+                max_attempts=run.max_attempts + 1,  # waiting is not a failure: the run keeps its retries
+                clear_worker=True,
+            ),
+        )
+        if result is not None:
+            log.info("run %s waits for input with no worker (attempt %d next)", run.id, run.attempt + 1)
 
     async def _on_heartbeat(self, worker: WorkerConnection) -> None:
         if worker.runs:
@@ -1132,3 +1284,48 @@ def _checked_event(run_id: str, event: pb.Event) -> NewEvent:
         _require_json(checkpoint, f"run {run_id}: checkpoint state")
     ts = event.ts_ms / 1000 if event.ts_ms > 0 else time.time()
     return NewEvent(kind=kind, data=data, ts=ts, checkpoint=checkpoint)
+
+
+class PendingInterrupt(msgspec.Struct, frozen=True):
+    """What a worker's ``interrupt`` event says: which interrupt, what it asks, the answer's JSON Schema."""
+
+    id: str
+    request: Any = None
+    schema: dict[str, Any] | None = None
+
+
+class GivenAnswer(msgspec.Struct, frozen=True):
+    """An ``input`` event: the answer to interrupt ``id``."""
+
+    id: str
+    answer: Any = None
+
+
+_INTERRUPT_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+
+def _interrupt_of(run_id: str, batch: Sequence[NewEvent]) -> PendingInterrupt | None:
+    """The interrupt a worker's batch ends with, checked; a malformed one, or one that is not the last
+    event of its batch, is a protocol violation (the run waits after it: nothing may follow)."""
+    found = None
+    for index, event in enumerate(batch):
+        if event.kind != "interrupt":
+            continue
+        if index != len(batch) - 1:
+            raise ProtocolViolation(f"run {run_id}: events after an interrupt, in the same batch")
+        try:
+            found = msgspec.json.decode(event.data, type=PendingInterrupt)
+        except msgspec.ValidationError as exc:
+            raise ProtocolViolation(f"run {run_id}: interrupt event: {exc}") from None
+        if not _INTERRUPT_ID.fullmatch(found.id):
+            raise ProtocolViolation(f"run {run_id}: interrupt id must match {_INTERRUPT_ID.pattern}")
+        if found.schema is not None:
+            try:
+                Draft202012Validator.check_schema(found.schema)
+            except SchemaError as exc:
+                raise ProtocolViolation(
+                    f"run {run_id}: interrupt schema is not a JSON Schema: {exc.message}"
+                ) from None
+            if unresolvable_refs(found.schema):
+                raise ProtocolViolation(f"run {run_id}: interrupt schema has references it cannot resolve")
+    return found

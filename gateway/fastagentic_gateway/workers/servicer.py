@@ -244,6 +244,7 @@ class WorkerGateway(pb_grpc.WorkerGatewayServicer):
                     lease_ttl_ms=int(self.settings.lease_ttl * 1000),
                     max_message_bytes=self.settings.max_message_bytes,
                     held=held,
+                    interrupt_hold_ms=max(1, int(self.settings.interrupt_hold * 1000)),
                 )
             )
             yield pb.GatewayFrame(messages=[welcome])

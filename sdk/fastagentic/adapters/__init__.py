@@ -3,8 +3,9 @@
     app.agent(pydantic_agent, name="support")          # the adapter is found for the object
     app.agent(LangGraphAdapter(graph), name="triage")  # or given, with its options
 
-Importing this package imports no framework: ``PydanticAIAdapter`` and ``LangGraphAdapter`` load their
-framework when first named, and need the ``fastagentic[pydantic-ai]`` / ``fastagentic[langgraph]`` extras.
+Importing this package imports no framework: ``PydanticAIAdapter``, ``LangGraphAdapter``,
+``LangChainAdapter`` and ``OpenAIAgentsAdapter`` load their framework when first named, and need the
+``fastagentic[pydantic-ai]``, ``[langgraph]``, ``[langchain]`` and ``[openai-agents]`` extras.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from .discovery import ENTRY_POINT_GROUP, adapter_for
 from .simple import Event, Result, SimpleAdapter
 
 if TYPE_CHECKING:
+    from .langchain import LangChainAdapter
     from .langgraph import LangGraphAdapter
+    from .openai_agents import OpenAIAgentsAdapter
     from .pydantic_ai import PydanticAIAdapter
 
 __all__ = [
@@ -26,7 +29,9 @@ __all__ = [
     "BaseAdapter",
     "Event",
     "Interrupted",
+    "LangChainAdapter",
     "LangGraphAdapter",
+    "OpenAIAgentsAdapter",
     "PydanticAIAdapter",
     "Result",
     "Schema",
@@ -36,7 +41,12 @@ __all__ = [
     "run_context",
 ]
 
-_LAZY = {"PydanticAIAdapter": ".pydantic_ai", "LangGraphAdapter": ".langgraph"}
+_LAZY = {
+    "PydanticAIAdapter": ".pydantic_ai",
+    "LangGraphAdapter": ".langgraph",
+    "LangChainAdapter": ".langchain",
+    "OpenAIAgentsAdapter": ".openai_agents",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -41,8 +41,8 @@ class Schema:
 
 
 class Interrupted(Exception):
-    """The framework paused the run for outside input (a LangGraph ``interrupt()``). The adapter has emitted
-    an ``interrupt`` event; the gateway cannot answer interrupts yet, so the run fails with this error."""
+    """The framework paused a step for outside input (a LangGraph ``interrupt()``): what the step opened is
+    closed with this error while the run waits (``ctx.interrupt``); the step runs again once answered."""
 
 
 @runtime_checkable

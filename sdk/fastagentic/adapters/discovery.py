@@ -2,7 +2,9 @@
 entry points of installed packages, then ``SimpleAdapter`` for a plain callable.
 
 Only candidates named after a package the object's class comes from are imported, so registering a
-PydanticAI agent never imports LangGraph, nor any community adapter for another framework.
+PydanticAI agent never imports LangGraph, nor any community adapter for another framework. A built-in
+candidate whose framework is not installed is skipped (the object cannot be one of its objects: a package of
+the user's own may share the framework's name, ``agents`` say).
 """
 
 from __future__ import annotations
@@ -21,9 +23,15 @@ __all__ = ["ENTRY_POINT_GROUP", "adapter_for"]
 #: ``accepts(obj)`` and ``wrap(obj)`` (``BaseAdapter`` provides both).
 ENTRY_POINT_GROUP = "fastagentic.adapters"
 
-_BUILTIN = {
-    "pydantic_ai": "fastagentic.adapters.pydantic_ai:PydanticAIAdapter",
-    "langgraph": "fastagentic.adapters.langgraph:LangGraphAdapter",
+# Top-level package of the object's class -> the built-in adapters to ask, in order. A create_agent agent is
+# a LangGraph graph: the LangChain adapter accepts only those, the LangGraph adapter any other graph.
+_LANGCHAIN = "fastagentic.adapters.langchain:LangChainAdapter"
+_BUILTIN: dict[str, tuple[str, ...]] = {
+    "pydantic_ai": ("fastagentic.adapters.pydantic_ai:PydanticAIAdapter",),
+    "langgraph": (_LANGCHAIN, "fastagentic.adapters.langgraph:LangGraphAdapter"),
+    "langchain": (_LANGCHAIN,),
+    "langchain_core": (_LANGCHAIN,),
+    "agents": ("fastagentic.adapters.openai_agents:OpenAIAgentsAdapter",),
 }
 
 
@@ -42,6 +50,18 @@ def _load(reference: str) -> Any:
     return getattr(importlib.import_module(module), attribute)
 
 
+def _builtin(package: str, failures: list[str]) -> list[Any]:
+    """The built-in adapters for objects of ``package`` that can be imported; why the others cannot is
+    added to ``failures``."""
+    found = []
+    for reference in _BUILTIN.get(package, ()):
+        try:
+            found.append(_load(reference))
+        except ImportError as exc:  # the framework is not installed (or ``package`` is another of that name)
+            failures.append(f"{reference.partition(':')[2]} ({exc})")
+    return found
+
+
 def _entry_points(name: str) -> list[Any]:
     from importlib.metadata import entry_points  # only when an object needs looking up: it is not free
 
@@ -53,8 +73,9 @@ def adapter_for(obj: object) -> Adapter:
     accepts it. TypeError when none does."""
     if is_adapter(obj):
         return obj  # type: ignore[return-value]
+    failures: list[str] = []
     for package in _packages(obj):
-        candidates = [_load(_BUILTIN[package])] if package in _BUILTIN else []
+        candidates = _builtin(package, failures)
         candidates += [entry.load() for entry in _entry_points(package)]
         for candidate in candidates:
             if candidate.accepts(obj):
@@ -62,8 +83,10 @@ def adapter_for(obj: object) -> Adapter:
                 return adapter
     if SimpleAdapter.accepts(obj):
         return SimpleAdapter(obj)  # type: ignore[arg-type]
+    unavailable = f" (cannot import {'; '.join(failures)})" if failures else ""
     raise TypeError(
-        f"no adapter for {type(obj).__module__}.{type(obj).__qualname__}: built in are "
-        f"{', '.join(sorted(_BUILTIN))}; install a package providing one in the {ENTRY_POINT_GROUP!r} entry "
-        "point group, or pass an adapter (fastagentic.adapters.SimpleAdapter wraps any callable)"
+        f"no adapter for {type(obj).__module__}.{type(obj).__qualname__}{unavailable}: built in are adapters "
+        f"for objects of {', '.join(sorted(_BUILTIN))}; install a package providing one in the "
+        f"{ENTRY_POINT_GROUP!r} entry point group, or pass an adapter (fastagentic.adapters.SimpleAdapter wraps "
+        "any callable)"
     )

@@ -10,7 +10,7 @@ shapes (documented in docs/guides/adapters.md) and the contract kit can check th
 | ``llm_end`` | ``{"model", "input_tokens", "output_tokens"}`` through ``ctx.usage``; ``{"model"}`` when the
   framework reports no usage |
 | ``node_enter`` / ``node_exit`` | ``{"node", "step"?}``; ``node_exit`` adds ``"error"`` when the node raised |
-| ``interrupt`` | ``{"id", "value"}`` |
+| ``interrupt`` | ``{"id", "request", "schema"}``: emitted by ``ctx.interrupt``, never by hand |
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from ..context import RunContext
 
 __all__ = [
     "error_info",
-    "interrupt",
     "jsonable",
     "llm_end",
     "llm_start",
@@ -123,7 +122,3 @@ async def node_exit(
     if error is not None:
         data["error"] = error_info(error)
     await ctx.emit("node_exit", data)
-
-
-async def interrupt(ctx: RunContext, id: str, value: Any) -> None:
-    await ctx.emit("interrupt", {"id": id, "value": jsonable(value)})

@@ -5,8 +5,10 @@ stream what the adapter maps: each node's run as ``node_enter`` / ``node_exit``,
 ``llm_start``, its streamed text as ``token`` events, its reply as ``message`` and its usage as ``llm_end``,
 each tool run as ``tool_call`` / ``tool_result``. The graph is compiled with a checkpointer backed by
 FastAgentic's durable checkpoints (``RunCheckpointSaver``): after a lost worker, the next attempt resumes
-at the superstep after the last checkpoint. An ``interrupt()`` is emitted as an ``interrupt`` event and
-fails the run (``Interrupted``): the gateway cannot answer interrupts yet.
+at the superstep after the last checkpoint. An ``interrupt()`` in a node is the run's interrupt
+(``ctx.interrupt``, id ``langgraph-<its id>``): the run waits for the answer, then the graph goes on with
+``Command(resume=answer)``; handed back and answered, a new attempt resumes from the checkpoint and meets
+the interrupt again, which returns the answer at once.
 """
 
 from __future__ import annotations
@@ -14,10 +16,8 @@ from __future__ import annotations
 import logging
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
-from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import StateGraph
 from langgraph.pregel import Pregel
@@ -25,6 +25,7 @@ from langgraph.types import Command
 
 from ..context import RunContext
 from . import events
+from ._langchain_stream import Translation, any_of, close_all, json_schema, stream
 from .base import BaseAdapter, Interrupted, Schema
 from .langgraph_saver import RunCheckpointSaver
 
@@ -33,71 +34,6 @@ __all__ = ["LangGraphAdapter"]
 log = logging.getLogger("fastagentic.adapters.langgraph")
 
 DEFAULT_GRAPH_NAME = "LangGraph"  # what LangGraph names a graph compiled without a name
-
-
-def _json_schema(method: Any, fallback: dict[str, Any], what: str) -> dict[str, Any]:
-    try:
-        schema = method()
-    except Exception as exc:  # a state type pydantic cannot describe (typing.TypedDict on Python 3.11)
-        log.warning("the graph's %s schema cannot be generated (%s); publishing %s", what, exc, fallback)
-        return fallback
-    return schema if isinstance(schema, dict) else fallback
-
-
-def _any_of(schema: Any) -> Any:
-    """``schema`` with every ``oneOf`` an ``anyOf``. Pydantic writes discriminated unions (LangChain's
-    messages among them) as ``oneOf``, but their discriminator is a function JSON Schema cannot express: an
-    object that leaves the discriminator out (``{"role": "user", "content": ...}``, which LangGraph coerces
-    to a message) matches several branches and a strict validator would refuse it."""
-    if isinstance(schema, dict):
-        return {("anyOf" if key == "oneOf" else key): _any_of(value) for key, value in schema.items()}
-    if isinstance(schema, list):
-        return [_any_of(item) for item in schema]
-    return schema
-
-
-def _text(content: Any) -> str:
-    """The text of a message's content: a str, or a list of str and content blocks."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = []
-        for block in content:
-            if isinstance(block, str):
-                parts.append(block)
-            elif (
-                isinstance(block, dict) and block.get("type") == "text" and isinstance(block.get("text"), str)
-            ):
-                parts.append(block["text"])
-        return "".join(parts)
-    return ""
-
-
-def _usage(message: Any) -> tuple[int | None, int | None]:
-    usage = getattr(message, "usage_metadata", None)
-    if not usage:
-        return None, None
-    return usage.get("input_tokens"), usage.get("output_tokens")
-
-
-@dataclass
-class _Tool:
-    id: str
-    name: str
-    parents: list[str]
-
-
-@dataclass
-class _Translation:
-    """What one run's event stream has opened and not yet closed, and what it found."""
-
-    nodes: dict[str, tuple[str, int | None]] = field(default_factory=dict)  # run id -> (node, step)
-    models: dict[str, str] = field(default_factory=dict)  # run id -> model name
-    tools: dict[str, _Tool] = field(default_factory=dict)  # run id -> tool call
-    requested: list[dict[str, Any]] = field(default_factory=list)  # tool calls models asked for, not yet run
-    interrupts: list[Any] = field(default_factory=list)
-    output: Any = None
-    finished: bool = False
 
 
 class LangGraphAdapter(BaseAdapter):
@@ -127,9 +63,9 @@ class LangGraphAdapter(BaseAdapter):
         self.name = name if name is not None else own_name
         self.description = description if description is not None else ""
         self.input_type = Schema(
-            _any_of(_json_schema(graph.get_input_jsonschema, {"type": "object"}, "input"))
+            any_of(json_schema(graph.get_input_jsonschema, {"type": "object"}, "graph's input", log))
         )
-        self.output_type = Schema(_json_schema(graph.get_output_jsonschema, {}, "output"))
+        self.output_type = Schema(json_schema(graph.get_output_jsonschema, {}, "graph's output", log))
         self.config = dict(config or {})
         self.durability = durability
         self.saver = RunCheckpointSaver() if checkpoints else None
@@ -149,25 +85,22 @@ class LangGraphAdapter(BaseAdapter):
     async def run(self, input: Any, ctx: RunContext) -> Any:
         resumed = self.saver.open(ctx) if self.saver is not None else False
         try:
-            if resumed and ctx.resume_input is not None:
-                graph_input: Any = Command(resume=ctx.resume_input)
-            elif resumed:
-                graph_input = None  # continue from the checkpoint
-            else:
-                graph_input = input
+            # Resumed: continue from the checkpoint (a graph that waited for input meets its interrupt
+            # again, and ctx.interrupt returns the answer the run was given at once).
+            graph_input: Any = None if resumed else input
             config = self._config(ctx)
             seen = await self._stream(graph_input, config, ctx)
-            if seen.interrupts:
-                interrupted = Interrupted(
-                    f"the graph is waiting for input at {len(seen.interrupts)} interrupt(s); the gateway cannot "
-                    "resume interrupted runs yet"
-                )
-                await _close_all(seen, ctx, interrupted)
-                for pending in seen.interrupts:
-                    await events.interrupt(
-                        ctx, str(getattr(pending, "id", "")), getattr(pending, "value", pending)
+            while seen.interrupts:
+                # The graph paused in interrupt(): the run waits for the answers, then the node runs again.
+                await close_all(seen, ctx, Interrupted("waiting for input"))
+                answers: dict[str, Any] = {}
+                for index, pending in enumerate(seen.interrupts):
+                    graph_id = str(getattr(pending, "id", "") or index)
+                    answers[graph_id] = await ctx.interrupt(
+                        events.jsonable(getattr(pending, "value", pending)), id=_interrupt_id(graph_id)
                     )
-                raise interrupted
+                resume = next(iter(answers.values())) if len(answers) == 1 else answers
+                seen = await self._stream(Command(resume=resume), config, ctx)
             if not seen.finished:
                 state = await self.graph.aget_state(config)
                 return events.jsonable(state.values)
@@ -176,161 +109,14 @@ class LangGraphAdapter(BaseAdapter):
             if self.saver is not None:
                 self.saver.close(ctx)
 
-    async def _stream(self, graph_input: Any, config: RunnableConfig, ctx: RunContext) -> _Translation:
-        seen = _Translation()
+    async def _stream(self, graph_input: Any, config: RunnableConfig, ctx: RunContext) -> Translation:
         options: dict[str, Any] = {}
         if self.durability is not None:
             options["durability"] = self.durability
-        try:
-            async for event in self.graph.astream_events(graph_input, config, version="v2", **options):
-                await self._translate(event, seen, ctx)
-        except Exception as exc:
-            error = _single(exc)
-            await _close_all(seen, ctx, error)
-            if error is not exc:
-                raise error from None
-            raise
-        return seen
-
-    async def _translate(self, event: Mapping[str, Any], seen: _Translation, ctx: RunContext) -> None:
-        kind: str = event["event"]
-        run_id: str = str(event["run_id"])
-        data: Mapping[str, Any] = event.get("data") or {}
-        metadata: Mapping[str, Any] = event.get("metadata") or {}
-        if kind == "on_chain_start":
-            if _is_node(event, metadata):
-                _expect_tool_calls(seen, data.get("input"))
-                step = metadata.get("langgraph_step")
-                seen.nodes[run_id] = (str(event["name"]), step if isinstance(step, int) else None)
-                await events.node_enter(ctx, *seen.nodes[run_id])
-        elif kind == "on_chain_stream":
-            chunk = data.get("chunk")
-            if not event.get("parent_ids") and isinstance(chunk, dict) and "__interrupt__" in chunk:
-                seen.interrupts.extend(chunk["__interrupt__"])
-        elif kind == "on_chain_end":
-            if run_id in seen.nodes:
-                await _close_tools(seen, ctx, run_id, data.get("output"))
-                await events.node_exit(ctx, *seen.nodes.pop(run_id))
-            elif not event.get("parent_ids"):
-                seen.output = data.get("output")
-                seen.finished = True
-        elif kind in ("on_chat_model_start", "on_llm_start"):
-            model = str(metadata.get("ls_model_name") or event.get("name") or "")
-            seen.models[run_id] = model
-            await events.llm_start(ctx, model)
-        elif kind in ("on_chat_model_stream", "on_llm_stream"):
-            chunk = data.get("chunk")
-            text = _text(getattr(chunk, "content", None)) if kind == "on_chat_model_stream" else ""
-            if kind == "on_llm_stream":
-                text = str(getattr(chunk, "text", "") or "")
-            if text:
-                await ctx.token(text)
-        elif kind in ("on_chat_model_end", "on_llm_end"):
-            output = data.get("output")
-            model = seen.models.pop(run_id, str(event.get("name") or ""))
-            if isinstance(output, BaseMessage):
-                text = _text(output.content)
-                if text:
-                    await events.message(ctx, text)
-                seen.requested.extend(getattr(output, "tool_calls", None) or [])
-            await events.llm_end(ctx, model, *_usage(output))
-        elif kind == "on_tool_start":
-            name = str(event.get("name") or "")
-            arguments = data.get("input")
-            call_id = _requested_id(seen, name, arguments) or run_id
-            seen.tools[run_id] = _Tool(call_id, name, [str(p) for p in event.get("parent_ids") or []])
-            await events.tool_call(ctx, call_id, name, arguments)
-        elif kind == "on_tool_end":
-            tool = seen.tools.pop(run_id, None)
-            if tool is not None:
-                await _tool_result(ctx, tool, data.get("output"))
-        elif kind == "on_tool_error":
-            tool = seen.tools.pop(run_id, None)
-            error = data.get("error")
-            if tool is not None:
-                failure = (
-                    error
-                    if isinstance(error, BaseException)
-                    else {"type": "ToolError", "message": str(error)}
-                )
-                await events.tool_result(ctx, tool.id, tool.name, error=failure)
+        return await stream(self.graph, graph_input, config, ctx, **options)
 
 
-def _is_node(event: Mapping[str, Any], metadata: Mapping[str, Any]) -> bool:
-    """A node's own run (not a runnable inside it): named as the node, tagged with its graph step."""
-    return event.get("name") == metadata.get("langgraph_node") and any(
-        isinstance(tag, str) and tag.startswith("graph:step:") for tag in event.get("tags") or ()
-    )
-
-
-def _expect_tool_calls(seen: _Translation, state: Any) -> None:
-    """A node starts: the tool calls its input's last AI message asks for and no tool message answers yet are
-    what its tool runs serve (a resumed run never saw the model ask for them)."""
-    messages = state.get("messages") if isinstance(state, dict) else None
-    if not isinstance(messages, list):
-        return
-    answered = {m.tool_call_id for m in messages if isinstance(m, ToolMessage)}
-    asked = next((m for m in reversed(messages) if isinstance(m, AIMessage)), None)
-    known = {call.get("id") for call in seen.requested}
-    for call in getattr(asked, "tool_calls", None) or []:
-        if call.get("id") and call["id"] not in answered and call["id"] not in known:
-            seen.requested.append(call)
-
-
-def _requested_id(seen: _Translation, name: str, arguments: Any) -> str | None:
-    """The id of the tool call a model asked for that this tool run serves."""
-    for index, call in enumerate(seen.requested):
-        if call.get("name") == name and (not isinstance(arguments, dict) or call.get("args") == arguments):
-            del seen.requested[index]
-            return str(call.get("id") or "") or None
-    return None
-
-
-async def _tool_result(ctx: RunContext, tool: _Tool, output: Any) -> None:
-    if isinstance(output, ToolMessage):
-        if output.status == "error":
-            error = {"type": "ToolError", "message": _text(output.content) or str(output.content)}
-            await events.tool_result(ctx, tool.id, tool.name, error=error)
-        else:
-            await events.tool_result(ctx, tool.id, tool.name, output.content)
-        return
-    await events.tool_result(ctx, tool.id, tool.name, output)
-
-
-async def _close_tools(seen: _Translation, ctx: RunContext, node_run: str, output: Any) -> None:
-    """Tool runs of a node that ended without reporting their end (a ToolNode turns a tool's exception into
-    an error message): their result is the ToolMessage the node returned for them, if any."""
-    answers: dict[str, ToolMessage] = {}
-    messages = output.get("messages") if isinstance(output, dict) else None
-    for message in messages if isinstance(messages, list) else []:
-        if isinstance(message, ToolMessage):
-            answers[message.tool_call_id] = message
-    for run_id, tool in list(seen.tools.items()):
-        if node_run in tool.parents:
-            del seen.tools[run_id]
-            answer = answers.get(tool.id)
-            if answer is not None:
-                await _tool_result(ctx, tool, answer)
-            else:
-                await events.tool_result(
-                    ctx, tool.id, tool.name, error={"type": "ToolError", "message": "the tool did not finish"}
-                )
-
-
-async def _close_all(seen: _Translation, ctx: RunContext, error: BaseException) -> None:
-    """The run failed: what it opened ends with the error, innermost first, so the log stays balanced."""
-    for tool in list(seen.tools.values()):
-        await events.tool_result(ctx, tool.id, tool.name, error=error)
-    seen.tools.clear()
-    for model in list(seen.models.values()):
-        await events.llm_end(ctx, model)
-    seen.models.clear()
-    for node, step in reversed(list(seen.nodes.values())):
-        await events.node_exit(ctx, node, step, error=error)
-    seen.nodes.clear()
-
-
-def _single(error: BaseException) -> BaseException:
-    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
-        error = error.exceptions[0]
-    return error
+def _interrupt_id(graph_id: str) -> str:
+    """The run's interrupt id for a LangGraph interrupt (its id is stable across resumes)."""
+    cleaned = "".join(c if c.isalnum() or c in "_.:-" else "_" for c in graph_id)
+    return f"langgraph-{cleaned}"[:64]

@@ -197,7 +197,7 @@ class Completion(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., values: _Optional[_Iterable[str]] = ..., total: _Optional[int] = ..., has_more: _Optional[bool] = ..., error: _Optional[str] = ...) -> None: ...
 
 class GatewayMessage(_message.Message):
-    __slots__ = ("welcome", "assign", "cancel", "drain", "reject", "complete", "hint")
+    __slots__ = ("welcome", "assign", "cancel", "drain", "reject", "complete", "hint", "answer")
     WELCOME_FIELD_NUMBER: _ClassVar[int]
     ASSIGN_FIELD_NUMBER: _ClassVar[int]
     CANCEL_FIELD_NUMBER: _ClassVar[int]
@@ -205,6 +205,7 @@ class GatewayMessage(_message.Message):
     REJECT_FIELD_NUMBER: _ClassVar[int]
     COMPLETE_FIELD_NUMBER: _ClassVar[int]
     HINT_FIELD_NUMBER: _ClassVar[int]
+    ANSWER_FIELD_NUMBER: _ClassVar[int]
     welcome: Welcome
     assign: Assign
     cancel: Cancel
@@ -212,7 +213,8 @@ class GatewayMessage(_message.Message):
     reject: Reject
     complete: Complete
     hint: Hint
-    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., assign: _Optional[_Union[Assign, _Mapping]] = ..., cancel: _Optional[_Union[Cancel, _Mapping]] = ..., drain: _Optional[_Union[Drain, _Mapping]] = ..., reject: _Optional[_Union[Reject, _Mapping]] = ..., complete: _Optional[_Union[Complete, _Mapping]] = ..., hint: _Optional[_Union[Hint, _Mapping]] = ...) -> None: ...
+    answer: Answer
+    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., assign: _Optional[_Union[Assign, _Mapping]] = ..., cancel: _Optional[_Union[Cancel, _Mapping]] = ..., drain: _Optional[_Union[Drain, _Mapping]] = ..., reject: _Optional[_Union[Reject, _Mapping]] = ..., complete: _Optional[_Union[Complete, _Mapping]] = ..., hint: _Optional[_Union[Hint, _Mapping]] = ..., answer: _Optional[_Union[Answer, _Mapping]] = ...) -> None: ...
 
 class HeldRunStatus(_message.Message):
     __slots__ = ("run_id", "attempt", "keep", "next_seq")
@@ -227,18 +229,20 @@ class HeldRunStatus(_message.Message):
     def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., keep: _Optional[bool] = ..., next_seq: _Optional[int] = ...) -> None: ...
 
 class Welcome(_message.Message):
-    __slots__ = ("gateway_id", "heartbeat_interval_ms", "lease_ttl_ms", "max_message_bytes", "held")
+    __slots__ = ("gateway_id", "heartbeat_interval_ms", "lease_ttl_ms", "max_message_bytes", "held", "interrupt_hold_ms")
     GATEWAY_ID_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
     LEASE_TTL_MS_FIELD_NUMBER: _ClassVar[int]
     MAX_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
     HELD_FIELD_NUMBER: _ClassVar[int]
+    INTERRUPT_HOLD_MS_FIELD_NUMBER: _ClassVar[int]
     gateway_id: str
     heartbeat_interval_ms: int
     lease_ttl_ms: int
     max_message_bytes: int
     held: _containers.RepeatedCompositeFieldContainer[HeldRunStatus]
-    def __init__(self, gateway_id: _Optional[str] = ..., heartbeat_interval_ms: _Optional[int] = ..., lease_ttl_ms: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., held: _Optional[_Iterable[_Union[HeldRunStatus, _Mapping]]] = ...) -> None: ...
+    interrupt_hold_ms: int
+    def __init__(self, gateway_id: _Optional[str] = ..., heartbeat_interval_ms: _Optional[int] = ..., lease_ttl_ms: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., held: _Optional[_Iterable[_Union[HeldRunStatus, _Mapping]]] = ..., interrupt_hold_ms: _Optional[int] = ...) -> None: ...
 
 class Caller(_message.Message):
     __slots__ = ("principal", "tenant")
@@ -280,6 +284,20 @@ class Assign(_message.Message):
     resume_input: bytes
     model_hint: str
     def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., endpoint: _Optional[str] = ..., input: _Optional[bytes] = ..., caller: _Optional[_Union[Caller, _Mapping]] = ..., trace_context: _Optional[_Mapping[str, str]] = ..., deadline_unix_ms: _Optional[int] = ..., next_seq: _Optional[int] = ..., checkpoint: _Optional[bytes] = ..., resume_input: _Optional[bytes] = ..., model_hint: _Optional[str] = ...) -> None: ...
+
+class Answer(_message.Message):
+    __slots__ = ("run_id", "attempt", "interrupt_id", "data", "next_seq")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    INTERRUPT_ID_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    NEXT_SEQ_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    attempt: int
+    interrupt_id: str
+    data: bytes
+    next_seq: int
+    def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., interrupt_id: _Optional[str] = ..., data: _Optional[bytes] = ..., next_seq: _Optional[int] = ...) -> None: ...
 
 class Hint(_message.Message):
     __slots__ = ("run_id", "attempt", "model_hint")
