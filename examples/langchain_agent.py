@@ -107,7 +107,9 @@ def _numbers(text: str) -> list[int]:
 
 
 def _call(name: str, args: dict[str, Any], call_id: str) -> AIMessage:
-    return AIMessage(content="", tool_calls=[{"name": name, "args": args, "id": call_id, "type": "tool_call"}])
+    return AIMessage(
+        content="", tool_calls=[{"name": name, "args": args, "id": call_id, "type": "tool_call"}]
+    )
 
 
 # ----------------------------------------------------------------------------------- calculator

@@ -21,6 +21,7 @@ import typing
 from collections.abc import Mapping
 from typing import Any
 
+from langchain_core.messages import BaseMessageChunk, message_chunk_to_message
 from langchain_core.runnables import Runnable, RunnableConfig
 from langgraph.graph import StateGraph
 from langgraph.pregel import Pregel
@@ -80,7 +81,9 @@ def _typed_output(schema: dict[str, Any], response_format: Any) -> dict[str, Any
 
             described = TypeAdapter(response_format).json_schema()
         except Exception as exc:
-            log.warning("the agent's response_format cannot be described (%s): structured_response untyped", exc)
+            log.warning(
+                "the agent's response_format cannot be described (%s): structured_response untyped", exc
+            )
             return schema
     typed = copy.deepcopy(schema)
     definitions = typed.setdefault("$defs", {})
@@ -140,7 +143,9 @@ class LangChainAdapter(BaseAdapter):
         own_name = getattr(runnable, "name", None)  # set by the user (Runnable.name), else None
         self.name = name if name is not None else own_name
         self.description = description if description is not None else ""
-        self.input_type = Schema(any_of(json_schema(runnable.get_input_jsonschema, {}, "runnable's input", log)))
+        self.input_type = Schema(
+            any_of(json_schema(runnable.get_input_jsonschema, {}, "runnable's input", log))
+        )
         self.output_type = Schema(json_schema(runnable.get_output_jsonschema, {}, "runnable's output", log))
 
     @classmethod
@@ -155,4 +160,7 @@ class LangChainAdapter(BaseAdapter):
             return await self.graph.run(input, ctx)
         config = typing.cast(RunnableConfig, dict(self.config))
         seen = await stream(self.runnable, input, config, ctx)
-        return events.jsonable(seen.output)
+        output = seen.output
+        if isinstance(output, BaseMessageChunk):  # a streamed chat model's reply: the message it adds up to
+            output = message_chunk_to_message(output)
+        return events.jsonable(output)

@@ -1,0 +1,266 @@
+"""OpenAI Agents SDK: an ``agents.Agent`` as an agent endpoint (extra ``fastagentic[openai-agents]``).
+
+The run is ``Runner.run_streamed(...)``, its ``stream_events()`` mapped as they come: each model response is
+``llm_start`` (``response.created``), ``token`` events (``response.output_text.delta``), ``message`` and
+``llm_end`` with the response's usage through ``ctx.usage`` (``response.completed``); each tool call and its
+output are a ``tool_call`` / ``tool_result`` pair with the model's call id; a handoff is a ``handoff`` event
+``{"id", "from", "to"}``. The output is the run's ``final_output`` (the last agent's ``output_type``). The
+budget's model hint picks the run's model (``RunConfig.model``) when the run starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+import msgspec
+from agents import Agent, Runner
+from agents.agent_output import AgentOutputSchemaBase
+from agents.exceptions import AgentsException
+from agents.items import HandoffOutputItem, ToolCallItem, ToolCallOutputItem
+from agents.models.interface import Model
+from agents.run_config import RunConfig
+from agents.stream_events import AgentUpdatedStreamEvent, RawResponsesStreamEvent, RunItemStreamEvent
+
+from ..context import RunContext
+from . import events
+from .base import BaseAdapter, Schema
+from .shape import output_schema
+
+__all__ = ["OpenAIAgentsAdapter", "Prompt"]
+
+
+class Prompt(msgspec.Struct, forbid_unknown_fields=True):
+    """The input of an OpenAI Agents SDK agent endpoint: the user prompt."""
+
+    prompt: str
+
+
+def _describable(annotation: Any) -> Any:
+    """``annotation`` when the SDK can describe it as JSON Schema, else Any (an open output schema)."""
+    try:
+        output_schema(annotation)
+    except TypeError:
+        return Any
+    return annotation
+
+
+def _agents(start: Agent[Any]) -> list[Agent[Any]] | None:
+    """Every agent a run of ``start`` can reach through handoffs; None when a handoff's agent cannot be
+    known before the run (a ``Handoff`` object resolves its agent only when invoked)."""
+    found: dict[int, Agent[Any]] = {}
+    waiting = [start]
+    while waiting:
+        agent = waiting.pop()
+        if id(agent) in found:
+            continue
+        found[id(agent)] = agent
+        for target in agent.handoffs:
+            if isinstance(target, Agent):
+                waiting.append(target)
+            else:
+                return None
+    return list(found.values())
+
+
+def _output_annotation(agent: Agent[Any]) -> Any:
+    """The Python type (or ``Schema``) of what a run of ``agent`` returns: the ``output_type`` of the agent
+    that answers last, any of those its handoffs reach."""
+    reachable = _agents(agent)
+    if reachable is None:
+        return Any
+    kinds: list[Any] = []
+    for one in reachable:
+        spec = one.output_type
+        if spec is None:
+            kind: Any = str
+        elif isinstance(spec, AgentOutputSchemaBase):
+            kind = str if spec.is_plain_text() else Schema(spec.json_schema())
+        else:
+            kind = spec
+        if kind not in kinds:
+            kinds.append(kind)
+    if len(kinds) == 1:
+        return kinds[0] if isinstance(kinds[0], Schema) else _describable(kinds[0])
+    if any(isinstance(kind, Schema) for kind in kinds):
+        return Any
+    return _describable(Union[tuple(kinds)])  # noqa: UP007 (built at run time)
+
+
+def _model_name(model: Any) -> str:
+    if isinstance(model, str):
+        return model
+    return str(getattr(model, "model", "") or getattr(model, "model_name", "") or "")
+
+
+def _arguments(raw: Any) -> Any:
+    text = raw.get("arguments") if isinstance(raw, Mapping) else getattr(raw, "arguments", None)
+    if not isinstance(text, str):
+        return text
+    try:
+        return json.loads(text) if text else {}
+    except ValueError:
+        return text
+
+
+def _text_of(response: Any) -> str:
+    parts: list[str] = []
+    for item in getattr(response, "output", None) or []:
+        if getattr(item, "type", None) == "message":
+            contents = getattr(item, "content", None) or []
+            parts.extend(str(c.text) for c in contents if getattr(c, "type", None) == "output_text")
+    return "".join(parts)
+
+
+@dataclass
+class _Stream:
+    """What one run's stream has opened and not yet closed."""
+
+    agent: str
+    model: str | None = None  # the model response in flight
+    tools: dict[str, str] = field(default_factory=dict)  # open tool calls: call id -> tool name
+
+
+class OpenAIAgentsAdapter(BaseAdapter):
+    """Runs an OpenAI Agents SDK ``Agent``. Input ``{"prompt": str}``; output the ``output_type`` of the agent
+    that answers (through handoffs, any of them).
+
+    ``context``: the run's context object, a value or a callable ``context(ctx) -> value``. ``run_config``:
+    the SDK's ``RunConfig`` for each run (tracing, model provider, guardrails, ...). ``max_turns``: the SDK's
+    (None: its default). ``models``: what a budget's model hint selects for the run, a mapping from hint to
+    an SDK ``Model`` (or model name), or a callable returning one (None: keep the agents' models); by default
+    the hint itself is the model name."""
+
+    input_type = Prompt
+
+    def __init__(
+        self,
+        agent: Agent[Any],
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        context: Any = None,
+        run_config: RunConfig | None = None,
+        max_turns: int | None = None,
+        models: Mapping[str, Model | str] | Callable[[str], Model | str | None] | None = None,
+    ) -> None:
+        if not isinstance(agent, Agent):
+            raise TypeError(f"OpenAIAgentsAdapter runs an agents.Agent, not {type(agent).__name__}")
+        self.agent = agent
+        self.name = name if name is not None else agent.name
+        own = agent.handoff_description or ""
+        self.description = description if description is not None else own
+        self.output_type = _output_annotation(agent)
+        self.context = context
+        self.run_config = run_config
+        self.max_turns = max_turns
+        self.models = models
+
+    @classmethod
+    def accepts(cls, obj: object) -> bool:
+        return isinstance(obj, Agent)
+
+    def _hinted_model(self, hint: str) -> Model | str | None:
+        if not hint:
+            return None
+        if self.models is None:
+            return hint
+        if callable(self.models):
+            return self.models(hint)
+        return self.models.get(hint)
+
+    def _config(self, ctx: RunContext) -> RunConfig | None:
+        hinted = self._hinted_model(ctx.model_hint)
+        if hinted is None:
+            return self.run_config
+        return dataclasses.replace(self.run_config or RunConfig(), model=hinted)
+
+    async def run(self, input: Prompt, ctx: RunContext) -> Any:
+        context = self.context(ctx) if callable(self.context) else self.context
+        options: dict[str, Any] = {"context": context, "run_config": self._config(ctx)}
+        if self.max_turns is not None:
+            options["max_turns"] = self.max_turns
+        result = Runner.run_streamed(self.agent, input.prompt, **options)
+        seen = _Stream(agent=self.agent.name)
+        stream: AsyncIterator[Any] = result.stream_events()
+        try:
+            async for event in stream:
+                await _translate(event, seen, ctx)
+        except BaseException as exc:
+            if not result.is_complete:
+                result.cancel()  # stops the run loop and the tool it runs, before the stream is closed
+            if isinstance(exc, Exception):
+                error = _cause(exc, seen)
+                await _close_all(seen, ctx, error)
+                if error is not exc:
+                    raise error from exc
+            raise
+        finally:
+            await typing.cast(Any, stream).aclose()
+        return result.final_output
+
+
+def _cause(error: Exception, seen: _Stream) -> Exception:
+    """A tool's own exception, when the SDK wrapped it (``UserError("Error running tool ...")``)."""
+    cause = error.__cause__
+    if seen.tools and isinstance(error, AgentsException) and isinstance(cause, Exception):
+        return cause
+    return error
+
+
+async def _translate(event: Any, seen: _Stream, ctx: RunContext) -> None:
+    if isinstance(event, RawResponsesStreamEvent):
+        data: Any = event.data  # one of the Responses API's stream events
+        kind = getattr(data, "type", "")
+        if kind == "response.created":
+            seen.model = _model_name(getattr(data.response, "model", None)) or seen.agent
+            await events.llm_start(ctx, seen.model)
+        elif kind == "response.output_text.delta":
+            if data.delta:
+                await ctx.token(data.delta)
+        elif kind in ("response.completed", "response.incomplete", "response.failed"):
+            response = data.response
+            text = _text_of(response)
+            if text:
+                await events.message(ctx, text)
+            usage = getattr(response, "usage", None)
+            model = _model_name(getattr(response, "model", None)) or seen.model or seen.agent
+            if usage is not None:
+                await events.llm_end(ctx, model, usage.input_tokens, usage.output_tokens)
+            else:
+                await events.llm_end(ctx, model)
+            seen.model = None
+    elif isinstance(event, RunItemStreamEvent):
+        item = event.item
+        if event.name == "tool_called" and isinstance(item, ToolCallItem):
+            call_id = str(item.call_id or getattr(item.raw_item, "id", "") or f"call_{len(seen.tools)}")
+            name = str(item.tool_name or getattr(item.raw_item, "type", "") or "tool")
+            seen.tools[call_id] = name
+            await events.tool_call(ctx, call_id, name, _arguments(item.raw_item))
+        elif event.name == "tool_output" and isinstance(item, ToolCallOutputItem):
+            answered = str(item.call_id or "")
+            if answered in seen.tools:
+                await events.tool_result(ctx, answered, seen.tools.pop(answered), item.output)
+        elif event.name == "handoff_occured" and isinstance(item, HandoffOutputItem):
+            raw: Any = item.raw_item
+            handoff_id = raw.get("call_id") if isinstance(raw, Mapping) else getattr(raw, "call_id", None)
+            await ctx.emit(
+                "handoff",
+                {"id": str(handoff_id or ""), "from": item.source_agent.name, "to": item.target_agent.name},
+            )
+    elif isinstance(event, AgentUpdatedStreamEvent):
+        seen.agent = event.new_agent.name
+
+
+async def _close_all(seen: _Stream, ctx: RunContext, error: BaseException) -> None:
+    """The run failed: the tool calls and the model response it left open end with the error."""
+    for call_id, name in list(seen.tools.items()):
+        await events.tool_result(ctx, call_id, name, error=error)
+    seen.tools.clear()
+    if seen.model is not None:
+        await events.llm_end(ctx, seen.model)
+        seen.model = None
