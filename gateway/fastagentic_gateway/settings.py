@@ -390,6 +390,23 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             ge=0,
         ),
     ] = 0.0
+    mcp_state_secret: Annotated[
+        str,
+        _doc(
+            "Secret (at least 32 characters) signing the `requestState` of MCP 2026-07-28 input-required "
+            "results, so a client's retry can prove which run and question it answers. Empty: a random one "
+            "made once and kept in the data directory (`mcp_state_secret`). Replicas of one gateway must "
+            "share it: set the same value on each. Changing it invalidates the questions in flight."
+        ),
+    ] = ""
+    mcp_state_ttl: Annotated[
+        float,
+        _doc(
+            "Seconds an MCP 2026-07-28 client has to answer an input-required result (its `requestState` "
+            "expires). The run itself keeps waiting until its deadline.",
+            gt=0,
+        ),
+    ] = 3600.0
     prices: Annotated[
         dict[
             Annotated[str, Meta(min_length=1, max_length=200)],
@@ -436,6 +453,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             )
         if self.auth not in ("", "none", "required"):
             raise ValueError(f'auth must be "required" or "none", not {self.auth!r}')
+        if self.mcp_state_secret and len(self.mcp_state_secret) < 32:
+            raise ValueError("mcp_state_secret must be at least 32 characters (a random secret)")
         if self.worker_token and len(self.worker_token) < 16 and self.auth == "required":
             raise ValueError("worker_token must be at least 16 characters (a random secret)")
         issuers = [config.issuer for config in self.oidc_issuers]

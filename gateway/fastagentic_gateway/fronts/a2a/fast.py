@@ -17,7 +17,9 @@ exactly what the SDK's path amounts to, with the SDK's own parsing, validation a
 
 Anything else (another method, 0.3, a request the SDK would refuse, ``returnImmediately``, an inline
 push config, a message to an existing task) is left to the SDK: ``serve`` returns False before it has
-done anything. The unit tests check the answers are byte for byte the SDK's.
+done anything. The unit tests check the answers are byte for byte the SDK's. A task is followed here
+until it finishes or waits for input (``input-required``: the blocking answer, the end of the stream);
+the follow-up message that answers it is a message to an existing task, served by the SDK's path.
 
 What differs: a task served here is not in the SDK's registry of tasks running in this process, so a
 ``CancelTask`` or ``SubscribeToTask`` for it takes the SDK's path for a task running elsewhere (the one a
@@ -43,7 +45,7 @@ from starlette.types import Receive, Scope, Send
 from a2a.server.jsonrpc_models import JSONRPCError
 from a2a.server.request_handlers.response_helpers import build_error_response
 from a2a.server.routes.common import ServerCallContextBuilder, create_event_source_response
-from a2a.types.a2a_pb2 import SendMessageRequest, SendMessageResponse, Task, TaskState, TaskStatusUpdateEvent
+from a2a.types.a2a_pb2 import SendMessageRequest, SendMessageResponse, Task, TaskStatusUpdateEvent
 from a2a.utils import json_utils, proto_utils
 from a2a.utils.errors import A2AError, InternalError
 from a2a.utils.task import apply_history_length
@@ -51,7 +53,7 @@ from a2a.utils.task import apply_history_length
 from ...runs.model import Run
 from ...runs.service import RunService
 from .executor import RunContextBuilder
-from .mapping import TERMINAL_STATES, A2AEvent, EventMapper, apply, initial_task
+from .mapping import RETURN_STATES, TERMINAL_STATES, A2AEvent, EventMapper, apply, initial_task
 from .push import PushSender
 from .store import RunTaskStore
 
@@ -62,7 +64,6 @@ STREAM = "SendStreamingMessage"
 ENVELOPE = frozenset({"jsonrpc", "method", "params", "id"})
 VERSION_HEADER = b"a2a-version"
 AGENT_PATH = re.compile(r"/a2a(?:/([^/]+))?")
-RETURN_STATES = TERMINAL_STATES | {TaskState.TASK_STATE_INPUT_REQUIRED, TaskState.TASK_STATE_AUTH_REQUIRED}
 MAX_PATHS = 1024  # paths remembered as "the JSON-RPC route" (agent names; a bound against junk paths)
 
 
@@ -184,8 +185,8 @@ class FastPath:
         return JSONResponse(JSONRPC20Response(result=result, _id=request_id).data)
 
     def finish_in_background(self, following: Following) -> None:
-        """Go on following a task nobody waits for any more (a blocking send answered at input-required,
-        a stream whose client left), as the SDK's active task does: its pushes still go out."""
+        """Go on following a task nobody waits for any more (a stream whose client left before the task
+        finished or asked for input), as the SDK's active task does: its pushes still go out."""
         job = asyncio.create_task(following.drain(), name=f"a2a-follow:{following.run.id}")
         self._background.add(job)
         job.add_done_callback(self._background.discard)
@@ -232,6 +233,11 @@ class Following:
     def ended(self) -> bool:
         return self.mapper.state in TERMINAL_STATES
 
+    @property
+    def stopped(self) -> bool:
+        """Finished, or waiting for input: following stops (a follow-up message follows it anew)."""
+        return self.mapper.state in RETURN_STATES
+
     async def _push(self, event: Task | A2AEvent) -> None:
         try:
             await self.fast.push.send_notification(self.run.id, event)
@@ -239,19 +245,23 @@ class Following:
             log.exception("push notification for task %s failed", self.run.id)
 
     async def _follow(self) -> AsyncGenerator[A2AEvent, None]:
-        """The task's updates, each applied to ``task`` and pushed, until it ended."""
+        """The task's updates, each applied to ``task`` and pushed, until it ended or waits for input."""
         if not self.announced:
             self.announced = True
             await self._push(self.task)
+        if self.stopped:
+            return
         async for batch in self.fast.runs.follow(self.run, self.seq):
             for item in batch:
-                if self.ended:
+                if self.stopped:
                     return
                 self.seq = item.seq
                 for event in self.mapper.map_one(item):
                     apply(self.task, event)
                     await self._push(event)
                     yield event
+                if self.stopped:
+                    return
 
     async def until_answer(self) -> Task:
         """The task once it is finished or waits for input (what a blocking SendMessage answers)."""
@@ -262,14 +272,15 @@ class Following:
                     break
         finally:
             await events.aclose()
-            if not self.ended:
+            if not self.stopped:
                 self.fast.finish_in_background(self)
         answer = Task()
         answer.CopyFrom(self.task)
         return answer
 
     async def stream(self, request: SendMessageRequest) -> AsyncIterator[Task | A2AEvent]:
-        """The task, then every update until it ends (what SendStreamingMessage streams)."""
+        """The task, then every update until it ends or waits for input (what SendStreamingMessage
+        streams: the stream closes at a terminal or interrupted state, spec 11.7)."""
         first = Task()
         first.CopyFrom(self.task)
         events = self._follow()
@@ -277,16 +288,16 @@ class Following:
             yield apply_history_length(first, request.configuration)
             async for event in events:
                 yield event
-                if self.ended:
+                if self.stopped:
                     return
         finally:
             await events.aclose()
-            if not self.ended:
+            if not self.stopped:
                 self.fast.finish_in_background(self)
 
     async def drain(self) -> None:
         async for _ in self._follow():
-            if self.ended:
+            if self.stopped:
                 return
 
 

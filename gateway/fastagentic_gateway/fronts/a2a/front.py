@@ -21,6 +21,7 @@ import asyncio
 import logging
 import re
 import time
+from collections.abc import AsyncGenerator
 from typing import Any
 from urllib.parse import unquote
 
@@ -30,10 +31,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from a2a.server.context import ServerCallContext
+from a2a.server.events import Event
 from a2a.server.request_handlers import DefaultRequestHandler
 from a2a.server.routes import DefaultServerCallContextBuilder, create_rest_routes
 from a2a.server.routes.jsonrpc_dispatcher import JsonRpcDispatcher
-from a2a.types.a2a_pb2 import AgentCard
+from a2a.types.a2a_pb2 import AgentCard, Message, SubscribeToTaskRequest, Task, TaskStatusUpdateEvent
 from a2a.utils.errors import ExtendedAgentCardNotConfiguredError
 
 from ...access.audit import AuditLog
@@ -55,6 +57,7 @@ from .guards import (
     screen_body,
     short_errors,
 )
+from .mapping import RETURN_STATES
 from .push import PushSender, PushUrlPolicy, RunPushConfigStore
 from .store import RunEventStream, RunTaskStore, agent_of, principal_in
 
@@ -62,6 +65,31 @@ log = logging.getLogger("fastagentic.a2a")
 
 CARD_PATH = "/.well-known/agent-card.json"
 JSON_RPC_PATH = re.compile(r"/a2a(/[^/]+)?/?")
+# A task that waits for input is answered by a message that may come hours later, through any replica:
+# the SDK's per-task machinery (an ActiveTask) for it goes away once idle this long, and the answer
+# builds a new one from the task store.
+PARKED_TASK_SECONDS = 1.0
+
+
+class RunRequestHandler(DefaultRequestHandler):
+    """The SDK's request handler, with every subscription ending at the next interrupted or terminal
+    state after its snapshot (spec 11.7). The SDK ends it there when it reads the task's events from the
+    event stream (a task run elsewhere, or served by the fast path), but a subscription to a task running
+    in this process's ``ActiveTask`` would go on past ``input-required`` into the next request's events."""
+
+    async def on_subscribe_to_task(
+        self, params: SubscribeToTaskRequest, context: ServerCallContext
+    ) -> AsyncGenerator[Event, None]:
+        snapshot = True
+        async for event in super().on_subscribe_to_task(params, context):
+            yield event
+            if isinstance(event, Message) or (
+                not snapshot
+                and isinstance(event, Task | TaskStatusUpdateEvent)
+                and event.status.state in RETURN_STATES
+            ):
+                return
+            snapshot = False
 
 
 def principal_at(request: Request) -> Principal:
@@ -96,18 +124,20 @@ class A2aFront:
         self.store = RunTaskStore(runs)
         self.push_configs = RunPushConfigStore(runs.durable, runs.ephemeral)
         self.push = PushSender(settings, self.push_configs)
-        self.builder = RunContextBuilder(registry, runs, self.store, settings.retry_after)
-        self.handler = DefaultRequestHandler(
+        push_url_policy = PushUrlPolicy(settings.a2a_push_allow_private)
+        self.builder = RunContextBuilder(registry, runs, self.store, settings.retry_after, push_url_policy)
+        self.handler = RunRequestHandler(
             agent_executor=RunExecutor(runs, self.store),
             task_store=self.store,
             agent_card=secure(capability_card(), settings),
             push_config_store=self.push_configs,
             push_sender=self.push,
             request_context_builder=self.builder,
-            push_url_validator=PushUrlPolicy(settings.a2a_push_allow_private),
+            push_url_validator=push_url_policy,
             event_stream=RunEventStream(self.store),
             extended_agent_card=capability_card() if settings.auth == "required" else None,
             extended_card_modifier=self._extended_card if settings.auth == "required" else None,
+            interrupted_task_timeout=PARKED_TASK_SECONDS,
         )
         self.cards = CardCache()
         self.max_body = settings.max_body_bytes

@@ -14,6 +14,9 @@ behaviour it covers, so it can go when the SDK is fixed (``docs/architecture.md`
 - ``Guarded03Rest``: the 0.3 HTTP+JSON adapter parses ``historyLength`` with ``int()`` (500 on ``x``) and
   starts its SSE answer before reading the request or the task, so an unknown task or a bad message
   resets a connection that already said 200.
+- ``Interrupted03Handler`` (both 0.3 adapters): the 0.3 conversion sets ``final`` on a status update only
+  for terminal states; 0.3 ends an interaction's stream with ``final: true`` at ``input-required`` (and
+  ``auth-required``) too, and the stream does close there.
 - ``ClientErrorLogs``: the SDK logs client errors at WARNING, and some with a full traceback at ERROR; a
   client can fill the log with them. They become one line at INFO; server errors keep their traceback.
 """
@@ -34,12 +37,16 @@ from starlette.types import Message, Send
 
 from a2a.compat.v0_3 import a2a_v0_3_pb2 as pb2_v03
 from a2a.compat.v0_3 import proto_utils as proto_utils_v03
+from a2a.compat.v0_3 import types as types_v03
 from a2a.compat.v0_3.jsonrpc_adapter import JSONRPC03Adapter
+from a2a.compat.v0_3.request_handler import RequestHandler03
 from a2a.compat.v0_3.rest_adapter import REST03Adapter
+from a2a.server.context import ServerCallContext
 from a2a.server.jsonrpc_models import InvalidParamsError as RpcInvalidParams
 from a2a.server.jsonrpc_models import InvalidRequestError as RpcInvalidRequest
 from a2a.server.jsonrpc_models import JSONRPCError as CoreJSONRPCError
-from a2a.server.routes.common import create_event_source_response
+from a2a.server.request_handlers.request_handler import RequestHandler
+from a2a.server.routes.common import ServerCallContextBuilder, create_event_source_response
 from a2a.utils import json_utils
 from a2a.utils.error_handlers import rest_error_handler, rest_stream_error_handler
 from a2a.utils.errors import InvalidParamsError
@@ -132,8 +139,44 @@ def _history_length_error(params: Any) -> str | None:
     return None
 
 
+_INTERRUPTED_03 = (types_v03.TaskState.input_required, types_v03.TaskState.auth_required)
+
+
+def _final_at_interrupt(
+    item: types_v03.SendStreamingMessageSuccessResponse,
+) -> types_v03.SendStreamingMessageSuccessResponse:
+    result = item.result
+    if isinstance(result, types_v03.TaskStatusUpdateEvent) and result.status.state in _INTERRUPTED_03:
+        result.final = True
+    return item
+
+
+class Interrupted03Handler(RequestHandler03):
+    """The SDK's 0.3 request handler, marking the status update that ends a stream at an interrupted
+    state ``final`` (0.3: "the server signals the end of updates for an interaction cycle by setting
+    final: true ... when the task reaches a terminal state or an input-required state")."""
+
+    async def on_message_send_stream(
+        self, request: types_v03.SendMessageRequest, context: ServerCallContext
+    ) -> AsyncIterator[types_v03.SendStreamingMessageSuccessResponse]:
+        async for item in super().on_message_send_stream(request, context):
+            yield _final_at_interrupt(item)
+
+    async def on_subscribe_to_task(
+        self, request: types_v03.TaskResubscriptionRequest, context: ServerCallContext
+    ) -> AsyncIterator[types_v03.SendStreamingMessageSuccessResponse]:
+        async for item in super().on_subscribe_to_task(request, context):
+            yield _final_at_interrupt(item)
+
+
 class Guarded03JsonRpc(JSONRPC03Adapter):
     """The SDK's 0.3 JSON-RPC adapter, answering params mistakes with -32602 and a short message."""
+
+    def __init__(
+        self, http_handler: RequestHandler, context_builder: ServerCallContextBuilder | None = None
+    ) -> None:
+        super().__init__(http_handler, context_builder=context_builder)
+        self.handler = Interrupted03Handler(request_handler=http_handler)
 
     async def handle_request(
         self, request_id: str | int | None, method: str, body: dict[str, Any], request: Request
@@ -166,6 +209,12 @@ class Guarded03JsonRpc(JSONRPC03Adapter):
 class Guarded03Rest(REST03Adapter):
     """The SDK's 0.3 HTTP+JSON adapter, checking ``historyLength`` and starting a stream only once its
     first event is there (so a bad request or an unknown task gets its 400 / 404 first)."""
+
+    def __init__(
+        self, http_handler: RequestHandler, context_builder: ServerCallContextBuilder | None = None
+    ) -> None:
+        super().__init__(http_handler, context_builder=context_builder)
+        self.handler.handler03 = Interrupted03Handler(request_handler=http_handler)
 
     @rest_error_handler
     async def _handle_request(
@@ -322,6 +371,7 @@ __all__ = [
     "ClientErrorLogs",
     "Guarded03JsonRpc",
     "Guarded03Rest",
+    "Interrupted03Handler",
     "quiet_client_errors",
     "refusal",
     "screen_body",

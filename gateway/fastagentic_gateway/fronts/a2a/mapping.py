@@ -76,6 +76,11 @@ TERMINAL_STATES = frozenset(
     }
 )
 
+# Where a request's stream ends and a blocking SendMessage answers: the task finished, or waits for the
+# client (spec 3.2.2: "a terminal or interrupted state").
+INTERRUPTED_STATES = frozenset({TaskState.TASK_STATE_INPUT_REQUIRED, TaskState.TASK_STATE_AUTH_REQUIRED})
+RETURN_STATES = TERMINAL_STATES | INTERRUPTED_STATES
+
 A2AEvent = Task | TaskStatusUpdateEvent | TaskArtifactUpdateEvent
 
 
@@ -367,10 +372,13 @@ class EventMapper:
             message = _agent_message(self.run, event.seq, parts)
             yield self.status(TaskState.TASK_STATE_WORKING, event.ts, message)
         elif kind == "interrupt":
-            data = _decode(event.data)
-            parts = [Part(text=_message_text(data) or "input required"), _data_part(data)]
-            message = _agent_message(self.run, event.seq, parts)
+            message = _agent_message(self.run, event.seq, interrupt_parts(_decode(event.data)))
             yield self.status(TaskState.TASK_STATE_INPUT_REQUIRED, event.ts, message)
+        elif kind == "input":
+            # Answered: the run goes on (in place, or queued for its next attempt). The answer itself is
+            # the user's message in the task's history (``fold``), as the SDK's TaskManager keeps one.
+            if self.state != TaskState.TASK_STATE_WORKING:
+                yield self.status(TaskState.TASK_STATE_WORKING, event.ts)
         elif kind == "artifact":
             data = _decode(event.data)
             name = data.get("name") if isinstance(data, dict) else None
@@ -411,6 +419,82 @@ def _progress_text(data: Any) -> str:
     return ""
 
 
+def interrupt_parts(data: Any) -> list[Part]:
+    """The parts of the agent message an ``interrupt`` event becomes: a text part when its request reads
+    as text (a string, or an object with a ``message`` or ``question`` string, or an approval's action),
+    then the interrupt as a data part, ``{"id", "request", "schema"}``."""
+    if isinstance(data, dict) and "id" in data:
+        data = {"id": data["id"], "request": data.get("request"), "schema": data.get("schema")}
+        text = interrupt_text(data["request"])
+    else:  # an interrupt event from before interrupts were built: its data was the request
+        text = interrupt_text(data)
+    return ([Part(text=text)] if text else []) + [_data_part(data)]
+
+
+def interrupt_text(request: Any) -> str:
+    """What an interrupt asks, as text for a text-only client ("" when its request has no such text)."""
+    if isinstance(request, str):
+        return request
+    if isinstance(request, dict):
+        for key in ("message", "question"):
+            if isinstance(request.get(key), str):
+                return str(request[key])
+        approval = request.get("approval")
+        if isinstance(approval, dict) and isinstance(approval.get("action"), str):
+            return f"approval required: {approval['action']}"
+    return ""
+
+
+def takes_text(schema: Any, root: Any = None, depth: int = 0) -> bool:
+    """Whether an interrupt whose answer has JSON Schema ``schema`` takes a text-only message as its
+    answer: no schema (any JSON), or one a string can satisfy at its top level (``type`` ``string`` or a
+    list holding it, a string ``enum`` value or ``const``, or such an ``anyOf`` / ``oneOf`` branch or
+    local ``$ref``)."""
+    root = schema if root is None else root
+    if schema is None or schema is True or schema == {}:
+        return True
+    if not isinstance(schema, dict) or depth > 8:
+        return False
+    kind = schema.get("type")
+    if kind == "string" or (isinstance(kind, list) and "string" in kind):
+        return True
+    if isinstance(schema.get("const"), str) or any(isinstance(v, str) for v in schema.get("enum") or ()):
+        return True
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/") and isinstance(root, dict):
+        target = (root.get("$defs") or {}).get(ref[len("#/$defs/") :])
+        if target is not None and takes_text(target, root, depth + 1):
+            return True
+    branches = [*(schema.get("anyOf") or ()), *(schema.get("oneOf") or ())]
+    return any(takes_text(branch, root, depth + 1) for branch in branches)
+
+
+def message_answer(interrupt_id: str, schema: Any, message: Message) -> Any:
+    """The answer a follow-up message gives to interrupt ``interrupt_id`` (whose answer's JSON Schema is
+    ``schema``): its one data part's value (any JSON; text parts beside it are ignored), or, with only
+    text parts, their text joined, when the interrupt takes text (``takes_text``). Anything else is
+    refused as a new message's input is."""
+    if not message.parts:
+        raise InvalidParamsError(message="the message has no parts")
+    data_parts = [part for part in message.parts if part.HasField("data")]
+    other = [part for part in message.parts if not part.HasField("data") and not part.HasField("text")]
+    if other:
+        kinds = sorted({part.WhichOneof("content") or "empty" for part in other})
+        raise ContentTypeNotSupportedError(
+            message=f"an answer is text or data parts, not {', '.join(kinds)} parts"
+        )
+    if data_parts:
+        if len(data_parts) > 1:
+            raise InvalidParamsError(message="send the answer as one data part, not several")
+        return _integral(MessageToDict(data_parts[0].data))
+    if not takes_text(schema):
+        raise ContentTypeNotSupportedError(
+            message=f"interrupt {interrupt_id!r} takes structured input: send the answer as one data part "
+            "(application/json) matching its schema (the data part of the input-required message)"
+        )
+    return "".join(part.text for part in message.parts)
+
+
 def _message_text(data: Any) -> str:
     if isinstance(data, str):
         return data
@@ -440,12 +524,47 @@ def bare_task(run: Run) -> Task:
     )
 
 
-def project(run: Run, events: Iterable[Event]) -> Task:
-    """The task a run is, after ``events`` (its whole log)."""
+def answer_message(run: Run, event: Event) -> Message:
+    """The user's message an ``input`` event (an answer to an interrupt) stands for in the task's
+    history: a text part for a string answer, else a data part. Its id is ``<task id>-<seq>``: the
+    run keeps the answer, not the message that carried it."""
+    answer = _decode(event.data)
+    value = answer.get("answer") if isinstance(answer, dict) else answer
+    part = Part(text=value) if isinstance(value, str) else _data_part(value)
+    return Message(
+        message_id=f"{run.id}-{event.seq}",
+        context_id=context_of(run),
+        task_id=run.id,
+        role=Role.ROLE_USER,
+        parts=[part],
+    )
+
+
+def add_message(task: Task, message: Message) -> None:
+    """Add a user's message to the task's history as the SDK's TaskManager does (the status message
+    moves to the history first)."""
+    if task.status.HasField("message"):
+        task.history.append(task.status.message)
+        task.status.ClearField("message")
+    task.history.append(message)
+
+
+def fold(run: Run, events: Iterable[Event]) -> tuple[Task, EventMapper]:
+    """The task after ``events`` (the run's log, or its start), and the mapper as it stands after them
+    (to map the events that follow as the live stream does)."""
     task = initial_task(run)
     mapper = EventMapper(run)
-    for event in mapper.map(events):
-        apply(task, event)
+    for event in events:
+        if event.kind == "input":
+            add_message(task, answer_message(run, event))
+        for update in mapper.map_one(event):
+            apply(task, update)
+    return task, mapper
+
+
+def project(run: Run, events: Iterable[Event]) -> Task:
+    """The task a run is, after ``events`` (its whole log)."""
+    task, mapper = fold(run, events)
     # The log and the run's status agree once a run ended; before that, a queued run requeued after a
     # lost worker shows as submitted again.
     state = STATE_OF[run.status]
@@ -455,9 +574,11 @@ def project(run: Run, events: Iterable[Event]) -> Task:
 
 
 __all__ = [
+    "INTERRUPTED_STATES",
     "JSON",
     "OUTPUT_ARTIFACT",
     "OUTPUT_MODES",
+    "RETURN_STATES",
     "STATE_OF",
     "STATUSES_OF",
     "STREAM_ARTIFACT",
@@ -465,15 +586,22 @@ __all__ = [
     "TEXT",
     "EventMapper",
     "TaskMeta",
+    "add_message",
+    "answer_message",
     "apply",
     "bare_task",
     "context_of",
     "encode_meta",
+    "fold",
     "initial_task",
     "input_modes",
+    "interrupt_parts",
+    "interrupt_text",
+    "message_answer",
     "message_input",
     "meta_of",
     "new_context",
     "project",
+    "takes_text",
     "text_field",
 ]

@@ -11,6 +11,7 @@ snapshot it was handed, exactly once, whichever process executed the task.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncGenerator
 
 from a2a.server.cluster.event_stream import TaskEventStream, VersionedEvent
@@ -28,9 +29,11 @@ from ...errors import Conflict, NotFound, StoreUnavailable
 from ...runs.model import TERMINAL, EndpointKind, Run, RunQuery, RunStatus
 from ...runs.service import RunService
 from ...store.base import RunStore
-from .mapping import STATUSES_OF, EventMapper, bare_task, project
+from .mapping import STATUSES_OF, EventMapper, bare_task, fold, project
 
 log = logging.getLogger("fastagentic.a2a")
+
+HOLD_SECONDS = 10.0  # how long a follow-up's hold on its task's view lasts at most (``hold_at``)
 
 
 def principal_in(context: ServerCallContext | None) -> Principal:
@@ -61,6 +64,10 @@ class RunTaskStore(VersionedTaskStore):
         # Runs submitted for a new task whose Task the executor has not announced yet: the SDK creates a
         # task it does not find, so these are hidden from it until the executor's first event.
         self.creating: set[str] = set()
+        # Runs just answered by a follow-up message, whose task the SDK is about to read as the start of
+        # that request: shown as of the answer (the seq of its ``input`` event), with when it was held.
+        # The run may go on (even finish) before the SDK reads it; the executor follows it from there.
+        self.held: dict[str, tuple[int, float]] = {}
 
     def log_of(self, run: Run) -> RunStore:
         return self.runs.durable if run.durable else self.runs.ephemeral
@@ -81,7 +88,22 @@ class RunTaskStore(VersionedTaskStore):
             return None
         return run
 
+    def hold_at(self, run_id: str, seq: int | None) -> None:
+        """Show the task of ``run_id`` as of event ``seq`` (None: as it is) until the executor takes it
+        from there; a hold nobody took (the request failed after the answer) lapses after ``HOLD_SECONDS``."""
+        now = time.monotonic()
+        for stale in [key for key, (_, since) in self.held.items() if now - since > HOLD_SECONDS]:
+            del self.held[stale]
+        if seq is None:
+            self.held.pop(run_id, None)
+        else:
+            self.held[run_id] = (seq, now)
+
     async def snapshot(self, run: Run) -> StoredTask:
+        held = self.held.get(run.id)
+        if held is not None and time.monotonic() - held[1] <= HOLD_SECONDS:
+            task, _ = fold(run, await self.log_of(run).events(run.id, limit=held[0]))
+            return StoredTask(task, version_of(held[0]))
         events = await self.log_of(run).events(run.id)
         last = events[-1].seq if events else 0
         return StoredTask(project(run, events), version_of(last))

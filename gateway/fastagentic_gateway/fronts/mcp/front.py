@@ -52,9 +52,11 @@ from ...settings import Settings
 from ...workers.completion import Completer
 from ...workers.connection import MAX_COMPLETION_VALUES
 from ...workers.registry import Endpoint, EndpointRegistry
+from .answering import Asking
 from .asgi import LOOPBACK_HOSTS, LOOPBACK_ORIGINS, McpAsgi, Patterns, is_loopback
 from .catalogue import Catalogue
 from .listen import Listen
+from .request_state import RequestStates
 from .results import (
     RESOURCE_NOT_FOUND,
     Outcome,
@@ -66,7 +68,7 @@ from .results import (
     tool_result,
 )
 from .resumption import SessionEvents
-from .running import run_to_end, submit
+from .running import OnInterrupt, finish_answering, run_to_end, submit
 from .sessions import LegacySessions
 from .streaming import Relay
 from .tasks import (
@@ -158,7 +160,9 @@ class McpFront:
         self.catalogue = Catalogue(registry)
         self.events = SessionEvents(limit=settings.mcp_resume_events)
         self.sessions = LegacySessions(on_leave=self.events.forget)
-        self.tasks = Tasks(runs, self.catalogue, principal_in, settings.mcp_task_ttl)
+        self.states = RequestStates(settings.mcp_state_secret, settings.data_dir, settings.mcp_state_ttl)
+        self.asking = Asking(runs, self.states, principal_in)
+        self.tasks = Tasks(runs, self.catalogue, principal_in, self.asking, settings.mcp_task_ttl)
         self.bus = InMemorySubscriptionBus()
         self.listen = Listen(self.bus, self.tasks)
         self.server = self._build_server()
@@ -305,17 +309,31 @@ class McpFront:
         view = self.catalogue.tool(params.name)
         if view is None:
             raise MCPError(INVALID_PARAMS, f"Unknown tool: {params.name}")
+        modern = is_modern(ctx)
+        if modern and params.request_state is not None:
+            # A retry answering the InputRequiredResult of an earlier call (answering.py).
+            try:
+                ended = await self.asking.redeem(ctx, params, self._relay(ctx, params.name))
+            except GatewayError as exc:
+                raise MCPError(error_code(exc), exc.message, error_data(exc)) from exc
+            return ended if isinstance(ended, dict) else tool_result(view, ended)
         try:
             call = self._call(ctx, view.endpoint.info.kind, params.name, params.arguments or {})
         except (InvalidInput, NoWorker) as exc:
             return gateway_error_result(exc)
         except GatewayError as exc:
             raise MCPError(error_code(exc), exc.message, error_data(exc)) from exc
-        if view.tasks and is_modern(ctx) and declares_tasks(ctx):
+        if view.tasks and modern and declares_tasks(ctx):
             run = await submit(self.runs, call)
             return self.tasks.created(ctx, run)
-        _, outcome = await run_to_end(self.runs, call, self._relay(ctx, params.name))
-        return tool_result(view, outcome)
+        run = await submit(self.runs, call)
+        asker: OnInterrupt = (
+            self.asking.by_input_required(ctx, params, run)
+            if modern
+            else self.asking.by_elicitation(ctx, run)
+        )
+        ended = await finish_answering(self.runs, run, self._relay(ctx, params.name), asker)
+        return ended if isinstance(ended, dict) else tool_result(view, ended)
 
     async def _shortcuts(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         """Answers the SDK's handler chain cannot give, or would give slowly:

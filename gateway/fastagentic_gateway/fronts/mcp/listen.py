@@ -6,7 +6,8 @@ must declare the extension (else ``-32021``); the acknowledgement echoes the tas
 tasks that exist and have not expired, at most ``MAX_TASK_IDS``), and the stream then carries, besides the
 requested list changes, one ``notifications/tasks`` per honored task when it ends (at once for a task that
 already has): the ``DetailedTask`` that ``tasks/get`` would answer, stamped with the subscription id.
-Runs have no other status change a client can see yet (nothing reaches ``input_required``).
+Only the end is reported: a task going to ``input_required`` (or back to ``working``) shows in
+``tasks/get``, not on this stream yet.
 """
 
 from __future__ import annotations

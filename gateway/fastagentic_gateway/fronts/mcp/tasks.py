@@ -12,6 +12,13 @@ Both revisions, on the same runs:
   ``tasks/list`` do not exist there (nor ``tasks/update`` in 2025-11-25): ``absent_method`` answers
   ``-32601`` for them, whatever their params, before the SDK reads those (the front's middleware).
 
+Input (a run waiting on an interrupt, ``answering.py``): in 2025-11-25 the spec's way, a ``tasks/result``
+from a client that declared form elicitation puts the interrupt to it (``elicitation/create`` on that
+request's stream, with the related-task ``_meta``); in 2026-07-28 ``tasks/get`` lists the elicitation in
+``inputRequests`` (keyed by the interrupt id, unique in a run) and ``tasks/update`` answers it: an answer
+the schema refuses is a ``-32602`` error naming the problems (the question stays open, under the same
+key), ``decline`` / ``cancel`` cancel the run, a key that is not outstanding is ignored.
+
 Statuses: queued/running -> working, waiting_input -> input_required, succeeded -> completed,
 cancelled -> cancelled, failed/timed_out -> failed (2025-11-25). The 2026 extension reserves ``failed``
 for JSON-RPC errors, so there a failed run is ``completed`` with an ``isError`` result, exactly what the
@@ -55,12 +62,14 @@ from mcp.shared.exceptions import MCPError
 
 from ...access.policy import may_see
 from ...access.principal import Principal
-from ...errors import Conflict, NotFound
+from ...errors import Conflict, GatewayError, NotFound
 from ...runs.model import TERMINAL, EndpointKind, Run, RunQuery, RunStatus
 from ...runs.service import RunService
+from .answering import Asking, reply_of
 from .catalogue import Catalogue
-from .results import Outcome, tool_result
-from .running import finish
+from .elicitation import Form, accepts_forms
+from .results import Outcome, error_code, error_data, tool_result
+from .running import finish, finish_answering, pending_interrupt
 from .sessions import connection_of
 from .streaming import Relay
 
@@ -137,6 +146,8 @@ def _status_message(run: Run) -> str | None:
         return "queued" if run.attempt == 1 else f"queued for attempt {run.attempt}"
     if run.status is RunStatus.RUNNING:
         return "running" if run.attempt == 1 else f"running (attempt {run.attempt})"
+    if run.status is RunStatus.WAITING_INPUT:
+        return "waiting for input"
     if run.error is not None:
         return f"{run.error.type}: {run.error.message}"
     if run.status is RunStatus.CANCELLED:
@@ -150,11 +161,13 @@ class Tasks:
         runs: RunService,
         catalogue: Catalogue,
         principal_in: Callable[[ServerRequestContext[Any, Any]], Principal],
+        asking: Asking,
         max_ttl: float = 0.0,
     ) -> None:
         self.runs = runs
         self.catalogue = catalogue
         self.principal_in = principal_in
+        self.asking = asking
         self.max_ttl_ms: int | None = int(max_ttl * 1000) or None
         self._requested_ttls: OrderedDict[str, int] = OrderedDict()
         self._watchers: set[asyncio.Task[None]] = set()
@@ -245,15 +258,30 @@ class Tasks:
         self, ctx: ServerRequestContext[Any, Any], params: types.GetTaskRequestParams
     ) -> dict[str, Any]:
         run = await self._task_run(ctx, params.task_id)
-        return self.modern_task(run) if is_modern(ctx) else self.legacy_task(run)
+        if not is_modern(ctx):
+            return self.legacy_task(run)
+        task = self.modern_task(run)
+        if run.status is RunStatus.WAITING_INPUT:
+            # The spec's InputRequiredTask; a client that cannot answer forms is offered none.
+            interrupt = await pending_interrupt(self.runs, run)
+            requests: dict[str, Any] = {}
+            if interrupt is not None and accepts_forms(ctx.session.client_capabilities):
+                requests[interrupt.id] = Form(interrupt).request()
+            task["inputRequests"] = requests
+        return task
 
     async def task_result(
         self, ctx: ServerRequestContext[Any, Any], params: types.GetTaskPayloadRequestParams
     ) -> dict[str, Any]:
         run = await self._task_run(ctx, params.task_id)
-        if run.status not in TERMINAL:
-            run = await self.runs.wait(run)  # the client giving up on this request leaves the task alone
         related = {RELATED_TASK: {"taskId": run.id}}
+        if run.status not in TERMINAL:
+            # The client giving up on this request leaves the task alone.
+            if accepts_forms(ctx.session.client_capabilities):
+                asker = self.asking.by_elicitation(ctx, run, meta=related)
+                await finish_answering(self.runs, run, None, asker, cancel_on_abort=False)
+            # At once when it ended; else until an answer comes from elsewhere (REST, another client).
+            run = await self.runs.wait(run)
         if run.status is RunStatus.CANCELLED:
             raise MCPError(REQUEST_CANCELLED, "Task cancelled", {"taskId": run.id})
         result = self._result(run)
@@ -300,7 +328,28 @@ class Tasks:
     async def update_task(
         self, ctx: ServerRequestContext[Any, Any], params: UpdateTaskRequestParams
     ) -> dict[str, Any]:
-        return {}  # no run asks for input yet (interrupts are not built): nothing is outstanding
+        """Answers to a waiting task's ``inputRequests``; responses to keys not outstanding are ignored."""
+        run = await self._task_run(ctx, params.task_id)
+        interrupt = await pending_interrupt(self.runs, run)
+        responses = params.input_responses or {}
+        if interrupt is None or interrupt.id not in responses:
+            return {}
+        reply = reply_of(responses[interrupt.id])
+        if reply is None:
+            raise MCPError(INVALID_PARAMS, f"inputResponses[{interrupt.id!r}] is not an elicitation result")
+        try:
+            taken = await self.asking.take(ctx, run, interrupt, reply)
+        except Conflict:
+            return {}  # answered meanwhile: no longer outstanding
+        except GatewayError as exc:
+            raise MCPError(error_code(exc), exc.message, error_data(exc)) from exc
+        if isinstance(taken, list):
+            raise MCPError(
+                INVALID_PARAMS,
+                f"the answer to {interrupt.id!r} was not accepted: " + "; ".join(taken),
+                {"errors": taken},
+            )
+        return {}
 
     # ------------------------------------------------------------------ 2025-11-25 status notifications
 

@@ -1,0 +1,250 @@
+"""Answering a run's interrupts over MCP: the question goes to the client that called, its answer resumes
+the run (``RunService.resume``, validated against the interrupt's schema).
+
+- **2025-11-25**: ``elicitation/create`` on the stream of the request that follows the run (the
+  ``tools/call``, or a task's ``tasks/result``), as a request related to it. ``accept`` resumes the run;
+  an answer the schema refuses is asked again with the reasons in the message, ``MAX_ASKS`` times in all,
+  then the run is cancelled and the call answers an ``isError`` result naming the problems. ``decline`` /
+  ``cancel`` cancel the run and the call answers an ``isError`` result saying so. A client that did not
+  declare form elicitation gets an ``isError`` result saying the tool needs input it cannot give, and the
+  run keeps waiting for an answer from elsewhere (REST, a task's ``tasks/result``).
+- **2026-07-28**: the ``tools/call`` answers an ``InputRequiredResult``: one elicitation, keyed by the
+  interrupt's id, and a signed ``requestState`` (``request_state.py``). The client's retry carries the
+  answer and the state; the run resumes and the retry follows it on (to its result, or to the next
+  interrupt: another ``InputRequiredResult``). The same rules for refused, declined, and too many answers.
+  A client that did not declare form elicitation gets ``-32021``; the run keeps waiting.
+- **Tasks** (2026-07-28 extension): ``tasks/get`` of a waiting task carries the elicitation in
+  ``inputRequests``; ``tasks/update`` answers it (``take``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import mcp_types as types
+from mcp_types import MISSING_REQUIRED_CLIENT_CAPABILITY
+from pydantic import ValidationError
+
+from mcp.server.context import ServerRequestContext
+from mcp.shared.exceptions import MCPError
+from mcp.shared.message import ServerMessageMetadata
+
+from ...access.principal import Principal, request_id_of
+from ...errors import Conflict, InvalidInput, NotFound
+from ...runs.model import TERMINAL, Run
+from ...runs.service import RunService
+from .elicitation import FORM_CAPABILITY, Form, Interrupt, accepts_forms
+from .request_state import RequestStates, arguments_digest, invalid_state, who_of
+from .results import Outcome, error_result
+from .running import OnInterrupt, answer, finish_answering, pending_interrupt
+from .streaming import Relay
+
+#: Times one interrupt is put to a client whose answers the schema refuses, before the run is cancelled.
+MAX_ASKS = 3
+
+#: What ``take`` made of a client's reply: None (the run resumed), the ``isError`` result of a declined
+#: question (the run cancelled), or why the answer was refused.
+Taken = dict[str, Any] | list[str] | None
+
+
+def reply_of(response: Any) -> types.ElicitResult | None:
+    """An ``inputResponses`` entry as the elicitation result it must be, or None."""
+    if isinstance(response, types.ElicitResult):
+        return response
+    if isinstance(response, types.Result):
+        response = response.model_dump(by_alias=True, exclude_none=True)
+    try:
+        return types.ElicitResult.model_validate(response, by_name=False)
+    except ValidationError:
+        return None
+
+
+def asked_again(problems: list[str]) -> str:
+    """What a question asked again says after its message."""
+    return "The last answer was not accepted:\n" + "\n".join(f"- {problem}" for problem in problems)
+
+
+class Asking:
+    def __init__(
+        self,
+        runs: RunService,
+        states: RequestStates,
+        principal_in: Callable[[ServerRequestContext[Any, Any]], Principal],
+    ) -> None:
+        self.runs = runs
+        self.states = states
+        self.principal_in = principal_in
+
+    # ------------------------------------------------------------------ either revision
+
+    async def take(
+        self, ctx: ServerRequestContext[Any, Any], run: Run, interrupt: Interrupt, reply: types.ElicitResult
+    ) -> Taken:
+        """Act on the client's reply to ``interrupt``. ``Conflict`` when the run no longer waits on it."""
+        who = self.principal_in(ctx)
+        if reply.action != "accept":
+            declined = "declined" if reply.action == "decline" else "cancelled"
+            why = f"the MCP client {declined} the question of interrupt {interrupt.id!r}"
+            await self._cancel(ctx, run, why)
+            return error_result(declined, f"{why}; run {run.id} was cancelled")
+        value, problems = Form(interrupt).answer(reply.content)
+        if problems:
+            return problems
+        try:
+            await answer(self.runs, run, interrupt, value, who, _request_id(ctx))
+        except InvalidInput as exc:
+            return [f"{error.path}: {error.message}" for error in exc.errors] or [exc.message]
+        except NotFound as exc:
+            raise Conflict(exc.message) from exc
+        return None
+
+    async def give_up(
+        self, ctx: ServerRequestContext[Any, Any], run: Run, interrupt: Interrupt, problems: list[str]
+    ) -> dict[str, Any]:
+        why = f"no acceptable answer to interrupt {interrupt.id!r} after {MAX_ASKS} tries"
+        await self._cancel(ctx, run, why)
+        return error_result("invalid_answer", f"{why}; run {run.id} was cancelled", problems)
+
+    async def _cancel(self, ctx: ServerRequestContext[Any, Any], run: Run, why: str) -> None:
+        with anyio.CancelScope(shield=True), contextlib.suppress(Conflict, NotFound):
+            await self.runs.cancel(
+                run.id, self.principal_in(ctx), why, protocol="mcp", request_id=_request_id(ctx)
+            )
+
+    # ------------------------------------------------------------------ 2025-11-25: elicitation/create
+
+    def by_elicitation(
+        self, ctx: ServerRequestContext[Any, Any], run: Run, *, meta: dict[str, Any] | None = None
+    ) -> OnInterrupt:
+        """Put each interrupt of ``run`` to the client on ``ctx``'s stream (``meta``: the ``_meta`` of the
+        request, e.g. naming the task it is made for)."""
+
+        async def elicit(interrupt: Interrupt) -> dict[str, Any] | None:
+            if not accepts_forms(ctx.session.client_capabilities):
+                return cannot_answer(run, interrupt, "it did not declare the elicitation capability")
+            form = Form(interrupt)
+            problems: list[str] = []
+            for _ in range(MAX_ASKS):
+                params = form.params(asked_again(problems) if problems else "")
+                if meta is not None:
+                    params["_meta"] = meta
+                request = types.ElicitRequest(
+                    params=types.ElicitRequestFormParams.model_validate(params, by_name=False)
+                )
+                try:
+                    reply = await ctx.session.send_request(
+                        request,
+                        types.ElicitResult,
+                        metadata=ServerMessageMetadata(related_request_id=ctx.request_id),
+                    )
+                except (MCPError, ValidationError) as exc:
+                    return cannot_answer(run, interrupt, f"elicitation/create failed: {exc}")
+                # A reply in hand is acted on whole, even if the run moves on meanwhile (its own doing).
+                with anyio.CancelScope(shield=True):
+                    try:
+                        taken = await self.take(ctx, run, interrupt, reply)
+                    except Conflict:
+                        return None  # answered elsewhere, or ended: following the run shows how
+                if not isinstance(taken, list):
+                    return taken
+                problems = taken
+            return await self.give_up(ctx, run, interrupt, problems)
+
+        return elicit
+
+    # ------------------------------------------------------------------ 2026-07-28: InputRequiredResult
+
+    def by_input_required(
+        self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams, run: Run
+    ) -> OnInterrupt:
+        """End the ``tools/call`` with an ``InputRequiredResult`` for each interrupt of ``run``."""
+
+        async def input_required(interrupt: Interrupt) -> dict[str, Any]:
+            if not accepts_forms(ctx.session.client_capabilities):
+                raise MCPError(
+                    MISSING_REQUIRED_CLIENT_CAPABILITY,
+                    f"Missing required client capability: the tool asks for input (form elicitation); run "
+                    f"{run.id} waits for an answer from elsewhere",
+                    {"requiredCapabilities": FORM_CAPABILITY},
+                )
+            return self.input_required(ctx, params, run, interrupt, asked=1)
+
+        return input_required
+
+    def input_required(
+        self,
+        ctx: ServerRequestContext[Any, Any],
+        params: types.CallToolRequestParams,
+        run: Run,
+        interrupt: Interrupt,
+        *,
+        asked: int,
+        note: str = "",
+    ) -> dict[str, Any]:
+        state = self.states.mint(
+            run=run.id,
+            interrupt=interrupt.id,
+            seq=interrupt.seq,
+            who=who_of(self.principal_in(ctx)),
+            tool=params.name,
+            args=arguments_digest(params.arguments),
+            asked=asked,
+        )
+        return {
+            "resultType": "input_required",
+            "inputRequests": {interrupt.id: Form(interrupt).request(note)},
+            "requestState": state,
+        }
+
+    async def redeem(
+        self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams, relay: Relay
+    ) -> Outcome | dict[str, Any]:
+        """A retried ``tools/call``: answer the interrupt its ``requestState`` names with its
+        ``inputResponses``, then follow the run on."""
+        assert params.request_state is not None
+        who = self.principal_in(ctx)
+        state = self.states.open(params.request_state, who, params.name, params.arguments)
+        run = await self.runs.get(state.run, who)
+        if run is None or run.status in TERMINAL or run.last_seq != state.seq:
+            raise invalid_state("answered")
+        interrupt = await pending_interrupt(self.runs, run)
+        if interrupt is None or interrupt.id != state.interrupt:
+            raise invalid_state("answered")
+        reply = reply_of((params.input_responses or {}).get(interrupt.id))
+        if reply is None:  # the spec: ask again for what is missing
+            note = "No answer to this question came with the retried call."
+            return self.input_required(ctx, params, run, interrupt, asked=state.asked, note=note)
+        try:
+            taken = await self.take(ctx, run, interrupt, reply)
+        except Conflict:
+            raise invalid_state("answered") from None
+        if isinstance(taken, list):
+            if state.asked >= MAX_ASKS:
+                return await self.give_up(ctx, run, interrupt, taken)
+            return self.input_required(
+                ctx, params, run, interrupt, asked=state.asked + 1, note=asked_again(taken)
+            )
+        if taken is not None:
+            return taken
+        on_interrupt = self.by_input_required(ctx, params, run)
+        return await finish_answering(self.runs, run, relay, on_interrupt, after_seq=interrupt.seq)
+
+
+def cannot_answer(run: Run, interrupt: Interrupt, why: str) -> dict[str, Any]:
+    """The ``isError`` result of a call whose run waits for input its client cannot give."""
+    return error_result(
+        "input_required",
+        f"the tool waits for input this client cannot give ({why}): {Form(interrupt).message}",
+        [
+            f"run {run.id} keeps waiting on interrupt {interrupt.id!r}: answer it with POST "
+            f"/v1/runs/{run.id}/resume, or call the tool as a task"
+        ],
+    )
+
+
+def _request_id(ctx: ServerRequestContext[Any, Any]) -> str:
+    request = ctx.request
+    return request_id_of(request.scope) if request is not None else ""
