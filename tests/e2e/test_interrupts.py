@@ -152,3 +152,21 @@ def test_only_the_runs_tenant_may_answer(cluster: Cluster, tmp_path: Path) -> No
     wait_until(lambda: _run(gateway, run_id, ann)["status"] == "succeeded", what="the answered run")
     body = json.dumps(_run(gateway, run_id, ann)["output"])
     assert json.loads(body)["amount"] == 1
+
+
+def test_an_answer_sent_as_soon_as_the_interrupt_is_seen_is_taken(cluster: Cluster, tmp_path: Path) -> None:
+    """A client that answers the moment its stream shows the interrupt never gets 409 "not waiting"."""
+    gateway = cluster.start_gateway()
+    _worker(cluster, gateway, tmp_path / "worker.log")
+    for attempt in range(5):
+        run_id = httpx.post(f"{gateway.url}/v1/agents/ask/runs", json={"question": "?"}, timeout=10).json()[
+            "run_id"
+        ]
+        with httpx.stream("GET", f"{gateway.url}/v1/runs/{run_id}/events", timeout=30) as stream:
+            for line in stream.iter_lines():
+                if line == "event: interrupt":
+                    answered = _resume(gateway, run_id, {"answer": {"amount": attempt}})
+                    assert answered.status_code == 200, answered.text
+                if line == "event: run.completed":
+                    break
+        assert _run(gateway, run_id)["output"]["amount"] == attempt

@@ -960,9 +960,10 @@ class RunService:
             raise ProtocolViolation(str(exc)) from exc
         if stored:
             held.last_seq = stored[-1].seq
-            self.bus.publish(message.run_id, stored)
             if interrupt is not None and stored[-1].kind == "interrupt":
+                # Waiting before anyone following the run sees the interrupt: an answer sent at once is taken.
                 await self._until_stored(worker, lambda: self._wait_for_input(message.run_id, held))
+            self.bus.publish(message.run_id, stored)
             if usage is not None and reported is not None:
                 # Only what was stored now (a resent batch adds nothing); each report counts once per seq.
                 counted = await self._until_stored(
