@@ -306,11 +306,20 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         _doc(
             "Seconds a durable run that called `ctx.interrupt` waits for its answer on its worker before the "
             "worker hands it back (an answer then starts a new attempt on any worker, from its checkpoint). "
-            "Ephemeral runs wait in place until answered, cancelled or past their deadline.",
+            "Ephemeral runs wait in place, up to `interrupt_timeout`.",
             gt=0,
             le=86400,
         ),
     ] = 30.0
+    interrupt_timeout: Annotated[
+        float,
+        _doc(
+            "Seconds an ephemeral run waits in place for the answer to its interrupt before it fails with "
+            "error type `InterruptTimeout` (durable runs wait, handed back, until their deadline).",
+            gt=0,
+            le=604800,
+        ),
+    ] = 3600.0
     sse_keepalive: Annotated[float, _doc("Seconds between SSE comment lines on an idle stream.", gt=0)] = 15.0
     retry_after: Annotated[int, _doc("Retry-After seconds sent with 503 when no worker serves.", ge=1)] = 5
     shutdown_grace: Annotated[float, _doc("Seconds to finish in-flight HTTP requests on SIGTERM.", ge=0)] = (

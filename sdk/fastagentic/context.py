@@ -29,6 +29,11 @@ INTERRUPT_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 _UNSET: Any = object()
 
 
+class InterruptTimeout(Exception):
+    """An ephemeral run's interrupt was not answered within the gateway's ``interrupt_timeout``: the run
+    fails with this error type (unless the function catches it)."""
+
+
 class Decision(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A person's decision on an action (``ctx.approve``): approve it, approve an edited ``payload``, or
     reject it (``reason`` says why)."""

@@ -31,7 +31,7 @@ import msgspec
 
 from . import __version__
 from .app import App, Endpoint, completion_values
-from .context import Caller, RunContext
+from .context import Caller, InterruptTimeout, RunContext
 from .schema import InputError
 from .v1 import worker_pb2 as pb
 from .v1 import worker_pb2_grpc as pb_grpc
@@ -43,6 +43,8 @@ PROTOCOL_VERSION = 1
 FEATURES = ("model_hint", "interrupts")
 #: Seconds a durable run waits for input in place before it is handed back, unless the gateway says.
 INTERRUPT_HOLD = 30.0
+#: Seconds an ephemeral run waits for input in place before the wait fails, unless the gateway says.
+INTERRUPT_TIMEOUT = 3600.0
 DEFAULT_GATEWAY = "127.0.0.1:50051"
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 # Events per Events message; keeps one message well under the size limit for ordinary payloads.
@@ -141,6 +143,7 @@ class Worker:
         self._heartbeat_interval = 5.0
         self._lease_ttl = 30.0
         self._interrupt_hold = INTERRUPT_HOLD
+        self._interrupt_timeout = INTERRUPT_TIMEOUT
         self._pool = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="fastagentic-run")
         self._completion_pool: ThreadPoolExecutor | None = None  # made at the first sync completion
         self._completions: set[asyncio.Task[None]] = set()
@@ -313,6 +316,9 @@ class Worker:
         self._interrupt_hold = (
             welcome.interrupt_hold_ms / 1000 if welcome.interrupt_hold_ms else INTERRUPT_HOLD
         )
+        self._interrupt_timeout = (
+            welcome.interrupt_timeout_ms / 1000 if welcome.interrupt_timeout_ms else INTERRUPT_TIMEOUT
+        )
         statuses = {(s.run_id, s.attempt): s for s in welcome.held}
         for held in list(self._runs.values()):
             status = statuses.get((held.assign.run_id, held.assign.attempt))
@@ -465,6 +471,12 @@ class Worker:
                 done, _ = await asyncio.wait({waiting}, timeout=self._interrupt_hold)
                 if not done:
                     self._hand_back(held, "waiting for input")
+            else:
+                done, _ = await asyncio.wait({waiting}, timeout=self._interrupt_timeout)
+                if not done:
+                    raise InterruptTimeout(
+                        f"interrupt {interrupt_id!r} was not answered within {self._interrupt_timeout:g} s"
+                    )
             return await waiting
         finally:
             held.waiting = None

@@ -170,3 +170,19 @@ def test_an_answer_sent_as_soon_as_the_interrupt_is_seen_is_taken(cluster: Clust
                 if line == "event: run.completed":
                     break
         assert _run(gateway, run_id)["output"]["amount"] == attempt
+
+
+def test_an_ephemeral_run_nobody_answers_fails_after_interrupt_timeout(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    gateway = cluster.start_gateway(interrupt_timeout="1")
+    _worker(cluster, gateway, tmp_path / "worker.log")
+    run_id = httpx.post(f"{gateway.url}/v1/agents/ask/runs", json={"question": "?"}, timeout=10).json()[
+        "run_id"
+    ]
+    events = _events(gateway, run_id)
+    assert [e["kind"] for e in events] == ["run.started", "token", "interrupt", "run.failed"]
+    run = _run(gateway, run_id)
+    assert run["status"] == "failed" and run["error"]["type"] == "InterruptTimeout", run
+    assert "was not answered within 1 s" in run["error"]["message"]
+    assert _resume(gateway, run_id, {"answer": {"amount": 1}}).status_code == 409

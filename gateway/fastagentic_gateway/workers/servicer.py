@@ -245,6 +245,7 @@ class WorkerGateway(pb_grpc.WorkerGatewayServicer):
                     max_message_bytes=self.settings.max_message_bytes,
                     held=held,
                     interrupt_hold_ms=max(1, int(self.settings.interrupt_hold * 1000)),
+                    interrupt_timeout_ms=max(1, min(int(self.settings.interrupt_timeout * 1000), 2**32 - 1)),
                 )
             )
             yield pb.GatewayFrame(messages=[welcome])

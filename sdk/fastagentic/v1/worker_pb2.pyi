@@ -229,20 +229,22 @@ class HeldRunStatus(_message.Message):
     def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., keep: _Optional[bool] = ..., next_seq: _Optional[int] = ...) -> None: ...
 
 class Welcome(_message.Message):
-    __slots__ = ("gateway_id", "heartbeat_interval_ms", "lease_ttl_ms", "max_message_bytes", "held", "interrupt_hold_ms")
+    __slots__ = ("gateway_id", "heartbeat_interval_ms", "lease_ttl_ms", "max_message_bytes", "held", "interrupt_hold_ms", "interrupt_timeout_ms")
     GATEWAY_ID_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
     LEASE_TTL_MS_FIELD_NUMBER: _ClassVar[int]
     MAX_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
     HELD_FIELD_NUMBER: _ClassVar[int]
     INTERRUPT_HOLD_MS_FIELD_NUMBER: _ClassVar[int]
+    INTERRUPT_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     gateway_id: str
     heartbeat_interval_ms: int
     lease_ttl_ms: int
     max_message_bytes: int
     held: _containers.RepeatedCompositeFieldContainer[HeldRunStatus]
     interrupt_hold_ms: int
-    def __init__(self, gateway_id: _Optional[str] = ..., heartbeat_interval_ms: _Optional[int] = ..., lease_ttl_ms: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., held: _Optional[_Iterable[_Union[HeldRunStatus, _Mapping]]] = ..., interrupt_hold_ms: _Optional[int] = ...) -> None: ...
+    interrupt_timeout_ms: int
+    def __init__(self, gateway_id: _Optional[str] = ..., heartbeat_interval_ms: _Optional[int] = ..., lease_ttl_ms: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., held: _Optional[_Iterable[_Union[HeldRunStatus, _Mapping]]] = ..., interrupt_hold_ms: _Optional[int] = ..., interrupt_timeout_ms: _Optional[int] = ...) -> None: ...
 
 class Caller(_message.Message):
     __slots__ = ("principal", "tenant")
