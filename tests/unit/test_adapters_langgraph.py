@@ -214,3 +214,41 @@ async def test_nodes_read_the_model_hint_through_run_context_in_any_thread() -> 
 def test_only_graphs_are_run() -> None:
     with pytest.raises(TypeError, match="compiled LangGraph graph"):
         LangGraphAdapter(object())
+
+
+async def test_the_saver_also_serves_a_graph_invoked_synchronously_in_a_worker_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import asyncio
+
+    import msgspec
+
+    from fastagentic import RunContext
+    from fastagentic.adapters.langgraph_saver import RunCheckpointSaver
+    from fastagentic.context import Caller
+
+    saved: list[Any] = []
+
+    def sink(kind: str, data: bytes, checkpoint: bytes | None) -> None:
+        if checkpoint is not None:
+            saved.append(msgspec.json.decode(checkpoint))
+
+    ctx = RunContext(run_id="run_sync", attempt=1, endpoint="e", caller=Caller("p", "t"), sink=sink)
+    saver = RunCheckpointSaver()
+    saver.open(ctx)
+    line = StateGraph(Job)
+    line.add_node("a", _step("a"))
+    line.add_node("b", _step("b"))
+    line.add_edge(START, "a")
+    line.add_edge("a", "b")
+    line.add_edge("b", END)
+    graph = line.compile(checkpointer=saver)
+    config = {"configurable": {"thread_id": "run_sync"}}
+    # A sync endpoint runs in a thread: the saver saves on the run's loop and waits for it.
+    result = await asyncio.to_thread(graph.invoke, {}, config)
+    assert result == {"done": ["a", "b"]}
+    assert saved and saved[-1]["format"] == "langgraph.checkpoints/1"
+    # On the loop itself a sync run blocks the loop: its save is refused, saying what to do instead.
+    monkeypatch.setattr("fastagentic.adapters.langgraph_saver.SYNC_SAVE_TIMEOUT", 0.5)
+    with pytest.raises(RuntimeError, match="would block it"):
+        graph.invoke({}, {"configurable": {"thread_id": "run_sync"}})

@@ -9,6 +9,7 @@ travel); pending writes are saved with it when they carry an interrupt.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +35,8 @@ __all__ = ["CHECKPOINT_FORMAT", "RunCheckpointSaver"]
 
 #: Marks FastAgentic's checkpoints of a LangGraph run.
 CHECKPOINT_FORMAT = "langgraph.checkpoints/1"
+#: Seconds a sync save (a graph run with invoke in a worker thread) waits for the run's event loop.
+SYNC_SAVE_TIMEOUT = 10.0
 # Writes worth a save of their own: what a resumed interrupt needs.
 _SAVED_WITH_WRITES = {INTERRUPT, RESUME}
 
@@ -81,6 +84,7 @@ class _Namespace:
 class _Thread:
     ctx: RunContext
     namespaces: dict[str, _Namespace] = field(default_factory=dict)
+    loop: asyncio.AbstractEventLoop | None = None  # the run's loop: events are emitted on it
 
 
 class RunCheckpointSaver(BaseCheckpointSaver[Any]):
@@ -95,7 +99,11 @@ class RunCheckpointSaver(BaseCheckpointSaver[Any]):
     def open(self, ctx: RunContext) -> bool:
         """Start serving the thread of ``ctx``'s run, seeded from its checkpoint state; True when the state
         had a checkpoint to resume from."""
-        thread = _Thread(ctx)
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        thread = _Thread(ctx, loop=loop)
         state = ctx.checkpoint_state
         if isinstance(state, dict) and state.get("format") == CHECKPOINT_FORMAT:
             thread.namespaces = {
@@ -117,6 +125,27 @@ class RunCheckpointSaver(BaseCheckpointSaver[Any]):
                 f"thread {thread_id!r} is no run in flight: this checkpointer serves the runs of its adapter"
             )
         return thread
+
+    def _save_from_thread(self, thread: _Thread) -> None:
+        """Save from a sync call (a graph run with ``invoke`` in a worker thread): on the run's loop, whose
+        event log is not thread-safe, waiting for it. From the loop's own thread that would deadlock."""
+        loop = thread.loop
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if loop is None or running is loop:
+            raise RuntimeError(
+                "a sync checkpoint on the run's event loop would block it: run the graph with ainvoke / astream "
+                "there, or invoke it in a worker thread (a sync endpoint)"
+            )
+        try:
+            asyncio.run_coroutine_threadsafe(self._save(thread), loop).result(SYNC_SAVE_TIMEOUT)
+        except TimeoutError:
+            raise RuntimeError(
+                f"the run's event loop did not take the checkpoint within {SYNC_SAVE_TIMEOUT:g} s: a graph run "
+                "with invoke on that loop would block it; use ainvoke / astream there"
+            ) from None
 
     async def _save(self, thread: _Thread) -> None:
         state = {
@@ -247,7 +276,9 @@ class RunCheckpointSaver(BaseCheckpointSaver[Any]):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        raise NotImplementedError("the LangGraph adapter runs graphs asynchronously (astream)")
+        thread, saved = self._put(config, checkpoint, metadata, new_versions)
+        self._save_from_thread(thread)
+        return saved
 
     def _put_writes(
         self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str
@@ -278,7 +309,9 @@ class RunCheckpointSaver(BaseCheckpointSaver[Any]):
     def put_writes(
         self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
     ) -> None:
-        raise NotImplementedError("the LangGraph adapter runs graphs asynchronously (astream)")
+        thread, worth_saving = self._put_writes(config, writes, task_id, task_path)
+        if worth_saving:
+            self._save_from_thread(thread)
 
     async def adelete_thread(self, thread_id: str) -> None:
         thread = self._threads.get(thread_id)
