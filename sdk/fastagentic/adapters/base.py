@@ -93,3 +93,15 @@ def is_adapter(obj: object) -> bool:
     return isinstance(obj, BaseAdapter) or (
         isinstance(obj, Adapter) and not isinstance(obj, type) and callable(getattr(obj, "run", None))
     )
+
+
+def hinted_model(models: Any, hint: str) -> Any:
+    """The model for a budget's hint (``ctx.model_hint``): none without a hint; the hint itself (a model
+    name the framework resolves) without ``models``; else ``models(hint)`` or ``models.get(hint)``."""
+    if not hint:
+        return None
+    if models is None:
+        return hint
+    if callable(models):
+        return models(hint)
+    return models.get(hint)

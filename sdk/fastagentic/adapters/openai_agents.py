@@ -28,7 +28,7 @@ from agents.stream_events import AgentUpdatedStreamEvent, RawResponsesStreamEven
 
 from ..context import RunContext
 from . import events
-from .base import BaseAdapter, Schema
+from .base import BaseAdapter, Schema, hinted_model
 from .shape import output_schema
 
 __all__ = ["OpenAIAgentsAdapter", "Prompt"]
@@ -165,13 +165,7 @@ class OpenAIAgentsAdapter(BaseAdapter):
         return isinstance(obj, Agent)
 
     def _hinted_model(self, hint: str) -> Model | str | None:
-        if not hint:
-            return None
-        if self.models is None:
-            return hint
-        if callable(self.models):
-            return self.models(hint)
-        return self.models.get(hint)
+        return hinted_model(self.models, hint)
 
     def _config(self, ctx: RunContext) -> RunConfig | None:
         hinted = self._hinted_model(ctx.model_hint)

@@ -33,7 +33,7 @@ from pydantic_ai.output import NativeOutput, PromptedOutput, TextOutput, ToolOut
 
 from ..context import RunContext
 from . import events
-from .base import BaseAdapter
+from .base import BaseAdapter, hinted_model
 from .shape import output_schema
 
 __all__ = ["Prompt", "PydanticAIAdapter"]
@@ -121,13 +121,7 @@ class PydanticAIAdapter(BaseAdapter):
         return isinstance(obj, Agent)
 
     def _hinted_model(self, hint: str) -> Model | str | None:
-        if not hint:
-            return None
-        if self.models is None:
-            return hint
-        if callable(self.models):
-            return self.models(hint)
-        return self.models.get(hint)
+        return hinted_model(self.models, hint)
 
     def _select_model(self, ctx: RunContext) -> SelectModel[Any]:
         # Asked before every model request, so a hint that arrives mid-run takes effect at the next one.
