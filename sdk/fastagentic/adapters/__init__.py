@@ -18,8 +18,10 @@ from .discovery import ENTRY_POINT_GROUP, adapter_for
 from .simple import Event, Result, SimpleAdapter
 
 if TYPE_CHECKING:
+    from .dspy import DSPyAdapter
     from .langchain import LangChainAdapter
     from .langgraph import LangGraphAdapter
+    from .llamaindex import LlamaIndexAdapter
     from .openai_agents import OpenAIAgentsAdapter
     from .pydantic_ai import PydanticAIAdapter
 
@@ -27,10 +29,12 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "Adapter",
     "BaseAdapter",
+    "DSPyAdapter",
     "Event",
     "Interrupted",
     "LangChainAdapter",
     "LangGraphAdapter",
+    "LlamaIndexAdapter",
     "OpenAIAgentsAdapter",
     "PydanticAIAdapter",
     "Result",
@@ -46,6 +50,8 @@ _LAZY = {
     "LangGraphAdapter": ".langgraph",
     "LangChainAdapter": ".langchain",
     "OpenAIAgentsAdapter": ".openai_agents",
+    "LlamaIndexAdapter": ".llamaindex",
+    "DSPyAdapter": ".dspy",
 }
 
 

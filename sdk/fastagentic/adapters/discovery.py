@@ -32,6 +32,8 @@ _BUILTIN: dict[str, tuple[str, ...]] = {
     "langchain": (_LANGCHAIN,),
     "langchain_core": (_LANGCHAIN,),
     "agents": ("fastagentic.adapters.openai_agents:OpenAIAgentsAdapter",),
+    "llama_index": ("fastagentic.adapters.llamaindex:LlamaIndexAdapter",),
+    "dspy": ("fastagentic.adapters.dspy:DSPyAdapter",),
 }
 
 
