@@ -12,7 +12,29 @@ Run it with ``fastagentic run module:app`` (or ``fastagentic dev module:app`` fo
 
 __version__ = "0.1.0"
 
+from typing import TYPE_CHECKING
+
 from .app import App, Endpoint
 from .context import Caller, RunContext
 
-__all__ = ["App", "Caller", "Endpoint", "RunContext", "__version__"]
+if TYPE_CHECKING:
+    from .client import AsyncFastAgenticClient, FastAgenticClient
+
+__all__ = [
+    "App",
+    "AsyncFastAgenticClient",
+    "Caller",
+    "Endpoint",
+    "FastAgenticClient",
+    "RunContext",
+    "__version__",
+]
+
+
+def __getattr__(name: str) -> object:
+    # The clients load on first use: a worker never pays for them (nor for httpx).
+    if name in ("FastAgenticClient", "AsyncFastAgenticClient"):
+        from . import client
+
+        return getattr(client, name)
+    raise AttributeError(f"module 'fastagentic' has no attribute {name!r}")
