@@ -20,12 +20,15 @@ from litestar.exceptions import HTTPException
 
 from .access.gate import Gate
 from .access.principal import principal_of
+from .approvals.routes import approvals_router
+from .approvals.service import Approvals
 from .bus import CancelNotice, open_bus
 from .errors import Forbidden, GatewayError
 from .fronts.a2a import A2aFront
 from .fronts.mcp import McpFront
 from .fronts.openapi import DOCS_PAGE, OpenAPIDocument
-from .fronts.rest import json_response, rest_router
+from .fronts.rest import error_body, json_response, rest_router
+from .fronts.session import FRAME_ENVELOPE, session_router
 from .limits.budgets import Budgets
 from .limits.limiter import Limiter
 from .runs.service import RunService
@@ -88,6 +91,14 @@ class Gateway:
         self.metrics = GatewayMetrics()
         self.limiter.metrics = self.budgets.metrics = self.metrics
         self.runs.budgets = self.budgets if settings.budgets else None
+        #: approval channels: notifications when a run waits, answer links, timeouts (approvals/)
+        access = cast(AccessStore, self.durable)
+        self.approvals = (
+            Approvals(settings, self.runs, self.limiter.counters, audit=audit, access=access)
+            if settings.approval_channels
+            else None
+        )
+        self.runs.approvals = self.approvals
         #: reads the settings again (SIGHUP), when the process was started from a configuration
         self.reload_settings: Callable[[], Settings] | None = None
         self.app = self._build_asgi()
@@ -113,9 +124,13 @@ class Gateway:
 
             self.registry.on_change(advertise)
         await self.runs.start()
+        if self.approvals is not None:
+            await self.approvals.start()
 
     async def close(self) -> None:
         await self.a2a.close()
+        if self.approvals is not None:
+            await self.approvals.close()
         await self.runs.close()
         await self.bus.close()
         await self.limiter.close()
@@ -228,10 +243,7 @@ class Gateway:
         def on_gateway_error(request: Request[Any, Any, Any], exc: GatewayError) -> Response[bytes]:
             if isinstance(exc, Forbidden) and gateway.runs.audit is not None:
                 gateway.runs.audit.denied(request.scope, "rest", request.url.path, exc.message)
-            body: dict[str, Any] = {"type": exc.type, "message": exc.message, **exc.extra}
-            if exc.errors:
-                body["errors"] = exc.errors
-            return json_response(body, status=exc.status, headers=exc.headers)
+            return json_response(error_body(exc), status=exc.status, headers=exc.headers)
 
         def on_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
             status = exc.status_code
@@ -254,6 +266,7 @@ class Gateway:
         return Litestar(
             route_handlers=[
                 rest_router(self.settings, self.registry, self.runs, self.gate),
+                session_router(self.settings, self.registry, self.runs),
                 healthz,
                 readyz,
                 openapi,
@@ -262,6 +275,7 @@ class Gateway:
                 mcp,
                 a2a,
                 agent_card,
+                *([approvals_router(self.approvals)] if self.approvals is not None else []),
             ],
             exception_handlers={
                 GatewayError: on_gateway_error,
@@ -317,6 +331,7 @@ class Gateway:
             http="httptools",
             lifespan="on",
             access_log=False,
+            ws_max_size=settings.max_body_bytes + FRAME_ENVELOPE,  # session frames (fronts/session.py)
             log_level=settings.log_level.lower(),
             ssl_certfile=settings.tls_cert_file or None,
             ssl_keyfile=settings.tls_key_file or None,

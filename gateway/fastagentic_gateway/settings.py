@@ -17,6 +17,7 @@ import msgspec
 from msgspec import Meta
 
 from .access.oidc import IssuerConfig
+from .approvals.config import ApprovalChannel, ApprovalRule, check_approvals
 from .limits.rules import BudgetRule, ConcurrencyRule, LimitRule
 
 ENV_PREFIX = "FASTAGENTIC_"
@@ -320,6 +321,104 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             le=604800,
         ),
     ] = 3600.0
+    approval_required: Annotated[
+        list[str],
+        _doc(
+            "Endpoints whose every call waits for a person's decision before any worker runs it, as names or "
+            'shell-style patterns (`["refund", "admin_*"]`): the run is accepted `waiting_input` on the '
+            "interrupt `gateway.approval`, which only principals with `approver_scope` may answer (approve, "
+            "edit the input, or reject). In the environment: comma-separated."
+        ),
+    ] = []
+    approver_scope: Annotated[
+        str,
+        _doc(
+            "The scope a principal needs to decide calls that require approval (`approval_required`).",
+            min_length=1,
+        ),
+    ] = "fastagentic:approve"
+    # ---- approval channels (approvals/): people told when a run waits, answering by signed links ----
+    approval_channels: Annotated[
+        list[ApprovalChannel],
+        _doc(
+            "Where people are told that a run waits for input, each a table: `name`, `type` (`webhook`: signed "
+            "JSON, with `url` and `secret`; `slack`: an incoming webhook `url`; `email`: `to`, a list of "
+            "addresses, sent through `approval_smtp_host`), optionally `recipient` (see the approvals guide). "
+            "In the environment: a JSON array of objects."
+        ),
+    ] = []
+    approval_rules: Annotated[
+        list[ApprovalRule],
+        _doc(
+            "Which channels hear of which interrupt, each a table: `name`, `channels`, and optionally "
+            "`endpoints`, `tenants`, `kinds` (`approval`, `question`), `timeout` (seconds), `on_timeout` "
+            "(`reject`, `approve`, `escalate`), `escalate_to`. The first that matches applies; none: the "
+            "interrupt notifies nobody. Empty with channels set: every interrupt goes to every channel. In "
+            "the environment: a JSON array of objects."
+        ),
+    ] = []
+    approval_secret: Annotated[
+        str,
+        _doc(
+            "Secret (at least 32 characters) signing the answer links of approval notifications; needed "
+            "when `approval_channels` has any. Replicas must share it. Changing it invalidates the links "
+            "already sent (the runs keep waiting: answer them over the API)."
+        ),
+    ] = ""
+    approval_previous_secret: Annotated[
+        str,
+        _doc(
+            "While rotating `approval_secret`: the secret it replaces. Links signed with it are still "
+            "accepted (new links use `approval_secret`); empty it once they have expired (`approval_link_ttl`)."
+        ),
+    ] = ""
+    approval_url: Annotated[
+        str,
+        _doc(
+            "Base URL of the answer links (`https://agents.example.com`). Empty: `public_url`, else "
+            "`http://{http_host}:{http_port}`."
+        ),
+    ] = ""
+    approval_link_ttl: Annotated[
+        float,
+        _doc(
+            "Seconds an answer link is valid after it is sent; past it, it answers 410.", gt=0, le=2_592_000
+        ),
+    ] = 86_400.0
+    approval_sweep_interval: Annotated[
+        float,
+        _doc(
+            "Seconds between two looks at the runs waiting for input, for the `timeout` of the approval "
+            "rules (a timeout fires at most this late).",
+            gt=0,
+            le=3600,
+        ),
+    ] = 15.0
+    approval_delivery_attempts: Annotated[
+        int,
+        _doc("Attempts to deliver one notification (network errors, 429 and 5xx retry).", ge=1, le=20),
+    ] = 5
+    approval_delivery_backoff: Annotated[
+        float, _doc("Seconds before the first retry of a notification; doubles each retry.", gt=0)
+    ] = 1.0
+    approval_delivery_timeout: Annotated[
+        float, _doc("Seconds one notification delivery (HTTP POST or SMTP session) may take.", gt=0)
+    ] = 10.0
+    approval_smtp_host: Annotated[str, _doc("SMTP server of the `email` approval channels.")] = ""
+    approval_smtp_port: Annotated[
+        int, _doc("Port of `approval_smtp_host` (587 for STARTTLS, 465 for TLS).", ge=1, le=65535)
+    ] = 587
+    approval_smtp_security: Annotated[
+        str,
+        _doc(
+            '`"starttls"` (upgrade the connection, refuse a server that cannot), `"tls"` (TLS from the '
+            'start) or `"none"` (plain: a relay on the local machine or network only).'
+        ),
+    ] = "starttls"
+    approval_smtp_username: Annotated[str, _doc("SMTP AUTH user; empty: no authentication.")] = ""
+    approval_smtp_password: Annotated[str, _doc("SMTP AUTH password, with `approval_smtp_username`.")] = ""
+    approval_smtp_from: Annotated[str, _doc("The sender address of approval emails.")] = ""
+    # ---- end of approval channels ----
     sse_keepalive: Annotated[float, _doc("Seconds between SSE comment lines on an idle stream.", gt=0)] = 15.0
     retry_after: Annotated[int, _doc("Retry-After seconds sent with 503 when no worker serves.", ge=1)] = 5
     shutdown_grace: Annotated[float, _doc("Seconds to finish in-flight HTTP requests on SIGTERM.", ge=0)] = (
@@ -498,6 +597,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise ValueError(
                 f"budget_webhook must be empty or an http:// or https:// URL, not {self.budget_webhook!r}"
             )
+        check_approvals(self)  # approval channels (approvals/config.py)
         if self.log_level.lower() not in {"debug", "info", "warning", "error"}:
             raise ValueError(f"log_level must be debug, info, warning or error, not {self.log_level!r}")
 

@@ -63,6 +63,10 @@ RESOURCE_OUTPUT_SCHEMA: dict[str, Any] = {
 
 _json = msgspec.json.Encoder()
 
+#: The longest resource URI a worker may announce as changed (``App.resource_changed``; the gateway checks it).
+MAX_RESOURCE_URI = 2048
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
 #: What one completion answer may hold (MCP's limit on ``completion.values``; the gateway enforces both).
 MAX_COMPLETION_VALUES = 100
 MAX_COMPLETION_CHARS = 1000
@@ -124,6 +128,7 @@ class Endpoint:
     output_schema: dict[str, Any] = field(default_factory=dict)
     completers: Mapping[str, Completer] = field(default_factory=dict)
     rate_limit: str = ""
+    task_required: bool = False
 
     def spec(self) -> pb.EndpointSpec:
         return pb.EndpointSpec(
@@ -141,6 +146,7 @@ class Endpoint:
             mime_type=self.mime_type,
             completions=sorted(self.completers),
             rate_limit=self.rate_limit,
+            task_required=self.task_required,
         )
 
     def encode_output(self, value: Any) -> bytes:
@@ -195,6 +201,10 @@ class App:
         self.description = description
         self.version = version
         self._endpoints: dict[str, Endpoint] = {}
+        #: the URI patterns of the resources, for ``resource_changed``
+        self._resource_uris: list[tuple[str, re.Pattern[str]]] = []
+        #: told of each resource change: the workers serving this app (``Worker.run`` attaches itself)
+        self._change_listeners: list[Callable[[str], None]] = []
 
     @property
     def endpoints(self) -> dict[str, Endpoint]:
@@ -202,6 +212,41 @@ class App:
 
     def endpoint(self, name: str) -> Endpoint:
         return self._endpoints[name]
+
+    # ------------------------------------------------------------------ resource changes
+
+    def resource_changed(self, uri: str) -> None:
+        """Say that the resource at ``uri`` changed: MCP clients subscribed to it are told
+        (``notifications/resources/updated``) and read it again.
+
+        ``uri`` must be one of this app's resources: a fixed resource's URI, or a URI one of its templates
+        matches (``ValueError`` otherwise). Callable from anywhere in the worker process: an endpoint
+        (sync or async), a background task or another thread. Fire and forget: the workers serving the
+        app send the notice to their gateway (one sent while a worker is reconnecting goes out when it is
+        back); with no worker running, nothing is sent."""
+        if not isinstance(uri, str):
+            raise TypeError(f"a resource URI is a str, not {type(uri).__name__}")
+        if len(uri) > MAX_RESOURCE_URI:
+            raise ValueError(f"resource URI is {len(uri)} characters long (at most {MAX_RESOURCE_URI})")
+        if _CONTROL.search(uri):
+            raise ValueError(f"resource URI {uri[:100]!r} holds a control character")
+        if not any(pattern.fullmatch(uri) for _, pattern in self._resource_uris):
+            served = ", ".join(template for template, _ in self._resource_uris[:5]) or "none"
+            raise ValueError(
+                f"{uri[:200]!r} is not a URI of a resource of app {self.name!r} (its resources: {served})"
+            )
+        for listener in list(self._change_listeners):
+            listener(uri)
+
+    def _listen_for_changes(self, listener: Callable[[str], None]) -> Callable[[], None]:
+        """Call ``listener(uri)`` on every ``resource_changed``; returns what stops it (the worker's hook)."""
+        self._change_listeners.append(listener)
+
+        def stop() -> None:
+            if listener in self._change_listeners:
+                self._change_listeners.remove(listener)
+
+        return stop
 
     # ------------------------------------------------------------------ decorators
 
@@ -221,6 +266,7 @@ class App:
         examples: Sequence[Any] = (),
         rate_limit: str | None = None,
         adapter: Adapter | None = None,
+        task_required: bool = False,
     ) -> Callable[[G], G]: ...
 
     def agent_endpoint(
@@ -237,16 +283,21 @@ class App:
         examples: Sequence[Any] = (),
         rate_limit: str | None = None,
         adapter: Adapter | None = None,
+        task_required: bool = False,
     ) -> F | Callable[[F], F]:
         """An agent: a run that may stream events and checkpoint. Durable by default.
 
         ``rate_limit`` (``"60/minute"``): the most calls the gateway admits per caller (principal).
+
+        ``task_required``: MCP clients must run it as a task (``execution.taskSupport: "required"``); a
+        plain MCP ``tools/call`` is refused. REST and A2A callers are not affected.
 
         ``adapter``: a framework adapter runs the run. The decorated function then maps the endpoint's
         input (its parameters, as for any endpoint) to the adapter's input, and the endpoint's output is
         the adapter's."""
         options: dict[str, Any] = dict(
             rate_limit=rate_limit,
+            task_required=task_required,
             name=name,
             description=description,
             durable=durable,
@@ -282,6 +333,7 @@ class App:
         tags: Sequence[str] = (),
         examples: Sequence[Any] = (),
         rate_limit: str | None = None,
+        task_required: bool = False,
     ) -> Adapter:
         """Register a framework agent as an agent endpoint: ``app.agent(pydantic_agent, name="support")``.
 
@@ -306,6 +358,7 @@ class App:
             tags=tags,
             examples=examples,
             rate_limit=rate_limit,
+            task_required=task_required,
         )
         return adapter
 
@@ -323,6 +376,7 @@ class App:
         tags: Sequence[str] = (),
         examples: Sequence[Any] = (),
         rate_limit: str | None = None,
+        task_required: bool = False,
     ) -> Callable[[G], G]: ...
 
     def tool(
@@ -337,10 +391,15 @@ class App:
         tags: Sequence[str] = (),
         examples: Sequence[Any] = (),
         rate_limit: str | None = None,
+        task_required: bool = False,
     ) -> F | Callable[[F], F]:
-        """A tool: one call, ephemeral by default. ``rate_limit`` as for ``agent_endpoint``."""
+        """A tool: one call, ephemeral by default. ``rate_limit`` as for ``agent_endpoint``;
+        ``task_required`` too, for a durable tool (only durable tools run as MCP tasks)."""
+        if task_required and not durable:
+            raise ValueError("task_required=True needs durable=True: only durable tools run as MCP tasks")
         options = dict(
             rate_limit=rate_limit,
+            task_required=task_required,
             name=name,
             description=description,
             durable=durable,
@@ -452,6 +511,7 @@ class App:
         complete: Mapping[str, Callable[..., Any]] | None = None,
         rate_limit: str | None = None,
         shape: FunctionShape | None = None,
+        task_required: bool = False,
     ) -> None:
         name = fn.__name__ if name is None else name
         if rate_limit is not None:
@@ -508,4 +568,15 @@ class App:
             output_schema=output_schema,
             completers=completers,
             rate_limit=rate_limit.strip() if rate_limit else "",
+            task_required=task_required,
         )
+        if uri_template:
+            self._resource_uris.append((uri_template, _uri_pattern(uri_template)))
+
+
+def _uri_pattern(template: str) -> re.Pattern[str]:
+    """The URIs of a resource: its template with each ``{variable}`` one path segment (as the gateway reads it)."""
+    parts = _TEMPLATE_VAR.split(template)
+    return re.compile(
+        "".join("[^/?#]+" if index % 2 else re.escape(part) for index, part in enumerate(parts))
+    )

@@ -47,6 +47,73 @@ class Decision(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return self.decision != "reject"
 
 
+class SamplingUnavailable(Exception):
+    """``ctx.sample`` could not ask the calling client's model: the run was not called over MCP, the MCP
+    client did not declare the sampling capability, or it refused the request (the message says which)."""
+
+
+class Sample(msgspec.Struct, frozen=True, rename={"stop_reason": "stopReason"}):
+    """What the calling client's model answered (MCP ``CreateMessageResult``)."""
+
+    role: Literal["user", "assistant"]
+    #: one MCP content block (``{"type": "text", "text": ...}``, image, audio, ...) or a list of them
+    content: Any
+    model: str = ""
+    stop_reason: str | None = None
+
+    @property
+    def text(self) -> str:
+        """The text of the answer's text blocks, joined."""
+        blocks = self.content if isinstance(self.content, list) else [self.content]
+        return "".join(
+            str(block.get("text", ""))
+            for block in blocks
+            if isinstance(block, dict) and block.get("type") == "text"
+        )
+
+
+#: The answer a sampling interrupt takes: the client's ``CreateMessageResult``, or why there is none.
+SAMPLE_ANSWER_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {
+            "type": "object",
+            "properties": {
+                "role": {"enum": ["user", "assistant"]},
+                "content": {"anyOf": [{"type": "object"}, {"type": "array", "items": {"type": "object"}}]},
+                "model": {"type": "string"},
+                "stopReason": {"type": ["string", "null"]},
+            },
+            "required": ["role", "content"],
+        },
+        {
+            "type": "object",
+            "properties": {"unavailable": {"type": "string"}},
+            "required": ["unavailable"],
+            "additionalProperties": False,
+        },
+    ]
+}
+
+
+def _sampling_message(message: Any) -> dict[str, Any]:
+    """One MCP ``SamplingMessage`` from a string (a user turn) or ``{"role", "content"}`` (content a string,
+    a content block or a list of blocks)."""
+    if isinstance(message, str):
+        return {"role": "user", "content": {"type": "text", "text": message}}
+    if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
+        raise ValueError(
+            f'each sampling message is a string or {{"role": "user" | "assistant", "content": ...}}, not {message!r}'
+        )
+    content = message.get("content")
+    if isinstance(content, str):
+        content = {"type": "text", "text": content}
+    elif not isinstance(content, dict | list):
+        raise ValueError(
+            f"sampling message content must be a string, a content block or a list, not {content!r}"
+        )
+    return {"role": message["role"], "content": content}
+
+
 class Caller(msgspec.Struct, frozen=True):
     principal: str
     tenant: str
@@ -72,6 +139,7 @@ class RunContext:
         "deadline",
         "endpoint",
         "model_hint",
+        "protocol",
         "resume_input",
         "run_id",
     )
@@ -88,6 +156,7 @@ class RunContext:
         resume_input: Any = None,
         deadline: float | None = None,
         model_hint: str = "",
+        protocol: str = "",
         answers: dict[str, Any] | None = None,
         asker: Asker | None = None,
     ) -> None:
@@ -104,6 +173,8 @@ class RunContext:
         #: changes while the run goes on when a run budget passes its ``downgrade_at``: read it before each
         #: LLM call (framework adapters do).
         self.model_hint = model_hint
+        #: The protocol the run was called through: "rest", "mcp" or "a2a" ("" when the gateway predates it).
+        self.protocol = protocol
         self._sink = sink
         self._cancelled = False
         self._unpaced = 0
@@ -202,11 +273,18 @@ class RunContext:
         attempt runs the function again from the top with ``checkpoint_state``; calling ``interrupt`` again
         with the same ``id`` then returns the answer at once. So name interrupts, and checkpoint the work
         done before them."""
+        answer_type = AnswerType(schema) if schema is not None else None
+        value = await self._interrupt(request, answer_type.schema if answer_type else None, id, checkpoint)
+        return answer_type.convert(value) if answer_type is not None else value
+
+    async def _interrupt(
+        self, request: Any, schema: dict[str, Any] | None, id: str | None, checkpoint: Any
+    ) -> Any:
+        """``interrupt`` with the answer's JSON Schema given as is: the answer, decoded JSON."""
         self._interrupts += 1
         interrupt_id = id if id is not None else f"interrupt-{self._interrupts}"
         if not INTERRUPT_ID.fullmatch(interrupt_id):
             raise ValueError(f"interrupt id {interrupt_id!r} must match {INTERRUPT_ID.pattern}")
-        answer_type = AnswerType(schema) if schema is not None else None
         if interrupt_id in self._answers:
             value = self._answers[interrupt_id]
         else:
@@ -214,17 +292,11 @@ class RunContext:
                 raise RuntimeError("ctx.interrupt needs a gateway to answer it: this context has none")
             if checkpoint is not _UNSET:
                 await self.checkpoint(checkpoint)
-            data = _encode(
-                {
-                    "id": interrupt_id,
-                    "request": request,
-                    "schema": answer_type.schema if answer_type else None,
-                }
-            )
+            data = _encode({"id": interrupt_id, "request": request, "schema": schema})
             value = _decode(await self._asker(interrupt_id, data))
             self._answers[interrupt_id] = value
         self.resume_input = value
-        return answer_type.convert(value) if answer_type is not None else value
+        return value
 
     async def elicit(self, message: str, *, schema: Any = None, id: str | None = None) -> Any:
         """Ask the caller for information (MCP's elicitation): ``interrupt({"message": message}, ...)``."""
@@ -236,6 +308,52 @@ class RunContext:
         request = {"approval": {"action": action, "details": details}}
         decision: Decision = await self.interrupt(request, schema=Decision, id=id)
         return decision
+
+    async def sample(
+        self,
+        messages: Any,
+        *,
+        max_tokens: int = 1024,
+        system_prompt: str | None = None,
+        temperature: float | None = None,
+        stop_sequences: list[str] | None = None,
+        model_preferences: dict[str, Any] | None = None,
+        include_context: Literal["none", "thisServer", "allServers"] | None = None,
+        metadata: dict[str, Any] | None = None,
+        id: str | None = None,
+        checkpoint: Any = _UNSET,
+    ) -> Sample:
+        """Ask the *calling client's* model (MCP sampling, ``sampling/createMessage``): ``messages`` is a
+        string (one user turn) or a list of strings and ``{"role", "content"}`` turns. The run waits for
+        the answer like an ``interrupt`` (the request is ``{"sampling": <createMessage params>}``), and
+        resumes the same way on a durable run (name it with ``id``).
+
+        Raises ``SamplingUnavailable`` when no model can be asked: the run was called over REST or A2A
+        (at once, without pausing), or the MCP client did not declare sampling or refused the request."""
+        if self.protocol and self.protocol != "mcp":
+            raise SamplingUnavailable(
+                f"the run was called over {self.protocol}: only an MCP client that declares the sampling "
+                "capability can be asked to sample"
+            )
+        turns = [messages] if isinstance(messages, str | dict) else list(messages)
+        if not turns:
+            raise ValueError("ctx.sample needs at least one message")
+        if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
+            raise ValueError(f"max_tokens must be a positive integer, not {max_tokens!r}")
+        params: dict[str, Any] = {"messages": [_sampling_message(m) for m in turns], "maxTokens": max_tokens}
+        optional = {
+            "systemPrompt": system_prompt,
+            "temperature": temperature,
+            "stopSequences": stop_sequences,
+            "modelPreferences": model_preferences,
+            "includeContext": include_context,
+            "metadata": metadata,
+        }
+        params.update({key: value for key, value in optional.items() if value is not None})
+        value = await self._interrupt({"sampling": params}, SAMPLE_ANSWER_SCHEMA, id, checkpoint)
+        if isinstance(value, dict) and "unavailable" in value:
+            raise SamplingUnavailable(str(value["unavailable"]))
+        return msgspec.convert(value, Sample)
 
     def _cancel(self) -> None:
         self._cancelled = True

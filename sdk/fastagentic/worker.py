@@ -54,6 +54,8 @@ MAX_BATCH = 512
 # gateway times out what waits longer.
 COMPLETION_THREADS = 2
 COMPLETION_TIMEOUT = 10.0
+#: Resource changes kept while the stream is down (sent once it is back); the oldest are dropped past this.
+MAX_PENDING_CHANGES = 1024
 
 
 def channel_options(max_message_bytes: int = MAX_MESSAGE_BYTES) -> list[tuple[str, int]]:
@@ -148,6 +150,9 @@ class Worker:
         self._completion_pool: ThreadPoolExecutor | None = None  # made at the first sync completion
         self._completions: set[asyncio.Task[None]] = set()
         self._specs = [ep.spec() for ep in app.endpoints.values()]
+        self._loop: asyncio.AbstractEventLoop | None = None
+        #: resource URIs announced changed while no stream was up, oldest first
+        self._pending_changes: dict[str, None] = {}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -158,6 +163,8 @@ class Worker:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.drain)
         backoff = 0.1
+        self._loop = asyncio.get_running_loop()
+        stop_listening = self.app._listen_for_changes(self._resource_changed)
         try:
             while not self._stopping.is_set():
                 started = time.monotonic()
@@ -177,6 +184,8 @@ class Worker:
                 await self._sleep_or_stop(backoff * (0.5 + random.random()))
                 backoff = min(backoff * 2, 5.0)
         finally:
+            stop_listening()
+            self._loop = None
             for held in self._runs.values():
                 if held.task is not None:
                     held.task.cancel()
@@ -333,6 +342,9 @@ class Worker:
             if held.done is not None:
                 outbox.put_nowait(pb.WorkerMessage(done=held.done))
         self._outbox = outbox
+        changes, self._pending_changes = self._pending_changes, {}
+        for uri in changes:
+            outbox.put_nowait(pb.WorkerMessage(resource_changed=pb.ResourceChanged(uri=uri)))
         self.connected.set()
 
     def _forget_finished(self) -> None:
@@ -394,6 +406,32 @@ class Worker:
     def _send(self, message: pb.WorkerMessage) -> None:
         if self._outbox is not None:
             self._outbox.put_nowait(message)
+
+    # ------------------------------------------------------------------ resource changes
+
+    def _resource_changed(self, uri: str) -> None:
+        """``App.resource_changed`` (the URI already checked), from any thread."""
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            here = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            here = False
+        if here:
+            self._announce(uri)
+        else:
+            with contextlib.suppress(RuntimeError):  # the loop closed: the worker is gone
+                loop.call_soon_threadsafe(self._announce, uri)
+
+    def _announce(self, uri: str) -> None:
+        if self._outbox is not None:
+            self._outbox.put_nowait(pb.WorkerMessage(resource_changed=pb.ResourceChanged(uri=uri)))
+            return
+        self._pending_changes.pop(uri, None)
+        self._pending_changes[uri] = None
+        while len(self._pending_changes) > MAX_PENDING_CHANGES:
+            del self._pending_changes[next(iter(self._pending_changes))]
 
     # ------------------------------------------------------------------ gateway messages
 
@@ -550,6 +588,7 @@ class Worker:
             resume_input=list(answers.values())[-1] if answers else None,
             deadline=assign.deadline_unix_ms / 1000 if assign.deadline_unix_ms else None,
             model_hint=assign.model_hint,
+            protocol=assign.protocol,
             answers=answers,
             asker=lambda interrupt_id, data: self._ask(held_ref[0], interrupt_id, data, sink),
         )

@@ -17,7 +17,14 @@ import httpx
 import pytest
 
 from tests.conftest import ROOT, Cluster, Gateway, Worker, base_env, wait_until
-from tests.e2e.mcp_support import HEADERS, LEGACY_INITIALIZE, modern_headers, modern_request, session_headers
+from tests.e2e.mcp_support import (
+    HEADERS,
+    LEGACY_INITIALIZE,
+    TASKS,
+    modern_headers,
+    modern_request,
+    session_headers,
+)
 from tests.idp import LocalIdP
 
 SECURED = "tests.workers.secured:app"
@@ -452,12 +459,14 @@ def test_another_tenants_run_is_not_found_on_every_front(world: World) -> None:
     )
     listed = httpx.get(f"{url}/a2a/ask/tasks", headers={"A2A-Version": "1.0", **other}).json()
     assert run_id not in {t["id"] for t in listed.get("tasks", [])}
+    get_task_body = modern_request("tasks/get", {"taskId": run_id})
+    get_task_body["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"] = {
+        "extensions": {TASKS: {}}
+    }
     mcp = httpx.post(
-        f"{url}/mcp",
-        json=modern_request("tasks/get", {"taskId": run_id}),
-        headers={**modern_headers("tasks/get"), **other},
+        f"{url}/mcp", json=get_task_body, headers={**modern_headers("tasks/get", run_id), **other}
     ).json()
-    assert "error" in mcp
+    assert mcp["error"]["message"] == "Failed to retrieve task: Task not found"
     # and the owner still can, to the end
     assert httpx.post(f"{url}/v1/runs/{run_id}/cancel", headers=acme).json()["status"] == "cancelled"
 

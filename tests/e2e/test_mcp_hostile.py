@@ -235,7 +235,6 @@ def test_methods_not_served_are_not_found_whatever_their_params(
 ) -> None:
     for method, params in [
         ("tasks/update", {"taskId": 5}),  # the 2026 extension's, not 2025-11-25's
-        ("resources/subscribe", {"uri": 5}),  # not served by the gateway
         ("sampling/createMessage", {"x": 1}),  # the client's method, not the server's
     ]:
         body = {"jsonrpc": "2.0", "id": 3, "method": method, "params": params}

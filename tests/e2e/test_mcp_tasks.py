@@ -314,7 +314,7 @@ async def test_2026_task_made_by_one_client_is_read_by_another(served_mcp: Gatew
     async with client(served_mcp, MODERN, extensions=[TasksExtension()]) as mcp:
         created = await mcp.session.call_tool("research", {"topic": "crabs", "steps": 1}, allow_claimed=True)
     assert isinstance(created, CreatedTask)
-    async with client(served_mcp, MODERN) as other:
+    async with client(served_mcp, MODERN, extensions=[TasksExtension()]) as other:  # tasks/get needs it
 
         async def completed() -> DetailedTask | None:
             task = await get_task(other.session, created.task_id)

@@ -570,7 +570,7 @@ async def test_sqlite_file_of_schema_version_3_is_migrated_keeping_its_runs(tmp_
     finally:
         await store.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 6 == sqlite_store.SCHEMA_VERSION
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 7 == sqlite_store.SCHEMA_VERSION
     conn.close()
 
 
@@ -592,12 +592,13 @@ async def test_postgres_database_of_schema_version_3_is_migrated_keeping_its_run
             "0004_credentials_and_audit",
             "0005_usage",
             "0006_run_budget",
+            "0007_run_protocol",
         ]
         await assert_upgraded(store)
     finally:
         await store.close()
-    assert applied_versions(pg_url) == [1, 2, 3, 4, 5, 6]
-    assert pg.latest_version() == 6
+    assert applied_versions(pg_url) == [1, 2, 3, 4, 5, 6, 7]
+    assert pg.latest_version() == 7
 
 
 # PostgreSQL: replicas sharing one database

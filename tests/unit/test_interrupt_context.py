@@ -9,7 +9,7 @@ import msgspec
 import pytest
 
 from fastagentic import RunContext
-from fastagentic.context import Caller, Decision
+from fastagentic.context import Caller, Decision, SamplingUnavailable
 
 
 class Refund(msgspec.Struct):
@@ -80,3 +80,77 @@ async def test_an_interrupt_is_not_an_event_to_emit_by_hand_and_needs_a_gateway(
     alone = RunContext(run_id="r", attempt=1, endpoint="e", caller=Caller("p", "t"), sink=lambda *a: None)
     with pytest.raises(RuntimeError, match="needs a gateway"):
         await alone.interrupt("?")
+
+
+# ---------------------------------------------------------------- ctx.sample
+
+
+def _sampling_context(protocol: str, reply: bytes) -> tuple[RunContext, list[Any]]:
+    context, emitted = _context(reply=reply)
+    context.protocol = protocol
+    return context, emitted
+
+
+async def test_sample_sends_create_message_params_and_returns_the_result() -> None:
+    reply = b'{"role":"assistant","content":[{"type":"text","text":"Hi "},{"type":"text","text":"there"}],"model":"m","stopReason":"endTurn"}'
+    context, emitted = _sampling_context("mcp", reply)
+    sample = await context.sample(
+        ["hello", {"role": "assistant", "content": {"type": "text", "text": "yes?"}}],
+        max_tokens=10,
+        stop_sequences=["\n"],
+        id="greeting",
+    )
+    assert (sample.role, sample.model, sample.stop_reason, sample.text) == (
+        "assistant",
+        "m",
+        "endTurn",
+        "Hi there",
+    )
+    ((kind, data, _),) = emitted
+    assert kind == "interrupt" and data["id"] == "greeting"
+    assert data["request"] == {
+        "sampling": {
+            "messages": [
+                {"role": "user", "content": {"type": "text", "text": "hello"}},
+                {"role": "assistant", "content": {"type": "text", "text": "yes?"}},
+            ],
+            "maxTokens": 10,
+            "stopSequences": ["\n"],
+        }
+    }
+    assert [option["required"] for option in data["schema"]["anyOf"]] == [
+        ["role", "content"],
+        ["unavailable"],
+    ]
+
+
+async def test_sample_raises_with_the_reason_a_client_could_not_answer() -> None:
+    context, _ = _sampling_context("mcp", b'{"unavailable": "no sampling here"}')
+    with pytest.raises(SamplingUnavailable, match="no sampling here"):
+        await context.sample("hello")
+
+
+@pytest.mark.parametrize("protocol", ["rest", "a2a"])
+async def test_sample_over_another_protocol_raises_at_once_without_asking(protocol: str) -> None:
+    context, emitted = _sampling_context(protocol, b"null")
+    with pytest.raises(SamplingUnavailable, match=f"called over {protocol}"):
+        await context.sample("hello")
+    assert emitted == []
+
+
+@pytest.mark.parametrize(
+    ("messages", "options", "problem"),
+    [
+        ([], {}, "at least one message"),
+        ([{"role": "system", "content": "x"}], {}, "each sampling message"),
+        ([{"role": "user", "content": 5}], {}, "content must be"),
+        ("hi", {"max_tokens": 0}, "max_tokens"),
+    ],
+)
+async def test_sample_refuses_what_no_client_could_take(
+    messages: Any, options: dict[str, Any], problem: str
+) -> None:
+    context, emitted = _sampling_context("mcp", b"null")
+    with pytest.raises(ValueError, match=problem):
+        await context.sample(messages, **options)
+    assert emitted == []

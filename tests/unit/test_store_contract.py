@@ -160,6 +160,7 @@ async def test_create_then_get_returns_every_field(store: RunStore) -> None:
         budget=RunBudget(
             name="per-run", tokens=1000, cost=0.5, downgrade_at=0.8, downgrade_to="mini", hint="h"
         ),
+        protocol="mcp",
     )
 
     stored, created = await store.create(run)
@@ -687,14 +688,21 @@ async def test_checkpoint_by_id(store: RunStore) -> None:
 
 async def test_context_and_protocol_meta_survive_transitions(store: RunStore) -> None:
     budget = RunBudget(name="b", cost=1.0)
-    run = await create_running(store, context_id="ctx", protocol_meta=b'{"m": 1}', budget=budget)
+    run = await create_running(
+        store, context_id="ctx", protocol_meta=b'{"m": 1}', budget=budget, protocol="a2a"
+    )
 
     result = await store.transition(
         run.id, expect=RUNNING, attempt=1, update=RunUpdate(status=RunStatus.SUCCEEDED, output=b"1")
     )
 
     assert result is not None
-    assert (result[0].context_id, result[0].protocol_meta, result[0].budget) == ("ctx", b'{"m": 1}', budget)
+    assert (result[0].context_id, result[0].protocol_meta, result[0].budget, result[0].protocol) == (
+        "ctx",
+        b'{"m": 1}',
+        budget,
+        "a2a",
+    )
     assert await store.get(run.id) == result[0]
     assert await store.list(RunQuery(tenant="acme", context_id="ctx")) == [result[0]]
 
@@ -966,7 +974,7 @@ async def test_sqlite_schema_is_versioned_and_uses_wal(tmp_path: Path) -> None:
     await store.close()
 
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 6
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 7
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     conn.close()
 
@@ -998,7 +1006,7 @@ async def test_sqlite_file_of_schema_version_1_is_migrated_keeping_its_runs(tmp_
     finally:
         await store.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 6
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 7
     conn.close()
 
 
@@ -1029,7 +1037,7 @@ async def test_sqlite_file_of_schema_version_2_is_migrated_keeping_its_runs(tmp_
     finally:
         await store.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 6
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 7
     conn.close()
 
 
@@ -1074,6 +1082,7 @@ async def test_postgres_database_of_schema_version_1_is_migrated_keeping_its_run
             "0004_credentials_and_audit",
             "0005_usage",
             "0006_run_budget",
+            "0007_run_protocol",
         ]
         old = await store.get("run_old")
         assert old is not None and (old.replay_of, old.replay_checkpoint, old.deadline_at) == (
@@ -1107,11 +1116,12 @@ async def test_postgres_database_of_schema_version_2_is_migrated_keeping_its_run
             "0004_credentials_and_audit",
             "0005_usage",
             "0006_run_budget",
+            "0007_run_protocol",
         ]
         await assert_schema_2_run_migrated(store)
     finally:
         await store.close()
-    assert applied_versions(pg_url) == [1, 2, 3, 4, 5, 6]
+    assert applied_versions(pg_url) == [1, 2, 3, 4, 5, 6, 7]
 
 
 async def test_sqlite_refuses_a_newer_schema(tmp_path: Path) -> None:
@@ -1219,9 +1229,10 @@ async def test_postgres_migrations_are_versioned_and_idempotent(pg_url: str) -> 
         (4, "0004_credentials_and_audit"),
         (5, "0005_usage"),
         (6, "0006_run_budget"),
+        (7, "0007_run_protocol"),
     ]
     assert second == []
-    assert applied_versions(pg_url) == [1, 2, 3, 4, 5, 6]
+    assert applied_versions(pg_url) == [1, 2, 3, 4, 5, 6, 7]
     assert tables(pg_url) == {
         "fastagentic_schema_migrations",
         "fastagentic_runs",
@@ -1249,9 +1260,10 @@ async def test_postgres_start_migrates_once_and_records_what_it_applied(pg_url: 
         "0004_credentials_and_audit",
         "0005_usage",
         "0006_run_budget",
+        "0007_run_protocol",
     ]
     assert second.applied == []
-    assert applied_versions(pg_url) == [1, 2, 3, 4, 5, 6]
+    assert applied_versions(pg_url) == [1, 2, 3, 4, 5, 6, 7]
 
 
 async def test_postgres_refuses_a_newer_schema(pg_url: str) -> None:
@@ -1261,20 +1273,20 @@ async def test_postgres_refuses_a_newer_schema(pg_url: str) -> None:
 
     for migrate in (True, False):
         store = PostgresRunStore(pg_url, migrate=migrate)
-        with pytest.raises(pg.SchemaError, match=r"schema version 99; this gateway knows versions up to 6"):
+        with pytest.raises(pg.SchemaError, match=r"schema version 99; this gateway knows versions up to 7"):
             await store.start()
         with pytest.raises(RuntimeError, match="not started"):
             await store.get("run_x")
     with pytest.raises(pg.SchemaError, match="schema version 99"):
         await PostgresRunStore(pg_url).migrate()
-    assert applied_versions(pg_url) == [1, 2, 3, 4, 5, 6, 99]
+    assert applied_versions(pg_url) == [1, 2, 3, 4, 5, 6, 7, 99]
 
 
 async def test_postgres_without_migrate_on_start_refuses_an_old_schema_until_migrated(pg_url: str) -> None:
     store = PostgresRunStore(pg_url, migrate=False)
 
     with pytest.raises(
-        pg.SchemaError, match=r"schema version 0; .* needs version 6.*fastagentic-gateway migrate"
+        pg.SchemaError, match=r"schema version 0; .* needs version 7.*fastagentic-gateway migrate"
     ):
         await store.start()
     assert "fastagentic_runs" not in tables(pg_url)
@@ -1308,8 +1320,8 @@ async def test_postgres_replicas_starting_together_on_an_empty_database_all_star
 
     await asyncio.gather(*(store.start() for store in stores))
     try:
-        assert sorted(len(store.applied) for store in stores) == [0, 0, 0, 6]
-        assert applied_versions(pg_url) == [1, 2, 3, 4, 5, 6]
+        assert sorted(len(store.applied) for store in stores) == [0, 0, 0, 7]
+        assert applied_versions(pg_url) == [1, 2, 3, 4, 5, 6, 7]
         run, _ = await stores[0].create(make_run())
         assert await stores[3].get(run.id) == run
     finally:
@@ -1444,17 +1456,18 @@ def test_migrate_command_on_postgresql_applies_then_has_nothing_to_apply(
     assert cli.main(argv) == 0
     second = capsys.readouterr().out
 
-    assert first.splitlines()[:6] == [
+    assert first.splitlines()[:7] == [
         "applied 0001_initial",
         "applied 0002_replay_and_deadlines",
         "applied 0003_context_and_push_configs",
         "applied 0004_credentials_and_audit",
         "applied 0005_usage",
         "applied 0006_run_budget",
+        "applied 0007_run_protocol",
     ]
-    assert "schema now at version 6" in first
-    assert "schema already at version 6; nothing to apply" in second
-    assert applied_versions(pg_url) == [1, 2, 3, 4, 5, 6]
+    assert "schema now at version 7" in first
+    assert "schema already at version 7; nothing to apply" in second
+    assert applied_versions(pg_url) == [1, 2, 3, 4, 5, 6, 7]
 
 
 def test_migrate_command_on_sqlite_creates_and_migrates_the_file(
@@ -1467,17 +1480,18 @@ def test_migrate_command_on_sqlite_creates_and_migrates_the_file(
     assert cli.main(argv) == 0
     second = capsys.readouterr().out
 
-    assert first.splitlines()[:6] == [
+    assert first.splitlines()[:7] == [
         "applied SQLite schema version 1",
         "applied SQLite schema version 2",
         "applied SQLite schema version 3",
         "applied SQLite schema version 4",
         "applied SQLite schema version 5",
         "applied SQLite schema version 6",
+        "applied SQLite schema version 7",
     ]
     assert "nothing to apply" in second
     with sqlite3.connect(tmp_path / "data" / "runs.sqlite3") as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 6
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 7
     conn.close()
 
 

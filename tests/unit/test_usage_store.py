@@ -241,4 +241,4 @@ async def test_sqlite_migrates_a_version_4_file_to_usage(tmp_path: Path) -> None
     finally:
         await migrated.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == sqlite_store.SCHEMA_VERSION == 6
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == sqlite_store.SCHEMA_VERSION == 7

@@ -52,7 +52,7 @@ _AGENT_CARD = re.compile(r"/a2a(?:/[^/]+)?/\.well-known/agent-card\.json")
 
 
 def is_public(path: str) -> bool:
-    if path in PUBLIC:
+    if path in PUBLIC or path.startswith("/v1/approvals/"):  # approval links: the token is the credential
         return True
     return path.endswith("agent-card.json") and _AGENT_CARD.fullmatch(path) is not None
 
@@ -91,7 +91,7 @@ class AccessEdge:
                     target=path[:200],
                     detail=exc.message + (f" ({skipped} earlier failures not recorded)" if skipped else ""),
                 )
-            await self._refuse(scope, send, protocol, exc)
+            await self._refuse(scope, receive, send, protocol, exc)
             return
         await self.app(scope, receive, send)
 
@@ -103,7 +103,9 @@ class AccessEdge:
         except GatewayError:
             return VISITOR
 
-    async def _refuse(self, scope: Scope, send: Send, protocol: str, exc: GatewayError) -> None:
+    async def _refuse(
+        self, scope: Scope, receive: Receive, send: Send, protocol: str, exc: GatewayError
+    ) -> None:
         headers = dict(exc.headers)
         if protocol == "mcp" and "WWW-Authenticate" in headers:
             # RFC 9728: where the client finds which authorization servers issue tokens for this resource.
@@ -116,6 +118,16 @@ class AccessEdge:
         body = refusal_body(protocol, scope["path"], exc)
         raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         raw += [(name.lower().encode(), value.encode("latin-1")) for name, value in headers.items()]
+        if scope["type"] == "websocket":
+            # Refused before the handshake completes: the same status, headers and body as over HTTP where
+            # the server can send a response (ASGI's websocket.http.response), else a close (HTTP 403).
+            await receive()  # websocket.connect
+            if "websocket.http.response" not in (scope.get("extensions") or {}):
+                await send({"type": "websocket.close", "code": 4000 + exc.status, "reason": exc.type})
+                return
+            await send({"type": "websocket.http.response.start", "status": exc.status, "headers": raw})
+            await send({"type": "websocket.http.response.body", "body": body})
+            return
         await send({"type": "http.response.start", "status": exc.status, "headers": raw})
         await send({"type": "http.response.body", "body": body})
 

@@ -16,6 +16,7 @@ from urllib.parse import unquote
 
 import msgspec
 from litestar import Request, Response, Router, get, post
+from litestar.connection import ASGIConnection
 from litestar.params import Parameter
 from litestar.response import Stream
 
@@ -24,7 +25,7 @@ from ..access.model import AuditQuery
 from ..access.policy import may_see, require_scope, visible_only
 from ..access.principal import principal_of, request_id_of
 from ..calls import decode_body, find_endpoint, make_call
-from ..errors import Conflict, InvalidInput, MalformedRequest, NotFound, RunFailed
+from ..errors import Conflict, GatewayError, InvalidInput, MalformedRequest, NotFound, RunFailed
 from ..runs.model import EndpointKind, Event, Run, RunError, RunQuery, RunStatus
 from ..runs.service import RunService
 from ..settings import Settings
@@ -118,6 +119,7 @@ class RunView(msgspec.Struct, omit_defaults=True):
     deadline_at: float | None = None
     replay_of: ReplayOf | None = None
     context_id: str | None = None
+    protocol: str = ""  # the front it was created through: rest, mcp, a2a
     usage: RunUsageView | None = None  # GET /v1/runs/{id} only
 
 
@@ -146,6 +148,7 @@ def run_view(run: Run) -> RunView:
         durable=run.durable,
         principal=run.caller.principal,
         tenant=run.caller.tenant,
+        protocol=run.protocol,
         created_at=run.created_at,
         updated_at=run.updated_at,
         last_seq=run.last_seq,
@@ -177,7 +180,33 @@ def json_response(value: Any, status: int = 200, headers: dict[str, str] | None 
     return Response(_encode(value), status_code=status, media_type=JSON, headers=headers)
 
 
-def run_timeout_of(request: Request[Any, Any, Any], settings: Settings) -> float | None:
+def error_body(exc: GatewayError) -> dict[str, Any]:
+    """The error object of every REST error response (and of the session socket's error frames)."""
+    body: dict[str, Any] = {"type": exc.type, "message": exc.message, **exc.extra}
+    if exc.errors:
+        body["errors"] = exc.errors
+    return body
+
+
+def idempotency_key_of(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+    """The ``Idempotency-Key`` header (1 to MAX_IDEMPOTENCY_KEY characters), or None."""
+    key = connection.headers.get("idempotency-key")
+    if key is not None and not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
+        raise MalformedRequest(f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
+    return key
+
+
+def after_seq_of(connection: ASGIConnection[Any, Any, Any, Any]) -> int:
+    """Where a reader resumes a run's events: ``Last-Event-ID`` or ``?after=``, the seq last received."""
+    last = connection.headers.get("last-event-id") or connection.query_params.get("after") or "0"
+    if not last.isdigit() or len(last) > 18:  # a seq fits 63 bits; more cannot be one of this run's
+        raise MalformedRequest(
+            "Last-Event-ID must be the seq (a whole number below 10^18) of the last event received"
+        )
+    return int(last)
+
+
+def run_timeout_of(request: ASGIConnection[Any, Any, Any, Any], settings: Settings) -> float | None:
     """The ``Run-Timeout`` header: seconds (a positive number, at most ``max_run_timeout``), or None."""
     raw = request.headers.get("run-timeout")
     if raw is None:
@@ -391,9 +420,7 @@ def rest_router(settings: Settings, registry: EndpointRegistry, runs: RunService
 
     @post("/v1/agents/{name:str}/runs")
     async def start_run(request: Request[Any, Any, Any], name: str) -> Response[bytes]:
-        key = request.headers.get("idempotency-key")
-        if key is not None and not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
-            raise MalformedRequest(f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
+        key = idempotency_key_of(request)
         run, created = await _start(request, EndpointKind.AGENT, name, idempotency_key=key)
         headers = {"Location": f"/v1/runs/{run.id}"}
         if not created:
@@ -440,12 +467,7 @@ def rest_router(settings: Settings, registry: EndpointRegistry, runs: RunService
     @get("/v1/runs/{run_id:str}/events")
     async def run_events(request: Request[Any, Any, Any], run_id: str) -> Stream:
         run = await runs.require(run_id, principal_of(request.scope))
-        last = request.headers.get("last-event-id") or request.query_params.get("after") or "0"
-        if not last.isdigit() or len(last) > 18:  # a seq fits 63 bits; more cannot be one of this run's
-            raise MalformedRequest(
-                "Last-Event-ID must be the seq (a whole number below 10^18) of the last event received"
-            )
-        return _sse(run, int(last))
+        return _sse(run, after_seq_of(request))
 
     @get("/v1/runs/{run_id:str}/checkpoints")
     async def run_checkpoints(request: Request[Any, Any, Any], run_id: str) -> Response[bytes]:

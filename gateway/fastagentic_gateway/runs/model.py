@@ -137,6 +137,8 @@ class Run(msgspec.Struct, kw_only=True):
     protocol_meta: bytes | None = None
     # Its budget and model hint (limits/budgets.py), when a budget rule applies to it.
     budget: RunBudget | None = None
+    # The protocol (front) the run was created through: "rest", "mcp", "a2a" ("" before schema 7).
+    protocol: str = ""
 
 
 class Event(msgspec.Struct, frozen=True):
@@ -179,6 +181,7 @@ class RunUpdate(msgspec.Struct, kw_only=True):
     error: RunError | None = None
     started_at: float | None = None
     finished_at: float | None = None
+    input: bytes | None = None  # a new input (an approver's edit: runs/approval.py)
     clear_worker: bool = False  # set worker_id and lease_expires_at to NULL
 
 

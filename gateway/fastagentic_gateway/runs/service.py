@@ -19,7 +19,7 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 from jsonschema import Draft202012Validator
@@ -29,7 +29,7 @@ from fastagentic.events import EVENT_KIND_PATTERN, RESERVED_KINDS
 from fastagentic.v1 import worker_pb2 as pb
 
 from ..access.audit import AuditLog
-from ..access.policy import may_see
+from ..access.policy import may_see, require_scope
 from ..access.principal import Principal
 from ..bus.base import Bus, BusUnavailable, CancelNotice
 from ..calls import Call, find_endpoint, make_call
@@ -47,6 +47,7 @@ from ..usage.model import UsageReport
 from ..validation import InputValidator, unresolvable_refs, value_errors
 from ..workers.connection import Assignment, ProtocolViolation, WorkerConnection
 from ..workers.registry import EndpointRegistry
+from .approval import GATE_ID, approval_interrupt, decided, requires_approval
 from .model import (
     ACTIVE,
     TERMINAL,
@@ -62,6 +63,9 @@ from .model import (
     SequenceGap,
     new_run_id,
 )
+
+if TYPE_CHECKING:
+    from ..approvals.service import Approvals
 
 log = logging.getLogger("fastagentic.runs")
 
@@ -110,6 +114,8 @@ class RunService:
         self.usage: UsageAccounting | None = None
         #: day, month and run budgets (set by the gateway when the ``budgets`` setting has some)
         self.budgets: Budgets | None = None
+        #: approval channels, told when a run starts waiting for input (set when some are configured)
+        self.approvals: Approvals | None = None
         self._grace_until = 0.0  # no requeue for expired leases before this (monotonic): see _reap_forever
 
     # ------------------------------------------------------------------ lifecycle
@@ -218,14 +224,26 @@ class RunService:
             context_id=call.context_id,
             protocol_meta=call.meta,
             budget=budget,
+            protocol=call.protocol,
         )
+        gated = bool(self.settings.approval_required) and requires_approval(
+            self.settings.approval_required, info.name
+        )
+        if gated:
+            # Waits for a person's decision before any worker sees it (runs/approval.py); in a cluster the
+            # decision may reach another replica, which must find the run in the shared store.
+            run.status = RunStatus.WAITING_INPUT
+            run.durable = run.durable or bus.clustered
         # A refuse rule counts this call from here until its run is queued or running (then it counts
         # itself): concurrent calls cannot all pass the same last free slot.
         reserved = await gate.reserve_call(call.principal, info.name) if gate.refusing else None
         try:
-            stored, created = await self._store(durable).create(run)
+            stored, created = await self._store(run.durable).create(run)
             if created:
-                self._offer(stored)
+                if gated:
+                    stored = await self._await_approval(stored)
+                else:
+                    self._offer(stored)
         finally:
             if reserved is not None:
                 reserved.release()
@@ -246,6 +264,25 @@ class RunService:
                 detail=info.name if replay is None else f"{info.name} from {replay.run_id}",
             )
         return stored, True
+
+    async def _await_approval(self, run: Run) -> Run:
+        """A run just accepted ``waiting_input``: it asks for approval (its first event)."""
+        store = self._store(run.durable)
+        event = approval_interrupt(run, self.settings.approver_scope)
+        result = await store.transition(
+            run.id,
+            expect=_WAITING,
+            attempt=run.attempt,
+            update=RunUpdate(status=RunStatus.WAITING_INPUT),
+            events=[event],
+        )
+        if result is None:  # cancelled at once, say: as it is now
+            return await store.get(run.id) or run
+        waiting, events = result
+        self.bus.publish(run.id, events)
+        if self.approvals is not None:
+            self.approvals.waiting(waiting)  # notifies its approval channels, in the background
+        return waiting
 
     @property
     def store_ok(self) -> bool:
@@ -668,6 +705,7 @@ class RunService:
             caller=pb.Caller(principal=running.caller.principal, tenant=running.caller.tenant),
             next_seq=running.last_seq + 1,
             deadline_unix_ms=int(running.deadline_at * 1000) if running.deadline_at else 0,
+            protocol=running.protocol,
         )
         if running.budget is not None and running.budget.hint and held is not None:
             assign.model_hint = held.hint = running.budget.hint
@@ -919,6 +957,8 @@ class RunService:
             await self._on_release(worker, message.release)
         elif body == "completion":
             worker.resolve_completion(message.completion)
+        elif body == "resource_changed":
+            self.registry.resource_changed(worker, message.resource_changed.uri)
         elif body == "hello":
             raise ProtocolViolation("Hello sent twice on one stream")
         else:
@@ -977,9 +1017,11 @@ class RunService:
 
     async def _wait_for_input(self, run_id: str, held: Assignment) -> None:
         """The run's last event is an interrupt: it waits for input, held in place by its worker."""
-        await self._store(held.durable).transition(
+        waiting = await self._store(held.durable).transition(
             run_id, expect=_RUNNING, attempt=held.attempt, update=RunUpdate(status=RunStatus.WAITING_INPUT)
         )
+        if waiting is not None and self.approvals is not None:
+            self.approvals.waiting(waiting[0])  # notifies its approval channels, in the background
 
     async def resume(
         self,
@@ -1003,6 +1045,8 @@ class RunService:
         pending = await self._pending_interrupt(store, run)
         if interrupt_id is not None and interrupt_id != pending.id:
             raise Conflict(f"run {run_id} waits on interrupt {pending.id!r}, not {interrupt_id!r}")
+        if pending.id == GATE_ID:
+            require_scope(who, self.settings.approver_scope, f"deciding whether run {run_id} may go on")
         errors = value_errors(answer, raw)
         if not errors and pending.schema is not None:
             errors = InputValidator(pending.schema).errors(answer)
@@ -1011,15 +1055,18 @@ class RunService:
                 f"the answer does not match the schema of interrupt {pending.id!r}", errors=errors
             )
         if self.audit is not None:
+            gate = pending.id == GATE_ID
             self.audit.record(
-                "run.resume",
+                f"run.{answer['decision']}" if gate else "run.resume",  # run.approve / run.edit / run.reject
                 principal=who,
                 protocol=protocol,
                 request_id=request_id,
                 target=run.id,
-                detail=pending.id,
+                detail=f"{run.endpoint}: {answer.get('reason', '')}" if gate else pending.id,
             )
         event = NewEvent("input", b'{"id":' + _encode(pending.id) + b',"answer":' + raw + b"}")
+        if pending.id == GATE_ID:
+            return await self._decide(store, run, answer, event)
         worker = self.workers.get(run.worker_id or "")
         held = worker.runs.get(run.id) if worker is not None and worker.holds(run.id, run.attempt) else None
         if worker is not None and held is not None and "interrupts" in worker.features:
@@ -1075,6 +1122,21 @@ class RunService:
                 self.bus.cancel(notice)
         self._offer(queued)
         return queued
+
+    async def _decide(self, store: RunStore, run: Run, answer: Any, event: NewEvent) -> Run:
+        """A person's decision on a run that required approval: it is queued as called or with its input
+        edited, or it fails ``ApprovalRejected`` without any worker seeing it."""
+        update, after = decided(run, answer, self.registry)
+        result = await store.transition(
+            run.id, expect=_WAITING, attempt=run.attempt, update=update, events=[event, *after]
+        )
+        if result is None:
+            raise Conflict(f"run {run.id} is no longer waiting for approval")
+        decided_run, stored = result
+        self.bus.publish(run.id, stored)
+        if decided_run.status is RunStatus.QUEUED:
+            self._offer(decided_run)
+        return decided_run
 
     async def _pending_interrupt(self, store: RunStore, run: Run) -> PendingInterrupt:
         """The interrupt a waiting run waits on: its last event."""

@@ -49,6 +49,7 @@ from ..usage.model import (
 from .base import MAX_AUDIT_LIMIT
 
 _OPTIONAL_UPDATE_FIELDS = (
+    "input",
     "attempt",
     "max_attempts",
     "worker_id",

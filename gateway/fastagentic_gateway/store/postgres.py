@@ -190,7 +190,7 @@ _RUN_COLUMNS = (
     "id, endpoint, kind, durable, principal, tenant, input, status, attempt, max_attempts, output, "
     "error_type, error_message, idempotency_key, request_hash, worker_id, lease_expires_at, deadline_at, "
     "last_seq, created_at, updated_at, started_at, finished_at, replay_of, replay_checkpoint, context_id, "
-    "protocol_meta, budget"
+    "protocol_meta, budget, protocol"
 )
 _SELECT_RUN = f"SELECT {_RUN_COLUMNS} FROM fastagentic_runs"
 _LAST_CHECKPOINT_ID = "(SELECT COALESCE(MAX(c.id), 0) FROM fastagentic_checkpoints c WHERE c.run_id = r.id)"
@@ -201,7 +201,7 @@ _INSERT_RUN = f"""
 _UPDATE_RUN = """
     UPDATE fastagentic_runs SET status = %s, attempt = %s, max_attempts = %s, worker_id = %s, lease_expires_at = %s,
         output = %s, error_type = %s, error_message = %s, started_at = %s, finished_at = %s,
-        updated_at = %s, last_seq = %s
+        updated_at = %s, last_seq = %s, input = COALESCE(%s, input)
     WHERE id = %s AND status = ANY(%s) AND attempt = %s
 """
 _UPDATE_LAST_SEQ = """
@@ -485,6 +485,7 @@ class PostgresRunStore:
                         new.finished_at,
                         new.updated_at,
                         new.last_seq,
+                        update.input,
                         run_id,
                         [str(status) for status in expect],
                         run.attempt,

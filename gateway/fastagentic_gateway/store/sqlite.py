@@ -211,6 +211,8 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # 6: a run's budget and starting model hint (limits/budgets.py), JSON, fixed when it is accepted.
     ("ALTER TABLE runs ADD COLUMN budget BLOB",),
+    # 7: the protocol (front) a run was created through: rest, mcp, a2a ("" for runs older than this).
+    ("ALTER TABLE runs ADD COLUMN protocol TEXT NOT NULL DEFAULT ''",),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -218,15 +220,16 @@ _RUN_COLUMNS = (
     "id, endpoint, kind, durable, principal, tenant, input, status, attempt, max_attempts, output, "
     "error_type, error_message, idempotency_key, request_hash, worker_id, lease_expires_at, deadline_at, "
     "last_seq, created_at, updated_at, started_at, finished_at, replay_of, replay_checkpoint, context_id, "
-    "protocol_meta, budget"
+    "protocol_meta, budget, protocol"
 )
 # How many columns a run row has (_run_values, _run_from_row); postgres.py reads what follows them.
-RUN_COLUMN_COUNT = 28
+RUN_COLUMN_COUNT = 29
 _SELECT_RUN = f"SELECT {_RUN_COLUMNS} FROM runs"
 _INSERT_RUN = f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * RUN_COLUMN_COUNT)})"
 _UPDATE_RUN = """
     UPDATE runs SET status = ?, attempt = ?, max_attempts = ?, worker_id = ?, lease_expires_at = ?, output = ?,
-        error_type = ?, error_message = ?, started_at = ?, finished_at = ?, updated_at = ?, last_seq = ?
+        error_type = ?, error_message = ?, started_at = ?, finished_at = ?, updated_at = ?, last_seq = ?,
+        input = COALESCE(?, input)
     WHERE id = ? AND status = ? AND attempt = ?
 """
 _SELECT_EVENTS = "SELECT run_id, seq, ts, kind, data FROM events"
@@ -296,6 +299,7 @@ def _run_values(run: Run) -> tuple[Any, ...]:
         run.context_id,
         run.protocol_meta,
         None if run.budget is None else _encode_budget(run.budget),
+        run.protocol,
     )
 
 
@@ -333,6 +337,7 @@ def _run_from_row(row: tuple[Any, ...]) -> Run:
         context_id,
         protocol_meta,
         budget,
+        protocol,
     ) = row
     return Run(
         id=run_id,
@@ -361,6 +366,7 @@ def _run_from_row(row: tuple[Any, ...]) -> Run:
         context_id=context_id,
         protocol_meta=protocol_meta,
         budget=None if budget is None else _decode_budget(bytes(budget)),
+        protocol=protocol,
     )
 
 
@@ -882,6 +888,7 @@ class SQLiteRunStore:
                     new.finished_at,
                     new.updated_at,
                     new.last_seq,
+                    update.input,
                     run_id,
                     str(run.status),
                     run.attempt,

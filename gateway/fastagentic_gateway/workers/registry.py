@@ -26,12 +26,16 @@ from fastagentic.v1 import worker_pb2 as pb
 
 from ..runs.model import EndpointKind
 from ..validation import InputValidator, unresolvable_refs
+from .connection import ProtocolViolation
 
 if TYPE_CHECKING:
     from .connection import WorkerConnection
 
 log = logging.getLogger("fastagentic.registry")
 
+#: The longest resource URI a worker may announce as changed (ResourceChanged).
+MAX_RESOURCE_URI = 2048
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,127}")
 #: RFC 6749 scope-token: what can stand in a WWW-Authenticate challenge and a token's scope claim.
 SCOPE_PATTERN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,128}")
@@ -65,6 +69,7 @@ class EndpointInfo(msgspec.Struct, frozen=True, kw_only=True):
     uri_template: str | None = None
     mime_type: str | None = None
     rate_limit: str | None = None  # what the endpoint's author allows each principal ("60/minute")
+    task_required: bool = False  # MCP clients must run it as a task (agents and durable tools)
 
 
 class Endpoint:
@@ -167,6 +172,12 @@ def endpoint_from_spec(spec: pb.EndpointSpec) -> Endpoint:
                 f"resource {spec.name!r}: template variables {sorted(variables)} must be exactly the input "
                 f"properties {sorted(properties)}"
             )
+    if spec.task_required and not (
+        kind is EndpointKind.AGENT or (kind is EndpointKind.TOOL and spec.durable)
+    ):
+        raise RegistrationError(
+            f"endpoint {spec.name!r}: only agents and durable tools run as tasks, so only they may require one"
+        )
     info = EndpointInfo(
         name=spec.name,
         kind=kind,
@@ -181,6 +192,7 @@ def endpoint_from_spec(spec: pb.EndpointSpec) -> Endpoint:
         uri_template=spec.uri_template or None,
         mime_type=spec.mime_type or None,
         rate_limit=_rate_limit(spec),
+        task_required=spec.task_required,
     )
     return Endpoint(info)
 
@@ -196,10 +208,12 @@ def _rate_limit(spec: pb.EndpointSpec) -> str | None:
 
 def fingerprint_of(info: EndpointInfo) -> bytes:
     """What must agree between replicas of an endpoint: everything a caller relies on."""
-    return msgspec.json.encode(
-        [info.kind, info.input_schema, info.output_schema, info.durable, info.uri_template],
-        order="deterministic",
-    )
+    described: list[Any] = [info.kind, info.input_schema, info.output_schema, info.durable, info.uri_template]
+    if (
+        info.task_required
+    ):  # only then: the fingerprints of endpoints that do not require a task are unchanged
+        described.append("task_required")
+    return msgspec.json.encode(described, order="deterministic")
 
 
 class EndpointRegistry:
@@ -207,6 +221,7 @@ class EndpointRegistry:
         self._endpoints: dict[str, Endpoint] = {}
         self.version = 0  # bumped on every change, so derived documents can be cached
         self._listeners: list[Callable[[], None]] = []
+        self._resource_listeners: list[Callable[[str], None]] = []
         self.warm_at = 0.0  # monotonic time until which workers may still be reconnecting (after a start)
 
     def warming(self) -> bool:
@@ -245,6 +260,34 @@ class EndpointRegistry:
 
     def on_change(self, listener: Callable[[], None]) -> None:
         self._listeners.append(listener)
+
+    def on_resource_changed(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(uri)`` whenever a worker announces that one of its resources changed."""
+        self._resource_listeners.append(listener)
+
+    def resource_changed(self, worker: WorkerConnection, uri: str) -> None:
+        """A worker's ResourceChanged. The URI must be one of the resources it registered (a fixed one's URI,
+        or one its template matches), else ProtocolViolation: a worker only speaks for what it serves."""
+        shown = uri if len(uri) <= 100 else uri[:100] + "…"
+        if not uri or len(uri) > MAX_RESOURCE_URI or _CONTROL.search(uri):
+            raise ProtocolViolation(
+                f"ResourceChanged uri {shown!r} is not a URI (1 to {MAX_RESOURCE_URI} characters, no control characters)"
+            )
+        for name in worker.endpoints:
+            endpoint = self._endpoints.get(name)
+            if (
+                endpoint is not None
+                and endpoint.info.kind is EndpointKind.RESOURCE
+                and worker in endpoint.workers
+                and endpoint.match_uri(uri) is not None
+            ):
+                break
+        else:
+            raise ProtocolViolation(
+                f"ResourceChanged uri {shown!r} is not a URI of a resource this worker serves"
+            )
+        for listener in self._resource_listeners:
+            listener(uri)
 
     def register(self, worker: WorkerConnection, specs: list[pb.EndpointSpec]) -> list[Endpoint]:
         """Add ``worker`` as a server of every endpoint in ``specs``, all or nothing."""

@@ -33,7 +33,7 @@ class GatewayFrame(_message.Message):
     def __init__(self, messages: _Optional[_Iterable[_Union[GatewayMessage, _Mapping]]] = ...) -> None: ...
 
 class WorkerMessage(_message.Message):
-    __slots__ = ("hello", "events", "done", "heartbeat", "credit", "release", "completion")
+    __slots__ = ("hello", "events", "done", "heartbeat", "credit", "release", "completion", "resource_changed")
     HELLO_FIELD_NUMBER: _ClassVar[int]
     EVENTS_FIELD_NUMBER: _ClassVar[int]
     DONE_FIELD_NUMBER: _ClassVar[int]
@@ -41,6 +41,7 @@ class WorkerMessage(_message.Message):
     CREDIT_FIELD_NUMBER: _ClassVar[int]
     RELEASE_FIELD_NUMBER: _ClassVar[int]
     COMPLETION_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_CHANGED_FIELD_NUMBER: _ClassVar[int]
     hello: Hello
     events: Events
     done: Done
@@ -48,10 +49,11 @@ class WorkerMessage(_message.Message):
     credit: Credit
     release: Release
     completion: Completion
-    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., events: _Optional[_Union[Events, _Mapping]] = ..., done: _Optional[_Union[Done, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., credit: _Optional[_Union[Credit, _Mapping]] = ..., release: _Optional[_Union[Release, _Mapping]] = ..., completion: _Optional[_Union[Completion, _Mapping]] = ...) -> None: ...
+    resource_changed: ResourceChanged
+    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., events: _Optional[_Union[Events, _Mapping]] = ..., done: _Optional[_Union[Done, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., credit: _Optional[_Union[Credit, _Mapping]] = ..., release: _Optional[_Union[Release, _Mapping]] = ..., completion: _Optional[_Union[Completion, _Mapping]] = ..., resource_changed: _Optional[_Union[ResourceChanged, _Mapping]] = ...) -> None: ...
 
 class EndpointSpec(_message.Message):
-    __slots__ = ("name", "kind", "description", "input_schema", "output_schema", "streams", "durable", "scopes", "tags", "examples", "uri_template", "mime_type", "completions", "rate_limit")
+    __slots__ = ("name", "kind", "description", "input_schema", "output_schema", "streams", "durable", "scopes", "tags", "examples", "uri_template", "mime_type", "completions", "rate_limit", "task_required")
     NAME_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
@@ -66,6 +68,7 @@ class EndpointSpec(_message.Message):
     MIME_TYPE_FIELD_NUMBER: _ClassVar[int]
     COMPLETIONS_FIELD_NUMBER: _ClassVar[int]
     RATE_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    TASK_REQUIRED_FIELD_NUMBER: _ClassVar[int]
     name: str
     kind: EndpointKind
     description: str
@@ -80,7 +83,8 @@ class EndpointSpec(_message.Message):
     mime_type: str
     completions: _containers.RepeatedScalarFieldContainer[str]
     rate_limit: str
-    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[EndpointKind, str]] = ..., description: _Optional[str] = ..., input_schema: _Optional[bytes] = ..., output_schema: _Optional[bytes] = ..., streams: _Optional[bool] = ..., durable: _Optional[bool] = ..., scopes: _Optional[_Iterable[str]] = ..., tags: _Optional[_Iterable[str]] = ..., examples: _Optional[bytes] = ..., uri_template: _Optional[str] = ..., mime_type: _Optional[str] = ..., completions: _Optional[_Iterable[str]] = ..., rate_limit: _Optional[str] = ...) -> None: ...
+    task_required: bool
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[EndpointKind, str]] = ..., description: _Optional[str] = ..., input_schema: _Optional[bytes] = ..., output_schema: _Optional[bytes] = ..., streams: _Optional[bool] = ..., durable: _Optional[bool] = ..., scopes: _Optional[_Iterable[str]] = ..., tags: _Optional[_Iterable[str]] = ..., examples: _Optional[bytes] = ..., uri_template: _Optional[str] = ..., mime_type: _Optional[str] = ..., completions: _Optional[_Iterable[str]] = ..., rate_limit: _Optional[str] = ..., task_required: _Optional[bool] = ...) -> None: ...
 
 class HeldRun(_message.Message):
     __slots__ = ("run_id", "attempt")
@@ -196,6 +200,12 @@ class Completion(_message.Message):
     error: str
     def __init__(self, request_id: _Optional[str] = ..., values: _Optional[_Iterable[str]] = ..., total: _Optional[int] = ..., has_more: _Optional[bool] = ..., error: _Optional[str] = ...) -> None: ...
 
+class ResourceChanged(_message.Message):
+    __slots__ = ("uri",)
+    URI_FIELD_NUMBER: _ClassVar[int]
+    uri: str
+    def __init__(self, uri: _Optional[str] = ...) -> None: ...
+
 class GatewayMessage(_message.Message):
     __slots__ = ("welcome", "assign", "cancel", "drain", "reject", "complete", "hint", "answer")
     WELCOME_FIELD_NUMBER: _ClassVar[int]
@@ -255,7 +265,7 @@ class Caller(_message.Message):
     def __init__(self, principal: _Optional[str] = ..., tenant: _Optional[str] = ...) -> None: ...
 
 class Assign(_message.Message):
-    __slots__ = ("run_id", "attempt", "endpoint", "input", "caller", "trace_context", "deadline_unix_ms", "next_seq", "checkpoint", "resume_input", "model_hint")
+    __slots__ = ("run_id", "attempt", "endpoint", "input", "caller", "trace_context", "deadline_unix_ms", "next_seq", "checkpoint", "resume_input", "model_hint", "protocol")
     class TraceContextEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -274,6 +284,7 @@ class Assign(_message.Message):
     CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
     RESUME_INPUT_FIELD_NUMBER: _ClassVar[int]
     MODEL_HINT_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     attempt: int
     endpoint: str
@@ -285,7 +296,8 @@ class Assign(_message.Message):
     checkpoint: bytes
     resume_input: bytes
     model_hint: str
-    def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., endpoint: _Optional[str] = ..., input: _Optional[bytes] = ..., caller: _Optional[_Union[Caller, _Mapping]] = ..., trace_context: _Optional[_Mapping[str, str]] = ..., deadline_unix_ms: _Optional[int] = ..., next_seq: _Optional[int] = ..., checkpoint: _Optional[bytes] = ..., resume_input: _Optional[bytes] = ..., model_hint: _Optional[str] = ...) -> None: ...
+    protocol: str
+    def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., endpoint: _Optional[str] = ..., input: _Optional[bytes] = ..., caller: _Optional[_Union[Caller, _Mapping]] = ..., trace_context: _Optional[_Mapping[str, str]] = ..., deadline_unix_ms: _Optional[int] = ..., next_seq: _Optional[int] = ..., checkpoint: _Optional[bytes] = ..., resume_input: _Optional[bytes] = ..., model_hint: _Optional[str] = ..., protocol: _Optional[str] = ...) -> None: ...
 
 class Answer(_message.Message):
     __slots__ = ("run_id", "attempt", "interrupt_id", "data", "next_seq")

@@ -15,6 +15,10 @@ the run (``RunService.resume``, validated against the interrupt's schema).
   A client that did not declare form elicitation gets ``-32021``; the run keeps waiting.
 - **Tasks** (2026-07-28 extension): ``tasks/get`` of a waiting task carries the elicitation in
   ``inputRequests``; ``tasks/update`` answers it (``take``).
+- **Sampling** (``ctx.sample``: ``sampling.py``): the same two paths with ``sampling/createMessage``
+  instead of ``elicitation/create``. A client without the sampling capability, or one that refuses the
+  request, gets no error: the run is answered ``unavailable`` (the agent raises ``SamplingUnavailable``
+  and decides) and the request follows it on.
 """
 
 from __future__ import annotations
@@ -34,16 +38,29 @@ from mcp.shared.message import ServerMessageMetadata
 
 from ...access.principal import Principal, request_id_of
 from ...errors import Conflict, InvalidInput, NotFound
+from ...runs.approval import GATE_ID
 from ...runs.model import TERMINAL, Run
 from ...runs.service import RunService
 from .elicitation import FORM_CAPABILITY, Form, Interrupt, accepts_forms
 from .request_state import RequestStates, arguments_digest, invalid_state, who_of
 from .results import Outcome, error_result
 from .running import OnInterrupt, answer, finish_answering, pending_interrupt
+from .sampling import (
+    accepts_sampling,
+    result_of,
+    sampled,
+    sampling_of,
+    sampling_params,
+    sampling_request,
+    unavailable,
+)
 from .streaming import Relay
 
 #: Times one interrupt is put to a client whose answers the schema refuses, before the run is cancelled.
 MAX_ASKS = 3
+
+#: Why a run's sampling request is answered ``unavailable`` for a client that cannot sample.
+NO_SAMPLING = "the MCP client did not declare the sampling capability"
 
 #: What ``take`` made of a client's reply: None (the run resumed), the ``isError`` result of a declined
 #: question (the run cancelled), or why the answer was refused.
@@ -123,6 +140,11 @@ class Asking:
         request, e.g. naming the task it is made for)."""
 
         async def elicit(interrupt: Interrupt) -> dict[str, Any] | None:
+            if interrupt.id == GATE_ID:
+                return None  # an approver decides, not the caller: the call waits for the decision
+            if sampling_of(interrupt) is not None:
+                await self.sample(ctx, run, interrupt, meta)
+                return None
             if not accepts_forms(ctx.session.client_capabilities):
                 return cannot_answer(run, interrupt, "it did not declare the elicitation capability")
             form = Form(interrupt)
@@ -155,6 +177,55 @@ class Asking:
 
         return elicit
 
+    async def sample(
+        self,
+        ctx: ServerRequestContext[Any, Any],
+        run: Run,
+        interrupt: Interrupt,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        """2025-11-25: ``sampling/createMessage`` on ``ctx``'s stream; the result (or why there is none)
+        answers the run's sampling interrupt."""
+        capabilities = ctx.session.client_capabilities
+        params = sampling_of(interrupt)
+        assert params is not None
+        if not accepts_sampling(capabilities):
+            await self.give(ctx, run, interrupt, unavailable(NO_SAMPLING))
+            return
+        try:
+            request = types.CreateMessageRequest(params=sampling_params(params, capabilities, meta))
+        except ValueError as exc:
+            await self.give(ctx, run, interrupt, unavailable(str(exc)))
+            return
+        try:
+            result = await ctx.session.send_request(
+                request,
+                types.CreateMessageResult,
+                metadata=ServerMessageMetadata(related_request_id=ctx.request_id),
+            )
+        except MCPError as exc:
+            value = unavailable(f"the MCP client refused sampling/createMessage: {exc.message}")
+        except ValidationError as exc:
+            value = unavailable(f"the MCP client's sampling result is not a CreateMessageResult: {exc}")
+        else:
+            value = sampled(result)
+        await self.give(ctx, run, interrupt, value)
+
+    async def give(
+        self, ctx: ServerRequestContext[Any, Any], run: Run, interrupt: Interrupt, value: dict[str, Any]
+    ) -> None:
+        """Answer the run's sampling interrupt with ``value`` (a result the interrupt's schema refuses is
+        answered ``unavailable``, saying why). Nothing when the run no longer waits on it."""
+        with anyio.CancelScope(shield=True), contextlib.suppress(Conflict, NotFound):
+            try:
+                await answer(self.runs, run, interrupt, value, self.principal_in(ctx), _request_id(ctx))
+            except InvalidInput as exc:
+                problems = "; ".join(f"{error.path}: {error.message}" for error in exc.errors) or exc.message
+                why = f"the MCP client's sampling result was refused: {problems}"
+                await answer(
+                    self.runs, run, interrupt, unavailable(why), self.principal_in(ctx), _request_id(ctx)
+                )
+
     # ------------------------------------------------------------------ 2026-07-28: InputRequiredResult
 
     def by_input_required(
@@ -162,7 +233,21 @@ class Asking:
     ) -> OnInterrupt:
         """End the ``tools/call`` with an ``InputRequiredResult`` for each interrupt of ``run``."""
 
-        async def input_required(interrupt: Interrupt) -> dict[str, Any]:
+        async def input_required(interrupt: Interrupt) -> dict[str, Any] | None:
+            if interrupt.id == GATE_ID:
+                return None  # an approver decides, not the caller: the call waits for the decision
+            sampling = sampling_of(interrupt)
+            if sampling is not None:
+                capabilities = ctx.session.client_capabilities
+                if not accepts_sampling(capabilities):
+                    await self.give(ctx, run, interrupt, unavailable(NO_SAMPLING))
+                    return None
+                try:
+                    sampling_params(sampling, capabilities)
+                except ValueError as exc:
+                    await self.give(ctx, run, interrupt, unavailable(str(exc)))
+                    return None
+                return self.input_required(ctx, params, run, interrupt, asked=1)
             if not accepts_forms(ctx.session.client_capabilities):
                 raise MCPError(
                     MISSING_REQUIRED_CLIENT_CAPABILITY,
@@ -193,9 +278,15 @@ class Asking:
             args=arguments_digest(params.arguments),
             asked=asked,
         )
+        sampling = sampling_of(interrupt)
+        asked_for = (
+            Form(interrupt).request(note)
+            if sampling is None
+            else sampling_request(sampling_params(sampling, ctx.session.client_capabilities))
+        )
         return {
             "resultType": "input_required",
-            "inputRequests": {interrupt.id: Form(interrupt).request(note)},
+            "inputRequests": {interrupt.id: asked_for},
             "requestState": state,
         }
 
@@ -213,7 +304,23 @@ class Asking:
         interrupt = await pending_interrupt(self.runs, run)
         if interrupt is None or interrupt.id != state.interrupt:
             raise invalid_state("answered")
-        reply = reply_of((params.input_responses or {}).get(interrupt.id))
+        response = (params.input_responses or {}).get(interrupt.id)
+        if sampling_of(interrupt) is not None:
+            result = result_of(response)
+            if result is None:  # the spec: ask again for what is missing
+                return self.input_required(ctx, params, run, interrupt, asked=state.asked)
+            try:
+                await answer(self.runs, run, interrupt, sampled(result), who, _request_id(ctx))
+            except InvalidInput as exc:
+                problems = "; ".join(f"{error.path}: {error.message}" for error in exc.errors) or exc.message
+                await self.give(
+                    ctx, run, interrupt, unavailable(f"the sampling result was refused: {problems}")
+                )
+            except (Conflict, NotFound):
+                raise invalid_state("answered") from None
+            on_interrupt = self.by_input_required(ctx, params, run)
+            return await finish_answering(self.runs, run, relay, on_interrupt, after_seq=interrupt.seq)
+        reply = reply_of(response)
         if reply is None:  # the spec: ask again for what is missing
             note = "No answer to this question came with the retried call."
             return self.input_required(ctx, params, run, interrupt, asked=state.asked, note=note)

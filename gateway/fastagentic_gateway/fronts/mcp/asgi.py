@@ -12,6 +12,9 @@ Pure ASGI, one pass over the headers:
   refusal here is a JSON-RPC error body (``id: null``) with the SDK's HTTP status.
 - The request's session (``Mcp-Session-Id``, or the one its response assigns) is put in
   ``REQUEST_SCOPE`` so resumable SSE keeps each session's events apart.
+- A 2026-07-28 ``tasks/get``, ``tasks/update`` or ``tasks/cancel`` must carry ``Mcp-Name`` equal to its
+  ``params.taskId`` (the tasks extension's routing header), else 400 with ``-32020``: the SDK checks the
+  header only for ``tools/call``, ``prompts/get`` and ``resources/read``.
 - A 2026-07-28 request of a method that never streams goes to a manager answering plain JSON.
 
 Patterns are exact values, ``scheme://host:*`` / ``host:*`` for any port, or ``*`` for anything.
@@ -24,10 +27,12 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import msgspec
-from mcp_types import INVALID_REQUEST
+from mcp_types import HEADER_MISMATCH, INVALID_REQUEST
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 from sniffio import current_async_library_cvar
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mcp.shared.inbound import decode_header_value
 
 from ...access.principal import principal_of
 from . import envelope
@@ -47,6 +52,7 @@ _HOST = b"host"
 _SESSION = b"mcp-session-id"
 _VERSION = b"mcp-protocol-version"
 _METHOD = b"mcp-method"
+_NAME = b"mcp-name"
 _CONTENT_TYPE = b"content-type"
 _CONTENT_LENGTH = b"content-length"
 _ACCEPT = b"accept"
@@ -56,6 +62,8 @@ _HANDSHAKE = frozenset(version.encode() for version in HANDSHAKE_PROTOCOL_VERSIO
 _ALLOW_POST = [(b"allow", b"POST")]
 #: What the official clients send.
 _USUAL_ACCEPT = b"application/json, text/event-stream"
+#: ``task_name`` of a request that is not 2026-07-28 (its Mcp-Name is not checked).
+_NOT_MODERN = b"\x00not-modern"
 #: Session owners remembered (oldest forgotten first); well above ``mcp_max_sessions``' default.
 MAX_OWNED_SESSIONS = 100_000
 #: 2026-07-28 methods whose answer is never preceded by a notification.
@@ -134,7 +142,7 @@ class McpAsgi:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        origin = host = session_id = version = method = content_type = length = accept = None
+        origin = host = session_id = version = method = mcp_name = content_type = length = accept = None
         for name, value in scope["headers"]:
             if name == _ORIGIN:
                 origin = value.decode("latin-1")
@@ -146,6 +154,8 @@ class McpAsgi:
                 version = value
             elif name == _METHOD:
                 method = value
+            elif name == _NAME:
+                mcp_name = value
             elif name == _CONTENT_TYPE:
                 content_type = value
             elif name == _CONTENT_LENGTH:
@@ -165,7 +175,10 @@ class McpAsgi:
             return
         quick = version in _MODERN and method in QUICK_METHODS
         if scope["method"] == "POST":
-            checked = await self._checked_body(scope, receive, send, content_type, length, accept, quick)
+            task_name = mcp_name if version in _MODERN else _NOT_MODERN
+            checked = await self._checked_body(
+                scope, receive, send, content_type, length, accept, quick, task_name
+            )
             if checked is None:
                 return
             receive = checked
@@ -207,8 +220,10 @@ class McpAsgi:
         length: bytes | None,
         accept: bytes | None,
         quick: bool,
+        task_name: bytes | None = None,
     ) -> Receive | None:
-        """A POST's checks, in the SDK's order. The ``receive`` that hands the SDK the body already read, or
+        """A POST's checks, in the SDK's order. ``task_name``: the ``Mcp-Name`` header of a 2026-07-28
+        request (None when absent), ``_NOT_MODERN`` for another revision. The ``receive`` that hands the SDK the body already read, or
         None once the request is refused (or the client left while sending it)."""
         if length is not None and length.isdigit() and int(length) > self.max_body:
             await _refuse(send, 413, f"Request body too large: at most {self.max_body} bytes")
@@ -243,6 +258,18 @@ class McpAsgi:
             code, text = problem
             await _refuse(send, 400, text, code=code)
             return None
+        if task_name is not _NOT_MODERN and parsed is not None:
+            task_id = envelope.task_id(parsed)
+            named = decode_header_value(task_name.decode("latin-1")) if task_name is not None else None
+            if task_id is not None and named != task_id:
+                await _refuse(
+                    send,
+                    400,
+                    f"Mcp-Name header does not match the request body's 'taskId' parameter ({parsed.method})",
+                    code=HEADER_MISMATCH,
+                    request_id=parsed.id,
+                )
+                return None
         if self.scopes_for is not None and parsed is not None:
             target = envelope.target(parsed)
             missing = principal_of(scope).missing(self.scopes_for(*target)) if target is not None else []
@@ -316,12 +343,15 @@ async def _refuse(
     *,
     code: int = INVALID_REQUEST,
     data: dict[str, Any] | None = None,
+    request_id: Any = None,
 ) -> None:
-    """Answer a refused request: a JSON-RPC error without an id, with the HTTP ``status``."""
+    """Answer a refused request: a JSON-RPC error, with the HTTP ``status``; its id when it was read."""
     error: dict[str, Any] = {"code": code, "message": message}
     if data is not None:
         error["data"] = data
-    body = msgspec.json.encode({"jsonrpc": "2.0", "id": None, "error": error})
+    if not isinstance(request_id, int | str):
+        request_id = None
+    body = msgspec.json.encode({"jsonrpc": "2.0", "id": request_id, "error": error})
     headers: list[Any] = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),

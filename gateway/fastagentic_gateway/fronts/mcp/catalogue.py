@@ -47,7 +47,7 @@ def _listing(what: str, entries: list[tuple[Endpoint, dict[str, Any]]]) -> dict[
 class ToolView:
     """How one tool endpoint is served over MCP."""
 
-    __slots__ = ("content", "endpoint", "header_schema", "structured", "tasks", "wrapped")
+    __slots__ = ("content", "endpoint", "header_schema", "required", "structured", "tasks", "wrapped")
 
     def __init__(self, endpoint: Endpoint) -> None:
         info = endpoint.info
@@ -61,6 +61,8 @@ class ToolView:
         self.wrapped = self.structured and not _is_object(output)
         #: MCP tasks: agents, and tools declared durable
         self.tasks = info.kind is EndpointKind.AGENT or info.durable
+        #: MCP callers must run it as a task (the endpoint was declared ``task_required``)
+        self.required = self.tasks and info.task_required
         #: the input schema, when it declares ``x-mcp-header`` parameters (2026-07-28 Mcp-Param-* headers)
         self.header_schema = info.input_schema if _mentions(info.input_schema, "x-mcp-header") else None
 
@@ -74,7 +76,7 @@ class ToolView:
             "name": info.name,
             "description": info.description or f"The {info.kind.value} {info.name}.",
             "inputSchema": _object_schema(info.input_schema),
-            "execution": {"taskSupport": "optional" if self.tasks else "forbidden"},
+            "execution": {"taskSupport": _task_support(self)},
             "_meta": {KIND_META_KEY: info.kind.value},
         }
         if self.structured:
@@ -176,6 +178,10 @@ class Catalogue:
         """For 2026-07-28 ``Mcp-Param-*`` header checks: the input schema only when it declares headers."""
         view = self.tool(name)
         return view.header_schema if view is not None else None
+
+
+def _task_support(view: ToolView) -> str:
+    return "required" if view.required else "optional" if view.tasks else "forbidden"
 
 
 def _is_object(schema: dict[str, Any]) -> bool:

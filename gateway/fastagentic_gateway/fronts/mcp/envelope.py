@@ -82,6 +82,24 @@ def target(message: _Envelope) -> tuple[str, str] | None:
     return (message.method, value) if isinstance(value, str) else None  # type: ignore[return-value]
 
 
+#: The tasks extension's methods addressing one task; ``Mcp-Name`` carries its ``params.taskId``.
+TASK_METHODS = frozenset({"tasks/get", "tasks/update", "tasks/cancel"})
+
+
+def task_id(message: _Envelope) -> str | None:
+    """The ``params.taskId`` of a tasks-extension request, when it is a string; else None."""
+    if message.method not in TASK_METHODS or not isinstance(message.params, dict):
+        return None
+    raw = message.params.get("taskId")
+    if raw is None:
+        return None
+    try:
+        value = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        return None
+    return value if isinstance(value, str) else None
+
+
 def check(body: bytes) -> tuple[tuple[int, str] | None, _Envelope | None]:
     """``((code, message), None)`` when ``body`` is not one well-formed JSON-RPC message, else
     ``(None, the envelope)``."""

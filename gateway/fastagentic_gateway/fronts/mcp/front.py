@@ -8,6 +8,11 @@ Built on the official ``mcp`` package: its low-level ``Server`` holds one handle
 
 Handlers stay thin, like the REST routes: find the endpoint and build the ``Call`` (``calls.py``), hand
 it to the ``RunService``, render the outcome. Nothing here validates input, dispatches or stores runs.
+
+Changes reach clients as they happen: list changes when the registry changes (a worker connects with new
+endpoints, the last worker of one leaves, a replica's catalogue changes), and a resource's update when
+its worker announces it (``ResourceChanged``, checked by the registry): to the 2025-11-25 sessions that
+``resources/subscribe``d to it, and to the 2026-07-28 ``subscriptions/listen`` streams that name it.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from mcp.server.subscriptions import (
     InMemorySubscriptionBus,
     PromptsListChanged,
     ResourcesListChanged,
+    ResourceUpdated,
     ServerEvent,
     ToolsListChanged,
 )
@@ -69,9 +75,10 @@ from .results import (
 )
 from .resumption import SessionEvents
 from .running import OnInterrupt, finish_answering, run_to_end, submit
-from .sessions import LegacySessions
+from .sessions import MAX_SUBSCRIPTIONS, LegacySessions
 from .streaming import Relay
 from .tasks import (
+    EXTENSION_METHODS,
     RELATED_TASK,
     TASKS_EXTENSION,
     Tasks,
@@ -79,6 +86,7 @@ from .tasks import (
     absent_method,
     declares_tasks,
     is_modern,
+    missing_tasks_extension,
 )
 
 log = logging.getLogger("fastagentic.mcp")
@@ -102,6 +110,11 @@ _LISTINGS = {
     "resources/list": "resources",
     "resources/templates/list": "templates",
     "prompts/list": "prompts",
+}
+#: Methods of 2025-11-25 only: the 2026-07-28 client subscribes to resources on ``subscriptions/listen``.
+_LEGACY_ONLY = {
+    "resources/subscribe": "resources/subscribe is not part of 2026-07-28: use subscriptions/listen",
+    "resources/unsubscribe": "resources/unsubscribe is not part of 2026-07-28: use subscriptions/listen",
 }
 _LIST_EVENTS: dict[str, ServerEvent] = {
     "tools": ToolsListChanged(),
@@ -164,7 +177,7 @@ class McpFront:
         self.asking = Asking(runs, self.states, principal_in)
         self.tasks = Tasks(runs, self.catalogue, principal_in, self.asking, settings.mcp_task_ttl)
         self.bus = InMemorySubscriptionBus()
-        self.listen = Listen(self.bus, self.tasks)
+        self.listen = Listen(self.bus, self.tasks, self._readable)
         self.server = self._build_server()
         self.manager = StreamableHTTPSessionManager(
             app=self.server,
@@ -199,6 +212,7 @@ class McpFront:
         self._served = self.catalogue.served()
         self._announcements: set[asyncio.Task[None]] = set()
         registry.on_change(self._registry_changed)
+        registry.on_resource_changed(self._resource_changed)
 
     @asynccontextmanager
     async def lifespan(self, app: object = None) -> AsyncIterator[None]:
@@ -232,6 +246,8 @@ class McpFront:
             ("resources/list", types.PaginatedRequestParams, self._list("resources")),
             ("resources/templates/list", types.PaginatedRequestParams, self._list("templates")),
             ("resources/read", types.ReadResourceRequestParams, self._read_resource),
+            ("resources/subscribe", types.SubscribeRequestParams, self._subscribe),
+            ("resources/unsubscribe", types.UnsubscribeRequestParams, self._unsubscribe),
             ("prompts/list", types.PaginatedRequestParams, self._list("prompts")),
             ("prompts/get", types.GetPromptRequestParams, self._get_prompt),
             ("completion/complete", types.CompleteRequestParams, self._complete),
@@ -310,6 +326,16 @@ class McpFront:
         if view is None:
             raise MCPError(INVALID_PARAMS, f"Unknown tool: {params.name}")
         modern = is_modern(ctx)
+        if view.required and not (modern and declares_tasks(ctx)):
+            # The spec's answers for a call that cannot be served without a task.
+            if modern:
+                raise missing_tasks_extension(
+                    f"Missing required client capability: {params.name} runs only as a task"
+                )
+            raise MCPError(
+                METHOD_NOT_FOUND,
+                f"{params.name} runs only as a task (taskSupport: required): call it with params.task",
+            )
         if modern and params.request_state is not None:
             # A retry answering the InputRequiredResult of an earlier call (answering.py).
             try:
@@ -354,9 +380,11 @@ class McpFront:
                 return {**wire, "_meta": {SERVER_INFO_META_KEY: self._server_info}}
             return dict(wire)
         if ctx.request_id is not None:  # notifications go their own way
-            absent = absent_method(ctx)
+            absent = absent_method(ctx) or (_LEGACY_ONLY.get(method) if is_modern(ctx) else None)
             if absent is not None:
                 raise MCPError(METHOD_NOT_FOUND, absent)
+            if method in EXTENSION_METHODS and is_modern(ctx) and not declares_tasks(ctx):
+                raise missing_tasks_extension()
             if method != "initialize" and self.server.get_request_handler(method) is None:
                 raise MCPError(METHOD_NOT_FOUND, "Method not found", method)
         params = ctx.params
@@ -417,6 +445,29 @@ class McpFront:
         endpoint, variables = found
         outcome = await self._run(ctx, EndpointKind.RESOURCE, endpoint.name, variables)
         return resource_result(uri, outcome.output or b"{}")
+
+    def _readable(self, ctx: ServerRequestContext[Any, Any], uri: str) -> bool:
+        """Whether ``uri`` is a resource's, one the caller may read (so subscribe to)."""
+        found = self.registry.resource_for(uri)
+        return found is not None and visible(principal_in(ctx), found[0].info)
+
+    async def _subscribe(
+        self, ctx: ServerRequestContext[Any, Any], params: types.SubscribeRequestParams
+    ) -> HandlerResult:
+        uri = str(params.uri)
+        if not self._readable(ctx, uri):
+            # An unknown URI and one the caller may not read answer alike, as resources/read does.
+            shown = uri if len(uri) <= 200 else uri[:200] + "…"
+            raise MCPError(RESOURCE_NOT_FOUND, f"Resource not found: {shown}", {"uri": shown})
+        if not self.sessions.subscribe(ctx, uri):
+            raise MCPError(INVALID_PARAMS, f"at most {MAX_SUBSCRIPTIONS} resource subscriptions per session")
+        return {}
+
+    async def _unsubscribe(
+        self, ctx: ServerRequestContext[Any, Any], params: types.UnsubscribeRequestParams
+    ) -> HandlerResult:
+        self.sessions.unsubscribe(ctx, str(params.uri))  # idempotent: a URI not subscribed to is fine
+        return {}
 
     def _endpoint(self, kind: EndpointKind, name: str, what: str) -> Endpoint:
         endpoint = self.registry.get(name)
@@ -480,6 +531,15 @@ class McpFront:
         for what in sorted(changed):
             await self.bus.publish(_LIST_EVENTS[what])  # 2026-07-28 subscriptions/listen streams
         await self.sessions.announce(changed)  # 2025-11-25 sessions
+
+    def _resource_changed(self, uri: str) -> None:
+        task = asyncio.ensure_future(self._announce_update(uri))
+        self._announcements.add(task)
+        task.add_done_callback(self._announcements.discard)
+
+    async def _announce_update(self, uri: str) -> None:
+        await self.bus.publish(ResourceUpdated(uri=uri))  # listen streams naming it
+        await self.sessions.resource_updated(uri)  # 2025-11-25 sessions subscribed to it
 
 
 def _completion(values: list[str], total: int = 0, has_more: bool = False) -> dict[str, Any]:

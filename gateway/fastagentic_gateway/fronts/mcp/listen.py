@@ -1,7 +1,8 @@
 """``subscriptions/listen`` (2026-07-28) with the tasks extension's task status notifications.
 
-A listen request without ``notifications.taskIds`` is the SDK's ``ListenHandler`` unchanged (list-change
-events from the subscription bus). One with ``taskIds`` (the ``io.modelcontextprotocol/tasks`` extension)
+A listen request without ``notifications.taskIds`` is the SDK's ``ListenHandler`` (list-change and
+resource-update events from the subscription bus), its ``resourceSubscriptions`` narrowed to the URIs of
+resources the caller may read (at most ``MAX_RESOURCE_URIS``; the acknowledgement names those honored). One with ``taskIds`` (the ``io.modelcontextprotocol/tasks`` extension)
 must declare the extension (else ``-32021``); the acknowledgement echoes the task ids honored (the caller's
 tasks that exist and have not expired, at most ``MAX_TASK_IDS``), and the stream then carries, besides the
 requested list changes, one ``notifications/tasks`` per honored task when it ends (at once for a task that
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any, Literal
 
 import anyio
@@ -21,7 +23,6 @@ import anyio.streams.memory
 import mcp_types as types
 from mcp_types import (
     INVALID_PARAMS,
-    MISSING_REQUIRED_CLIENT_CAPABILITY,
     SubscriptionFilter,
     SubscriptionsAcknowledgedNotification,
     SubscriptionsAcknowledgedNotificationParams,
@@ -36,13 +37,15 @@ from mcp.shared.exceptions import MCPError
 from mcp.shared.subscriptions import ServerEvent, event_matches, event_to_notification
 
 from ...runs.model import TERMINAL, Run
-from .tasks import TASKS_EXTENSION, Tasks, declares_tasks
+from .tasks import Tasks, declares_tasks, missing_tasks_extension
 
 log = logging.getLogger("fastagentic.mcp")
 
 #: Task ids one listen request may follow.
 MAX_TASK_IDS = 100
 MAX_BUFFERED = 1024
+#: Resource URIs one listen request may subscribe to.
+MAX_RESOURCE_URIS = 1000
 
 
 class TaskStatusParams(types.NotificationParams):
@@ -63,23 +66,36 @@ class TaskStatusNotification(types.Notification[TaskStatusParams, Literal["notif
 
 
 class Listen:
-    def __init__(self, bus: SubscriptionBus, tasks: Tasks) -> None:
+    def __init__(
+        self,
+        bus: SubscriptionBus,
+        tasks: Tasks,
+        readable: Callable[[ServerRequestContext[Any, Any], str], bool] = lambda ctx, uri: True,
+    ) -> None:
         self.bus = bus
         self.tasks = tasks
+        #: whether the caller may read (so subscribe to) the resource at a URI
+        self.readable = readable
         self.plain = ListenHandler(bus)
 
     async def __call__(
         self, ctx: ServerRequestContext[Any, Any], params: SubscriptionsListenRequestParams
     ) -> SubscriptionsListenResult:
+        subscriptions = params.notifications.resource_subscriptions
+        if subscriptions:
+            if len(subscriptions) > MAX_RESOURCE_URIS:
+                raise MCPError(
+                    INVALID_PARAMS,
+                    f"at most {MAX_RESOURCE_URIS} resourceSubscriptions per subscriptions/listen",
+                )
+            honored_uris = [uri for uri in dict.fromkeys(subscriptions) if self.readable(ctx, uri)]
+            wanted = params.notifications.model_copy(update={"resource_subscriptions": honored_uris or None})
+            params = params.model_copy(update={"notifications": wanted})
         requested = (params.notifications.model_extra or {}).get("taskIds")
         if requested is None:
             return await self.plain(ctx, params)
         if not declares_tasks(ctx):
-            raise MCPError(
-                MISSING_REQUIRED_CLIENT_CAPABILITY,
-                "Missing required client capability",
-                {"requiredCapabilities": {"extensions": {TASKS_EXTENSION: {}}}},
-            )
+            raise missing_tasks_extension()
         if not isinstance(requested, list) or not all(isinstance(i, str) for i in requested):
             raise MCPError(INVALID_PARAMS, "notifications.taskIds must be a list of task ids")
         if len(requested) > MAX_TASK_IDS:

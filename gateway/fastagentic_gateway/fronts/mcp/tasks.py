@@ -11,6 +11,9 @@ Both revisions, on the same runs:
   final result inline; ``tasks/cancel`` and ``tasks/update`` acknowledge; ``tasks/result`` and
   ``tasks/list`` do not exist there (nor ``tasks/update`` in 2025-11-25): ``absent_method`` answers
   ``-32601`` for them, whatever their params, before the SDK reads those (the front's middleware).
+  ``tasks/get``, ``tasks/update`` and ``tasks/cancel`` from a request that did not declare the extension
+  answer ``-32021`` (``missing_tasks_extension``), as does a ``tools/call`` of a tool that requires a
+  task; their ``Mcp-Name`` header must be the ``taskId`` (else ``-32020``, checked in ``asgi.py``).
 
 Input (a run waiting on an interrupt, ``answering.py``): in 2025-11-25 the spec's way, a ``tasks/result``
 from a client that declared form elicitation puts the interrupt to it (``elicitation/create`` on that
@@ -53,7 +56,7 @@ from typing import Any, cast
 
 import anyio
 import mcp_types as types
-from mcp_types import INVALID_PARAMS
+from mcp_types import INVALID_PARAMS, MISSING_REQUIRED_CLIENT_CAPABILITY
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from mcp.server.context import ServerRequestContext
@@ -63,13 +66,16 @@ from mcp.shared.exceptions import MCPError
 from ...access.policy import may_see
 from ...access.principal import Principal
 from ...errors import Conflict, GatewayError, NotFound
+from ...runs.approval import GATE_ID
 from ...runs.model import TERMINAL, EndpointKind, Run, RunQuery, RunStatus
 from ...runs.service import RunService
 from .answering import Asking, reply_of
 from .catalogue import Catalogue
-from .elicitation import Form, accepts_forms
+from .elicitation import Form, Interrupt, accepts_forms
+from .envelope import TASK_METHODS
 from .results import Outcome, error_code, error_data, tool_result
 from .running import finish, finish_answering, pending_interrupt
+from .sampling import accepts_sampling, result_of, sampled, sampling_of, sampling_params, sampling_request
 from .sessions import connection_of
 from .streaming import Relay
 
@@ -110,6 +116,19 @@ _ABSENT: dict[str, tuple[bool, str]] = {
     "tasks/list": (True, "tasks/list is not part of the 2026-07-28 tasks extension"),
     "tasks/update": (False, "tasks/update belongs to the 2026-07-28 tasks extension"),
 }
+
+
+#: The extension's methods (2026-07-28), each addressing one task: ``Mcp-Name`` carries its ``taskId``.
+EXTENSION_METHODS = TASK_METHODS
+
+
+def missing_tasks_extension(why: str = "Missing required client capability") -> MCPError:
+    """``-32021`` naming the tasks extension, for a 2026-07-28 request that did not declare it."""
+    return MCPError(
+        MISSING_REQUIRED_CLIENT_CAPABILITY,
+        why,
+        {"requiredCapabilities": {"extensions": {TASKS_EXTENSION: {}}}},
+    )
 
 
 def absent_method(ctx: ServerRequestContext[Any, Any]) -> str | None:
@@ -264,11 +283,25 @@ class Tasks:
         if run.status is RunStatus.WAITING_INPUT:
             # The spec's InputRequiredTask; a client that cannot answer forms is offered none.
             interrupt = await pending_interrupt(self.runs, run)
-            requests: dict[str, Any] = {}
-            if interrupt is not None and accepts_forms(ctx.session.client_capabilities):
-                requests[interrupt.id] = Form(interrupt).request()
-            task["inputRequests"] = requests
+            task["inputRequests"] = self._input_requests(ctx, interrupt)
         return task
+
+    @staticmethod
+    def _input_requests(ctx: ServerRequestContext[Any, Any], interrupt: Interrupt | None) -> dict[str, Any]:
+        """What a waiting task asks this client: its form, or its sampling request, when the client declared
+        it can answer that; nothing for a call that waits for an approver (``approval_required``)."""
+        capabilities = ctx.session.client_capabilities
+        if interrupt is None or interrupt.id == GATE_ID:
+            return {}
+        sampling = sampling_of(interrupt)
+        if sampling is None:
+            return {interrupt.id: Form(interrupt).request()} if accepts_forms(capabilities) else {}
+        if not accepts_sampling(capabilities):
+            return {}
+        try:
+            return {interrupt.id: sampling_request(sampling_params(sampling, capabilities))}
+        except ValueError:
+            return {}  # not valid createMessage params: answered unavailable when a client is asked directly
 
     async def task_result(
         self, ctx: ServerRequestContext[Any, Any], params: types.GetTaskPayloadRequestParams
@@ -277,7 +310,8 @@ class Tasks:
         related = {RELATED_TASK: {"taskId": run.id}}
         if run.status not in TERMINAL:
             # The client giving up on this request leaves the task alone.
-            if accepts_forms(ctx.session.client_capabilities):
+            capabilities = ctx.session.client_capabilities
+            if accepts_forms(capabilities) or accepts_sampling(capabilities):
                 asker = self.asking.by_elicitation(ctx, run, meta=related)
                 await finish_answering(self.runs, run, None, asker, cancel_on_abort=False)
             # At once when it ended; else until an answer comes from elsewhere (REST, another client).
@@ -332,7 +366,15 @@ class Tasks:
         run = await self._task_run(ctx, params.task_id)
         interrupt = await pending_interrupt(self.runs, run)
         responses = params.input_responses or {}
-        if interrupt is None or interrupt.id not in responses:
+        if interrupt is None or interrupt.id not in responses or interrupt.id == GATE_ID:
+            return {}
+        if sampling_of(interrupt) is not None:
+            result = result_of(responses[interrupt.id])
+            if result is None:
+                raise MCPError(
+                    INVALID_PARAMS, f"inputResponses[{interrupt.id!r}] is not a CreateMessageResult"
+                )
+            await self.asking.give(ctx, run, interrupt, sampled(result))
             return {}
         reply = reply_of(responses[interrupt.id])
         if reply is None:
