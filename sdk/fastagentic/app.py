@@ -129,6 +129,7 @@ class Endpoint:
     completers: Mapping[str, Completer] = field(default_factory=dict)
     rate_limit: str = ""
     task_required: bool = False
+    require_approval: bool = False
 
     def spec(self) -> pb.EndpointSpec:
         return pb.EndpointSpec(
@@ -147,6 +148,7 @@ class Endpoint:
             completions=sorted(self.completers),
             rate_limit=self.rate_limit,
             task_required=self.task_required,
+            require_approval=self.require_approval,
         )
 
     def encode_output(self, value: Any) -> bytes:
@@ -267,6 +269,7 @@ class App:
         rate_limit: str | None = None,
         adapter: Adapter | None = None,
         task_required: bool = False,
+        require_approval: bool = False,
     ) -> Callable[[G], G]: ...
 
     def agent_endpoint(
@@ -284,6 +287,7 @@ class App:
         rate_limit: str | None = None,
         adapter: Adapter | None = None,
         task_required: bool = False,
+        require_approval: bool = False,
     ) -> F | Callable[[F], F]:
         """An agent: a run that may stream events and checkpoint. Durable by default.
 
@@ -292,12 +296,17 @@ class App:
         ``task_required``: MCP clients must run it as a task (``execution.taskSupport: "required"``); a
         plain MCP ``tools/call`` is refused. REST and A2A callers are not affected.
 
+        ``require_approval``: every call waits for a person's decision (approve, edit the input, reject)
+        before a worker runs it, whichever protocol it came through; decided by a principal with the
+        gateway's ``approver_scope``. A gateway too old to enforce it refuses the worker.
+
         ``adapter``: a framework adapter runs the run. The decorated function then maps the endpoint's
         input (its parameters, as for any endpoint) to the adapter's input, and the endpoint's output is
         the adapter's."""
         options: dict[str, Any] = dict(
             rate_limit=rate_limit,
             task_required=task_required,
+            require_approval=require_approval,
             name=name,
             description=description,
             durable=durable,
@@ -334,6 +343,7 @@ class App:
         examples: Sequence[Any] = (),
         rate_limit: str | None = None,
         task_required: bool = False,
+        require_approval: bool = False,
     ) -> Adapter:
         """Register a framework agent as an agent endpoint: ``app.agent(pydantic_agent, name="support")``.
 
@@ -359,6 +369,7 @@ class App:
             examples=examples,
             rate_limit=rate_limit,
             task_required=task_required,
+            require_approval=require_approval,
         )
         return adapter
 
@@ -377,6 +388,7 @@ class App:
         examples: Sequence[Any] = (),
         rate_limit: str | None = None,
         task_required: bool = False,
+        require_approval: bool = False,
     ) -> Callable[[G], G]: ...
 
     def tool(
@@ -392,14 +404,16 @@ class App:
         examples: Sequence[Any] = (),
         rate_limit: str | None = None,
         task_required: bool = False,
+        require_approval: bool = False,
     ) -> F | Callable[[F], F]:
-        """A tool: one call, ephemeral by default. ``rate_limit`` as for ``agent_endpoint``;
-        ``task_required`` too, for a durable tool (only durable tools run as MCP tasks)."""
+        """A tool: one call, ephemeral by default. ``rate_limit`` and ``require_approval`` as for
+        ``agent_endpoint``; ``task_required`` too, for a durable tool (only durable tools run as MCP tasks)."""
         if task_required and not durable:
             raise ValueError("task_required=True needs durable=True: only durable tools run as MCP tasks")
         options = dict(
             rate_limit=rate_limit,
             task_required=task_required,
+            require_approval=require_approval,
             name=name,
             description=description,
             durable=durable,
@@ -512,6 +526,7 @@ class App:
         rate_limit: str | None = None,
         shape: FunctionShape | None = None,
         task_required: bool = False,
+        require_approval: bool = False,
     ) -> None:
         name = fn.__name__ if name is None else name
         if rate_limit is not None:
@@ -569,6 +584,7 @@ class App:
             completers=completers,
             rate_limit=rate_limit.strip() if rate_limit else "",
             task_required=task_required,
+            require_approval=require_approval,
         )
         if uri_template:
             self._resource_uris.append((uri_template, _uri_pattern(uri_template)))

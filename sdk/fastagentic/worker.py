@@ -328,6 +328,12 @@ class Worker:
         self._interrupt_timeout = (
             welcome.interrupt_timeout_ms / 1000 if welcome.interrupt_timeout_ms else INTERRUPT_TIMEOUT
         )
+        gated = sorted(e.name for e in self.app.endpoints.values() if e.require_approval)
+        if gated and "require_approval" not in welcome.features:
+            raise Rejected(
+                f"gateway {self.gateway} does not enforce require_approval, which endpoints {', '.join(gated)} "
+                "rely on: upgrade the gateway (this worker will not serve them unguarded)"
+            )
         statuses = {(s.run_id, s.attempt): s for s in welcome.held}
         for held in list(self._runs.values()):
             status = statuses.get((held.assign.run_id, held.assign.attempt))

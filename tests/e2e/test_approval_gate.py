@@ -198,3 +198,53 @@ async def test_an_mcp_tool_call_waits_for_the_decision_instead_of_asking_the_cal
                 assert decide(gated, waiting[0]["run_id"], {"decision": "approve"}).status_code == 200
     assert result is not None and not result.is_error, result
     assert result.structured_content == {"result": 5}
+
+
+def test_an_endpoint_marked_require_approval_in_the_sdk_is_held_without_any_setting(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    cluster = Cluster(Path(tmp_path_factory.mktemp("flag")))
+    try:
+        gateway = cluster.start_gateway()  # no approval_required: the worker's flag alone gates the tool
+        cluster.start_worker("tests.workers.gated_worker:app")
+        started = httpx.post(
+            f"{gateway.url}/v1/agents/transfer/runs", json={"account": "x", "amount": 1}, timeout=10
+        )
+        assert started.status_code == 404  # a tool, not an agent
+        endpoints = httpx.get(f"{gateway.url}/v1/endpoints", timeout=10).json()["endpoints"]
+        assert next(e for e in endpoints if e["name"] == "transfer")["require_approval"] is True
+
+        async def call() -> httpx.Response:
+            async with httpx.AsyncClient(timeout=30) as http:
+                return await http.post(f"{gateway.url}/v1/tools/transfer", json={"account": "x", "amount": 9})
+
+        async def scenario() -> httpx.Response:
+            async with anyio.create_task_group() as group:
+                answer: list[httpx.Response] = []
+
+                async def calling() -> None:
+                    answer.append(await call())
+
+                group.start_soon(calling)
+                async with httpx.AsyncClient(timeout=10) as http:
+                    waiting: list[dict[str, Any]] = []
+                    with anyio.fail_after(20):
+                        while not waiting:
+                            await anyio.sleep(0.1)
+                            listed = await http.get(
+                                f"{gateway.url}/v1/runs",
+                                params={"status": "waiting_input", "endpoint": "transfer"},
+                            )
+                            waiting = listed.json()["runs"]
+                    edited = {"decision": "edit", "payload": {"account": "x", "amount": 5}}
+                    decided = await http.post(
+                        f"{gateway.url}/v1/runs/{waiting[0]['run_id']}/resume", json={"answer": edited}
+                    )
+                    assert decided.status_code == 200, decided.text
+            return answer[0]
+
+        response = anyio.run(scenario)
+        assert response.status_code == 200, response.text
+        assert response.json() == {"output": {"account": "x", "amount": 5}}
+    finally:
+        cluster.close()

@@ -226,8 +226,9 @@ class RunService:
             budget=budget,
             protocol=call.protocol,
         )
-        gated = bool(self.settings.approval_required) and requires_approval(
-            self.settings.approval_required, info.name
+        gated = info.require_approval or (
+            bool(self.settings.approval_required)
+            and requires_approval(self.settings.approval_required, info.name)
         )
         if gated:
             # Waits for a person's decision before any worker sees it (runs/approval.py); in a cluster the

@@ -70,6 +70,7 @@ class EndpointInfo(msgspec.Struct, frozen=True, kw_only=True):
     mime_type: str | None = None
     rate_limit: str | None = None  # what the endpoint's author allows each principal ("60/minute")
     task_required: bool = False  # MCP clients must run it as a task (agents and durable tools)
+    require_approval: bool = False  # every call waits for an approver's decision (runs/approval.py)
 
 
 class Endpoint:
@@ -193,6 +194,7 @@ def endpoint_from_spec(spec: pb.EndpointSpec) -> Endpoint:
         mime_type=spec.mime_type or None,
         rate_limit=_rate_limit(spec),
         task_required=spec.task_required,
+        require_approval=spec.require_approval,
     )
     return Endpoint(info)
 
@@ -213,6 +215,8 @@ def fingerprint_of(info: EndpointInfo) -> bytes:
         info.task_required
     ):  # only then: the fingerprints of endpoints that do not require a task are unchanged
         described.append("task_required")
+    if info.require_approval:  # likewise: replicas of an endpoint agree on whether calls need approval
+        described.append("require_approval")
     return msgspec.json.encode(described, order="deterministic")
 
 

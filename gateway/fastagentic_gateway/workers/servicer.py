@@ -36,6 +36,9 @@ log = logging.getLogger("fastagentic.workers")
 PROTOCOL_VERSION = 1
 HELLO_TIMEOUT = 10.0
 MAX_ENDPOINTS = 1000
+#: What this gateway enforces for workers' endpoints (Welcome.features): a worker relying on one refuses a
+#: gateway without it.
+GATEWAY_FEATURES = ("require_approval",)
 _COMPLETABLE = frozenset({pb.ENDPOINT_KIND_PROMPT, pb.ENDPOINT_KIND_RESOURCE})
 
 
@@ -246,6 +249,7 @@ class WorkerGateway(pb_grpc.WorkerGatewayServicer):
                     held=held,
                     interrupt_hold_ms=max(1, int(self.settings.interrupt_hold * 1000)),
                     interrupt_timeout_ms=max(1, min(int(self.settings.interrupt_timeout * 1000), 2**32 - 1)),
+                    features=GATEWAY_FEATURES,
                 )
             )
             yield pb.GatewayFrame(messages=[welcome])

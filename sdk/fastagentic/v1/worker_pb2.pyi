@@ -53,7 +53,7 @@ class WorkerMessage(_message.Message):
     def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., events: _Optional[_Union[Events, _Mapping]] = ..., done: _Optional[_Union[Done, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., credit: _Optional[_Union[Credit, _Mapping]] = ..., release: _Optional[_Union[Release, _Mapping]] = ..., completion: _Optional[_Union[Completion, _Mapping]] = ..., resource_changed: _Optional[_Union[ResourceChanged, _Mapping]] = ...) -> None: ...
 
 class EndpointSpec(_message.Message):
-    __slots__ = ("name", "kind", "description", "input_schema", "output_schema", "streams", "durable", "scopes", "tags", "examples", "uri_template", "mime_type", "completions", "rate_limit", "task_required")
+    __slots__ = ("name", "kind", "description", "input_schema", "output_schema", "streams", "durable", "scopes", "tags", "examples", "uri_template", "mime_type", "completions", "rate_limit", "task_required", "require_approval")
     NAME_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
@@ -69,6 +69,7 @@ class EndpointSpec(_message.Message):
     COMPLETIONS_FIELD_NUMBER: _ClassVar[int]
     RATE_LIMIT_FIELD_NUMBER: _ClassVar[int]
     TASK_REQUIRED_FIELD_NUMBER: _ClassVar[int]
+    REQUIRE_APPROVAL_FIELD_NUMBER: _ClassVar[int]
     name: str
     kind: EndpointKind
     description: str
@@ -84,7 +85,8 @@ class EndpointSpec(_message.Message):
     completions: _containers.RepeatedScalarFieldContainer[str]
     rate_limit: str
     task_required: bool
-    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[EndpointKind, str]] = ..., description: _Optional[str] = ..., input_schema: _Optional[bytes] = ..., output_schema: _Optional[bytes] = ..., streams: _Optional[bool] = ..., durable: _Optional[bool] = ..., scopes: _Optional[_Iterable[str]] = ..., tags: _Optional[_Iterable[str]] = ..., examples: _Optional[bytes] = ..., uri_template: _Optional[str] = ..., mime_type: _Optional[str] = ..., completions: _Optional[_Iterable[str]] = ..., rate_limit: _Optional[str] = ..., task_required: _Optional[bool] = ...) -> None: ...
+    require_approval: bool
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[EndpointKind, str]] = ..., description: _Optional[str] = ..., input_schema: _Optional[bytes] = ..., output_schema: _Optional[bytes] = ..., streams: _Optional[bool] = ..., durable: _Optional[bool] = ..., scopes: _Optional[_Iterable[str]] = ..., tags: _Optional[_Iterable[str]] = ..., examples: _Optional[bytes] = ..., uri_template: _Optional[str] = ..., mime_type: _Optional[str] = ..., completions: _Optional[_Iterable[str]] = ..., rate_limit: _Optional[str] = ..., task_required: _Optional[bool] = ..., require_approval: _Optional[bool] = ...) -> None: ...
 
 class HeldRun(_message.Message):
     __slots__ = ("run_id", "attempt")
@@ -239,7 +241,7 @@ class HeldRunStatus(_message.Message):
     def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., keep: _Optional[bool] = ..., next_seq: _Optional[int] = ...) -> None: ...
 
 class Welcome(_message.Message):
-    __slots__ = ("gateway_id", "heartbeat_interval_ms", "lease_ttl_ms", "max_message_bytes", "held", "interrupt_hold_ms", "interrupt_timeout_ms")
+    __slots__ = ("gateway_id", "heartbeat_interval_ms", "lease_ttl_ms", "max_message_bytes", "held", "interrupt_hold_ms", "interrupt_timeout_ms", "features")
     GATEWAY_ID_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
     LEASE_TTL_MS_FIELD_NUMBER: _ClassVar[int]
@@ -247,6 +249,7 @@ class Welcome(_message.Message):
     HELD_FIELD_NUMBER: _ClassVar[int]
     INTERRUPT_HOLD_MS_FIELD_NUMBER: _ClassVar[int]
     INTERRUPT_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    FEATURES_FIELD_NUMBER: _ClassVar[int]
     gateway_id: str
     heartbeat_interval_ms: int
     lease_ttl_ms: int
@@ -254,7 +257,8 @@ class Welcome(_message.Message):
     held: _containers.RepeatedCompositeFieldContainer[HeldRunStatus]
     interrupt_hold_ms: int
     interrupt_timeout_ms: int
-    def __init__(self, gateway_id: _Optional[str] = ..., heartbeat_interval_ms: _Optional[int] = ..., lease_ttl_ms: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., held: _Optional[_Iterable[_Union[HeldRunStatus, _Mapping]]] = ..., interrupt_hold_ms: _Optional[int] = ..., interrupt_timeout_ms: _Optional[int] = ...) -> None: ...
+    features: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, gateway_id: _Optional[str] = ..., heartbeat_interval_ms: _Optional[int] = ..., lease_ttl_ms: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., held: _Optional[_Iterable[_Union[HeldRunStatus, _Mapping]]] = ..., interrupt_hold_ms: _Optional[int] = ..., interrupt_timeout_ms: _Optional[int] = ..., features: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Caller(_message.Message):
     __slots__ = ("principal", "tenant")
