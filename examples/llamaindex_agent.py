@@ -6,17 +6,20 @@
 
     curl -sN -X POST localhost:8000/v1/agents/calculator/stream -d '{"prompt": "add 2 and 40"}'
     curl -s -X POST localhost:8000/v1/agents/docs/invoke -d '{"prompt": "what does FastAgentic do?"}'
+    curl -s -X POST localhost:8000/v1/agents/cleanup/runs -d '{"prompt": "clean /tmp/scratch"}'
+    curl -s -X POST localhost:8000/v1/runs/RUN_ID/resume -d '{"answer": "yes"}'
 
 ``calculator`` is a ``FunctionAgent`` that calls its ``add`` tool, then streams its answer word by word;
 ``docs`` is a streaming query engine over a ``SummaryIndex`` of three documents; ``chat`` a
-``SimpleChatEngine``. ``ScriptedLLM`` is a subclass of LlamaIndex's own ``MockFunctionCallingLLM`` that answers
+``SimpleChatEngine``; ``cleanup`` a ``FunctionAgent`` whose tool waits for a person (``InputRequiredEvent``, the
+run's interrupt). ``ScriptedLLM`` is a subclass of LlamaIndex's own ``MockFunctionCallingLLM`` that answers
 from the conversation, streams word by word and reports token usage the way the provider integrations do
 (``additional_kwargs``: ``prompt_tokens`` / ``completion_tokens``); swap it for a real LLM
 (``OpenAI(model="gpt-4o")``) and nothing else changes.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: LlamaIndex finds a tool's `ctx: Context` parameter by its
+# annotation, which must be the class, not a string.
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -33,6 +36,7 @@ from llama_index.core.base.llms.types import (
 from llama_index.core.chat_engine import SimpleChatEngine
 from llama_index.core.llms.callbacks import llm_chat_callback
 from llama_index.core.llms.mock import MockFunctionCallingLLM
+from llama_index.core.workflow import Context, HumanResponseEvent, InputRequiredEvent
 from pydantic import PrivateAttr
 
 from fastagentic import App
@@ -169,3 +173,38 @@ chat = SimpleChatEngine.from_defaults(
     llm=ScriptedLLM(lambda messages: f"You said: {prompt_of(messages)}", "scripted-chat")
 )
 app.agent(chat, name="chat", description="Repeats what you said.")
+
+
+# ------------------------------------------------------------------------------ human in the loop
+
+
+def cleanup_script(messages: Sequence[ChatMessage]) -> ChatMessage | str:
+    """Asks for ``delete_folder`` on the folder in the prompt, then reports what the tool said."""
+    results = tool_outputs(messages)
+    if results:
+        return f"Cleanup: {results[-1]}."
+    folder = (re.findall(r"/\S+", prompt_of(messages)) or ["/tmp/scratch"])[0]
+    return call("delete_folder", {"folder": folder}, "call_delete")
+
+
+async def delete_folder(ctx: Context, folder: str) -> str:
+    """Delete a folder, once a person says yes."""
+    question = f"Delete everything in {folder}? (yes/no)"
+    answer = await ctx.wait_for_event(
+        HumanResponseEvent,
+        waiter_id=question,
+        waiter_event=InputRequiredEvent(prefix=question, user_name="operator"),
+        requirements={"user_name": "operator"},
+    )
+    if str(answer.response).strip().lower() != "yes":
+        return f"{folder} kept"
+    return f"{folder} deleted"  # a real tool would delete it here
+
+
+cleanup = FunctionAgent(
+    name="cleanup",
+    description="Deletes a folder once a person confirms.",
+    tools=[delete_folder],
+    llm=ScriptedLLM(cleanup_script, "scripted-cleanup"),
+)
+app.agent(cleanup)  # its InputRequiredEvent is the run's interrupt; the answer is the HumanResponseEvent

@@ -6,10 +6,14 @@
 
     curl -sN -X POST localhost:8000/v1/agents/calculator/stream -d '{"prompt": "add 2 and 40"}'
     curl -s -X POST localhost:8000/v1/agents/quote/invoke -d '{"prompt": "3 widgets"}'
+    curl -s -X POST localhost:8000/v1/agents/refunds/runs -d '{"prompt": "refund 30 on order A-17"}'
+    curl -s -X POST localhost:8000/v1/runs/RUN_ID/resume -d '{"answer": {"decision": "approve"}}'
+    curl -s -X POST localhost:8000/v1/runs/RUN_ID/resume -d '{"answer": {"result": "booked for 9:00"}}'
 
 ``calculator`` calls its ``add`` tool, then streams its answer word by word; ``quote`` answers with a
-structured ``Quote`` (its output schema is the model's). Swap the ``FunctionModel`` for a real model
-("openai:gpt-4o", ...) and nothing else changes.
+structured ``Quote`` (its output schema is the model's); ``refunds`` calls a tool that needs a person's
+approval and an external tool (deferred tools), so its run waits for two answers. Swap the
+``FunctionModel`` for a real model ("openai:gpt-4o", ...) and nothing else changes.
 """
 
 from __future__ import annotations
@@ -18,11 +22,12 @@ import re
 from collections.abc import AsyncIterator
 
 from pydantic import BaseModel
-from pydantic_ai import Agent
+from pydantic_ai import Agent, CallDeferred
 from pydantic_ai.messages import (
     ModelMessage,
     ModelRequest,
     ModelResponse,
+    RetryPromptPart,
     TextPart,
     ToolReturnPart,
     UserPromptPart,
@@ -133,3 +138,56 @@ def unit_price(item: str) -> int:
 
 
 app.agent(quote)  # the adapter is found for the agent; the endpoint is named after it
+
+
+# -------------------------------------------------------------------------------------- refunds
+
+
+async def refunds_model(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str | DeltaToolCalls]:
+    """Asks for a refund (needs approval) and a courier pickup (run outside the agent), then reports."""
+    results = _tool_results(messages)
+    if not results and not any(isinstance(m, ModelResponse) for m in messages):
+        prompt = _prompt(messages)
+        order = (re.findall(r"[A-Z]-\d+", prompt) or ["A-1"])[0]
+        amount = _numbers(prompt)[0]
+        refund_args = f'{{"order": "{order}", "amount": {amount}}}'
+        yield {
+            0: DeltaToolCall(name="refund", json_args=refund_args, tool_call_id="call_refund"),
+            1: DeltaToolCall(name="pickup", json_args=f'{{"order": "{order}"}}', tool_call_id="call_pickup"),
+        }
+        return
+    answers = {part.tool_name: part.content for part in results}
+    retries = {part.tool_name: part.content for part in _retries(messages)}
+    refund = answers.get("refund", retries.get("refund", "no answer"))
+    pickup = answers.get("pickup", retries.get("pickup", "no answer"))
+    for index, word in enumerate(f"Refund: {refund}. Pickup: {pickup}.".split(" ")):
+        yield word if index == 0 else " " + word
+
+
+def _retries(messages: list[ModelMessage]) -> list[RetryPromptPart]:
+    last = messages[-1]
+    if not isinstance(last, ModelRequest):
+        return []
+    return [part for part in last.parts if isinstance(part, RetryPromptPart)]
+
+
+refunds = Agent(
+    FunctionModel(_unused, stream_function=refunds_model, model_name="scripted-refunds"),
+    name="refunds",
+    description="Refunds an order once a person approves, and books the courier pickup.",
+)
+
+
+@refunds.tool_plain(requires_approval=True)
+def refund(order: str, amount: int) -> str:
+    """Refund ``amount`` on ``order`` (a person approves, or edits the amount, first)."""
+    return f"refunded {amount} on {order}"
+
+
+@refunds.tool_plain
+def pickup(order: str) -> str:
+    """Book the courier pickup of the returned goods: done outside the agent, its result is given back."""
+    raise CallDeferred(metadata={"queue": "courier"})
+
+
+app.agent(refunds)  # its deferred tools are the run's interrupts

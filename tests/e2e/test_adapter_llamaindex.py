@@ -2,7 +2,8 @@
 (examples/llamaindex_agent.py, a scripted MockFunctionCallingLLM) and a worker of test agents. A FunctionAgent's
 tool events, tokens and usage reach SSE in order, with the run's usage totals; a streaming query engine's
 answer streams; cancellation stops the running tool; an LLM's exception fails the run with its type and
-message; MCP tools/call and A2A SendMessage reach the agents."""
+message; MCP tools/call and A2A SendMessage reach the agents; a tool's InputRequiredEvent is the run's
+interrupt, answered over REST in place or, handed back, on a new attempt that does not ask again."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pytest
 
 from tests.conftest import Cluster, Gateway, wait_until
 from tests.e2e.a2a_support import a2a_client, collect, output_of, request, text_message
+from tests.e2e.follow import Follower
 from tests.e2e.mcp_support import client as mcp_client
 from tests.e2e.test_rest import assert_gap_free, sse_events
 
@@ -31,7 +33,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
         cluster.start_worker(EXAMPLE)
         cluster.start_worker(WORKER)
         wait_until(
-            lambda: {"calculator", "docs", "chat", "ticker", "failing"} <= gateway.endpoints(),
+            lambda: {"calculator", "docs", "chat", "cleanup", "ticker", "failing"} <= gateway.endpoints(),
             what="the agents",
         )
         yield gateway
@@ -128,3 +130,75 @@ async def test_a2a_send_message_reaches_the_agent(served: Gateway) -> None:
         items = await collect(a2a.send_message(request(text_message("hello there"))))
     task = next(item.task for item in items if item.HasField("task"))
     assert output_of(task) == "You said: hello there"
+
+
+# ---------------------------------------------------------------------------- human in the loop
+
+CLEAN = {"prompt": "clean /tmp/scratch"}
+QUESTION = "Delete everything in /tmp/scratch? (yes/no)"
+
+
+def _run(gateway: Gateway, run_id: str) -> dict[str, Any]:
+    run: dict[str, Any] = httpx.get(f"{gateway.url}/v1/runs/{run_id}", timeout=10).json()
+    return run
+
+
+def _all_events(gateway: Gateway, run_id: str) -> list[dict[str, Any]]:
+    follower = Follower([gateway], run_id)
+    follower.start()
+    follower.join(timeout=60)
+    assert not follower.is_alive(), "the run never ended"
+    assert_gap_free(follower.events)
+    return follower.events
+
+
+def test_an_input_required_event_is_the_runs_interrupt_answered_in_place(served: Gateway) -> None:
+    started = httpx.post(f"{served.url}/v1/agents/cleanup/runs", json=CLEAN, timeout=10)
+    assert started.status_code == 202, started.text
+    run_id = started.json()["run_id"]
+    wait_until(lambda: _run(served, run_id)["status"] == "waiting_input", what="the question")
+    answered = httpx.post(f"{served.url}/v1/runs/{run_id}/resume", json={"answer": "yes"}, timeout=10)
+    assert answered.status_code == 200, answered.text
+    assert answered.json()["attempt"] == 1  # in place
+    events = _all_events(served, run_id)
+    assert events[-1]["kind"] == "run.completed", events[-1]
+    assert events[-1]["data"]["output"] == "Cleanup: /tmp/scratch deleted."
+    (asked,) = [e["data"] for e in events if e["kind"] == "interrupt"]
+    assert asked["request"] == {
+        "message": QUESTION,
+        "input_required": {"prefix": QUESTION, "user_name": "operator"},
+    }
+    kinds = [e["kind"] for e in events if e["kind"] not in ("token", "message")]
+    assert kinds == [
+        "run.started",
+        "llm_start",
+        "llm_end",
+        "tool_call",
+        "interrupt",
+        "input",
+        "tool_result",
+        "llm_start",
+        "llm_end",
+        "run.completed",
+    ], kinds
+
+
+def test_a_handed_back_question_is_answered_at_once_on_the_new_attempt(cluster: Cluster) -> None:
+    gateway = cluster.start_gateway(interrupt_hold="0.5")
+    cluster.start_worker(EXAMPLE)
+    wait_until(lambda: "cleanup" in gateway.endpoints(), what="the example worker")
+    run_id = httpx.post(f"{gateway.url}/v1/agents/cleanup/runs", json=CLEAN, timeout=10).json()["run_id"]
+    wait_until(
+        lambda: _run(gateway, run_id)["status"] == "waiting_input" and _run(gateway, run_id)["attempt"] == 2,
+        what="the run to be handed back",
+    )
+    answered = httpx.post(f"{gateway.url}/v1/runs/{run_id}/resume", json={"answer": "no"}, timeout=10)
+    assert answered.status_code == 200, answered.text
+    events = _all_events(gateway, run_id)
+    assert events[-1]["kind"] == "run.completed", events[-1]
+    assert events[-1]["data"]["output"] == "Cleanup: /tmp/scratch kept."
+    kinds = [e["kind"] for e in events]
+    # Asked once: the new attempt starts the agent over (LlamaIndex runs are not checkpointed) and meets
+    # the same question, which gets its answer at once.
+    assert kinds.count("interrupt") == 1 and kinds.count("input") == 1, kinds
+    assert kinds.count("run.started") == 2 and kinds.count("llm_end") == 3, kinds

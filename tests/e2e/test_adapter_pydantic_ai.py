@@ -2,7 +2,9 @@
 (examples/pydantic_ai_agent.py) and a worker of test agents, all on scripted FunctionModels. Tokens, tool
 events and usage reach SSE in order; structured output; cancellation stops the tool; a tool's exception
 fails the run with its type and message; MCP tools/call and A2A SendMessage reach the same agents; a run
-budget's model hint switches the model of the next request mid-run."""
+budget's model hint switches the model of the next request mid-run; deferred tools (an approval, an external
+call) are the run's interrupts, answered over REST in place or, handed back, on new attempts that do not ask
+again nor call the model again."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import pytest
 
 from tests.conftest import Cluster, Gateway, wait_until
 from tests.e2e.a2a_support import a2a_client, collect, output_of, request, text_message
+from tests.e2e.follow import Follower
 from tests.e2e.mcp_support import client as mcp_client
 from tests.e2e.test_rest import assert_gap_free, sse_events
 
@@ -32,7 +35,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
         cluster.start_worker(EXAMPLE)
         cluster.start_worker(WORKER)
         wait_until(
-            lambda: {"calculator", "quote", "ticker", "failing"} <= gateway.endpoints(), what="the agents"
+            lambda: {"calculator", "quote", "refunds", "ticker", "failing"} <= gateway.endpoints(),
+            what="the agents",
         )
         yield gateway
     finally:
@@ -163,3 +167,117 @@ def test_a_run_budgets_model_hint_switches_the_model_of_the_next_request(cluster
     assert models[0] == "big-model" and models[-1] == "small-model", models
     switched = models.index("small-model")
     assert models[switched:] == ["small-model"] * (7 - switched), models  # one switch, mid-run
+
+
+# ------------------------------------------------------------------------------- deferred tools
+
+REFUND = {"prompt": "refund 30 on order A-17"}
+APPROVE = "pydantic-ai-approve-call_refund"
+PICKUP = "pydantic-ai-call-call_pickup"
+
+
+def _run(gateway: Gateway, run_id: str) -> dict[str, Any]:
+    run: dict[str, Any] = httpx.get(f"{gateway.url}/v1/runs/{run_id}", timeout=10).json()
+    return run
+
+
+def _answer_when_asked(gateway: Gateway, run_id: str, interrupt_id: str, answer: Any) -> dict[str, Any]:
+    """Answer ``interrupt_id`` as soon as the run waits for it (409 until then)."""
+    answered: list[httpx.Response] = []
+
+    def answer_it() -> bool:
+        response = httpx.post(
+            f"{gateway.url}/v1/runs/{run_id}/resume",
+            json={"answer": answer, "interrupt": interrupt_id},
+            timeout=10,
+        )
+        assert response.status_code in (200, 409), response.text
+        answered.append(response)
+        return response.status_code == 200
+
+    wait_until(answer_it, what=f"the run to wait for {interrupt_id}")
+    result: dict[str, Any] = answered[-1].json()
+    return result
+
+
+def _all_events(gateway: Gateway, run_id: str) -> list[dict[str, Any]]:
+    follower = Follower([gateway], run_id)
+    follower.start()
+    follower.join(timeout=60)
+    assert not follower.is_alive(), "the run never ended"
+    assert_gap_free(follower.events)
+    return follower.events
+
+
+def test_deferred_tools_are_the_runs_interrupts_answered_in_place(served: Gateway) -> None:
+    with served.client() as http:
+        started = http.post("/v1/agents/refunds/runs", json=REFUND)
+        assert started.status_code == 202, started.text
+        run_id = started.json()["run_id"]
+        wait_until(lambda: _run(served, run_id)["status"] == "waiting_input", what="the approval")
+        # The approval's answer is checked by the gateway: an edit's payload must be an object of arguments.
+        wrong = http.post(f"/v1/runs/{run_id}/resume", json={"answer": {"decision": "edit", "payload": 20}})
+        assert wrong.status_code == 422, wrong.text
+        assert [e["path"] for e in wrong.json()["errors"]] == ["$.payload"], wrong.json()
+    edit = {"decision": "edit", "payload": {"amount": 20}}
+    assert _answer_when_asked(served, run_id, APPROVE, edit)["attempt"] == 1  # in place
+    with served.client() as http:
+        wait_until(lambda: _run(served, run_id)["status"] == "waiting_input", what="the external call")
+        both = http.post(f"/v1/runs/{run_id}/resume", json={"answer": {"result": 1, "error": "x"}})
+        assert both.status_code == 422, both.text
+    _answer_when_asked(served, run_id, PICKUP, {"result": "booked for 9:00"})
+    events = _all_events(served, run_id)
+    assert events[-1]["kind"] == "run.completed", events[-1]
+    assert events[-1]["data"]["output"] == "Refund: refunded 20 on A-17. Pickup: booked for 9:00."
+    asked = [e["data"] for e in events if e["kind"] == "interrupt"]
+    assert [a["id"] for a in asked] == [APPROVE, PICKUP]
+    assert asked[0]["request"] == {
+        "approval": {"action": "refund", "details": {"order": "A-17", "amount": 30}}
+    }
+    assert asked[1]["request"]["tool_call"]["name"] == "pickup"
+    kinds = [e["kind"] for e in events if e["kind"] not in ("checkpoint", "token", "message")]
+    assert kinds == [
+        "run.started",
+        "llm_start",
+        "llm_end",
+        "tool_call",
+        "tool_call",
+        "interrupt",
+        "input",
+        "interrupt",
+        "input",
+        "tool_result",
+        "tool_result",
+        "llm_start",
+        "llm_end",
+        "run.completed",
+    ], kinds
+
+
+def test_a_handed_back_deferred_tool_run_resumes_without_asking_again(cluster: Cluster) -> None:
+    gateway = cluster.start_gateway(interrupt_hold="0.5")
+    cluster.start_worker(EXAMPLE)
+    wait_until(lambda: "refunds" in gateway.endpoints(), what="the example worker")
+    started = httpx.post(f"{gateway.url}/v1/agents/refunds/runs", json=REFUND, timeout=10)
+    run_id = started.json()["run_id"]
+    # Past interrupt_hold the worker hands the run back: it waits with no worker, at attempt 2.
+    wait_until(
+        lambda: _run(gateway, run_id)["status"] == "waiting_input" and _run(gateway, run_id)["attempt"] == 2,
+        what="the run to be handed back",
+    )
+    _answer_when_asked(gateway, run_id, APPROVE, {"decision": "approve"})
+    # Attempt 2 meets the approval again (answered at once), then asks for the pickup, and is handed back.
+    wait_until(lambda: _run(gateway, run_id)["attempt"] == 3, what="the second hand-back")
+    _answer_when_asked(gateway, run_id, PICKUP, {"result": "booked"})
+    events = _all_events(gateway, run_id)
+    assert events[-1]["kind"] == "run.completed", events[-1]
+    assert events[-1]["data"]["output"] == "Refund: refunded 30 on A-17. Pickup: booked."
+    kinds = [e["kind"] for e in events]
+    # Each call asked once and answered once across three attempts...
+    assert [e["data"]["id"] for e in events if e["kind"] == "interrupt"] == [APPROVE, PICKUP]
+    assert kinds.count("input") == 2 and kinds.count("run.started") == 3, kinds
+    # ...and the model was asked once for the calls and once for the answer: the new attempts continued
+    # from the checkpointed response, the refund ran once.
+    assert kinds.count("llm_end") == 2, kinds
+    refunds = [e["data"] for e in events if e["kind"] == "tool_result" and e["data"]["name"] == "refund"]
+    assert refunds == [{"id": "call_refund", "name": "refund", "result": "refunded 30 on A-17"}]

@@ -6,7 +6,9 @@ An agent (``FunctionAgent``, ``ReActAgent``, ``CodeActAgent``) or a multi-agent 
 ... ``AgentOutput``) is ``llm_start``, ``token`` events (``AgentStream`` deltas), ``message`` and ``llm_end``
 with the usage the LLM reported (read from LlamaIndex's instrumentation, ``LLMChatEndEvent``); each tool call
 is a ``tool_call`` / ``tool_result`` pair with the model's tool call id. The output is the final response's
-text, or the ``structured_response`` of an agent with ``output_cls``.
+text, or the ``structured_response`` of an agent with ``output_cls``. Human in the loop: an
+``InputRequiredEvent`` (a tool's ``ctx.wait_for_event(HumanResponseEvent, waiter_event=InputRequiredEvent(...))``)
+is the run's interrupt (``ctx.interrupt``), and the answer goes back as a ``HumanResponseEvent``.
 
 A chat engine (``astream_chat``) or a query engine (``aquery``) runs once; its model calls are mapped from
 LlamaIndex's instrumentation events (``LLMChat*`` / ``LLMCompletion*``: start, streamed deltas, end with
@@ -16,9 +18,10 @@ usage). The output is the response text.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import threading
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,13 +49,14 @@ from llama_index.core.instrumentation.events.llm import (
     LLMCompletionInProgressEvent,
     LLMCompletionStartEvent,
 )
+from llama_index.core.workflow import Event, HumanResponseEvent, InputRequiredEvent
 
 from ..context import RunContext
 from . import events
 from .base import BaseAdapter
 from .shape import output_schema
 
-__all__ = ["LlamaIndexAdapter", "Prompt", "usage_of"]
+__all__ = ["LlamaIndexAdapter", "Prompt", "human_response", "usage_of"]
 
 _END: Any = object()
 
@@ -105,6 +109,29 @@ def _model_of(model_dict: Any) -> str:
             if isinstance(value, str) and value and value != "unknown":
                 return value
     return ""
+
+
+def human_response(asked: InputRequiredEvent, answer: Any) -> Event:
+    """The event that answers ``asked`` (the default ``human_response`` of ``LlamaIndexAdapter``): a
+    ``HumanResponseEvent`` with ``response`` the answer and the asking event's other fields (``prefix``
+    left out), so a ``wait_for_event(..., requirements={"user_name": ...})`` matches it, as LlamaIndex's
+    docs answer it."""
+    fields = {key: value for key, value in _fields(asked).items() if key not in ("prefix", "response")}
+    return HumanResponseEvent(**{**fields, "response": answer})
+
+
+def _fields(event: Event) -> dict[str, Any]:
+    """An event's fields: those a subclass declares and those given as keyword arguments (kept apart by
+    LlamaIndex, in ``_data``)."""
+    declared = {key: value for key, value in event.model_dump().items() if key != "_data"}
+    return {**declared, **dict(event)}
+
+
+def _question(asked: InputRequiredEvent) -> dict[str, Any]:
+    """What the run asks for an ``InputRequiredEvent``: its ``prefix`` as the message, and all its fields."""
+    fields = events.jsonable(_fields(asked))
+    prefix = fields.get("prefix") if isinstance(fields, dict) else None
+    return {"message": prefix if isinstance(prefix, str) else "", "input_required": fields}
 
 
 # --------------------------------------------------------------------------------- instrumentation
@@ -175,6 +202,7 @@ class _Open:
 
     model: str | None = None
     tools: dict[str, str] = field(default_factory=dict)  # tool call id -> tool name
+    asked: dict[str, int] = field(default_factory=dict)  # questions asked: content digest -> how many times
     spans: dict[str, str] = field(default_factory=dict)  # engine model calls: span id -> model
 
 
@@ -183,7 +211,10 @@ class LlamaIndexAdapter(BaseAdapter):
     ``AgentWorkflow``, a chat engine or a query engine. Input ``{"prompt": str}``; output the response text,
     or for an agent with ``output_cls`` its structured response.
 
-    ``run_kwargs``: extra keyword arguments of each agent run (``max_iterations``, ``chat_history``, ...)."""
+    ``run_kwargs``: extra keyword arguments of each agent run (``max_iterations``, ``chat_history``, ...).
+    ``human_response(asked, answer)``: the event that answers an ``InputRequiredEvent`` (default: a
+    ``HumanResponseEvent``, see ``human_response``); give your own when the workflow waits for another
+    event type. The answer is any JSON (a text over MCP forms and A2A messages)."""
 
     input_type = Prompt
 
@@ -194,9 +225,11 @@ class LlamaIndexAdapter(BaseAdapter):
         name: str | None = None,
         description: str | None = None,
         run_kwargs: Mapping[str, Any] | None = None,
+        human_response: Callable[[InputRequiredEvent, Any], Event] = human_response,
     ) -> None:
         self.obj = obj
         self.run_kwargs = dict(run_kwargs or {})
+        self.human_response = human_response
         own_name: str | None = None
         own_description = ""
         self.output_type: Any = str
@@ -249,7 +282,10 @@ class LlamaIndexAdapter(BaseAdapter):
         seen = _Open()
         try:
             async for event in handler.stream_events():
-                await self._translate(event, seen, collector, ctx)
+                if isinstance(event, InputRequiredEvent):
+                    await self._ask(event, handler, seen, ctx)
+                else:
+                    await self._translate(event, seen, collector, ctx)
             result = await handler
         except asyncio.CancelledError:
             # Stops the workflow's steps (the model call, a running tool) before the run ends.
@@ -290,6 +326,8 @@ class LlamaIndexAdapter(BaseAdapter):
             await events.llm_end(ctx, model, *usage)
             seen.model = None
         elif isinstance(event, ToolCall):
+            if event.tool_id in seen.tools:
+                return  # a tool that waited for an event runs again once it came: its call was shown
             seen.tools[event.tool_id] = event.tool_name
             await events.tool_call(ctx, event.tool_id, event.tool_name, event.tool_kwargs)
         elif isinstance(event, ToolCallResult):
@@ -305,6 +343,16 @@ class LlamaIndexAdapter(BaseAdapter):
             else:
                 result = output.raw_output if output.raw_output is not None else output.content
                 await events.tool_result(ctx, event.tool_id, event.tool_name, result)
+
+    async def _ask(self, asked: InputRequiredEvent, handler: Any, seen: _Open, ctx: RunContext) -> None:
+        """The run waits for the answer, then the workflow gets it as the event its step waits for."""
+        request = _question(asked)
+        # Named after the question and how often it was asked, so a new attempt (which starts the run
+        # over) that asks the same questions in the same order gets their answers at once.
+        digest = hashlib.sha256(msgspec.json.encode(request["input_required"], order="sorted")).hexdigest()
+        count = seen.asked[digest] = seen.asked.get(digest, 0) + 1
+        answer = await ctx.interrupt(request, id=f"llamaindex-{digest[:16]}-{count}")
+        handler.ctx.send_event(self.human_response(asked, answer))
 
     async def _open_model(self, agent_name: str, seen: _Open, ctx: RunContext) -> str:
         if seen.model is None:
