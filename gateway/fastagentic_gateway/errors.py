@@ -167,3 +167,31 @@ class RunFailed(GatewayError):
 
     status = 500
     type = "run_failed"
+
+
+class HookRejected(GatewayError):
+    """A gateway hook refused the call (its ``on_request`` chain answered reject): ``hook`` names it,
+    ``reason`` is what it said. 422: the request is well-formed, its content is refused."""
+
+    status = 422
+    type = "hook_rejected"
+
+    def __init__(self, message: str, *, hook: str, point: str, reason: str) -> None:
+        super().__init__(message, extra={"hook": hook, "point": point, "reason": reason})
+        self.hook = hook
+        self.point = point
+        self.reason = reason
+
+
+class HookFailed(GatewayError):
+    """A gateway hook whose failure policy is ``closed`` timed out or raised, or a hook answered what its
+    point does not take (an action it does not allow, a payload that is not valid): the call is refused
+    rather than let through unchecked."""
+
+    status = 500
+    type = "hook_failed"
+
+    def __init__(self, message: str, *, hook: str, point: str) -> None:
+        super().__init__(message, extra={"hook": hook, "point": point})
+        self.hook = hook
+        self.point = point

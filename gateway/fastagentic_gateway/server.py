@@ -29,6 +29,7 @@ from .fronts.mcp import McpFront
 from .fronts.openapi import DOCS_PAGE, OpenAPIDocument
 from .fronts.rest import error_body, json_response, rest_router
 from .fronts.session import FRAME_ENVELOPE, session_router
+from .hooks.stage import HookConfigError, HookStage
 from .limits.budgets import Budgets
 from .limits.limiter import Limiter
 from .runs.service import RunService
@@ -91,6 +92,9 @@ class Gateway:
         self.metrics = GatewayMetrics()
         self.limiter.metrics = self.budgets.metrics = self.metrics
         self.runs.budgets = self.budgets if settings.budgets else None
+        #: the hook stage (hooks/): gateway hooks by point, None when none is configured
+        self.hooks = HookStage.build(settings.hooks, self.metrics)
+        self.runs.hooks = self.hooks
         #: approval channels: notifications when a run waits, answer links, timeouts (approvals/)
         access = cast(AccessStore, self.durable)
         self.approvals = (
@@ -132,6 +136,8 @@ class Gateway:
         if self.approvals is not None:
             await self.approvals.close()
         await self.runs.close()
+        if self.hooks is not None:
+            await self.hooks.close()
         await self.bus.close()
         await self.limiter.close()
         await self.budgets.close()
@@ -418,7 +424,11 @@ def run(settings: Settings, reload: Callable[[], Settings] | None = None) -> int
     # The store thread and gRPC's poller hand work to the event loop constantly; at the default 5 ms switch
     # interval each handoff can wait that long for the GIL (measured: durable invoke p50 40 ms at c=32).
     sys.setswitchinterval(0.0005)
-    gateway = Gateway(settings)
+    try:
+        gateway = Gateway(settings)
+    except HookConfigError as exc:
+        sys.stderr.write(f"fastagentic-gateway: {exc}\n")
+        return 2
     gateway.reload_settings = reload
     runner: Callable[[Coroutine[Any, Any, None]], None] = asyncio.run
     with contextlib.suppress(ImportError):

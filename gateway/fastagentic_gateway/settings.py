@@ -18,6 +18,7 @@ from msgspec import Meta
 
 from .access.oidc import IssuerConfig
 from .approvals.config import ApprovalChannel, ApprovalRule, check_approvals
+from .hooks.config import HookConfig, check_hooks
 from .limits.rules import BudgetRule, ConcurrencyRule, LimitRule
 
 ENV_PREFIX = "FASTAGENTIC_"
@@ -419,6 +420,19 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     approval_smtp_password: Annotated[str, _doc("SMTP AUTH password, with `approval_smtp_username`.")] = ""
     approval_smtp_from: Annotated[str, _doc("The sender address of approval emails.")] = ""
     # ---- end of approval channels ----
+    # ---- hooks (hooks/): the gateway's guardrails on requests, responses, tool calls and events ----
+    hooks: Annotated[
+        list[HookConfig],
+        _doc(
+            "Gateway hooks, in chain order, each a table: `name`, `points` (`on_request`, `on_response`, "
+            "`on_tool_call`, `on_tool_result`, `on_llm_start`, ...), one of `module` (`package.module:attribute`: "
+            "a hook, or a factory called with `options`), `url` (a hook server, with `secret`) or `type` (a "
+            "built-in), and optionally `options`, `timeout` (seconds, 1), `fail` (`closed` or `open`), `mode` "
+            "(`inline` or `audit`), conditions `endpoints`, `tenants`, `scopes`, `tools`, `protocols` (shell-style "
+            "patterns). See the hooks reference. In the environment: a JSON array of objects."
+        ),
+    ] = []
+    # ---- end of hooks ----
     sse_keepalive: Annotated[float, _doc("Seconds between SSE comment lines on an idle stream.", gt=0)] = 15.0
     retry_after: Annotated[int, _doc("Retry-After seconds sent with 503 when no worker serves.", ge=1)] = 5
     shutdown_grace: Annotated[float, _doc("Seconds to finish in-flight HTTP requests on SIGTERM.", ge=0)] = (
@@ -598,6 +612,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
                 f"budget_webhook must be empty or an http:// or https:// URL, not {self.budget_webhook!r}"
             )
         check_approvals(self)  # approval channels (approvals/config.py)
+        check_hooks(self.hooks)  # gateway hooks (hooks/config.py)
         if self.log_level.lower() not in {"debug", "info", "warning", "error"}:
             raise ValueError(f"log_level must be debug, info, warning or error, not {self.log_level!r}")
 

@@ -15,12 +15,14 @@ from .adapters.base import Adapter, is_adapter
 from .adapters.discovery import adapter_for
 from .adapters.shape import adapter_function
 from .context import RunContext
+from .hooks import WORKER_POINTS, WorkerHook
 from .rates import parse_rate
 from .schema import FunctionShape, inspect_function
 from .v1 import worker_pb2 as pb
 
 F = TypeVar("F", bound=Callable[..., Any])
 G = TypeVar("G", bound=Callable[..., Any])
+H = TypeVar("H", bound=Callable[..., Any])
 
 NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,127}")
 _TEMPLATE_VAR = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -207,6 +209,8 @@ class App:
         self._resource_uris: list[tuple[str, re.Pattern[str]]] = []
         #: told of each resource change: the workers serving this app (``Worker.run`` attaches itself)
         self._change_listeners: list[Callable[[str], None]] = []
+        #: worker-side hooks by point, in registration order (``hook``)
+        self.hooks: dict[str, list[WorkerHook]] = {}
 
     @property
     def endpoints(self) -> dict[str, Endpoint]:
@@ -249,6 +253,31 @@ class App:
                 self._change_listeners.remove(listener)
 
         return stop
+
+    # ------------------------------------------------------------------ worker-side hooks
+
+    def hook(self, point: str) -> Callable[[H], H]:
+        """Register a worker-side hook at ``point`` (``on_request``, ``on_response``, ``on_tool_call``,
+        ``on_tool_result``): ``fn(context: WorkerHookContext) -> Action | None`` (sync or async; None means
+        proceed). Worker-side hooks run in registration order, in the worker, before the gateway's hooks of
+        the same point (tool calls through ``ctx.tool`` / ``ctx.check_tool_call``)::
+
+            @app.hook("on_tool_call")
+            def no_shell(call: WorkerHookContext) -> Action | None:
+                if call.tool == "shell":
+                    return Reject("no shell here")
+                return None
+        """
+        if point not in WORKER_POINTS:
+            raise ValueError(f"worker-side hooks run at {', '.join(WORKER_POINTS)}, not {point!r}")
+
+        def register(fn: H) -> H:
+            if not callable(fn):
+                raise TypeError(f"a hook is a function, not {type(fn).__name__}")
+            self.hooks.setdefault(point, []).append(fn)
+            return fn
+
+        return register
 
     # ------------------------------------------------------------------ decorators
 

@@ -3,15 +3,32 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import math
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import msgspec
 
 from .events import EVENT_KIND_PATTERN, RESERVED_KINDS
+from .hooks import (
+    Action,
+    Checker,
+    Modify,
+    Proceed,
+    Reject,
+    Retry,
+    Skip,
+    ToolCall,
+    ToolOutcome,
+    ToolRejected,
+    WorkerHook,
+    WorkerHookContext,
+    jsonable,
+    run_worker_hook,
+)
 from .schema import AnswerType
 
 _encode = msgspec.json.encode
@@ -27,6 +44,8 @@ Asker = Callable[[str, bytes], Awaitable[bytes]]
 
 INTERRUPT_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 _UNSET: Any = object()
+#: Times a tool call is asked again (on_tool_call) or run again (on_tool_result) when a hook answers retry.
+MAX_TOOL_RETRIES = 3
 
 
 class InterruptTimeout(Exception):
@@ -130,8 +149,11 @@ class RunContext:
         "_answers",
         "_asker",
         "_cancelled",
+        "_checker",
+        "_hooks",
         "_interrupts",
         "_sink",
+        "_tool_calls",
         "_unpaced",
         "attempt",
         "caller",
@@ -159,6 +181,8 @@ class RunContext:
         protocol: str = "",
         answers: dict[str, Any] | None = None,
         asker: Asker | None = None,
+        checker: Checker | None = None,
+        hooks: Mapping[str, Sequence[WorkerHook]] | None = None,
     ) -> None:
         self.run_id = run_id
         self.attempt = attempt
@@ -181,6 +205,9 @@ class RunContext:
         self._answers: dict[str, Any] = dict(answers or {})
         self._asker = asker
         self._interrupts = 0
+        self._checker = checker
+        self._hooks: Mapping[str, Sequence[WorkerHook]] = hooks or {}
+        self._tool_calls = 0
 
     @property
     def cancelled(self) -> bool:
@@ -355,5 +382,215 @@ class RunContext:
             raise SamplingUnavailable(str(value["unavailable"]))
         return msgspec.convert(value, Sample)
 
+    # ------------------------------------------------------------------ tools and their guardrails
+
+    async def tool(self, fn: Callable[..., Any], /, **arguments: Any) -> Any:
+        """Call the tool ``fn`` with ``arguments`` under the guardrails: the worker-side ``on_tool_call``
+        hooks and then the gateway's decide first (the call may be refused, its arguments modified, or it
+        may be skipped with a stand-in result); ``fn`` runs (a sync function in a thread); the
+        ``on_tool_result`` hooks decide what of its result the model may see. Returns that.
+
+        Emits ``tool_call`` (the arguments as the tool gets them) and ``tool_result`` (what the model sees),
+        after the guardrails, so refused or masked content never reaches the run's log. A refusal raises
+        ``ToolRejected`` after a ``tool_result`` whose ``error`` says why (the function never ran, for a
+        refused call). The tool's name is ``fn.__name__``."""
+        name = getattr(fn, "__name__", None) or type(fn).__name__
+        call_id = self._next_tool_id()
+        try:
+            call = await self.check_tool_call(name, arguments, id=call_id)
+        except ToolRejected as exc:
+            await self._tool_refused(call_id, name, exc)
+            raise
+        await self.emit("tool_call", {"id": call_id, "name": name, "arguments": jsonable(call.arguments)})
+        if call.skipped:
+            await self.emit(
+                "tool_result",
+                {"id": call_id, "name": name, "result": jsonable(call.result), "skipped": call.reason},
+            )
+            return call.result
+        for attempt in range(MAX_TOOL_RETRIES + 1):
+            result: Any = _UNSET
+            error: Exception | None = None
+            try:
+                result = await _run_tool(fn, call.arguments)
+            except Exception as exc:
+                error = exc
+            try:
+                outcome = await self.check_tool_result(name, id=call_id, result=result, error=error)
+            except ToolRejected as exc:
+                await self._tool_refused(call_id, name, exc)
+                raise
+            if not outcome.retry or attempt == MAX_TOOL_RETRIES:
+                break
+            await asyncio.sleep(outcome.retry_after)
+        if outcome.error is not None:
+            await self.emit("tool_result", {"id": call_id, "name": name, "error": outcome.error})
+            if error is not None and not outcome.modified:
+                raise error
+            raise ToolRejected(name, "on_tool_result", str(outcome.error.get("message", "")))
+        await self.emit("tool_result", {"id": call_id, "name": name, "result": jsonable(outcome.result)})
+        return outcome.result
+
+    def _next_tool_id(self) -> str:
+        self._tool_calls += 1
+        return f"{self.run_id}:{self.attempt}:tool-{self._tool_calls}"
+
+    async def _tool_refused(self, call_id: str, name: str, exc: ToolRejected) -> None:
+        error = {"type": "ToolRejected", "message": str(exc), "hook": exc.hook, "point": exc.point}
+        await self.emit("tool_result", {"id": call_id, "name": name, "error": error})
+
+    async def check_tool_call(
+        self, name: str, arguments: Mapping[str, Any], *, id: str | None = None
+    ) -> ToolCall:
+        """Ask the guardrails about a tool call before it runs: the worker-side ``on_tool_call`` hooks, then
+        the gateway's (one round trip on the worker's stream, when the gateway has such hooks). Returns the
+        call as it may run (``arguments`` perhaps modified; ``skipped`` with a stand-in ``result``); raises
+        ``ToolRejected`` when it may not. Emits nothing: ``ctx.tool`` does, and so do the framework adapters,
+        whose tool paths route through this (and ``check_tool_result``)."""
+        call_id = id or self._next_tool_id()
+        payload: dict[str, Any] = {"id": call_id, "name": name, "arguments": dict(arguments)}
+        for _ in range(MAX_TOOL_RETRIES + 1):
+            action, hook = await self._guard("on_tool_call", name, payload)
+            if isinstance(action, Retry):
+                await asyncio.sleep(max(action.after, 0.0))
+                continue
+            if isinstance(action, Reject):
+                raise ToolRejected(name, "on_tool_call", action.reason, hook)
+            if isinstance(action, Skip):
+                return ToolCall(
+                    call_id,
+                    name,
+                    dict(payload["arguments"]),
+                    skipped=True,
+                    result=action.result,
+                    reason=action.reason,
+                )
+            arguments = action.payload["arguments"] if isinstance(action, Modify) else payload["arguments"]
+            return ToolCall(call_id, name, dict(arguments))
+        raise ToolRejected(
+            name, "on_tool_call", f"still asked to retry after {MAX_TOOL_RETRIES} retries", hook
+        )
+
+    async def check_tool_result(
+        self,
+        name: str,
+        *,
+        id: str,
+        result: Any = _UNSET,
+        error: BaseException | Mapping[str, Any] | None = None,
+    ) -> ToolOutcome:
+        """Ask the guardrails about a tool's result (or its ``error``) before the model sees it: the
+        worker-side ``on_tool_result`` hooks, then the gateway's. Returns what the model may see (the
+        result, perhaps modified, or the error), or ``retry`` (run the tool again); raises ``ToolRejected``
+        when the result must be withheld."""
+        payload: dict[str, Any] = {"id": id, "name": name}
+        if error is not None:
+            payload["error"] = (
+                dict(error)
+                if isinstance(error, Mapping)
+                else {"type": type(error).__name__, "message": str(error)}
+            )
+        else:
+            payload["result"] = None if result is _UNSET else result
+        action, hook = await self._guard("on_tool_result", name, payload)
+        if isinstance(action, Reject):
+            raise ToolRejected(name, "on_tool_result", action.reason, hook)
+        if isinstance(action, Retry):
+            return ToolOutcome(
+                result=payload.get("result"),
+                error=payload.get("error"),
+                retry=True,
+                retry_after=max(action.after, 0.0),
+            )
+        if isinstance(action, Modify):
+            changed = action.payload
+            return ToolOutcome(result=changed.get("result"), error=changed.get("error"), modified=True)
+        return ToolOutcome(result=payload.get("result"), error=payload.get("error"))
+
+    async def _guard(self, point: str, tool: str, payload: dict[str, Any]) -> tuple[Action, str]:
+        """The worker-side hooks of ``point``, then the gateway's chain: the first action that is not proceed
+        or modify, or Modify with the final payload (or Proceed), and the hook that decided."""
+        modified = False
+        for hook in self._hooks.get(point, ()):
+            context = self._hook_context(point, payload, tool)
+            action = await run_worker_hook(hook, context)
+            name = getattr(hook, "__name__", "hook")
+            if isinstance(action, Proceed):
+                continue
+            if isinstance(action, Modify):
+                problem = _tool_shape(point, payload, action.payload)
+                if problem:
+                    raise ToolRejected(
+                        tool, point, f"worker hook {name} modified the payload wrongly: {problem}", name
+                    )
+                payload, modified = action.payload, True
+                continue
+            return action, name
+        checker = self._checker
+        if checker is not None:
+            verdict = await checker(point, tool, _encode(jsonable(payload)))
+            if verdict is not None:
+                if verdict.action == "modify":
+                    return Modify(_decode(verdict.data)), verdict.hook
+                if verdict.action == "skip":
+                    return Skip(_decode(verdict.data) if verdict.data else None, verdict.reason), verdict.hook
+                if verdict.action == "reject":
+                    return Reject(verdict.reason), verdict.hook
+                if verdict.action == "retry":
+                    return Retry(verdict.retry_after, verdict.reason), verdict.hook
+        return (Modify(payload) if modified else Proceed()), ""
+
+    def _hook_context(self, point: str, payload: Any, tool: str = "") -> WorkerHookContext:
+        return WorkerHookContext(
+            point=point,
+            run_id=self.run_id,
+            attempt=self.attempt,
+            endpoint=self.endpoint,
+            protocol=self.protocol,
+            principal=self.caller.principal,
+            tenant=self.caller.tenant,
+            tool=tool,
+            payload=payload,
+        )
+
+    async def _run_hooks(self, point: str, payload: Any) -> Any:
+        """The worker-side hooks of ``on_request`` / ``on_response`` on ``payload``: the payload as they
+        leave it; ``HookRejected`` when one refuses."""
+        for hook in self._hooks.get(point, ()):
+            action = await run_worker_hook(hook, self._hook_context(point, payload))
+            if isinstance(action, Modify):
+                payload = action.payload
+            elif isinstance(action, Reject):
+                raise HookRejected(
+                    f"worker hook {getattr(hook, '__name__', 'hook')} rejected the {point[3:]}: {action.reason}"
+                )
+        return payload
+
     def _cancel(self) -> None:
         self._cancelled = True
+
+
+class HookRejected(Exception):
+    """A worker-side ``on_request`` / ``on_response`` hook refused the run's input or output: the run fails
+    with this error type."""
+
+
+async def _run_tool(fn: Callable[..., Any], arguments: Mapping[str, Any]) -> Any:
+    if inspect.iscoroutinefunction(fn):
+        return await fn(**arguments)
+    result = await asyncio.to_thread(fn, **arguments)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+def _tool_shape(point: str, original: Mapping[str, Any], changed: Any) -> str:
+    if not isinstance(changed, dict):
+        return "the payload must stay a dict"
+    if changed.get("id") != original.get("id") or changed.get("name") != original.get("name"):
+        return "the payload keeps its id and name"
+    if point == "on_tool_call" and not isinstance(changed.get("arguments"), dict):
+        return "arguments must stay a dict"
+    if point == "on_tool_result" and "result" not in changed and not isinstance(changed.get("error"), dict):
+        return 'a result holds "result" or "error"'
+    return ""

@@ -25,11 +25,14 @@ EVENT_KINDS = frozenset(
         "run.completed",
         "run.failed",
         "run.cancelled",
+        "hook.rejected",
     }
 )
 
 #: Emitted only by the gateway, as runs change state (``input``: the answer to an interrupt).
-RESERVED_KINDS = frozenset({"run.started", "input", "run.completed", "run.failed", "run.cancelled"})
+RESERVED_KINDS = frozenset(
+    {"run.started", "input", "run.completed", "run.failed", "run.cancelled", "hook.rejected"}
+)
 
 #: Safe in an SSE ``event:`` line and as a metric label.
 EVENT_KIND_PATTERN = re.compile(r"[a-z][a-z0-9_.]{0,63}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import itertools
 import logging
 import os
 import random
@@ -31,7 +32,8 @@ import msgspec
 
 from . import __version__
 from .app import App, Endpoint, completion_values
-from .context import Caller, InterruptTimeout, RunContext
+from .context import Caller, HookRejected, InterruptTimeout, RunContext
+from .hooks import ToolRejected, Verdict
 from .schema import InputError
 from .v1 import worker_pb2 as pb
 from .v1 import worker_pb2_grpc as pb_grpc
@@ -40,7 +42,9 @@ log = logging.getLogger("fastagentic.worker")
 
 PROTOCOL_VERSION = 1
 #: What this SDK understands beyond protocol 1 as first released (Hello.features).
-FEATURES = ("model_hint", "interrupts")
+FEATURES = ("model_hint", "interrupts", "tool_checks")
+#: Seconds a tool check waits for the gateway's verdict, unless the gateway says (Welcome.tool_check_timeout_ms).
+TOOL_CHECK_TIMEOUT = 10.0
 #: Seconds a durable run waits for input in place before it is handed back, unless the gateway says.
 INTERRUPT_HOLD = 30.0
 #: Seconds an ephemeral run waits for input in place before the wait fails, unless the gateway says.
@@ -153,6 +157,12 @@ class Worker:
         self._loop: asyncio.AbstractEventLoop | None = None
         #: resource URIs announced changed while no stream was up, oldest first
         self._pending_changes: dict[str, None] = {}
+        #: the tool points the gateway has hooks for (Welcome.tool_checks): checks are sent for those only
+        self._tool_points: frozenset[str] = frozenset()
+        self._tool_check_timeout = TOOL_CHECK_TIMEOUT
+        #: check id -> (its ToolCheck, the future of its verdict): sent again after a reconnect until answered
+        self._checks: dict[str, tuple[pb.WorkerMessage, asyncio.Future[pb.ToolVerdict]]] = {}
+        self._check_ids = itertools.count(1)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -334,6 +344,10 @@ class Worker:
                 f"gateway {self.gateway} does not enforce require_approval, which endpoints {', '.join(gated)} "
                 "rely on: upgrade the gateway (this worker will not serve them unguarded)"
             )
+        self._tool_points = frozenset(welcome.tool_checks) if "tool_checks" in FEATURES else frozenset()
+        self._tool_check_timeout = (
+            welcome.tool_check_timeout_ms / 1000 if welcome.tool_check_timeout_ms else TOOL_CHECK_TIMEOUT
+        )
         statuses = {(s.run_id, s.attempt): s for s in welcome.held}
         for held in list(self._runs.values()):
             status = statuses.get((held.assign.run_id, held.assign.attempt))
@@ -347,6 +361,9 @@ class Worker:
                 outbox.put_nowait(self._events_message(held, held.sent, len(held.events)))
             if held.done is not None:
                 outbox.put_nowait(pb.WorkerMessage(done=held.done))
+        for message, _ in self._checks.values():  # unanswered tool checks: asked again, after their events
+            if message.tool_check.run_id in self._runs:
+                outbox.put_nowait(message)
         self._outbox = outbox
         changes, self._pending_changes = self._pending_changes, {}
         for uri in changes:
@@ -463,6 +480,10 @@ class Worker:
             held = self._runs.get(message.hint.run_id)
             if held is not None and held.assign.attempt == message.hint.attempt:
                 held.context.model_hint = message.hint.model_hint[:200]
+        elif body == "tool_verdict":
+            pending = self._checks.get(message.tool_verdict.check_id)
+            if pending is not None and not pending[1].done():
+                pending[1].set_result(message.tool_verdict)
         elif body == "reject":
             raise Rejected(f"{message.reject.code}: {message.reject.message}")
 
@@ -524,6 +545,46 @@ class Worker:
             return await waiting
         finally:
             held.waiting = None
+
+    async def _check_tool(self, held: HeldRun, point: str, tool: str, data: bytes) -> Verdict | None:
+        """Ask the gateway's ``point`` chain about a tool call of ``held`` (None: it has no hook there, nothing
+        is asked). Bounded by the gateway's tool_check_timeout: no verdict in time refuses the call."""
+        if point not in self._tool_points:
+            return None
+        check_id = f"t{next(self._check_ids)}"
+        message = pb.WorkerMessage(
+            tool_check=pb.ToolCheck(
+                run_id=held.assign.run_id,
+                attempt=held.assign.attempt,
+                check_id=check_id,
+                point=point,
+                tool=tool[:200],
+                data=data,
+            )
+        )
+        future: asyncio.Future[pb.ToolVerdict] = asyncio.get_running_loop().create_future()
+        self._checks[check_id] = (message, future)
+        try:
+            if self._outbox is not None:
+                self._outbox.put_nowait(held)  # the run's events so far go first
+                self._outbox.put_nowait(message)
+            try:
+                answer = await asyncio.wait_for(future, self._tool_check_timeout)
+            except TimeoutError:
+                raise ToolRejected(
+                    tool,
+                    point,
+                    f"the gateway's guardrails did not answer within {self._tool_check_timeout:g} s",
+                ) from None
+        finally:
+            self._checks.pop(check_id, None)
+        return Verdict(
+            action=answer.action,
+            data=answer.data,
+            reason=answer.reason,
+            hook=answer.hook,
+            retry_after=answer.retry_after_ms / 1000,
+        )
 
     def _hand_back(self, held: HeldRun, reason: str) -> None:
         held.released = True
@@ -597,6 +658,8 @@ class Worker:
             protocol=assign.protocol,
             answers=answers,
             asker=lambda interrupt_id, data: self._ask(held_ref[0], interrupt_id, data, sink),
+            checker=lambda point, tool, data: self._check_tool(held_ref[0], point, tool, data),
+            hooks=self.app.hooks,
         )
         if endpoint is None:
             # The gateway only assigns registered endpoints; answer precisely rather than hang the run.
@@ -612,15 +675,26 @@ class Worker:
     async def _execute(self, held: HeldRun) -> None:
         endpoint = held.endpoint
         last = lambda: held.next_seq - 1  # noqa: E731
+        hooks = self.app.hooks
         try:
-            args, kwargs = endpoint.shape.bind(held.assign.input, held.context)
+            raw = held.assign.input
+            if "on_request" in hooks:
+                raw = msgspec.json.encode(
+                    await held.context._run_hooks("on_request", msgspec.json.decode(raw or b"{}"))
+                )
+            args, kwargs = endpoint.shape.bind(raw, held.context)
             if endpoint.shape.is_async:
                 result = await endpoint.fn(*args, **kwargs)
             else:
                 result = await asyncio.get_running_loop().run_in_executor(
                     self._pool, partial(endpoint.fn, *args, **kwargs)
                 )
-            done = _done(held.assign, last(), output=endpoint.encode_output(result))
+            output = endpoint.encode_output(result)
+            if "on_response" in hooks:
+                output = msgspec.json.encode(
+                    await held.context._run_hooks("on_response", msgspec.json.decode(output))
+                )
+            done = _done(held.assign, last(), output=output)
         except asyncio.CancelledError:
             if held.released or held.assign.run_id not in self._runs:
                 return
@@ -628,6 +702,9 @@ class Worker:
         except InputError as exc:
             detail = "; ".join(f"{e.path}: {e.message}" for e in exc.errors)
             done = _done(held.assign, last(), error=("InputError", detail))
+        except (HookRejected, ToolRejected) as exc:
+            log.info("run %s (%s) refused: %s", held.assign.run_id, endpoint.name, exc)
+            done = _done(held.assign, last(), error=(type(exc).__name__, str(exc)))
         except Exception as exc:
             log.exception("run %s (%s) failed", held.assign.run_id, endpoint.name)
             done = _done(held.assign, last(), error=(type(exc).__name__, str(exc)))

@@ -33,7 +33,19 @@ from ..access.policy import may_see, require_scope
 from ..access.principal import Principal
 from ..bus.base import Bus, BusUnavailable, CancelNotice
 from ..calls import Call, find_endpoint, make_call
-from ..errors import Conflict, InvalidInput, NotFound, NoWorker, StoreUnavailable, Unavailable
+from ..errors import (
+    Conflict,
+    HookFailed,
+    HookRejected,
+    InvalidInput,
+    NotFound,
+    NoWorker,
+    StoreUnavailable,
+    Unavailable,
+)
+from ..hooks import seam
+from ..hooks.chain import Chain, HookFailure, Outcome, Validate
+from ..hooks.model import HookContext, HookPoint, Modify, Proceed, Reject
 from ..limits.budgets import Budgets
 from ..limits.concurrency import ConcurrencyGate, FairQueue
 from ..limits.counters import SharedCounters
@@ -66,6 +78,7 @@ from .model import (
 
 if TYPE_CHECKING:
     from ..approvals.service import Approvals
+    from ..hooks.stage import HookStage
 
 log = logging.getLogger("fastagentic.runs")
 
@@ -116,6 +129,10 @@ class RunService:
         self.budgets: Budgets | None = None
         #: approval channels, told when a run starts waiting for input (set when some are configured)
         self.approvals: Approvals | None = None
+        #: the gateway's hook chains (set when the ``hooks`` setting has some; None: no hook anywhere)
+        self.hooks: HookStage | None = None
+        #: endpoint name -> (its fingerprint, a validator of its output schema), for on_response
+        self._output_validators: dict[str, tuple[bytes, InputValidator]] = {}
         self._grace_until = 0.0  # no requeue for expired leases before this (monotonic): see _reap_forever
 
     # ------------------------------------------------------------------ lifecycle
@@ -193,6 +210,9 @@ class RunService:
         if gate.by_principal:
             gate.note(call.principal)  # its runs record tenant and subject only: its roles decide its rules
         budget = await self.budgets.admit(call.principal, info) if self.budgets is not None else None
+        hooks = self.hooks
+        if hooks is not None and hooks.on_request is not None:
+            call = await self._on_request(hooks.on_request, call)
         # A run that leaves this replica must be visible to the others: in the shared store.
         # (So must a run that waits for a concurrency slot: another replica may run it.)
         durable = info.durable or (
@@ -265,6 +285,64 @@ class RunService:
                 detail=info.name if replay is None else f"{info.name} from {replay.run_id}",
             )
         return stored, True
+
+    async def _on_request(self, chain: Chain, call: Call) -> Call:
+        """The on_request chain on ``call``: refused (HookRejected, HookFailed), or its input replaced by a
+        modification that still matches the endpoint's input schema."""
+        context = seam.request_context(call, _decode(call.input))
+        try:
+            outcome = await chain.run(context, seam.schema_check(call.endpoint.validator))
+        except HookFailure as exc:
+            self._audit_hook(call, exc.hook, exc.message)
+            raise HookFailed(exc.message, hook=exc.hook, point=exc.point) from None
+        action = outcome.action
+        if isinstance(action, Reject):
+            self._audit_hook(call, outcome.hook, action.reason)
+            raise HookRejected(
+                f"hook {outcome.hook!r} rejected the call: {action.reason}",
+                hook=outcome.hook,
+                point=HookPoint.ON_REQUEST.value,
+                reason=action.reason,
+            )
+        if isinstance(action, Modify):
+            return msgspec.structs.replace(call, input=_encode(action.payload))
+        return call
+
+    def _audit_hook(self, call: Call, hook: str, reason: str) -> None:
+        if self.audit is not None:
+            self.audit.record(
+                "hook.reject",
+                outcome="denied",
+                principal=call.principal,
+                protocol=call.protocol,
+                request_id=call.request_id,
+                target=call.endpoint.name,
+                detail=f"{hook}: {reason}"[:1000],
+            )
+
+    async def _hook_context(self, held: Assignment, run_id: str) -> HookContext | None:
+        """The context of a held run's points (read once per attempt, then kept with the assignment)."""
+        base = held.hook_context
+        if base is None:
+            run = await self._run_of(run_id)
+            if run is None:
+                return None
+            base = held.hook_context = seam.run_context(run, held.attempt)
+        return (
+            msgspec.structs.replace(base, usage=seam.usage_of(held.spent)) if held.spent is not None else base
+        )
+
+    def _output_check(self, endpoint_name: str) -> Validate:
+        endpoint = self.registry.get(endpoint_name)
+        if endpoint is None:
+            return seam.schema_check(None)
+        known = self._output_validators.get(endpoint_name)
+        if known is None or known[0] != endpoint.fingerprint:
+            known = self._output_validators[endpoint_name] = (
+                endpoint.fingerprint,
+                InputValidator(endpoint.info.output_schema or {}),
+            )
+        return seam.schema_check(known[1])
 
     async def _await_approval(self, run: Run) -> Run:
         """A run just accepted ``waiting_input``: it asks for approval (its first event)."""
@@ -764,6 +842,14 @@ class RunService:
             error = RunError(type="WorkerLost", message=f"{reason}; gave up after {run.attempt} attempt(s)")
             await self._fail_running(store, run.id, run.attempt, error)
             return
+        hooks = self.hooks
+        if (
+            count
+            and hooks is not None
+            and hooks.on_retry is not None
+            and await self._retry_refused(hooks.on_retry, store, run, reason)
+        ):
+            return
         result = await store.transition(
             run.id,
             expect=_RUNNING,
@@ -778,6 +864,42 @@ class RunService:
         if result is not None:
             log.info("run %s requeued (attempt %d): %s", run.id, run.attempt + 1, reason)
             self._offer(result[0])
+
+    async def _retry_refused(self, chain: Chain, store: RunStore, run: Run, reason: str) -> bool:
+        """The on_retry chain on a run about to be requeued; True when a hook refused (the run failed)."""
+        payload = {"attempt": run.attempt + 1, "reason": reason}
+        context = msgspec.structs.replace(
+            seam.run_context(run, run.attempt), point=HookPoint.ON_RETRY, payload=payload
+        )
+        try:
+            outcome = await chain.run(context)
+        except HookFailure as exc:
+            outcome, error = (
+                Outcome(Reject(exc.message), exc.hook),
+                RunError(type="HookFailed", message=exc.message),
+            )
+        else:
+            if not isinstance(outcome.action, Reject):
+                return False
+            error = RunError(
+                type="HookRejected",
+                message=f"hook {outcome.hook!r} refused a retry ({reason}): {outcome.action.reason}",
+            )
+        assert isinstance(outcome.action, Reject)
+        result = await store.transition(
+            run.id,
+            expect=_RUNNING,
+            attempt=run.attempt,
+            update=RunUpdate(status=RunStatus.FAILED, error=error, clear_worker=True),
+            events=[
+                seam.rejected_event(HookPoint.ON_RETRY, outcome, outcome.action.reason),
+                NewEvent("run.failed", _encode({"error": error})),
+            ],
+        )
+        if result is not None:
+            self.bus.publish(run.id, result[1])
+            log.info("run %s not retried: %s", run.id, error.message)
+        return True
 
     async def _reap_forever(self) -> None:
         """Every fraction of a lease: requeue runs whose lease expired, in a cluster offer runs queued too
@@ -960,6 +1082,8 @@ class RunService:
             worker.resolve_completion(message.completion)
         elif body == "resource_changed":
             self.registry.resource_changed(worker, message.resource_changed.uri)
+        elif body == "tool_check":
+            self._on_tool_check(worker, message.tool_check)
         elif body == "hello":
             raise ProtocolViolation("Hello sent twice on one stream")
         else:
@@ -991,6 +1115,12 @@ class RunService:
                 reported = usage.parse(message.run_id, int(message.first_seq), batch)
             except InvalidUsage as exc:
                 raise ProtocolViolation(str(exc)) from None
+        hooks = self.hooks
+        if hooks is not None and hooks.by_kind:
+            observed = await self._observe(worker, held, message, batch, hooks.by_kind)
+            if observed is None:
+                return  # a hook rejected an event: the run failed
+            batch = observed
         store = self._store(held.durable)
         try:
             stored = await self._until_stored(
@@ -1015,6 +1145,141 @@ class RunService:
         elif stored is None:
             # Fenced: cancelled or requeued elsewhere (a cancel notice that never arrived, say). Stop it here.
             self.on_cancel(CancelNotice(message.run_id, message.attempt, worker.worker_id, "run moved on"))
+
+    async def _observe(
+        self,
+        worker: WorkerConnection,
+        held: Assignment,
+        message: pb.Events,
+        batch: list[NewEvent],
+        chains: dict[str, Chain],
+    ) -> list[NewEvent] | None:
+        """The observing points' chains on a worker's batch before it is stored: each event's data (a
+        checkpoint's state) as is or modified; None when a hook rejected one, and the run failed."""
+        if not any(event.kind in chains for event in batch):
+            return batch
+        run_id = message.run_id
+        context = await self._hook_context(held, run_id)
+        if context is None:
+            return batch
+        observed = list(batch)
+        for index, event in enumerate(batch):
+            chain = chains.get(event.kind)
+            if chain is None:
+                continue
+            state = event.checkpoint is not None
+            payload = _decode(event.checkpoint if state and event.checkpoint is not None else event.data)
+            point_context = msgspec.structs.replace(context, point=chain.point, payload=payload)
+            try:
+                outcome = await chain.run(
+                    point_context, seam.schema_check(None) if state else seam.event_check
+                )
+            except HookFailure as exc:
+                await self._fail_by_hook(
+                    worker,
+                    held,
+                    run_id,
+                    Outcome(Reject(exc.message), exc.hook),
+                    chain.point,
+                    "HookFailed",
+                    exc.message,
+                )
+                return None
+            action = outcome.action
+            if isinstance(action, Reject):
+                message_text = f"hook {outcome.hook!r} rejected a {event.kind} event: {action.reason}"
+                await self._fail_by_hook(
+                    worker, held, run_id, outcome, chain.point, "HookRejected", message_text
+                )
+                return None
+            if isinstance(action, Modify):
+                encoded = _encode(action.payload)
+                observed[index] = (
+                    msgspec.structs.replace(event, checkpoint=encoded)
+                    if state
+                    else msgspec.structs.replace(event, data=encoded)
+                )
+        return observed
+
+    async def _fail_by_hook(
+        self,
+        worker: WorkerConnection,
+        held: Assignment,
+        run_id: str,
+        outcome: Outcome,
+        point: HookPoint,
+        error_type: str,
+        message: str,
+    ) -> None:
+        """Fail a running run because of a hook (after a ``hook.rejected`` event) and stop its worker's task."""
+        error = RunError(type=error_type, message=message)
+        reason = outcome.action.reason if isinstance(outcome.action, Reject) else message
+        store = self._store(held.durable)
+        result = await self._until_stored(
+            worker,
+            lambda: store.transition(
+                run_id,
+                expect=_HELD,
+                attempt=held.attempt,
+                update=RunUpdate(status=RunStatus.FAILED, error=error, clear_worker=True),
+                events=[
+                    seam.rejected_event(point, outcome, reason),
+                    NewEvent("run.failed", _encode({"error": error})),
+                ],
+            ),
+        )
+        if result is not None:
+            self.bus.publish(run_id, result[1])
+            log.info("run %s failed: %s", run_id, message)
+        self.on_cancel(CancelNotice(run_id, held.attempt, worker.worker_id, f"{error_type}: {message}"))
+
+    # ------------------------------------------------------------------ tool checks
+
+    def _on_tool_check(self, worker: WorkerConnection, check: pb.ToolCheck) -> None:
+        """A worker asks about a tool call (or its result) of a run it holds: answered by the chain of that
+        point, in a task of its own (the worker's stream goes on meanwhile)."""
+        held = worker.check(check.run_id, check.attempt)
+        if held is None:
+            return  # fenced: the run moved on, nobody waits for the answer
+        point = seam.TOOL_POINTS.get(check.point)
+        if point is None:
+            raise ProtocolViolation(
+                f"run {check.run_id}: ToolCheck point {check.point[:40]!r} is not a tool point"
+            )
+        if not 0 < len(check.check_id) <= seam.MAX_CHECK_ID or len(check.tool) > seam.MAX_TOOL_NAME:
+            raise ProtocolViolation(f"run {check.run_id}: ToolCheck check_id or tool name out of bounds")
+        _require_json(check.data, f"run {check.run_id}: ToolCheck data")
+        hooks = self.hooks
+        chain = hooks.chain(point) if hooks is not None else None
+        if chain is None:
+            worker.send(pb.GatewayMessage(tool_verdict=seam.verdict(check, Outcome(Proceed()))))
+            return
+        self._spawn(self._check_tool(worker, held, check, chain))
+
+    async def _check_tool(
+        self, worker: WorkerConnection, held: Assignment, check: pb.ToolCheck, chain: Chain
+    ) -> None:
+        payload = _decode(check.data)
+        context = await self._hook_context(held, check.run_id)
+        if context is None or not isinstance(payload, dict):
+            outcome = Outcome(
+                Reject(f"the gateway cannot check this tool call (run {check.run_id} or its data)")
+            )
+        else:
+            context = msgspec.structs.replace(context, point=chain.point, tool=check.tool, payload=payload)
+            try:
+                outcome = await chain.run(context, seam.tool_check(chain.point, payload))
+            except HookFailure as exc:
+                outcome = Outcome(Reject(exc.message), exc.hook)
+        if isinstance(outcome.action, Reject):
+            log.info(
+                "run %s: %s refused by hook %r: %s",
+                check.run_id,
+                check.point,
+                outcome.hook,
+                outcome.action.reason,
+            )
+        worker.send(pb.GatewayMessage(tool_verdict=seam.verdict(check, outcome)))
 
     async def _wait_for_input(self, run_id: str, held: Assignment) -> None:
         """The run's last event is an interrupt: it waits for input, held in place by its worker."""
@@ -1055,6 +1320,9 @@ class RunService:
             raise InvalidInput(
                 f"the answer does not match the schema of interrupt {pending.id!r}", errors=errors
             )
+        hooks = self.hooks
+        if hooks is not None and hooks.on_resume is not None:
+            answer, raw = await self._on_resume(hooks.on_resume, run, who, answer, raw, pending)
         if self.audit is not None:
             gate = pending.id == GATE_ID
             self.audit.record(
@@ -1123,6 +1391,35 @@ class RunService:
                 self.bus.cancel(notice)
         self._offer(queued)
         return queued
+
+    async def _on_resume(
+        self, chain: Chain, run: Run, who: Principal, answer: Any, raw: bytes, pending: PendingInterrupt
+    ) -> tuple[Any, bytes]:
+        """The on_resume chain on an answer before it is stored: refused (the run keeps waiting), or replaced
+        by one that still matches the interrupt's schema."""
+        context = msgspec.structs.replace(
+            seam.run_context(run, run.attempt),
+            point=HookPoint.ON_RESUME,
+            principal=who.subject,
+            scopes=who.scopes,
+            payload=answer,
+        )
+        validator = InputValidator(pending.schema) if pending.schema is not None else None
+        try:
+            outcome = await chain.run(context, seam.schema_check(validator))
+        except HookFailure as exc:
+            raise HookFailed(exc.message, hook=exc.hook, point=exc.point) from None
+        action = outcome.action
+        if isinstance(action, Reject):
+            raise HookRejected(
+                f"hook {outcome.hook!r} rejected the answer: {action.reason}",
+                hook=outcome.hook,
+                point=HookPoint.ON_RESUME.value,
+                reason=action.reason,
+            )
+        if isinstance(action, Modify):
+            return action.payload, _encode(action.payload)
+        return answer, raw
 
     async def _decide(self, store: RunStore, run: Run, answer: Any, event: NewEvent) -> Run:
         """A person's decision on a run that required approval: it is queued as called or with its input
@@ -1198,9 +1495,15 @@ class RunService:
 
     def lacking(self, worker: WorkerConnection) -> str:
         """What this gateway would use that ``worker`` does not understand (its SDK is older), or ""."""
+        lacks = []
         if self.budgets is not None and self.budgets.downgrades and "model_hint" not in worker.features:
-            return "model hints (budgets' downgrade_to does not reach its runs)"
-        return ""
+            lacks.append("model hints (budgets' downgrade_to does not reach its runs)")
+        if self.hooks is not None and self.hooks.tool_points and "tool_checks" not in worker.features:
+            lacks.append(
+                "tool checks (the gateway's on_tool_call / on_tool_result hooks do not reach the tool calls "
+                "its runs make)"
+            )
+        return "; ".join(lacks)
 
     async def _checkpoint_too_large(self, worker: WorkerConnection, message: pb.Events, size: int) -> None:
         """Fail the run (not the worker's stream): its batch is not stored and the worker is told to stop."""
@@ -1250,35 +1553,117 @@ class RunService:
                 )
             result = done.WhichOneof("result")
             if result == "output":
-                output = done.output
-                _require_json(output, f"run {run_id}: output")
-                update = RunUpdate(status=RunStatus.SUCCEEDED, output=output, clear_worker=True)
-                data = b'{"output":' + output + b"}"
-            elif result == "error":
-                error = RunError(type=done.error.type[:200] or "Error", message=done.error.message[:10_000])
-                update = RunUpdate(status=RunStatus.FAILED, error=error, clear_worker=True)
-                data = _encode({"error": error})
-            elif result == "cancelled":
-                update = RunUpdate(status=RunStatus.CANCELLED, clear_worker=True)
-                data = _encode({"reason": "cancelled by the worker"})
-            else:
+                _require_json(done.output, f"run {run_id}: output")
+            elif result not in ("error", "cancelled"):
                 raise ProtocolViolation(f"run {run_id}: Done without a result")
-            # Conditional on running at this attempt: a cancel that won the race keeps the run cancelled.
-            store = self._store(held.durable)
-            finished = await self._until_stored(
-                worker,
-                lambda: store.transition(
-                    run_id,
-                    expect=_HELD,  # a run waiting for input in place may end too (its function stopped waiting)
-                    attempt=done.attempt,
-                    update=update,
-                    events=[NewEvent(TERMINAL_EVENT[update.status], data)],
-                ),
-            )
-            if finished is not None:
-                self.bus.publish(run_id, finished[1])
+            hooks = self.hooks
+            if hooks is not None and (
+                (result == "output" and hooks.on_response is not None)
+                or (result == "error" and hooks.on_error is not None)
+            ):
+                # Hooks may take their time: the worker's stream goes on meanwhile (nothing of this run follows).
+                self._spawn(self._end(worker, held, done, result))
+            else:
+                await self._end(worker, held, done, result)
         finally:
             self._pump(worker)
+
+    async def _end(
+        self, worker: WorkerConnection, held: Assignment, done: pb.Done, result: str | None
+    ) -> None:
+        """Store how the run ended (its Done), through the on_response / on_error chains when there are."""
+        run_id = done.run_id
+        before: list[NewEvent] = []
+        if result == "output":
+            output = done.output
+            update = RunUpdate(status=RunStatus.SUCCEEDED, output=output, clear_worker=True)
+            hooks = self.hooks
+            if hooks is not None and hooks.on_response is not None:
+                update, before = await self._on_response(hooks.on_response, held, run_id, output, update)
+            if update.status is RunStatus.SUCCEEDED:
+                data = b'{"output":' + (update.output or b"null") + b"}"
+            else:
+                data = _encode({"error": update.error})
+        elif result == "error":
+            error = RunError(type=done.error.type[:200] or "Error", message=done.error.message[:10_000])
+            hooks = self.hooks
+            if hooks is not None and hooks.on_error is not None:
+                error = await self._on_error(hooks.on_error, held, run_id, error)
+            update = RunUpdate(status=RunStatus.FAILED, error=error, clear_worker=True)
+            data = _encode({"error": error})
+        else:
+            update = RunUpdate(status=RunStatus.CANCELLED, clear_worker=True)
+            data = _encode({"reason": "cancelled by the worker"})
+        # Conditional on running at this attempt: a cancel that won the race keeps the run cancelled.
+        store = self._store(held.durable)
+        finished = await self._until_stored(
+            worker,
+            lambda: store.transition(
+                run_id,
+                expect=_HELD,  # a run waiting for input in place may end too (its function stopped waiting)
+                attempt=done.attempt,
+                update=update,
+                events=[*before, NewEvent(TERMINAL_EVENT[update.status], data)],
+            ),
+        )
+        if finished is not None:
+            self.bus.publish(run_id, finished[1])
+
+    async def _on_response(
+        self, chain: Chain, held: Assignment, run_id: str, output: bytes, update: RunUpdate
+    ) -> tuple[RunUpdate, list[NewEvent]]:
+        """The on_response chain on a run's output: replaced (valid against the endpoint's output schema), or
+        the run fails ``HookRejected`` / ``HookFailed`` after a ``hook.rejected`` event."""
+        context = await self._hook_context(held, run_id)
+        if context is None:
+            return update, []
+        context = msgspec.structs.replace(context, point=HookPoint.ON_RESPONSE, payload=_decode(output))
+        try:
+            outcome = await chain.run(context, self._output_check(context.endpoint))
+        except HookFailure as exc:
+            return self._hook_failed_update(exc), [
+                seam.rejected_event(
+                    HookPoint.ON_RESPONSE, Outcome(Reject(exc.message), exc.hook), exc.message
+                )
+            ]
+        action = outcome.action
+        if isinstance(action, Reject):
+            error = RunError(
+                type="HookRejected", message=f"hook {outcome.hook!r} rejected the output: {action.reason}"
+            )
+            log.info("run %s: %s", run_id, error.message)
+            failed = RunUpdate(status=RunStatus.FAILED, error=error, clear_worker=True)
+            return failed, [seam.rejected_event(HookPoint.ON_RESPONSE, outcome, action.reason)]
+        if isinstance(action, Modify):
+            return RunUpdate(
+                status=RunStatus.SUCCEEDED, output=_encode(action.payload), clear_worker=True
+            ), []
+        return update, []
+
+    def _hook_failed_update(self, exc: HookFailure) -> RunUpdate:
+        log.warning("%s", exc.message)
+        error = RunError(type="HookFailed", message=exc.message)
+        return RunUpdate(status=RunStatus.FAILED, error=error, clear_worker=True)
+
+    async def _on_error(self, chain: Chain, held: Assignment, run_id: str, error: RunError) -> RunError:
+        """The on_error chain on a run's failure: it sees ``{type, message}`` and may rewrite the message
+        (what callers are shown); a failing hook leaves the error as it was (the run fails either way)."""
+        context = await self._hook_context(held, run_id)
+        if context is None:
+            return error
+        payload = {"type": error.type, "message": error.message}
+        context = msgspec.structs.replace(context, point=HookPoint.ON_ERROR, payload=payload)
+        try:
+            outcome = await chain.run(context, _error_check)
+        except HookFailure as exc:
+            log.warning("run %s: %s; its error stays as the worker reported it", run_id, exc.message)
+            return error
+        if isinstance(outcome.action, Modify):
+            changed = outcome.action.payload
+            return RunError(
+                type=str(changed.get("type", error.type))[:200], message=str(changed["message"])[:10_000]
+            )
+        return error
 
     async def _on_release(self, worker: WorkerConnection, release: pb.Release) -> None:
         if not worker.check(release.run_id, release.attempt):
@@ -1317,6 +1702,14 @@ class RunService:
 
 
 _TERMINAL_KINDS = frozenset(TERMINAL_EVENT.values())
+
+
+def _error_check(value: Any) -> str | None:
+    if not isinstance(value, dict) or not isinstance(value.get("message"), str):
+        return 'an error is {"type", "message"} with a string message'
+    return None
+
+
 # Kinds already checked against the pattern: the check is skipped on the hot path of token streams.
 _ACCEPTED_KINDS: set[str] = set()
 

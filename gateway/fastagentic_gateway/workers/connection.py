@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Protocol
 from fastagentic.v1 import worker_pb2 as pb
 
 if TYPE_CHECKING:
+    from ..hooks.model import HookContext
     from ..usage.model import Totals
 
 # Runs recently taken away from this worker (cancelled, requeued); its late messages about them are ignored.
@@ -33,7 +34,7 @@ class Hold(Protocol):
 class Assignment:
     """A run this worker holds: enough to handle its messages without reading the store."""
 
-    __slots__ = ("attempt", "durable", "hint", "hold", "last_seq", "spent")
+    __slots__ = ("attempt", "durable", "hint", "hold", "hook_context", "last_seq", "spent")
 
     def __init__(self, attempt: int, durable: bool, last_seq: int = 0, hold: Hold | None = None) -> None:
         self.attempt = attempt
@@ -43,6 +44,7 @@ class Assignment:
         self.hold = hold
         self.spent: Totals | None = None  # the run's usage, once a report of a run with a budget came
         self.hint = ""  # the model hint the worker was last given for it
+        self.hook_context: HookContext | None = None  # what hooks see of the run, once a hook point needed it
 
 
 class ProtocolViolation(Exception):

@@ -240,6 +240,7 @@ class WorkerGateway(pb_grpc.WorkerGatewayServicer):
         reader: asyncio.Task[None] | None = None
         try:
             held = await self.runs.attach(worker, hello.held)
+            hooks = self.runs.hooks
             welcome = pb.GatewayMessage(
                 welcome=pb.Welcome(
                     gateway_id=self.gateway_id,
@@ -250,6 +251,8 @@ class WorkerGateway(pb_grpc.WorkerGatewayServicer):
                     interrupt_hold_ms=max(1, int(self.settings.interrupt_hold * 1000)),
                     interrupt_timeout_ms=max(1, min(int(self.settings.interrupt_timeout * 1000), 2**32 - 1)),
                     features=GATEWAY_FEATURES,
+                    tool_checks=hooks.tool_points if hooks is not None else (),
+                    tool_check_timeout_ms=int(hooks.tool_check_timeout * 1000) if hooks is not None else 0,
                 )
             )
             yield pb.GatewayFrame(messages=[welcome])

@@ -33,7 +33,7 @@ class GatewayFrame(_message.Message):
     def __init__(self, messages: _Optional[_Iterable[_Union[GatewayMessage, _Mapping]]] = ...) -> None: ...
 
 class WorkerMessage(_message.Message):
-    __slots__ = ("hello", "events", "done", "heartbeat", "credit", "release", "completion", "resource_changed")
+    __slots__ = ("hello", "events", "done", "heartbeat", "credit", "release", "completion", "resource_changed", "tool_check")
     HELLO_FIELD_NUMBER: _ClassVar[int]
     EVENTS_FIELD_NUMBER: _ClassVar[int]
     DONE_FIELD_NUMBER: _ClassVar[int]
@@ -42,6 +42,7 @@ class WorkerMessage(_message.Message):
     RELEASE_FIELD_NUMBER: _ClassVar[int]
     COMPLETION_FIELD_NUMBER: _ClassVar[int]
     RESOURCE_CHANGED_FIELD_NUMBER: _ClassVar[int]
+    TOOL_CHECK_FIELD_NUMBER: _ClassVar[int]
     hello: Hello
     events: Events
     done: Done
@@ -50,7 +51,8 @@ class WorkerMessage(_message.Message):
     release: Release
     completion: Completion
     resource_changed: ResourceChanged
-    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., events: _Optional[_Union[Events, _Mapping]] = ..., done: _Optional[_Union[Done, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., credit: _Optional[_Union[Credit, _Mapping]] = ..., release: _Optional[_Union[Release, _Mapping]] = ..., completion: _Optional[_Union[Completion, _Mapping]] = ..., resource_changed: _Optional[_Union[ResourceChanged, _Mapping]] = ...) -> None: ...
+    tool_check: ToolCheck
+    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., events: _Optional[_Union[Events, _Mapping]] = ..., done: _Optional[_Union[Done, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., credit: _Optional[_Union[Credit, _Mapping]] = ..., release: _Optional[_Union[Release, _Mapping]] = ..., completion: _Optional[_Union[Completion, _Mapping]] = ..., resource_changed: _Optional[_Union[ResourceChanged, _Mapping]] = ..., tool_check: _Optional[_Union[ToolCheck, _Mapping]] = ...) -> None: ...
 
 class EndpointSpec(_message.Message):
     __slots__ = ("name", "kind", "description", "input_schema", "output_schema", "streams", "durable", "scopes", "tags", "examples", "uri_template", "mime_type", "completions", "rate_limit", "task_required", "require_approval")
@@ -208,8 +210,24 @@ class ResourceChanged(_message.Message):
     uri: str
     def __init__(self, uri: _Optional[str] = ...) -> None: ...
 
+class ToolCheck(_message.Message):
+    __slots__ = ("run_id", "attempt", "check_id", "point", "tool", "data")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    CHECK_ID_FIELD_NUMBER: _ClassVar[int]
+    POINT_FIELD_NUMBER: _ClassVar[int]
+    TOOL_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    attempt: int
+    check_id: str
+    point: str
+    tool: str
+    data: bytes
+    def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., check_id: _Optional[str] = ..., point: _Optional[str] = ..., tool: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
+
 class GatewayMessage(_message.Message):
-    __slots__ = ("welcome", "assign", "cancel", "drain", "reject", "complete", "hint", "answer")
+    __slots__ = ("welcome", "assign", "cancel", "drain", "reject", "complete", "hint", "answer", "tool_verdict")
     WELCOME_FIELD_NUMBER: _ClassVar[int]
     ASSIGN_FIELD_NUMBER: _ClassVar[int]
     CANCEL_FIELD_NUMBER: _ClassVar[int]
@@ -218,6 +236,7 @@ class GatewayMessage(_message.Message):
     COMPLETE_FIELD_NUMBER: _ClassVar[int]
     HINT_FIELD_NUMBER: _ClassVar[int]
     ANSWER_FIELD_NUMBER: _ClassVar[int]
+    TOOL_VERDICT_FIELD_NUMBER: _ClassVar[int]
     welcome: Welcome
     assign: Assign
     cancel: Cancel
@@ -226,7 +245,8 @@ class GatewayMessage(_message.Message):
     complete: Complete
     hint: Hint
     answer: Answer
-    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., assign: _Optional[_Union[Assign, _Mapping]] = ..., cancel: _Optional[_Union[Cancel, _Mapping]] = ..., drain: _Optional[_Union[Drain, _Mapping]] = ..., reject: _Optional[_Union[Reject, _Mapping]] = ..., complete: _Optional[_Union[Complete, _Mapping]] = ..., hint: _Optional[_Union[Hint, _Mapping]] = ..., answer: _Optional[_Union[Answer, _Mapping]] = ...) -> None: ...
+    tool_verdict: ToolVerdict
+    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., assign: _Optional[_Union[Assign, _Mapping]] = ..., cancel: _Optional[_Union[Cancel, _Mapping]] = ..., drain: _Optional[_Union[Drain, _Mapping]] = ..., reject: _Optional[_Union[Reject, _Mapping]] = ..., complete: _Optional[_Union[Complete, _Mapping]] = ..., hint: _Optional[_Union[Hint, _Mapping]] = ..., answer: _Optional[_Union[Answer, _Mapping]] = ..., tool_verdict: _Optional[_Union[ToolVerdict, _Mapping]] = ...) -> None: ...
 
 class HeldRunStatus(_message.Message):
     __slots__ = ("run_id", "attempt", "keep", "next_seq")
@@ -241,7 +261,7 @@ class HeldRunStatus(_message.Message):
     def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., keep: _Optional[bool] = ..., next_seq: _Optional[int] = ...) -> None: ...
 
 class Welcome(_message.Message):
-    __slots__ = ("gateway_id", "heartbeat_interval_ms", "lease_ttl_ms", "max_message_bytes", "held", "interrupt_hold_ms", "interrupt_timeout_ms", "features")
+    __slots__ = ("gateway_id", "heartbeat_interval_ms", "lease_ttl_ms", "max_message_bytes", "held", "interrupt_hold_ms", "interrupt_timeout_ms", "features", "tool_checks", "tool_check_timeout_ms")
     GATEWAY_ID_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
     LEASE_TTL_MS_FIELD_NUMBER: _ClassVar[int]
@@ -250,6 +270,8 @@ class Welcome(_message.Message):
     INTERRUPT_HOLD_MS_FIELD_NUMBER: _ClassVar[int]
     INTERRUPT_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     FEATURES_FIELD_NUMBER: _ClassVar[int]
+    TOOL_CHECKS_FIELD_NUMBER: _ClassVar[int]
+    TOOL_CHECK_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     gateway_id: str
     heartbeat_interval_ms: int
     lease_ttl_ms: int
@@ -258,7 +280,9 @@ class Welcome(_message.Message):
     interrupt_hold_ms: int
     interrupt_timeout_ms: int
     features: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, gateway_id: _Optional[str] = ..., heartbeat_interval_ms: _Optional[int] = ..., lease_ttl_ms: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., held: _Optional[_Iterable[_Union[HeldRunStatus, _Mapping]]] = ..., interrupt_hold_ms: _Optional[int] = ..., interrupt_timeout_ms: _Optional[int] = ..., features: _Optional[_Iterable[str]] = ...) -> None: ...
+    tool_checks: _containers.RepeatedScalarFieldContainer[str]
+    tool_check_timeout_ms: int
+    def __init__(self, gateway_id: _Optional[str] = ..., heartbeat_interval_ms: _Optional[int] = ..., lease_ttl_ms: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., held: _Optional[_Iterable[_Union[HeldRunStatus, _Mapping]]] = ..., interrupt_hold_ms: _Optional[int] = ..., interrupt_timeout_ms: _Optional[int] = ..., features: _Optional[_Iterable[str]] = ..., tool_checks: _Optional[_Iterable[str]] = ..., tool_check_timeout_ms: _Optional[int] = ...) -> None: ...
 
 class Caller(_message.Message):
     __slots__ = ("principal", "tenant")
@@ -326,6 +350,26 @@ class Hint(_message.Message):
     attempt: int
     model_hint: str
     def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., model_hint: _Optional[str] = ...) -> None: ...
+
+class ToolVerdict(_message.Message):
+    __slots__ = ("run_id", "attempt", "check_id", "action", "data", "reason", "hook", "retry_after_ms")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    CHECK_ID_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    HOOK_FIELD_NUMBER: _ClassVar[int]
+    RETRY_AFTER_MS_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    attempt: int
+    check_id: str
+    action: str
+    data: bytes
+    reason: str
+    hook: str
+    retry_after_ms: int
+    def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., check_id: _Optional[str] = ..., action: _Optional[str] = ..., data: _Optional[bytes] = ..., reason: _Optional[str] = ..., hook: _Optional[str] = ..., retry_after_ms: _Optional[int] = ...) -> None: ...
 
 class Cancel(_message.Message):
     __slots__ = ("run_id", "attempt", "reason")

@@ -296,6 +296,9 @@ def refused(exc: GatewayError) -> InternalError:
     for name in ("rule", "budget", "resets_at"):  # which limit or budget refused, until when
         if name in exc.extra:
             data[name if name != "resets_at" else "resetsAt"] = exc.extra[name]
+    for name in ("hook", "point", "reason"):  # which hook refused (HookRejected, HookFailed), and why
+        if name in exc.extra:
+            data[name] = exc.extra[name]
     return InternalError(message=exc.message, data=data)
 
 

@@ -83,8 +83,11 @@ def error_result(kind: str, message: str, details: list[str] | None = None) -> d
 
 
 def gateway_error_result(exc: GatewayError) -> dict[str, Any]:
-    """A gateway error met while calling a tool (bad arguments, no worker) as an ``isError`` result."""
+    """A gateway error met while calling a tool (bad arguments, no worker, a hook's refusal) as an
+    ``isError`` result."""
     details = [f"{e.path}: {e.message}" for e in exc.errors]
+    if "hook" in exc.extra:
+        details.append(f"hook: {exc.extra['hook']} at {exc.extra.get('point', '')}")
     if isinstance(exc, NoWorker):
         details.append(f"retry after {exc.headers.get('Retry-After', '?')} s")
     return error_result(exc.type, exc.message, details)
@@ -100,6 +103,9 @@ def error_data(exc: GatewayError) -> dict[str, Any]:
     for name in ("rule", "budget", "resets_at"):  # which limit or budget refused, and until when
         if name in exc.extra:
             data[name if name != "resets_at" else "resetsAt"] = exc.extra[name]
+    for name in ("hook", "point", "reason"):  # which hook refused (HookRejected, HookFailed), and why
+        if name in exc.extra:
+            data[name] = exc.extra[name]
     return data
 
 
