@@ -77,7 +77,7 @@ def test_durable_background_run_finishes_with_its_events_in_postgresql(pg_url: s
         (3, {"done": 3}),
     ]
     # Migrated by the gateway at start (migrate_on_start defaults to true).
-    assert versions == [(1,), (2,), (3,), (4,), (5,), (6,)]
+    assert versions == [(1,), (2,), (3,), (4,), (5,), (6,), (7,)]
     assert not (gateway.data_dir / "runs.sqlite3").exists()
 
 
