@@ -19,6 +19,8 @@ from .principal import ANONYMOUS, Principal, Via
 _AUTHORIZATION = b"authorization"
 _API_KEY = b"x-api-key"
 MAX_HEADER = 16_384
+#: Principals remembered per verified credential (Authenticator._principals).
+MAX_PRINCIPALS = 10_000
 
 #: A visitor of a public route (health, cards, metadata) who presented no valid credential.
 VISITOR = Principal(subject="", tenant="")
@@ -78,6 +80,10 @@ class Authenticator:
         self.oidc = oidc
         self.roles: Mapping[str, list[str]] = settings.auth_roles
         self.retry_after = settings.retry_after
+        # The principal made from a verified token or stored key, by the identity of that object: the
+        # verifier and the key cache hand back the same object while it is valid, so a credential sent
+        # again costs a dict lookup instead of a new Principal (its frozensets, its claims).
+        self._principals: dict[int, tuple[object, Principal]] = {}
 
     async def authenticate(self, credential: Presented | None) -> Principal:
         """The principal behind ``credential``; Unauthenticated (401) when there is none or it does not
@@ -101,14 +107,20 @@ class Authenticator:
             ) from None
         except KeysUnavailable as exc:
             raise Unavailable(f"cannot verify the token now: {exc}", retry_after=self.retry_after) from None
-        return Principal(
-            subject=verified.subject,
-            tenant=verified.tenant,
-            scopes=self._granted(verified.scopes, verified.roles),
-            roles=verified.roles,
-            via=Via.JWT,
-            credential=verified.issuer,
-            claims=verified.claims,
+        known = self._principals.get(id(verified))
+        if known is not None and known[0] is verified:
+            return known[1]
+        return self._remember(
+            verified,
+            Principal(
+                subject=verified.subject,
+                tenant=verified.tenant,
+                scopes=self._granted(verified.scopes, verified.roles),
+                roles=verified.roles,
+                via=Via.JWT,
+                credential=verified.issuer,
+                claims=verified.claims,
+            ),
         )
 
     async def _api_key(self, token: str) -> Principal:
@@ -118,16 +130,28 @@ class Authenticator:
             key = await self.credentials.verify(token, CredentialKind.API_KEY)
         except CredentialRejected as exc:
             raise Unauthenticated(f"API key rejected: {exc.reason}", challenge=_invalid(exc.reason)) from None
+        known = self._principals.get(id(key))
+        if known is not None and known[0] is key:
+            return known[1]
         roles = frozenset(key.roles)
-        return Principal(
-            subject=key.id,
-            tenant=key.tenant,
-            scopes=self._granted(frozenset(key.scopes), roles),
-            roles=roles,
-            via=Via.API_KEY,
-            credential=key.id,
-            claims={"name": key.name},
+        return self._remember(
+            key,
+            Principal(
+                subject=key.id,
+                tenant=key.tenant,
+                scopes=self._granted(frozenset(key.scopes), roles),
+                roles=roles,
+                via=Via.API_KEY,
+                credential=key.id,
+                claims={"name": key.name},
+            ),
         )
+
+    def _remember(self, source: object, principal: Principal) -> Principal:
+        if len(self._principals) >= MAX_PRINCIPALS:
+            self._principals.clear()  # rare: as many live credentials as this; they are remade on use
+        self._principals[id(source)] = (source, principal)
+        return principal
 
     def _granted(self, scopes: frozenset[str], roles: frozenset[str]) -> frozenset[str]:
         if not roles:
