@@ -96,9 +96,8 @@ class Gateway:
         self.hooks = HookStage.build(settings.hooks, self.metrics)
         self.runs.hooks = self.hooks
         #: approval channels: notifications when a run waits, answer links, timeouts (approvals/)
-        access = cast(AccessStore, self.durable)
         self.approvals = (
-            Approvals(settings, self.runs, self.limiter.counters, audit=audit, access=access)
+            Approvals(settings, self.runs, self.limiter.counters, audit=audit)
             if settings.approval_channels
             else None
         )

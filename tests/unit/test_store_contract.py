@@ -170,6 +170,24 @@ async def test_create_then_get_returns_every_field(store: RunStore) -> None:
     assert await store.get(run.id) == run
 
 
+async def test_waiting_lists_every_tenants_waiting_runs_longest_waiting_first(store: RunStore) -> None:
+    first = await create_running(store, tenant="acme")
+    second = await create_running(store, tenant="other")
+    await create_running(store, tenant="acme")  # running: not listed
+    for run in (first, second):
+        waiting = await store.transition(
+            run.id, expect=RUNNING, attempt=1, update=RunUpdate(status=RunStatus.WAITING_INPUT)
+        )
+        assert waiting is not None
+    gated, _ = await store.create(make_run(tenant="third", status=RunStatus.WAITING_INPUT))
+
+    listed = await store.waiting(10)
+    assert [run.id for run in listed] == [first.id, second.id, gated.id]
+    assert [run.caller.tenant for run in listed] == ["acme", "other", "third"]
+    assert [run.id for run in await store.waiting(2)] == [first.id, second.id]
+    assert await store.waiting(0) == []
+
+
 async def test_get_of_unknown_run_is_none(store: RunStore) -> None:
     assert await store.get("run_missing") is None
 

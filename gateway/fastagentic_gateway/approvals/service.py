@@ -13,9 +13,8 @@
   compare-and-set keeps one answer, and an escalation goes out once for the cluster (a key created in the
   shared counters, NATS key-value in a cluster).
 
-Runs are listed per tenant: the sweep looks at ``default`` (every run when ``auth = "none"``), the tenants
-this replica notified, and, with authentication on, the tenants of the ``approval.notify`` records of the
-audit log (every replica's).
+The sweep reads the waiting runs of every tenant from the stores (``RunStore.waiting``), the longest
+waiting first, ``SWEEP_LIMIT`` a store and sweep.
 """
 
 from __future__ import annotations
@@ -31,14 +30,12 @@ from urllib.parse import parse_qs
 import msgspec
 
 from ..access.audit import AuditLog
-from ..access.model import AuditQuery
 from ..access.principal import Principal, Via
 from ..errors import Conflict, InvalidInput, MalformedRequest, NotFound, StoreUnavailable
 from ..limits.counters import Counters, CounterUnavailable
-from ..runs.model import Event, Run, RunQuery, RunStatus
+from ..runs.model import Event, Run, RunStatus
 from ..runs.service import PendingInterrupt, RunService
 from ..settings import Settings
-from ..store.base import AccessStore
 from ..validation import FieldError
 from .channels import Delivery, Notice
 from .config import ApprovalChannel, ApprovalRule
@@ -52,10 +49,8 @@ __all__ = ["Approvals", "Asked", "kind_of"]
 APPROVAL_DECISIONS = ("approve", "reject", "edit")
 QUESTION_DECISIONS = ("answer",)
 MAX_REASON = 2000
-#: runs looked at per tenant and sweep (the oldest waiting beyond it are seen once the first are answered)
+#: runs looked at per store and sweep, the longest waiting first (the rest are seen once those are answered)
 SWEEP_LIMIT = 1000
-#: audit records read back for tenants when the gateway starts
-STARTUP_AUDIT_RECORDS = 20_000
 #: interrupts whose timeout this replica already acted on, remembered (then forgotten: acting again is a 409)
 MAX_DONE = 100_000
 #: how long the cluster remembers that an escalation went out
@@ -104,13 +99,11 @@ class Approvals:
         counters: Counters,
         *,
         audit: AuditLog | None = None,
-        access: AccessStore | None = None,
     ) -> None:
         self.settings = settings
         self.runs = runs
         self.counters = counters
         self.audit = audit
-        self.access = access if audit is not None else None
         self.channels = {channel.name: channel for channel in settings.approval_channels}
         self.rules = list(settings.approval_rules) or [
             ApprovalRule(name="default", channels=list(self.channels))
@@ -140,8 +133,6 @@ class Approvals:
         )
         self._tasks: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
-        self._tenants: set[str] = {"default"}
-        self._audit_read_at: float | None = None  # when the audit log was last read for tenants
         self._done: set[str] = set()
 
     # ------------------------------------------------------------------ lifecycle
@@ -219,7 +210,6 @@ class Approvals:
         escalated: bool,
     ) -> None:
         tenant = run.caller.tenant
-        self._tenants.add(tenant)
         kind = kind_of(pending.request)
         digest = digest_of(event.data)
         expires = math.ceil(time.time() + self.settings.approval_link_ttl)
@@ -423,32 +413,9 @@ class Approvals:
     async def sweep(self, now: float | None = None) -> None:
         """Apply the rules' timeouts to the runs waiting for input."""
         now = time.time() if now is None else now
-        for tenant in sorted(await self._known_tenants()):
-            query = RunQuery(tenant=tenant, status=RunStatus.WAITING_INPUT, limit=SWEEP_LIMIT)
-            for run in await self.runs.list_runs(query):
+        for store in (self.runs.durable, self.runs.ephemeral):
+            for run in await store.waiting(SWEEP_LIMIT):
                 await self._timeout(run, now)
-
-    async def _known_tenants(self) -> set[str]:
-        """``default``, the tenants notified here, and those of every replica's ``approval.notify``
-        audit records: at the first sweep the last STARTUP_AUDIT_RECORDS of them, then those of the last
-        minute (records are written a little late, and not always in the order of their ids)."""
-        access = self.access
-        if access is None:
-            return self._tenants
-        started = time.time()
-        since = None if self._audit_read_at is None else self._audit_read_at - 60
-        before: int | None = None
-        read = 0
-        while read < STARTUP_AUDIT_RECORDS:
-            query = AuditQuery(action="approval.notify", since=since, before_id=before, limit=1000)
-            records = await access.audit(query)
-            self._tenants.update(record.tenant for record in records)
-            read += len(records)
-            if len(records) < 1000:
-                break
-            before = records[-1].id
-        self._audit_read_at = started
-        return self._tenants
 
     async def _timeout(self, run: Run, now: float) -> None:
         event = await self._interrupt_event(run)

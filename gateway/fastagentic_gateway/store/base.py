@@ -41,6 +41,10 @@ class RunStore(Protocol):
     async def count(self, query: RunQuery) -> int:
         """How many runs ``list`` would find for ``query`` without its ``limit`` and ``before``."""
 
+    async def waiting(self, limit: int) -> builtins.list[Run]:
+        """Runs waiting for input, of every tenant, the longest waiting first (least recently updated), at
+        most ``limit``. For the gateway's own sweeps (approval timeouts), never for a caller."""
+
     async def transition(
         self,
         run_id: str,

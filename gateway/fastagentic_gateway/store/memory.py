@@ -362,6 +362,11 @@ class MemoryRunStore:
         ids = self._by_tenant.get(query.tenant, {})
         return sum(1 for run in map(self._runs.__getitem__, ids) if matches(run, query))
 
+    async def waiting(self, limit: int) -> builtins.list[Run]:
+        found = [run for run in self._runs.values() if run.status is RunStatus.WAITING_INPUT]
+        found.sort(key=lambda run: (run.updated_at, run.id))
+        return [_copy(run) for run in found[: max(limit, 0)]]
+
     async def put_push_config(self, run_id: str, config_id: str, config: bytes) -> bool:
         run = self._runs.get(run_id)
         if run is None:

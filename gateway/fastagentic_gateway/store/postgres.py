@@ -618,6 +618,17 @@ class PostgresRunStore:
 
         return await self._call(delete)
 
+    async def waiting(self, limit: int) -> builtins.list[Run]:
+        async def waiting(conn: Conn) -> builtins.list[Run]:
+            cur = await conn.execute(
+                f"{_SELECT_RUN} WHERE status = %s ORDER BY updated_at, id LIMIT %s",
+                (str(RunStatus.WAITING_INPUT), max(limit, 0)),
+                binary=True,
+            )
+            return [_run_from_row(row) for row in await cur.fetchall()]
+
+        return await self._call(waiting)
+
     async def count(self, query: RunQuery) -> int:
         sql, params = count_sql("fastagentic_runs", query, "%s")
 

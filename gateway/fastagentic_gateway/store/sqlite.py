@@ -1020,6 +1020,11 @@ class SQLiteRunStore:
         sql, params = count_sql("runs", query, "?")
         return await self._read(lambda conn: int(conn.execute(sql, params).fetchone()[0]))
 
+    async def waiting(self, limit: int) -> builtins.list[Run]:
+        sql = f"{_SELECT_RUN} WHERE status = ? ORDER BY updated_at, id LIMIT ?"
+        params = (str(RunStatus.WAITING_INPUT), max(limit, 0))
+        return await self._read(lambda conn: [_run_from_row(row) for row in conn.execute(sql, params)])
+
     async def put_push_config(self, run_id: str, config_id: str, config: bytes) -> bool:
         sql = _PUT_PUSH_CONFIG.format(mark="?", runs="runs")
         return await self._write(
