@@ -114,11 +114,9 @@ async def test_the_clients_model_answers_and_the_run_goes_on(
     assert kinds[kinds.index("interrupt") + 1] == "input", kinds  # the question and its answer, in the log
 
 
-@pytest.mark.parametrize(("mode", "revision"), [("legacy", LEGACY), (MODERN, MODERN)])
-async def test_a_client_without_sampling_makes_the_agent_go_on_without_it(
-    sampling: Gateway, mode: str, revision: str
-) -> None:
-    async with client(sampling, mode) as mcp:
+async def test_a_client_without_sampling_makes_the_agent_go_on_without_it(sampling: Gateway) -> None:
+    # 2025-11-25; a 2026-07-28 request without sampling gets -32021 (test_mcp_prompt_interrupts.py).
+    async with client(sampling, "legacy") as mcp:
         result = await mcp.call_tool("summarise", {"text": TEXT})
     assert not result.is_error, result
     assert result.structured_content == {

@@ -1,6 +1,11 @@
 """Answering a run's interrupts over MCP: the question goes to the client that called, its answer resumes
 the run (``RunService.resume``, validated against the interrupt's schema).
 
+The request may be a ``tools/call``, a ``prompts/get`` or a ``resources/read``: all three are answered the
+same way. Where a ``tools/call`` ends with an ``isError`` result (declined, refused answers, a client that
+cannot answer), the other two, which have no error results, end with a JSON-RPC error saying the same
+(``request_error``).
+
 - **2025-11-25**: ``elicitation/create`` on the stream of the request that follows the run (the
   ``tools/call``, or a task's ``tasks/result``), as a request related to it. ``accept`` resumes the run;
   an answer the schema refuses is asked again with the reasons in the message, ``MAX_ASKS`` times in all,
@@ -8,28 +13,30 @@ the run (``RunService.resume``, validated against the interrupt's schema).
   ``cancel`` cancel the run and the call answers an ``isError`` result saying so. A client that did not
   declare form elicitation gets an ``isError`` result saying the tool needs input it cannot give, and the
   run keeps waiting for an answer from elsewhere (REST, a task's ``tasks/result``).
-- **2026-07-28**: the ``tools/call`` answers an ``InputRequiredResult``: one elicitation, keyed by the
-  interrupt's id, and a signed ``requestState`` (``request_state.py``). The client's retry carries the
+- **2026-07-28**: the request answers an ``InputRequiredResult``: one elicitation, keyed by the
+  interrupt's id, and a signed ``requestState`` (``request_state.py``) bound to the request (method, tool or
+  prompt name or resource URI, arguments). The client's retry carries the
   answer and the state; the run resumes and the retry follows it on (to its result, or to the next
   interrupt: another ``InputRequiredResult``). The same rules for refused, declined, and too many answers.
   A client that did not declare form elicitation gets ``-32021``; the run keeps waiting.
 - **Tasks** (2026-07-28 extension): ``tasks/get`` of a waiting task carries the elicitation in
   ``inputRequests``; ``tasks/update`` answers it (``take``).
 - **Sampling** (``ctx.sample``: ``sampling.py``): the same two paths with ``sampling/createMessage``
-  instead of ``elicitation/create``. A client without the sampling capability, or one that refuses the
-  request, gets no error: the run is answered ``unavailable`` (the agent raises ``SamplingUnavailable``
-  and decides) and the request follows it on.
+  instead of ``elicitation/create``. A 2025-11-25 client without the sampling capability, or one that
+  refuses the request, gets no error: the run is answered ``unavailable`` (the agent raises
+  ``SamplingUnavailable`` and decides) and the request follows it on. A 2026-07-28 request that did not
+  declare sampling gets ``-32021`` (SEP-2575), as for forms, and the run keeps waiting.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import anyio
 import mcp_types as types
-from mcp_types import MISSING_REQUIRED_CLIENT_CAPABILITY
+from mcp_types import INTERNAL_ERROR, MISSING_REQUIRED_CLIENT_CAPABILITY
 from pydantic import ValidationError
 
 from mcp.server.context import ServerRequestContext
@@ -59,12 +66,46 @@ from .streaming import Relay
 #: Times one interrupt is put to a client whose answers the schema refuses, before the run is cancelled.
 MAX_ASKS = 3
 
-#: Why a run's sampling request is answered ``unavailable`` for a client that cannot sample.
+#: Why a run's sampling request is answered ``unavailable`` for a client that cannot sample (2025-11-25).
 NO_SAMPLING = "the MCP client did not declare the sampling capability"
+#: ``requiredCapabilities`` of the ``-32021`` a 2026-07-28 request without sampling gets.
+SAMPLING_CAPABILITY: dict[str, Any] = {"sampling": {}}
 
 #: What ``take`` made of a client's reply: None (the run resumed), the ``isError`` result of a declined
 #: question (the run cancelled), or why the answer was refused.
 Taken = dict[str, Any] | list[str] | None
+
+#: The requests whose run may ask its caller.
+Answerable = types.CallToolRequestParams | types.GetPromptRequestParams | types.ReadResourceRequestParams
+
+#: What the messages call the endpoint a request runs, by the request's method.
+_WHAT = {"tools/call": "tool", "prompts/get": "prompt", "resources/read": "resource"}
+
+
+def bound_to(params: Answerable) -> tuple[str, str, Any]:
+    """What a ``requestState`` is bound to: the request's method, the tool's or prompt's name or the
+    resource's URI, and the arguments."""
+    if isinstance(params, types.ReadResourceRequestParams):
+        return "resources/read", str(params.uri), None
+    if isinstance(params, types.GetPromptRequestParams):
+        return "prompts/get", params.name, params.arguments
+    return "tools/call", params.name, params.arguments
+
+
+def request_error(kind: str, message: str, details: list[str] | None = None) -> NoReturn:
+    """What ``error_result`` says, as the JSON-RPC error of a request without error results
+    (``prompts/get``, ``resources/read``): ``-32603``, ``<kind>: <message>``, ``data.type`` the kind and
+    ``data.errors`` the details."""
+    data: dict[str, Any] = {"type": kind}
+    if details:
+        data["errors"] = details
+    raise MCPError(INTERNAL_ERROR, f"{kind}: {message}", data)
+
+
+def ending(what: str) -> Callable[[str, str, list[str] | None], dict[str, Any]]:
+    """How a request running a ``what`` (``tool``, ``prompt``, ``resource``) ends without its run's
+    result: an ``isError`` tool result, else a JSON-RPC error."""
+    return error_result if what == "tool" else request_error
 
 
 def reply_of(response: Any) -> types.ElicitResult | None:
@@ -98,7 +139,12 @@ class Asking:
     # ------------------------------------------------------------------ either revision
 
     async def take(
-        self, ctx: ServerRequestContext[Any, Any], run: Run, interrupt: Interrupt, reply: types.ElicitResult
+        self,
+        ctx: ServerRequestContext[Any, Any],
+        run: Run,
+        interrupt: Interrupt,
+        reply: types.ElicitResult,
+        what: str = "tool",
     ) -> Taken:
         """Act on the client's reply to ``interrupt``. ``Conflict`` when the run no longer waits on it."""
         who = self.principal_in(ctx)
@@ -106,7 +152,7 @@ class Asking:
             declined = "declined" if reply.action == "decline" else "cancelled"
             why = f"the MCP client {declined} the question of interrupt {interrupt.id!r}"
             await self._cancel(ctx, run, why)
-            return error_result(declined, f"{why}; run {run.id} was cancelled")
+            return ending(what)(declined, f"{why}; run {run.id} was cancelled", None)
         value, problems = Form(interrupt).answer(reply.content)
         if problems:
             return problems
@@ -119,11 +165,16 @@ class Asking:
         return None
 
     async def give_up(
-        self, ctx: ServerRequestContext[Any, Any], run: Run, interrupt: Interrupt, problems: list[str]
+        self,
+        ctx: ServerRequestContext[Any, Any],
+        run: Run,
+        interrupt: Interrupt,
+        problems: list[str],
+        what: str = "tool",
     ) -> dict[str, Any]:
         why = f"no acceptable answer to interrupt {interrupt.id!r} after {MAX_ASKS} tries"
         await self._cancel(ctx, run, why)
-        return error_result("invalid_answer", f"{why}; run {run.id} was cancelled", problems)
+        return ending(what)("invalid_answer", f"{why}; run {run.id} was cancelled", problems)
 
     async def _cancel(self, ctx: ServerRequestContext[Any, Any], run: Run, why: str) -> None:
         with anyio.CancelScope(shield=True), contextlib.suppress(Conflict, NotFound):
@@ -134,10 +185,16 @@ class Asking:
     # ------------------------------------------------------------------ 2025-11-25: elicitation/create
 
     def by_elicitation(
-        self, ctx: ServerRequestContext[Any, Any], run: Run, *, meta: dict[str, Any] | None = None
+        self,
+        ctx: ServerRequestContext[Any, Any],
+        run: Run,
+        *,
+        meta: dict[str, Any] | None = None,
+        what: str = "tool",
     ) -> OnInterrupt:
         """Put each interrupt of ``run`` to the client on ``ctx``'s stream (``meta``: the ``_meta`` of the
-        request, e.g. naming the task it is made for)."""
+        request, e.g. naming the task it is made for; ``what`` the request runs: ``tool``, ``prompt``,
+        ``resource``)."""
 
         async def elicit(interrupt: Interrupt) -> dict[str, Any] | None:
             if interrupt.id == GATE_ID:
@@ -146,7 +203,7 @@ class Asking:
                 await self.sample(ctx, run, interrupt, meta)
                 return None
             if not accepts_forms(ctx.session.client_capabilities):
-                return cannot_answer(run, interrupt, "it did not declare the elicitation capability")
+                return cannot_answer(run, interrupt, "it did not declare the elicitation capability", what)
             form = Form(interrupt)
             problems: list[str] = []
             for _ in range(MAX_ASKS):
@@ -163,17 +220,17 @@ class Asking:
                         metadata=ServerMessageMetadata(related_request_id=ctx.request_id),
                     )
                 except (MCPError, ValidationError) as exc:
-                    return cannot_answer(run, interrupt, f"elicitation/create failed: {exc}")
+                    return cannot_answer(run, interrupt, f"elicitation/create failed: {exc}", what)
                 # A reply in hand is acted on whole, even if the run moves on meanwhile (its own doing).
                 with anyio.CancelScope(shield=True):
                     try:
-                        taken = await self.take(ctx, run, interrupt, reply)
+                        taken = await self.take(ctx, run, interrupt, reply, what)
                     except Conflict:
                         return None  # answered elsewhere, or ended: following the run shows how
                 if not isinstance(taken, list):
                     return taken
                 problems = taken
-            return await self.give_up(ctx, run, interrupt, problems)
+            return await self.give_up(ctx, run, interrupt, problems, what)
 
         return elicit
 
@@ -229,9 +286,11 @@ class Asking:
     # ------------------------------------------------------------------ 2026-07-28: InputRequiredResult
 
     def by_input_required(
-        self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams, run: Run
+        self, ctx: ServerRequestContext[Any, Any], params: Answerable, run: Run
     ) -> OnInterrupt:
-        """End the ``tools/call`` with an ``InputRequiredResult`` for each interrupt of ``run``."""
+        """End the request (``tools/call``, ``prompts/get``, ``resources/read``) with an
+        ``InputRequiredResult`` for each interrupt of ``run``."""
+        what = _WHAT[bound_to(params)[0]]
 
         async def input_required(interrupt: Interrupt) -> dict[str, Any] | None:
             if interrupt.id == GATE_ID:
@@ -240,8 +299,16 @@ class Asking:
             if sampling is not None:
                 capabilities = ctx.session.client_capabilities
                 if not accepts_sampling(capabilities):
+                    # SEP-2575: a request needing a capability its client did not declare is -32021. Only
+                    # the caller's model could answer, so the run is not left waiting (holding its worker):
+                    # it is answered unavailable, and the agent goes on without (SamplingUnavailable).
                     await self.give(ctx, run, interrupt, unavailable(NO_SAMPLING))
-                    return None
+                    raise MCPError(
+                        MISSING_REQUIRED_CLIENT_CAPABILITY,
+                        f"Missing required client capability: the {what} asks the client's model "
+                        f"(sampling); run {run.id} goes on without it",
+                        {"requiredCapabilities": SAMPLING_CAPABILITY},
+                    )
                 try:
                     sampling_params(sampling, capabilities)
                 except ValueError as exc:
@@ -251,7 +318,7 @@ class Asking:
             if not accepts_forms(ctx.session.client_capabilities):
                 raise MCPError(
                     MISSING_REQUIRED_CLIENT_CAPABILITY,
-                    f"Missing required client capability: the tool asks for input (form elicitation); run "
+                    f"Missing required client capability: the {what} asks for input (form elicitation); run "
                     f"{run.id} waits for an answer from elsewhere",
                     {"requiredCapabilities": FORM_CAPABILITY},
                 )
@@ -262,21 +329,23 @@ class Asking:
     def input_required(
         self,
         ctx: ServerRequestContext[Any, Any],
-        params: types.CallToolRequestParams,
+        params: Answerable,
         run: Run,
         interrupt: Interrupt,
         *,
         asked: int,
         note: str = "",
     ) -> dict[str, Any]:
+        method, name, arguments = bound_to(params)
         state = self.states.mint(
             run=run.id,
             interrupt=interrupt.id,
             seq=interrupt.seq,
             who=who_of(self.principal_in(ctx)),
-            tool=params.name,
-            args=arguments_digest(params.arguments),
+            tool=name,
+            args=arguments_digest(arguments),
             asked=asked,
+            method=method,
         )
         sampling = sampling_of(interrupt)
         asked_for = (
@@ -291,13 +360,15 @@ class Asking:
         }
 
     async def redeem(
-        self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams, relay: Relay
+        self, ctx: ServerRequestContext[Any, Any], params: Answerable, relay: Relay | None
     ) -> Outcome | dict[str, Any]:
-        """A retried ``tools/call``: answer the interrupt its ``requestState`` names with its
-        ``inputResponses``, then follow the run on."""
+        """A retried request (``tools/call``, ``prompts/get``, ``resources/read``): answer the interrupt
+        its ``requestState`` names with its ``inputResponses``, then follow the run on."""
         assert params.request_state is not None
         who = self.principal_in(ctx)
-        state = self.states.open(params.request_state, who, params.name, params.arguments)
+        method, name, arguments = bound_to(params)
+        what = _WHAT[method]
+        state = self.states.open(params.request_state, who, name, arguments, method)
         run = await self.runs.get(state.run, who)
         if run is None or run.status in TERMINAL or run.last_seq != state.seq:
             raise invalid_state("answered")
@@ -325,12 +396,12 @@ class Asking:
             note = "No answer to this question came with the retried call."
             return self.input_required(ctx, params, run, interrupt, asked=state.asked, note=note)
         try:
-            taken = await self.take(ctx, run, interrupt, reply)
+            taken = await self.take(ctx, run, interrupt, reply, what)
         except Conflict:
             raise invalid_state("answered") from None
         if isinstance(taken, list):
             if state.asked >= MAX_ASKS:
-                return await self.give_up(ctx, run, interrupt, taken)
+                return await self.give_up(ctx, run, interrupt, taken, what)
             return self.input_required(
                 ctx, params, run, interrupt, asked=state.asked + 1, note=asked_again(taken)
             )
@@ -340,14 +411,16 @@ class Asking:
         return await finish_answering(self.runs, run, relay, on_interrupt, after_seq=interrupt.seq)
 
 
-def cannot_answer(run: Run, interrupt: Interrupt, why: str) -> dict[str, Any]:
-    """The ``isError`` result of a call whose run waits for input its client cannot give."""
-    return error_result(
+def cannot_answer(run: Run, interrupt: Interrupt, why: str, what: str = "tool") -> dict[str, Any]:
+    """The ``isError`` result (a JSON-RPC error for a prompt or resource) of a request whose run waits for
+    input its client cannot give."""
+    also = ", or call the tool as a task" if what == "tool" else ""
+    return ending(what)(
         "input_required",
-        f"the tool waits for input this client cannot give ({why}): {Form(interrupt).message}",
+        f"the {what} waits for input this client cannot give ({why}): {Form(interrupt).message}",
         [
             f"run {run.id} keeps waiting on interrupt {interrupt.id!r}: answer it with POST "
-            f"/v1/runs/{run.id}/resume, or call the tool as a task"
+            f"/v1/runs/{run.id}/resume{also}"
         ],
     )
 

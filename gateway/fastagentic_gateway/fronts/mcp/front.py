@@ -74,7 +74,7 @@ from .results import (
     tool_result,
 )
 from .resumption import SessionEvents
-from .running import OnInterrupt, finish_answering, run_to_end, submit
+from .running import OnInterrupt, finish_answering, submit
 from .sessions import MAX_SUBSCRIPTIONS, LegacySessions
 from .streaming import Relay
 from .tasks import (
@@ -430,8 +430,10 @@ class McpFront:
     ) -> HandlerResult:
         endpoint = self._endpoint(EndpointKind.PROMPT, params.name, "prompt")
         arguments = _coerce(endpoint.info.input_schema, params.arguments or {})
-        outcome = await self._run(ctx, EndpointKind.PROMPT, params.name, arguments)
-        return prompt_result(endpoint.info.description, outcome.output or b"{}")
+        ended = await self._run(ctx, EndpointKind.PROMPT, params.name, arguments, params)
+        if isinstance(ended, dict):
+            return ended  # an InputRequiredResult
+        return prompt_result(endpoint.info.description, ended.output or b"{}")
 
     async def _read_resource(
         self, ctx: ServerRequestContext[Any, Any], params: types.ReadResourceRequestParams
@@ -443,8 +445,10 @@ class McpFront:
             shown = uri if len(uri) <= 200 else uri[:200] + "…"  # never echo a huge URI whole
             raise MCPError(code, f"Resource not found: {shown}", {"uri": shown})
         endpoint, variables = found
-        outcome = await self._run(ctx, EndpointKind.RESOURCE, endpoint.name, variables)
-        return resource_result(uri, outcome.output or b"{}")
+        ended = await self._run(ctx, EndpointKind.RESOURCE, endpoint.name, variables, params)
+        if isinstance(ended, dict):
+            return ended  # an InputRequiredResult
+        return resource_result(uri, ended.output or b"{}")
 
     def _readable(self, ctx: ServerRequestContext[Any, Any], uri: str) -> bool:
         """Whether ``uri`` is a resource's, one the caller may read (so subscribe to)."""
@@ -476,14 +480,33 @@ class McpFront:
         return endpoint
 
     async def _run(
-        self, ctx: ServerRequestContext[Any, Any], kind: EndpointKind, name: str, value: Any
-    ) -> Outcome:
-        """Run a prompt or resource endpoint to its end; anything but success is a JSON-RPC error."""
+        self,
+        ctx: ServerRequestContext[Any, Any],
+        kind: EndpointKind,
+        name: str,
+        value: Any,
+        params: types.GetPromptRequestParams | types.ReadResourceRequestParams,
+    ) -> Outcome | dict[str, Any]:
+        """Run a prompt or resource endpoint to its end, its questions put to the client as a tool's are
+        (``answering.py``); anything but success, or an ``InputRequiredResult``, is a JSON-RPC error."""
+        what = "prompt" if kind is EndpointKind.PROMPT else "resource"
         try:
-            call = self._call(ctx, kind, name, value)
+            if is_modern(ctx) and params.request_state is not None:
+                # A retry answering the InputRequiredResult of an earlier request.
+                ended = await self.asking.redeem(ctx, params, None)
+            else:
+                run = await submit(self.runs, self._call(ctx, kind, name, value))
+                asker: OnInterrupt = (
+                    self.asking.by_input_required(ctx, params, run)
+                    if is_modern(ctx)
+                    else self.asking.by_elicitation(ctx, run, what=what)
+                )
+                ended = await finish_answering(self.runs, run, None, asker)
         except GatewayError as exc:
             raise MCPError(error_code(exc), _with_details(exc), error_data(exc)) from exc
-        _, outcome = await run_to_end(self.runs, call)
+        if isinstance(ended, dict):
+            return ended
+        outcome = ended
         if outcome.status is RunStatus.SUCCEEDED:
             return outcome
         if outcome.error is not None:

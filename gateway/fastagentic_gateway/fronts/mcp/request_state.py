@@ -1,10 +1,11 @@
 """The ``requestState`` of a 2026-07-28 ``InputRequiredResult``: which run and interrupt a retried
-``tools/call`` answers, signed by the gateway.
+request (``tools/call``, ``prompts/get``, ``resources/read``) answers, signed by the gateway.
 
 The client echoes the state back with its answers; the spec makes it attacker-controlled input. So it is
 ``fa1.<payload>.<mac>``: the payload (base64url JSON) names the run, the interrupt and the sequence number
-of its event, the caller (a digest of tenant and subject), the tool and a digest of its arguments, how many
-times the interrupt was asked, and an expiry; the mac is HMAC-SHA256 over ``fa1.<payload>`` under a key
+of its event, the caller (a digest of tenant and subject), the request it answers (its method, the tool's or
+prompt's name or the resource's URI, and a digest of its arguments), how many times the interrupt was asked,
+and an expiry; the mac is HMAC-SHA256 over ``fa1.<payload>`` under a key
 derived from the gateway's secret (``mcp_state_secret``, or one generated once and kept in the data
 directory). Replicas of one gateway must share that secret (a state minted by one is redeemed by
 another); rotating it invalidates the states in flight, nothing else.
@@ -47,10 +48,11 @@ class RequestState(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     interrupt: str
     seq: int  # the interrupt event's: the run waits on it while it is the run's last event
     who: str  # digest of the caller's tenant and subject
-    tool: str
+    tool: str  # the tool's or prompt's name, the resource's URI
     args: str  # digest of the call's arguments
     asked: int  # times this interrupt was put to the client (bounded re-asks)
     exp: float
+    method: str = "tools/call"  # the request the state answers (absent from the first states: tools/call)
 
 
 def who_of(principal: Principal) -> str:
@@ -86,13 +88,27 @@ class RequestStates:
         body = _PREFIX + _b64(msgspec.json.encode(state))
         return body + "." + _b64(hmac.digest(self.key, body.encode(), "sha256"))
 
-    def mint(self, *, run: str, interrupt: str, seq: int, who: str, tool: str, args: str, asked: int) -> str:
+    def mint(
+        self,
+        *,
+        run: str,
+        interrupt: str,
+        seq: int,
+        who: str,
+        tool: str,
+        args: str,
+        asked: int,
+        method: str = "tools/call",
+    ) -> str:
         exp = time.time() + self.ttl
-        return self.seal(RequestState(run, interrupt, seq, who, tool, args, asked, exp))
+        return self.seal(RequestState(run, interrupt, seq, who, tool, args, asked, exp, method))
 
-    def open(self, token: str, principal: Principal, tool: str, arguments: Any) -> RequestState:
-        """The state ``token`` carries, when this gateway minted it for this caller and this call and it
-        has not expired; else the spec's error (-32602)."""
+    def open(
+        self, token: str, principal: Principal, tool: str, arguments: Any, method: str = "tools/call"
+    ) -> RequestState:
+        """The state ``token`` carries, when this gateway minted it for this caller and this request
+        (``method`` of ``tool``, a name or URI, with ``arguments``) and it has not expired; else the spec's
+        error (-32602)."""
         if not token.startswith(_PREFIX) or len(token) > MAX_STATE:
             raise _rejected("malformed")
         body, _, mac = token.rpartition(".")
@@ -110,7 +126,7 @@ class RequestStates:
             raise invalid_state("expired")
         if not hmac.compare_digest(state.who, who_of(principal)):
             raise _rejected("another principal")
-        if state.tool != tool or state.args != arguments_digest(arguments):
+        if state.method != method or state.tool != tool or state.args != arguments_digest(arguments):
             raise _rejected("another call")
         return state
 

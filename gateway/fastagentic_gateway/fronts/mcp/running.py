@@ -50,11 +50,6 @@ async def submit(runs: RunService, call: Call) -> Run:
     return run
 
 
-async def run_to_end(runs: RunService, call: Call, relay: Relay | None = None) -> tuple[Run, Outcome]:
-    run = await submit(runs, call)
-    return run, await finish(runs, run, relay)
-
-
 async def finish(runs: RunService, run: Run, relay: Relay | None, *, cancel_on_abort: bool = True) -> Outcome:
     """How ``run`` ends; its events go to ``relay`` on the way when the client would receive any."""
     ended = await finish_answering(runs, run, relay, None, cancel_on_abort=cancel_on_abort)
@@ -87,7 +82,7 @@ async def finish_answering(
 async def _follow(
     runs: RunService, run: Run, relay: Relay | None, on_interrupt: OnInterrupt | None, after_seq: int
 ) -> Outcome | dict[str, Any]:
-    async with _following(runs, run, after_seq) as batches:
+    async with following(runs, run, after_seq) as batches:
         # Most runs never ask: no task group until one does.
         async for batch in batches:
             step = await _step(batch, relay, on_interrupt)
@@ -173,7 +168,7 @@ async def pending_interrupt(runs: RunService, run: Run) -> Interrupt | None:
     """The interrupt ``run`` waits on (its last event), or None."""
     if run.status in TERMINAL or run.last_seq < 1:
         return None
-    async with _following(runs, run, run.last_seq - 1) as batches:
+    async with following(runs, run, run.last_seq - 1) as batches:
         async for batch in batches:
             last = batch[-1] if batch else None
             if last is None or last.kind != "interrupt" or last.seq != run.last_seq:
@@ -185,10 +180,9 @@ async def pending_interrupt(runs: RunService, run: Run) -> Interrupt | None:
     return None
 
 
-def _following(
-    runs: RunService, run: Run, after_seq: int
-) -> contextlib.aclosing[AsyncGenerator[list[Event]]]:
-    """``runs.follow``, closed (its bus subscription with it) when the caller stops reading."""
+def following(runs: RunService, run: Run, after_seq: int) -> contextlib.aclosing[AsyncGenerator[list[Event]]]:
+    """``runs.follow`` from after ``after_seq``, closed (its bus subscription with it) when the caller
+    stops reading."""
     return contextlib.aclosing(cast(AsyncGenerator[list[Event]], runs.follow(run, after_seq=after_seq)))
 
 

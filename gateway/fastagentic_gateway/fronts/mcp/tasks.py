@@ -4,8 +4,9 @@ Both revisions, on the same runs:
 
 - 2025-11-25 (experimental tasks): a ``tools/call`` with ``params.task`` answers ``{"task": ...}`` at once;
   ``tasks/get``, ``tasks/result`` (blocks until the run ends), ``tasks/list`` (the caller's tasks, newest
-  first), ``tasks/cancel``; ``notifications/tasks/status`` on the session's stream when
-  the run ends, and progress notifications for the progress token of the creating call.
+  first), ``tasks/cancel``; ``notifications/tasks/status`` on the session's stream when the task's status
+  changes (``input_required`` and back to ``working``, then its end), and progress notifications for the
+  progress token of the creating call.
 - 2026-07-28 (the ``io.modelcontextprotocol/tasks`` extension): when a request declares the extension, a
   ``tools/call`` of an agent (or durable tool) answers ``resultType: "task"``; ``tasks/get`` carries the
   final result inline; ``tasks/cancel`` and ``tasks/update`` acknowledge; ``tasks/result`` and
@@ -37,7 +38,8 @@ replica, the task reports the longest TTL instead: a TTL may only grow, never cu
 TTL a task has expired: ``tasks/*`` answer "Task has expired" and ``tasks/list`` leaves it out; the run
 itself stays under ``retention``.
 
-Status notifications: a 2025-11-25 session gets ``notifications/tasks/status`` when a task it created ends;
+Status notifications: a 2025-11-25 session gets ``notifications/tasks/status`` when a task it created
+changes status: it waits for input (``input_required``), it goes on after the answer (``working``), it ends;
 a 2026-07-28 client names task ids in ``subscriptions/listen`` (``notifications.taskIds``) and gets
 ``notifications/tasks`` on that stream (``listen.py``).
 """
@@ -67,14 +69,14 @@ from ...access.policy import may_see
 from ...access.principal import Principal
 from ...errors import Conflict, GatewayError, NotFound
 from ...runs.approval import GATE_ID
-from ...runs.model import TERMINAL, EndpointKind, Run, RunQuery, RunStatus
+from ...runs.model import TERMINAL, TERMINAL_EVENT, EndpointKind, Run, RunQuery, RunStatus
 from ...runs.service import RunService
 from .answering import Asking, reply_of
 from .catalogue import Catalogue
 from .elicitation import Form, Interrupt, accepts_forms
 from .envelope import TASK_METHODS
 from .results import Outcome, error_code, error_data, tool_result
-from .running import finish, finish_answering, pending_interrupt
+from .running import finish_answering, following, pending_interrupt
 from .sampling import accepts_sampling, result_of, sampled, sampling_of, sampling_params, sampling_request
 from .sessions import connection_of
 from .streaming import Relay
@@ -91,6 +93,9 @@ LIST_PAGE = 50
 MAX_REQUESTED_TTLS = 100_000
 
 _RUN_ID = re.compile(r"run_[0-9a-f]{32}")
+_TERMINAL_KINDS = frozenset(TERMINAL_EVENT.values())
+#: Events after which a task's status may have changed short of its end: it waits for input, or it got it.
+_STATUS_EVENTS = frozenset({"interrupt", "input"})
 _STATUS = {
     RunStatus.QUEUED: "working",
     RunStatus.RUNNING: "working",
@@ -396,23 +401,46 @@ class Tasks:
     # ------------------------------------------------------------------ 2025-11-25 status notifications
 
     def watch(self, session: ServerSession, run: Run, relay: Relay) -> None:
-        """Follow a task made in a 2025-11-25 session: relay its progress, announce how it ended."""
+        """Follow a task made in a 2025-11-25 session: relay its progress, announce its status changes
+        (waiting for input, going on after the answer) and how it ended."""
         task = asyncio.ensure_future(self._watch(session, run, relay))
         self._watchers.add(task)
         task.add_done_callback(self._watchers.discard)
 
     async def _watch(self, session: ServerSession, run: Run, relay: Relay) -> None:
+        announced = _STATUS[run.status]  # what the session was told: the task as created
         try:
-            await finish(self.runs, run, relay, cancel_on_abort=False)
+            async with following(self.runs, run, 0) as batches:
+                async for batch in batches:
+                    if not batch:
+                        continue
+                    if relay.wanted:
+                        await relay.send(batch)
+                    if batch[-1].kind in _TERMINAL_KINDS:
+                        break
+                    if not any(event.kind in _STATUS_EVENTS for event in batch):
+                        continue
+                    # The run's status is stored before its interrupt event is published, and with its
+                    # input event: the stored run says where the task stands now.
+                    current = await self.runs.get(run.id, run.caller.tenant)
+                    if current is None or current.status in TERMINAL:
+                        continue  # its end is announced below, once its terminal event is in
+                    if _STATUS[current.status] != announced:
+                        announced = _STATUS[current.status]
+                        await self._announce(session, current)
             final = await self.runs.get(run.id, run.caller.tenant)
-            if final is None:
-                return
-            connection = connection_of(session)
-            if connection is not None:
-                # Raw: the SDK's typed notifications drop null fields, and a task's ttl must be there (null).
-                await connection.notify("notifications/tasks/status", self.legacy_task(final))
+            if final is not None and final.status in TERMINAL:
+                await self._announce(session, final)
         except Exception:
-            log.debug("task status notification for %s not sent", run.id, exc_info=True)
+            log.debug("task status notifications for %s stopped", run.id, exc_info=True)
+
+    async def _announce(self, session: ServerSession, run: Run) -> None:
+        """``notifications/tasks/status`` with the task as ``tasks/get`` answers it, on the session's GET
+        stream."""
+        connection = connection_of(session)
+        if connection is not None:
+            # Raw: the SDK's typed notifications drop null fields, and a task's ttl must be there (null).
+            await connection.notify("notifications/tasks/status", self.legacy_task(run))
 
     async def close(self) -> None:
         for task in list(self._watchers):
