@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +24,7 @@ from .adapters.discovery import adapter_for
 from .adapters.shape import adapter_function
 from .context import Caller, RunContext
 from .events import EVENT_KIND_PATTERN, RESERVED_KINDS
+from .hooks import Checker, WorkerHook
 
 __all__ = [
     "ContractViolation",
@@ -123,13 +124,17 @@ def start_adapter(
     on_event: Callable[[Recording], None] | None = None,
     answers: dict[str, Any] | None = None,
     answer: Callable[[str, Any], Any] | None = None,
+    hooks: Mapping[str, Sequence[WorkerHook]] | None = None,
+    checker: Checker | None = None,
 ) -> RunningAdapter:
     """Start one run of ``adapter`` (or of the object an adapter is found for) on ``body``, the request body
     as a client sends it (JSON-able), decoded by the endpoint's own input schema as the worker does.
     ``on_event`` is called with the recording as each event is recorded, inside the run (to change
     ``recording.context.model_hint`` at an exact point, say). Interrupts: ``answers`` (interrupt id ->
     answer) are those an earlier attempt was given; ``answer(id, request)`` answers the others as a person
-    would (without it, an interrupt nobody answers ends the run with ``Unanswered``)."""
+    would (without it, an interrupt nobody answers ends the run with ``Unanswered``). Tool checks:
+    ``hooks`` are worker-side hooks (``App.hooks``), ``checker`` stands in for the gateway's tool chains
+    (``(point, tool, payload JSON) -> Verdict | None``, as the worker's round trip answers)."""
     function, shape = adapter_function(adapter_for(adapter))
     recording = Recording()
 
@@ -161,6 +166,8 @@ def start_adapter(
         model_hint=model_hint,
         answers=answers,
         asker=ask,
+        checker=checker,
+        hooks=hooks,
     )
     recording.context = context
     args, kwargs = shape.bind(msgspec.json.encode(body), context)

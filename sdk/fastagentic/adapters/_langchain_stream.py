@@ -5,22 +5,47 @@ Any LangChain runnable (a compiled graph, a ``create_agent`` agent, a chain, a c
 ordered stream what is mapped here: each graph node's run as ``node_enter`` / ``node_exit``, each chat model
 call as ``llm_start``, its streamed text as ``token`` events, its reply as ``message`` and its usage as
 ``llm_end``, each tool run as ``tool_call`` / ``tool_result``. The output is what the root run returned.
+
+Central tool checks: ``guard_tools`` replaces the tools of a graph's ``ToolNode`` s with ``GuardedTool`` s,
+which put each call through the run's ``check_tool_call`` before LangChain reports it started (the
+``tool_call`` event carries the arguments the tool runs with) and its output through ``check_tool_result``
+before LangChain reports it ended (the ``tool_result`` event, and the ``ToolMessage`` the model sees, carry
+what the hooks left). A refused call never runs: its ``ToolMessage`` is an error whose content is the reason.
 """
 
 from __future__ import annotations
 
 import logging
+import typing
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
+from langchain_core.callbacks import AsyncCallbackManagerForToolRun, CallbackManagerForToolRun
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langchain_core.runnables import Runnable, RunnableConfig
+from langchain_core.tools import BaseTool, ToolException
+from langchain_core.tools.base import _get_runnable_config_param, _signature_parameters
+from pydantic import ConfigDict
 
 from ..context import RunContext
+from ..hooks import ToolCall
 from . import events
+from .base import _current
+from .guard import GuardedError, ToolRejected, note_refusal, refusals, run_checked
 
-__all__ = ["Translation", "any_of", "json_schema", "single", "stream", "text_of", "usage_of"]
+__all__ = [
+    "GuardedTool",
+    "Translation",
+    "any_of",
+    "guard_tools",
+    "json_schema",
+    "single",
+    "stream",
+    "text_of",
+    "usage_of",
+]
 
 
 def json_schema(
@@ -94,6 +119,7 @@ class Translation:
     tools: dict[str, _Tool] = field(default_factory=dict)  # run id -> tool call
     requested: list[dict[str, Any]] = field(default_factory=list)  # tool calls models asked for, not yet run
     interrupts: list[Any] = field(default_factory=list)
+    refused: dict[str, ToolRejected] = field(default_factory=dict)  # tool calls the guardrails refused
     output: Any = None
     finished: bool = False
 
@@ -106,8 +132,9 @@ async def stream(
     error unwrapped)."""
     seen = Translation()
     try:
-        async for event in runnable.astream_events(value, config, version="v2", **options):
-            await translate(event, seen, ctx)
+        with refusals() as seen.refused:
+            async for event in runnable.astream_events(value, config, version="v2", **options):
+                await translate(event, seen, ctx)
     except Exception as exc:
         error = single(exc)
         await close_all(seen, ctx, error)
@@ -161,13 +188,18 @@ async def translate(event: Mapping[str, Any], seen: Translation, ctx: RunContext
     elif kind == "on_tool_start":
         name = str(event.get("name") or "")
         arguments = data.get("input")
-        call_id = _requested_id(seen, name, arguments) or run_id
+        own = metadata.get(CALL_ID_KEY)
+        if isinstance(own, str) and own:
+            call_id = own
+            seen.requested = [call for call in seen.requested if call.get("id") != own]
+        else:
+            call_id = _requested_id(seen, name, arguments) or run_id
         seen.tools[run_id] = _Tool(call_id, name, [str(p) for p in event.get("parent_ids") or []])
         await events.tool_call(ctx, call_id, name, arguments)
     elif kind == "on_tool_end":
         tool = seen.tools.pop(run_id, None)
         if tool is not None:
-            await _tool_result(ctx, tool, data.get("output"))
+            await _tool_result(ctx, tool, data.get("output"), seen)
     elif kind == "on_tool_error":
         tool = seen.tools.pop(run_id, None)
         error = data.get("error")
@@ -212,7 +244,11 @@ def _requested_id(seen: Translation, name: str, arguments: Any) -> str | None:
     return None
 
 
-async def _tool_result(ctx: RunContext, tool: _Tool, output: Any) -> None:
+async def _tool_result(ctx: RunContext, tool: _Tool, output: Any, seen: Translation | None = None) -> None:
+    refused = seen.refused.pop(tool.id, None) if seen is not None else None
+    if refused is not None:
+        await events.tool_result(ctx, tool.id, tool.name, error=refused)
+        return
     if isinstance(output, ToolMessage):
         if output.status == "error":
             error = {"type": "ToolError", "message": text_of(output.content) or str(output.content)}
@@ -236,7 +272,7 @@ async def _close_tools(seen: Translation, ctx: RunContext, node_run: str, output
             del seen.tools[run_id]
             answer = answers.get(tool.id)
             if answer is not None:
-                await _tool_result(ctx, tool, answer)
+                await _tool_result(ctx, tool, answer, seen)
             else:
                 await events.tool_result(
                     ctx, tool.id, tool.name, error={"type": "ToolError", "message": "the tool did not finish"}
@@ -254,3 +290,193 @@ async def close_all(seen: Translation, ctx: RunContext, error: BaseException) ->
     for node, step in reversed(list(seen.nodes.values())):
         await events.node_exit(ctx, node, step, error=error)
     seen.nodes.clear()
+
+
+# ------------------------------------------------------------------------------------ central tool checks
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """A tool call as the checks let it through (or refused), for the tool run that serves it."""
+
+    call_id: str
+    call: ToolCall | None
+    refused: ToolRejected | None = None
+
+
+#: The callback metadata key a GuardedTool's run carries its model tool call id under.
+CALL_ID_KEY = "fastagentic_tool_call_id"
+
+_checked: ContextVar[_Checked | None] = ContextVar("fastagentic_langchain_checked", default=None)
+
+
+class GuardedTool(BaseTool):
+    """A LangChain tool under the run's tool checks (outside a FastAgentic run, the tool itself): the same
+    name, description, schema and error handling as ``inner``, whose own code runs inside."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    inner: BaseTool
+
+    def __init__(self, inner: BaseTool) -> None:
+        super().__init__(
+            inner=inner,
+            name=inner.name,
+            description=inner.description,
+            args_schema=inner.args_schema,
+            return_direct=inner.return_direct,
+            response_format=inner.response_format,
+            handle_tool_error=inner.handle_tool_error,
+            handle_validation_error=inner.handle_validation_error,
+            metadata=inner.metadata,
+            tags=inner.tags,
+            extras=inner.extras,
+        )
+
+    @property
+    def tool_call_schema(self) -> Any:
+        return self.inner.tool_call_schema
+
+    async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        ctx = _current.get()
+        if ctx is None:
+            return await self.inner.ainvoke(input, config, **kwargs)
+        is_call = isinstance(input, dict) and input.get("type") == "tool_call" and "args" in input
+        raw = input["args"] if is_call else input
+        arguments = dict(raw) if isinstance(raw, dict) else {"input": raw}
+        visible = self.inner._filter_injected_args(arguments)
+        injected = {key: value for key, value in arguments.items() if key not in visible}
+        call_id = (str(input.get("id") or "") or None) if is_call else None
+        # The model's call id, for the run's tool_call event (the arguments may change below).
+        if call_id is not None:
+            metadata = {**dict((config or {}).get("metadata") or {}), CALL_ID_KEY: call_id}
+            config = typing.cast(RunnableConfig, {**(config or {}), "metadata": metadata})
+        try:
+            call = await ctx.check_tool_call(self.name, visible, id=call_id)
+        except ToolRejected as exc:
+            # Reported as the tool's run (so the log pairs it with its call), answered with the reason.
+            token = _checked.set(_Checked(call_id or "", None, exc))
+            try:
+                return await super().ainvoke(input, config, **kwargs)
+            finally:
+                _checked.reset(token)
+        checked = {**call.arguments, **injected}
+        if is_call:
+            new_input: Any = {**input, "args": checked}
+        elif isinstance(raw, dict):
+            new_input = checked
+        else:
+            new_input = checked.get("input", raw)
+        token = _checked.set(_Checked(call.id, call))
+        try:
+            return await super().ainvoke(new_input, config, **kwargs)
+        finally:
+            _checked.reset(token)
+
+    async def _arun(
+        self,
+        *args: Any,
+        config: RunnableConfig,
+        run_manager: AsyncCallbackManagerForToolRun | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        checked = _checked.get()
+        _checked.set(None)  # the inner tool's own tool runs (a tool calling tools) are checked anew
+        ctx = _current.get()
+        if ctx is None or checked is None:
+            return await self._inner_arun(args, kwargs, config, run_manager)
+        if checked.refused is not None:
+            return self._refusal(checked.refused, checked.call_id)
+        call = checked.call
+        assert call is not None
+        artifact: list[Any] = []
+
+        async def invoke(arguments: dict[str, Any]) -> Any:
+            result = await self._inner_arun(args, {**kwargs, **arguments}, config, run_manager)
+            if (
+                self.response_format == "content_and_artifact"
+                and isinstance(result, tuple)
+                and len(result) == 2
+            ):
+                artifact[:] = [result[1]]
+                return result[0]
+            return result
+
+        try:
+            result = await run_checked(ctx, call, invoke)
+        except ToolRejected as exc:
+            return self._refusal(exc, call.id)
+        except GuardedError as exc:
+            raise ToolException(str(exc)) from None
+        if self.response_format == "content_and_artifact":
+            return result, (artifact[0] if artifact else None)
+        return result
+
+    def _refusal(self, refusal: ToolRejected, call_id: str) -> Any:
+        note_refusal(call_id, refusal)
+        message = ToolMessage(content=str(refusal), name=self.name, tool_call_id=call_id, status="error")
+        return (message, None) if self.response_format == "content_and_artifact" else message
+
+    async def _inner_arun(
+        self,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        config: RunnableConfig,
+        run_manager: AsyncCallbackManagerForToolRun | None,
+    ) -> Any:
+        inner = self.inner
+        own = inner._run if type(inner)._arun is BaseTool._arun else inner._arun
+        options = dict(kwargs)
+        if _signature_parameters(own).get("run_manager"):
+            options["run_manager"] = run_manager
+        if config_param := _get_runnable_config_param(own):
+            options[config_param] = config
+        return await inner._arun(*args, **options)
+
+    def _run(
+        self,
+        *args: Any,
+        config: RunnableConfig,
+        run_manager: CallbackManagerForToolRun | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        if _current.get() is not None:
+            raise RuntimeError(
+                f"tool {self.name!r} was called synchronously inside a FastAgentic run: its central checks "
+                "need the async path (ainvoke)"
+            )
+        inner = self.inner
+        options = dict(kwargs)
+        if _signature_parameters(inner._run).get("run_manager"):
+            options["run_manager"] = run_manager
+        if config_param := _get_runnable_config_param(inner._run):
+            options[config_param] = config
+        return inner._run(*args, **options)
+
+
+def guard_tools(graph: Any) -> int:
+    """Replace the tools of every ``ToolNode`` of ``graph`` (and of its subgraphs) with ``GuardedTool`` s,
+    in place and once; returns how many tools are guarded."""
+    try:
+        from langgraph.prebuilt import ToolNode
+    except ImportError:  # pragma: no cover - langgraph is a dependency of both adapters
+        return 0
+    count = 0
+    seen: set[int] = set()
+    waiting = [graph]
+    while waiting:
+        one = waiting.pop()
+        if id(one) in seen:
+            continue
+        seen.add(id(one))
+        for node in (getattr(one, "nodes", None) or {}).values():
+            bound = getattr(node, "bound", None)
+            if isinstance(bound, ToolNode):
+                tools = bound.tools_by_name
+                for name, tool in list(tools.items()):
+                    if not isinstance(tool, GuardedTool):
+                        tools[name] = GuardedTool(tool)
+                    count += 1
+            elif bound is not None and hasattr(bound, "nodes") and hasattr(bound, "astream_events"):
+                waiting.append(bound)  # a compiled subgraph as a node
+    return count

@@ -6,6 +6,15 @@ The module runs once with ``acall(**inputs)`` (a module without ``aforward`` in 
 reported to the usage tracker; each tool call (``dspy.ReAct``'s tools, ``finish`` included) is a
 ``tool_call`` / ``tool_result`` pair, a tool's exception its ``error`` (ReAct shows it to the model and goes on).
 The input and output are the signature's fields, typed; the output is the prediction's output fields.
+
+Central tool checks: the adapter wraps the ``func`` of the module's ``dspy.Tool`` s (``ReAct``'s and any
+sub-module's ``tools``; in place, once; outside a FastAgentic run the wrapper calls the tool as before), so
+each call goes through the run's ``check_tool_call`` and its result through ``check_tool_result`` before
+DSPy reports it and the model sees it. A refused call never runs: it raises ``ToolRejected``, which ReAct
+shows the model as the tool's error (and the run's ``tool_result`` carries). ``finish`` (ReAct's own
+end marker, which runs nothing) is not checked. A tool called from a worker thread (a module without
+``aforward``) waits there for the checks, which run on the run's event loop. The checks' call id is the
+run's own (``<run>:<attempt>:tool-<n>``).
 """
 
 from __future__ import annotations
@@ -14,6 +23,8 @@ import asyncio
 import inspect
 import threading
 import typing
+from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,9 +33,10 @@ import pydantic
 from dspy.utils.callback import BaseCallback  # type: ignore[import-untyped]
 from dspy.utils.usage_tracker import UsageTracker  # type: ignore[import-untyped]
 
-from ..context import RunContext
+from ..context import MAX_TOOL_RETRIES, RunContext
 from . import events
-from .base import BaseAdapter
+from .base import BaseAdapter, _current
+from .guard import GuardedError, guarded
 
 __all__ = ["DSPyAdapter", "signature_of"]
 
@@ -153,6 +165,7 @@ class DSPyAdapter(BaseAdapter):
         if not isinstance(module, dspy.Module):
             raise TypeError(f"DSPyAdapter runs a dspy.Module, not {type(module).__name__}")
         self.module = module
+        _guard_tools(module)
         self.lm = lm
         self.signature = signature or signature_of(module)
         label = type(module).__name__
@@ -186,8 +199,12 @@ class DSPyAdapter(BaseAdapter):
             finally:
                 run.put(_END)
 
-        with dspy.context(**settings):
-            task = asyncio.ensure_future(work())  # the task copies the context: DSPy's settings go along
+        loop_token = _loop.set(run.loop)  # for tools called from a worker thread
+        try:
+            with dspy.context(**settings):
+                task = asyncio.ensure_future(work())  # the task copies the context: DSPy's settings go along
+        finally:
+            _loop.reset(loop_token)
         try:
             while (item := await run.queue.get()) is not _END:
                 await _translate(item, run, ctx)
@@ -207,6 +224,88 @@ class DSPyAdapter(BaseAdapter):
             return events.jsonable(items)
         values = {name: prediction[name] for name in self.signature.output_fields}
         return self.output_type(**values)
+
+
+#: The run's event loop, for the checks of a tool called from a worker thread.
+_loop: ContextVar[asyncio.AbstractEventLoop | None] = ContextVar("fastagentic_dspy_loop", default=None)
+#: ReAct's end marker: a tool that runs nothing.
+_FINISH = "finish"
+
+
+def _guard_tools(module: dspy.Module) -> None:
+    """Wrap the ``func`` of every ``dspy.Tool`` in the ``tools`` of ``module`` and its sub-modules, once."""
+    modules = [module, *(sub for _, sub in module.named_sub_modules())]
+    for one in modules:
+        tools = getattr(one, "tools", None)
+        found = tools.values() if isinstance(tools, dict) else tools if isinstance(tools, list) else ()
+        for tool in found:
+            guarded_already = getattr(getattr(tool, "func", None), "__fastagentic_guarded__", False)
+            if isinstance(tool, dspy.Tool) and tool.name != _FINISH and not guarded_already:
+                tool.func = _guarded_func(tool.name, tool.func)
+
+
+def _guarded_func(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
+    def func(**arguments: Any) -> Any:
+        ctx = _current.get()
+        if ctx is None:  # not in a FastAgentic run
+            return original(**arguments)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return _checked_in_thread(ctx, name, original, arguments)
+
+        # On the event loop (Tool.acall): a coroutine, which acall awaits.
+        async def invoke(checked: dict[str, Any]) -> Any:
+            result = original(**checked)
+            return await result if inspect.isawaitable(result) else result
+
+        return guarded(ctx, name, arguments, invoke)
+
+    func.__fastagentic_guarded__ = True  # type: ignore[attr-defined]
+    func.__name__ = getattr(original, "__name__", name)
+    func.__doc__ = getattr(original, "__doc__", None)
+    return func
+
+
+def _checked_in_thread(
+    ctx: RunContext, name: str, original: Callable[..., Any], arguments: dict[str, Any]
+) -> Any:
+    """A tool called from a worker thread: the checks run on the run's loop (bounded by the gateway's tool
+    check timeout), the tool here, as ``guard.guarded`` does on the loop."""
+    loop = _loop.get()
+    if loop is None:
+        raise RuntimeError(
+            f"tool {name!r}: called from a thread the run did not start; its checks cannot run"
+        )
+
+    def on_loop(coroutine: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, loop).result()
+
+    call = on_loop(ctx.check_tool_call(name, arguments))
+    if call.skipped:
+        return call.result
+    for attempt in range(MAX_TOOL_RETRIES + 1):
+        result: Any = None
+        error: Exception | None = None
+        try:
+            result = original(**call.arguments)
+            if inspect.isawaitable(result):
+                result = asyncio.run_coroutine_threadsafe(_awaited(result), loop).result()
+        except Exception as exc:
+            error = exc
+        outcome = on_loop(ctx.check_tool_result(name, id=call.id, result=result, error=error))
+        if not outcome.retry or attempt == MAX_TOOL_RETRIES:
+            break
+        threading.Event().wait(outcome.retry_after)
+    if outcome.error is not None:
+        if error is not None and not outcome.modified:
+            raise error
+        raise GuardedError(name, outcome.error)
+    return outcome.result
+
+
+async def _awaited(awaitable: Any) -> Any:
+    return await awaitable
 
 
 async def _translate(item: tuple[Any, ...], run: _Run, ctx: RunContext) -> None:

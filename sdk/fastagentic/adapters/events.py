@@ -21,6 +21,8 @@ from typing import Any
 import msgspec
 
 from ..context import RunContext
+from ..hooks import ToolRejected
+from .guard import GuardedError
 
 __all__ = [
     "error_info",
@@ -60,6 +62,12 @@ def jsonable(value: Any) -> Any:
 
 
 def error_info(error: BaseException) -> dict[str, str]:
+    """``{"type", "message"}`` of an exception; a ``ToolRejected`` adds ``hook`` and ``point`` (the shape
+    ``ctx.tool`` gives a refused call's ``tool_result``)."""
+    if isinstance(error, ToolRejected):
+        return {"type": "ToolRejected", "message": str(error), "hook": error.hook, "point": error.point}
+    if isinstance(error, GuardedError):  # an error an on_tool_result hook replaced: as it left it
+        return {"type": str(error.error.get("type") or "ToolError"), "message": str(error)}
     return {"type": type(error).__name__, "message": str(error)}
 
 

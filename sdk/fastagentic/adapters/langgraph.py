@@ -9,6 +9,13 @@ at the superstep after the last checkpoint. An ``interrupt()`` in a node is the 
 (``ctx.interrupt``, id ``langgraph-<its id>``): the run waits for the answer, then the graph goes on with
 ``Command(resume=answer)``; handed back and answered, a new attempt resumes from the checkpoint and meets
 the interrupt again, which returns the answer at once.
+
+Central tool checks: the tools of the graph's ``ToolNode`` s (a ``create_agent`` agent's, a
+``create_react_agent``'s, your own) are replaced, in place and once, with ``GuardedTool`` s that put each
+call through the run's ``check_tool_call`` and its output through ``check_tool_result`` (outside a
+FastAgentic run they call the tool as before). A refused call never runs: the model gets an error
+``ToolMessage`` saying why, and the run's ``tool_result`` says which hook refused it. Tools a node calls
+by itself are not in a ``ToolNode``: call them through ``run_context().tool(fn, **args)``.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from langgraph.types import Command
 
 from ..context import RunContext
 from . import events
-from ._langchain_stream import Translation, any_of, close_all, json_schema, stream
+from ._langchain_stream import Translation, any_of, close_all, guard_tools, json_schema, stream
 from .base import BaseAdapter, Interrupted, Schema
 from .langgraph_saver import RunCheckpointSaver
 
@@ -68,6 +75,7 @@ class LangGraphAdapter(BaseAdapter):
         self.output_type = Schema(json_schema(graph.get_output_jsonschema, {}, "graph's output", log))
         self.config = dict(config or {})
         self.durability = durability
+        guard_tools(graph)
         self.saver = RunCheckpointSaver() if checkpoints else None
         self.graph: Pregel[Any, Any, Any, Any] = (
             graph.copy(update={"checkpointer": self.saver}) if self.saver is not None else graph

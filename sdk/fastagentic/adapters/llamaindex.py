@@ -13,6 +13,14 @@ is the run's interrupt (``ctx.interrupt``), and the answer goes back as a ``Huma
 A chat engine (``astream_chat``) or a query engine (``aquery``) runs once; its model calls are mapped from
 LlamaIndex's instrumentation events (``LLMChat*`` / ``LLMCompletion*``: start, streamed deltas, end with
 usage). The output is the response text.
+
+Central tool checks: the adapter wraps each agent tool's ``acall`` (in place, once; a plain function in
+``tools`` becomes the ``FunctionTool`` LlamaIndex would make of it; outside a FastAgentic run the wrapper
+calls the tool as before), so each call goes through the run's ``check_tool_call`` and its output through
+``check_tool_result`` before the agent shows it to the model. A refused call never runs: the agent shows
+the model the reason as the tool's error, and the run's ``tool_result`` says which hook refused it. The
+checks' call id is the run's own (``<run>:<attempt>:tool-<n>``): LlamaIndex does not hand a tool the
+model's. Tools a ``tool_retriever`` retrieves are not wrapped.
 """
 
 from __future__ import annotations
@@ -49,11 +57,13 @@ from llama_index.core.instrumentation.events.llm import (
     LLMCompletionInProgressEvent,
     LLMCompletionStartEvent,
 )
+from llama_index.core.tools import AsyncBaseTool, BaseTool, FunctionTool, ToolOutput, adapt_to_async_tool
 from llama_index.core.workflow import Event, HumanResponseEvent, InputRequiredEvent
 
 from ..context import RunContext
 from . import events
-from .base import BaseAdapter
+from .base import BaseAdapter, _current
+from .guard import guarded
 from .shape import output_schema
 
 __all__ = ["LlamaIndexAdapter", "Prompt", "human_response", "usage_of"]
@@ -253,6 +263,8 @@ class LlamaIndexAdapter(BaseAdapter):
             )
         self.name = name if name is not None else own_name
         self.description = description if description is not None else own_description
+        if self.kind == "agent":
+            _guard_tools(obj)
         _install()
 
     @classmethod
@@ -445,6 +457,72 @@ async def _engine_event(event: Any, seen: _Open, ctx: RunContext) -> None:
         if text:
             await events.message(ctx, text)
         await events.llm_end(ctx, model, *usage_of(response))
+
+
+def _waiting_exception() -> tuple[type[BaseException], ...]:
+    """The exception a tool raises to wait for an event (workflows >= 2.9): control flow, not checked."""
+    try:
+        from workflows.runtime.types.results import WaitingForEvent
+    except ImportError:
+        return ()
+    return (WaitingForEvent,)
+
+
+def _guarded_acall(tool: AsyncBaseTool) -> Any:
+    original = tool.acall
+    name = tool.metadata.get_name()
+    context_param = (
+        getattr(tool, "ctx_param_name", None) if getattr(tool, "requires_context", False) else None
+    )
+    passthrough = _waiting_exception()
+
+    async def acall(*args: Any, **kwargs: Any) -> Any:
+        ctx = _current.get()
+        if ctx is None or args:  # not in a FastAgentic run; a positional call is not the agent's
+            return await original(*args, **kwargs)
+        extra = {context_param: kwargs.pop(context_param)} if context_param in kwargs else {}
+        raw: list[ToolOutput] = []
+
+        async def invoke(arguments: dict[str, Any]) -> Any:
+            output = await original(**arguments, **extra)
+            raw[:] = [output]
+            if isinstance(output, ToolOutput):
+                return output.raw_output if output.raw_output is not None else output.content
+            return output
+
+        result = await guarded(ctx, name, kwargs, invoke, passthrough=passthrough)
+        before = raw[0] if raw else None
+        if isinstance(before, ToolOutput) and (
+            result is before.raw_output or (before.raw_output is None and result is before.content)
+        ):
+            return before  # unchanged: the tool's own output, blocks and all
+        return ToolOutput(
+            content=result if isinstance(result, str) else str(result),
+            tool_name=name,
+            raw_input={"kwargs": kwargs},
+            raw_output=result,
+        )
+
+    acall.__fastagentic_guarded__ = True  # type: ignore[attr-defined]
+    return acall
+
+
+def _guard_tools(obj: Any) -> None:
+    """Wrap the tools of an agent (of every agent of an AgentWorkflow) in place, once."""
+    agents = list(obj.agents.values()) if isinstance(obj, AgentWorkflow) else [obj]
+    for agent in agents:
+        tools = getattr(agent, "tools", None)
+        if not isinstance(tools, list):
+            continue
+        for index, tool in enumerate(tools):
+            if not isinstance(tool, BaseTool):
+                if not callable(tool):
+                    continue
+                tool = tools[index] = FunctionTool.from_defaults(tool)
+            if not isinstance(tool, AsyncBaseTool):
+                tool = tools[index] = adapt_to_async_tool(tool)  # as the agent would make it
+            if not getattr(tool.acall, "__fastagentic_guarded__", False):
+                tool.acall = _guarded_acall(tool)  # type: ignore[method-assign]
 
 
 async def _close_all(seen: _Open, ctx: RunContext, error: BaseException) -> None:

@@ -6,6 +6,13 @@ The run is ``Runner.run_streamed(...)``, its ``stream_events()`` mapped as they 
 output are a ``tool_call`` / ``tool_result`` pair with the model's call id; a handoff is a ``handoff`` event
 ``{"id", "from", "to"}``. The output is the run's ``final_output`` (the last agent's ``output_type``). The
 budget's model hint picks the run's model (``RunConfig.model``) when the run starts.
+
+Central tool checks: the adapter wraps the ``on_invoke_tool`` of every ``FunctionTool`` of the agents a run
+can reach (in place, once; outside a FastAgentic run the wrapper calls the tool as before), so each call
+goes through the run's ``check_tool_call`` and its output through ``check_tool_result``. A refused call
+never runs: its output, what the model sees, is the reason, and the run's ``tool_result`` says which hook
+refused it (``{"error": {"type": "ToolRejected", ...}}``). Hosted tools (web search, code interpreter) run
+at OpenAI and are not checked.
 """
 
 from __future__ import annotations
@@ -25,10 +32,13 @@ from agents.items import HandoffOutputItem, ToolCallItem, ToolCallOutputItem
 from agents.models.interface import Model
 from agents.run_config import RunConfig
 from agents.stream_events import AgentUpdatedStreamEvent, RawResponsesStreamEvent, RunItemStreamEvent
+from agents.tool import FunctionTool
+from agents.tool_context import ToolContext
 
 from ..context import RunContext
 from . import events
-from .base import BaseAdapter, Schema, hinted_model
+from .base import BaseAdapter, Schema, _current, hinted_model
+from .guard import GuardedError, ToolRejected, guarded, note_refusal, refusals
 from .shape import output_schema
 
 __all__ = ["OpenAIAgentsAdapter", "Prompt"]
@@ -123,6 +133,7 @@ class _Stream:
     agent: str
     model: str | None = None  # the model response in flight
     tools: dict[str, str] = field(default_factory=dict)  # open tool calls: call id -> tool name
+    refused: dict[str, ToolRejected] = field(default_factory=dict)  # calls the guardrails refused
 
 
 class OpenAIAgentsAdapter(BaseAdapter):
@@ -159,6 +170,7 @@ class OpenAIAgentsAdapter(BaseAdapter):
         self.run_config = run_config
         self.max_turns = max_turns
         self.models = models
+        _guard_tools(agent)
 
     @classmethod
     def accepts(cls, obj: object) -> bool:
@@ -178,8 +190,9 @@ class OpenAIAgentsAdapter(BaseAdapter):
         options: dict[str, Any] = {"context": context, "run_config": self._config(ctx)}
         if self.max_turns is not None:
             options["max_turns"] = self.max_turns
-        result = Runner.run_streamed(self.agent, input.prompt, **options)
-        seen = _Stream(agent=self.agent.name)
+        with refusals() as refused:  # the run's tasks start here: they note refused calls in it
+            result = Runner.run_streamed(self.agent, input.prompt, **options)
+        seen = _Stream(agent=self.agent.name, refused=refused)
         stream: AsyncIterator[Any] = result.stream_events()
         try:
             async for event in stream:
@@ -196,6 +209,68 @@ class OpenAIAgentsAdapter(BaseAdapter):
         finally:
             await typing.cast(Any, stream).aclose()
         return result.final_output
+
+
+class _GuardedInvoker:
+    """A ``FunctionTool``'s ``on_invoke_tool`` under the run's tool checks; everything else (the SDK's
+    argument preparation, its markers) is the wrapped invoker's."""
+
+    def __init__(self, inner: Any, name: str) -> None:
+        self._inner = inner
+        self._name = name
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self._inner, attribute)
+
+    def __agents_bind_function_tool__(self, tool: FunctionTool) -> _GuardedInvoker:
+        # A copied tool (Agent.clone, dataclasses.replace) keeps its checks.
+        bind = getattr(self._inner, "__agents_bind_function_tool__", None)
+        return _GuardedInvoker(bind(tool) if callable(bind) else self._inner, tool.name)
+
+    async def __call__(self, tool_context: ToolContext[Any], input: str) -> Any:
+        ctx = _current.get()
+        if ctx is None:  # not in a FastAgentic run
+            return await self._inner(tool_context, input)
+        try:
+            parsed = json.loads(input) if input else {}
+        except ValueError:
+            parsed = input
+        wrapped = not isinstance(parsed, dict)
+        arguments: dict[str, Any] = {"input": parsed} if wrapped else parsed
+
+        async def invoke(checked: dict[str, Any]) -> Any:
+            value = checked.get("input") if wrapped else checked
+            text = value if isinstance(value, str) and wrapped else json.dumps(events.jsonable(value))
+            return await self._inner(tool_context, text)
+
+        call_id = str(getattr(tool_context, "tool_call_id", "") or "") or None
+        try:
+            return await guarded(ctx, self._name, arguments, invoke, id=call_id)
+        except ToolRejected as exc:
+            # What the model sees is why; the run's tool_result says a hook refused it.
+            if call_id is not None:
+                note_refusal(call_id, exc)
+            return str(exc)
+        except GuardedError as exc:
+            return str(exc)
+
+
+def _guard_tools(agent: Agent[Any]) -> None:
+    """Wrap the function tools of ``agent`` and of the agents its handoffs name (once)."""
+    seen: set[int] = set()
+    waiting = [agent]
+    while waiting:
+        one = waiting.pop()
+        if id(one) in seen:
+            continue
+        seen.add(id(one))
+        for tool in one.tools:
+            if isinstance(tool, FunctionTool) and not isinstance(tool.on_invoke_tool, _GuardedInvoker):
+                tool.on_invoke_tool = _GuardedInvoker(tool.on_invoke_tool, tool.name)
+        for target in one.handoffs:
+            found = target if isinstance(target, Agent) else getattr(target, "agent", None)
+            if isinstance(found, Agent):
+                waiting.append(found)
 
 
 def _cause(error: Exception, seen: _Stream) -> Exception:
@@ -238,7 +313,11 @@ async def _translate(event: Any, seen: _Stream, ctx: RunContext) -> None:
         elif event.name == "tool_output" and isinstance(item, ToolCallOutputItem):
             answered = str(item.call_id or "")
             if answered in seen.tools:
-                await events.tool_result(ctx, answered, seen.tools.pop(answered), item.output)
+                refusal = seen.refused.pop(answered, None)
+                if refusal is not None:
+                    await events.tool_result(ctx, answered, seen.tools.pop(answered), error=refusal)
+                else:
+                    await events.tool_result(ctx, answered, seen.tools.pop(answered), item.output)
         elif event.name == "handoff_occured" and isinstance(item, HandoffOutputItem):
             raw: Any = item.raw_item
             handoff_id = raw.get("call_id") if isinstance(raw, Mapping) else getattr(raw, "call_id", None)

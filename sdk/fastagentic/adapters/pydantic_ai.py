@@ -13,6 +13,13 @@ run goes on in place): a call that needs approval (``requires_approval=True``, `
 result, each interrupt named after the model's tool call id; the answers go back as ``DeferredToolResults``.
 A new attempt (the run was handed back while it waited) continues from the checkpointed model response,
 meets the same calls again and gets their answers at once.
+
+Central tool checks: every function tool call goes through the run's ``check_tool_call`` /
+``check_tool_result`` (the worker-side and the gateway's ``on_tool_call`` / ``on_tool_result`` hooks) in a
+capability's ``wrap_tool_execute``, after PydanticAI validated the arguments. A refused call never runs: the
+model sees the reason as a failed tool (``ToolFailed``) and the run goes on; the run's ``tool_result``
+carries ``{"error": {"type": "ToolRejected", "message", "hook", "point"}}``. A modified call runs with the
+new arguments, a skipped one returns its stand-in, and the model sees the result as the hooks left it.
 """
 
 from __future__ import annotations
@@ -21,13 +28,19 @@ import contextlib
 import hashlib
 import typing
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal, Union
 
 import msgspec
 from pydantic import BaseModel, ConfigDict
 from pydantic_ai import Agent
-from pydantic_ai.capabilities import HandleDeferredToolCalls, SelectModel
-from pydantic_ai.exceptions import ToolFailed
+from pydantic_ai.capabilities import AbstractCapability, HandleDeferredToolCalls, SelectModel
+from pydantic_ai.exceptions import (
+    ApprovalRequired,
+    CallDeferred,
+    SkipToolExecution,
+    ToolFailed,
+)
 from pydantic_ai.messages import (
     FunctionToolCallEvent,
     FunctionToolResultEvent,
@@ -46,6 +59,7 @@ from pydantic_ai.tools import DeferredToolRequests, DeferredToolResults, ToolApp
 from ..context import RunContext
 from . import events
 from .base import BaseAdapter, hinted_model
+from .guard import GuardedError, ToolRejected, guarded
 from .shape import output_schema
 
 __all__ = ["ExternalError", "ExternalResult", "Prompt", "PydanticAIAdapter", "ToolDecision"]
@@ -229,7 +243,7 @@ class PydanticAIAdapter(BaseAdapter):
         drive: _Drive,
     ) -> tuple[Any, list[Any]]:
         ctx = drive.ctx
-        capabilities = [self._select_model(ctx), HandleDeferredToolCalls(drive.handle)]
+        capabilities = [self._select_model(ctx), HandleDeferredToolCalls(drive.handle), _ToolGuard(drive)]
         async with self.agent.iter(
             prompt,
             message_history=history,
@@ -283,7 +297,12 @@ class PydanticAIAdapter(BaseAdapter):
                     elif isinstance(event, FunctionToolResultEvent):
                         answer = event.part
                         pending.pop(answer.tool_call_id, None)
-                        if answer.outcome == "success":
+                        refused = drive.refused.pop(answer.tool_call_id, None)
+                        if refused is not None:
+                            await events.tool_result(
+                                ctx, answer.tool_call_id, answer.tool_name, error=refused
+                            )
+                        elif answer.outcome == "success":
                             await events.tool_result(
                                 ctx, answer.tool_call_id, answer.tool_name, answer.content
                             )
@@ -322,6 +341,8 @@ class _Drive:
         self.ctx = ctx
         self.open_calls: dict[str, str] = {}
         self.asked: set[str] = set()
+        #: tool calls the guardrails refused (their model-facing result is a failed tool): id -> why
+        self.refused: dict[str, ToolRejected] = {}
 
     async def handle(self, _: Any, requests: DeferredToolRequests) -> DeferredToolResults:
         return await self.answer(requests)
@@ -370,6 +391,36 @@ class _Drive:
             )
         self.asked.add(interrupt_id)
         return interrupt_id
+
+
+#: PydanticAI's control flow out of a tool: it leaves the checks as it came (no result to check).
+_CONTROL_FLOW = (ApprovalRequired, CallDeferred, SkipToolExecution)
+
+
+@dataclass
+class _ToolGuard(AbstractCapability[Any]):
+    """The run's central tool checks around each function tool's execution."""
+
+    drive: _Drive
+
+    async def wrap_tool_execute(self, ctx: Any, *, call: Any, tool_def: Any, args: Any, handler: Any) -> Any:
+        run_ctx = self.drive.ctx
+        arguments = dict(args) if isinstance(args, Mapping) else {"input": args}
+        mapping = isinstance(args, Mapping)
+
+        async def invoke(checked: dict[str, Any]) -> Any:
+            return await handler(checked if mapping else checked.get("input", args))
+
+        try:
+            return await guarded(
+                run_ctx, call.tool_name, arguments, invoke, id=call.tool_call_id, passthrough=_CONTROL_FLOW
+            )
+        except ToolRejected as exc:
+            # The model sees why, as a failed tool; the run goes on (the log says a hook refused it).
+            self.drive.refused[call.tool_call_id] = exc
+            raise ToolFailed(str(exc)) from None
+        except GuardedError as exc:
+            raise ToolFailed(str(exc)) from None
 
 
 def _text_delta(event: Any) -> str:
