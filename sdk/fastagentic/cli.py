@@ -1,4 +1,5 @@
-"""``fastagentic``: run a worker, or a worker with a local gateway for development; bridge stdio MCP clients."""
+"""``fastagentic``: run a worker (or one with a local gateway), bridge stdio MCP clients, talk to agents
+(``agent``), create projects (``new``), and check servers (``mcp validate``, ``a2a validate``, ``test contract``)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import time
 from typing import Any
 
 from .app import App
+from .cli_config import CLIError
 
 
 class UsageError(Exception):
@@ -149,6 +151,93 @@ def _mcp_stdio(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lazy(module: str, function: str) -> Any:
+    """A handler imported when it runs: the agent, template and validator commands load what they need then."""
+
+    def handler(args: argparse.Namespace) -> int:
+        for name in ("httpx", "httpx2", "fastagentic.client", "mcp", "a2a"):  # no line per request on stderr
+            logging.getLogger(name).setLevel(logging.WARNING)
+        return int(getattr(importlib.import_module(f"fastagentic.{module}"), function)(args))
+
+    return handler
+
+
+def _client_options(command: argparse.ArgumentParser, endpoint: bool = True) -> None:
+    """Flags over ~/.fastagentic/config.json and FASTAGENTIC_* (see `fastagentic agent config list`)."""
+    command.add_argument("--url", help="the gateway's base URL (env FASTAGENTIC_URL)")
+    command.add_argument("--api-key", dest="api_key", help="API key (env FASTAGENTIC_API_KEY)")
+    command.add_argument("--token", help="bearer token (env FASTAGENTIC_TOKEN)")
+    if endpoint:
+        command.add_argument("--endpoint", "-e", help="the agent to talk to (env FASTAGENTIC_ENDPOINT)")
+    command.add_argument(
+        "--format", "-f", choices=["markdown", "plain", "json"], help="output format (env FASTAGENTIC_FORMAT)"
+    )
+    command.add_argument("--timeout", help="seconds a run may take (env FASTAGENTIC_TIMEOUT, default 300)")
+
+
+def _agent_commands(commands: Any) -> None:
+    agent = commands.add_parser("agent", help="talk to agents: query, chat, config, history")
+    agent_commands = agent.add_subparsers(dest="agent_command", required=True)
+    query = agent_commands.add_parser(
+        "query", help="ask one question (argument or stdin) and print the answer (for scripts)"
+    )
+    query.add_argument("question", nargs="?", help="the question (default: read stdin)")
+    query.add_argument("--file", help="a file whose content is appended to the question")
+    query.add_argument("--output", "-o", help="write the answer to this file instead of stdout")
+    query.add_argument("--json", action="store_true", help="the question is the agent's JSON input")
+    query.add_argument("--verbose", "-v", action="store_true", help="stream tokens and tool calls to stderr")
+    _client_options(query)
+    query.set_defaults(handler=_lazy("cli_agent", "cmd_query"))
+    chat = agent_commands.add_parser("chat", help="an interactive chat with an agent (works in a pipe too)")
+    chat.add_argument("--file", help="a file whose content is appended to the first message")
+    chat.add_argument("--load", help="start from a saved chat (history id or JSON file)")
+    chat.add_argument("--no-history", dest="history", action="store_const", const="false", help="do not save")
+    _client_options(chat)
+    chat.set_defaults(handler=_lazy("cli_agent", "cmd_chat"))
+    settings = agent_commands.add_parser("config", help="~/.fastagentic/config.json: get, set, unset, list")
+    config_commands = settings.add_subparsers(dest="config_command", required=True)
+    config_commands.add_parser("list", help="every key, its value and where it comes from")
+    get = config_commands.add_parser("get", help="one key's effective value")
+    get.add_argument("key")
+    set_ = config_commands.add_parser("set", help="store a key in the config file")
+    set_.add_argument("key")
+    set_.add_argument("value")
+    unset = config_commands.add_parser("unset", help="remove a key from the config file")
+    unset.add_argument("key")
+    settings.set_defaults(handler=_lazy("cli_agent", "cmd_config"))
+    history = agent_commands.add_parser("history", help="saved chats: list, show, delete")
+    history_commands = history.add_subparsers(dest="history_command", required=True)
+    history_commands.add_parser("list", help="saved chats, oldest first")
+    show = history_commands.add_parser("show", help="a saved chat's transcript")
+    show.add_argument("id", help="its id (from `history list`) or a JSON file")
+    show.add_argument("--json", action="store_true", help="the saved JSON as is")
+    delete = history_commands.add_parser("delete", help="delete saved chats")
+    delete.add_argument("ids", nargs="+", metavar="ID")
+    history.set_defaults(handler=_lazy("cli_agent", "cmd_history"))
+
+
+def _template_commands(commands: Any) -> None:
+    registry_help = (
+        "a local template registry directory (repeatable; env FASTAGENTIC_TEMPLATES, ':'-separated)"
+    )
+    new = commands.add_parser("new", help="create a worker project from a template")
+    new.add_argument("name", help="the project's name (and directory)")
+    new.add_argument(
+        "--template", "-t", default="plain", help="plain, pydantic-ai, langgraph, langchain, or a registry's"
+    )
+    new.add_argument("--directory", help="where to create it (default: NAME)")
+    new.add_argument("--registry", action="append", help=registry_help)
+    new.add_argument(
+        "--force", action="store_true", help="use a template made for another fastagentic version"
+    )
+    new.set_defaults(handler=_lazy("cli_templates", "cmd_new"))
+    templates = commands.add_parser("templates", help="project templates")
+    template_commands = templates.add_subparsers(dest="templates_command", required=True)
+    listing = template_commands.add_parser("list", help="the templates `fastagentic new` can use")
+    listing.add_argument("--registry", action="append", help=registry_help)
+    listing.set_defaults(handler=_lazy("cli_templates", "cmd_list"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fastagentic", description=__doc__)
     parser.add_argument("--log-level", default=os.environ.get("FASTAGENTIC_LOG_LEVEL", "info"))
@@ -203,6 +292,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="an HTTP header for every request to the gateway, e.g. 'Authorization: Bearer ...' (repeatable)",
     )
     stdio.set_defaults(handler=_mcp_stdio)
+    validate = mcp_commands.add_parser("validate", help="check an MCP server with the official client")
+    validate.add_argument("url", help="the server's streamable HTTP endpoint, e.g. http://127.0.0.1:8000/mcp")
+    validate.add_argument("--mode", choices=["auto", "legacy", "2026-07-28"], default="auto", help="revision")
+    validate.add_argument(
+        "--call", action="append", default=[], metavar="NAME[=JSON]", help="also call this tool (repeatable)"
+    )
+    validate.add_argument("--json", action="store_true", help="the table as JSON")
+    validate.set_defaults(handler=_lazy("cli_validate", "cmd_mcp"))
+    a2a = commands.add_parser("a2a", help="A2A helpers")
+    a2a_commands = a2a.add_subparsers(dest="a2a_command", required=True)
+    a2a_validate = a2a_commands.add_parser("validate", help="check an A2A agent with the official client")
+    a2a_validate.add_argument(
+        "url", help="the agent's base URL (its card is at URL/.well-known/agent-card.json)"
+    )
+    a2a_validate.add_argument("--send", metavar="TEXT", help="also stream one message (runs the agent once)")
+    a2a_validate.add_argument("--json", action="store_true", help="the table as JSON")
+    a2a_validate.set_defaults(handler=_lazy("cli_validate", "cmd_a2a"))
+    test = commands.add_parser("test", help="contract tests")
+    test_commands = test.add_subparsers(dest="test_command", required=True)
+    contract = test_commands.add_parser("contract", help="check an App against what a running gateway serves")
+    contract.add_argument("target", metavar="MODULE:APP")
+    contract.add_argument("--gateway", required=True, help="the gateway's base URL")
+    contract.add_argument("--api-key", dest="api_key", default=os.environ.get("FASTAGENTIC_API_KEY"))
+    contract.add_argument("--snapshot", help="an OpenAPI snapshot (JSON) to diff /openapi.json against")
+    contract.add_argument("--update-snapshot", action="store_true", help="write the snapshot instead")
+    contract.add_argument("--json", action="store_true", help="the table as JSON")
+    contract.set_defaults(handler=_lazy("cli_validate", "cmd_contract"))
+    _agent_commands(commands)
+    _template_commands(commands)
     return parser
 
 
@@ -218,6 +336,20 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"fastagentic: {exc}", file=sys.stderr)
         return 2
+    except CLIError as exc:
+        print(f"fastagentic: {exc}", file=sys.stderr)
+        return int(exc.code)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        from .client import FastAgenticError
+
+        if not isinstance(exc, FastAgenticError):
+            raise
+        from .cli_agent import describe, exit_code_of
+
+        print(f"fastagentic: {describe(exc)}", file=sys.stderr)
+        return int(exit_code_of(exc))
 
 
 if __name__ == "__main__":

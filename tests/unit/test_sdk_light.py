@@ -61,3 +61,21 @@ def test_sdk_dependencies_are_exactly_grpcio_protobuf_msgspec_httpx() -> None:
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     names = [requirement_name(requirement) for requirement in project["dependencies"]]
     assert sorted(names) == ["grpcio", "httpx", "msgspec", "protobuf"]
+
+
+def test_the_cli_loads_its_extras_only_when_a_command_needs_them() -> None:
+    # rich (the cli extra) and the validators' official clients (the gateway extra) are imported lazily.
+    loaded = modules_loaded_by(
+        "import fastagentic.cli, fastagentic.cli_config; fastagentic.cli.build_parser().parse_args(['agent', 'query'])"
+    )
+    assert sorted(loaded & {"rich", "a2a", "mcp", "prompt_toolkit", "pydantic", "fastagentic_gateway"}) == []
+    # The guard: a renderer for a terminal does load it.
+    assert "rich" in modules_loaded_by(
+        "import io, fastagentic.cli_agent as a; t = io.StringIO(); t.isatty = lambda: True; "
+        "a.renderer_for(t, 'markdown')"
+    )
+
+
+def test_rich_is_an_optional_extra_not_a_dependency() -> None:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert [requirement_name(r) for r in project["optional-dependencies"]["cli"]] == ["rich"]
