@@ -1,10 +1,11 @@
-"""``fastagentic-gateway``: serve the gateway, print its effective settings, migrate its run store, or
-manage API keys and worker tokens."""
+"""``fastagentic-gateway``: serve the gateway, print its effective settings, check them for production,
+migrate its run store, or manage API keys and worker tokens."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 
 import msgspec
@@ -32,6 +33,15 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--http-port", type=int)
         command.add_argument("--grpc-host")
         command.add_argument("--grpc-port", type=int)
+
+    check = commands.add_parser(
+        "check", help="score the configuration's production readiness; exit 1 below --min-score"
+    )
+    _common(check)
+    check.add_argument(
+        "--min-score", type=int, default=80, help="the lowest passing score, 0 to 100 (default 80)"
+    )
+    check.add_argument("--json", action="store_true", help="print the report as JSON (for CI)")
 
     keys = commands.add_parser("keys", help="API keys: create, list, revoke").add_subparsers(
         dest="action", required=True
@@ -86,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "migrate":
         return migrate(settings)
+    if args.command == "check":
+        return readiness_check(settings, args)
     if args.command in ("keys", "workers"):
         from .access.credentials_cli import run_credentials
 
@@ -109,6 +121,21 @@ def main(argv: list[str] | None = None) -> int:
     from .server import run
 
     return run(settings, reload=lambda: settings_module.load(args.config, **flags))
+
+
+def readiness_check(settings: settings_module.Settings, args: argparse.Namespace) -> int:
+    """Print the production-readiness report; 1 when its score is below ``--min-score``."""
+    from .readiness import check, render
+
+    if not 0 <= args.min_score <= 100:
+        print(f"fastagentic-gateway: --min-score must be 0 to 100, not {args.min_score}", file=sys.stderr)
+        return 2
+    report = check(settings, args.config, os.environ, args.min_score)
+    if args.json:
+        print(msgspec.json.format(msgspec.json.encode(report)).decode())
+    else:
+        print(render(report))
+    return 0 if report.ok else 1
 
 
 def migrate(settings: settings_module.Settings) -> int:

@@ -18,6 +18,7 @@ import uvicorn
 from litestar import Litestar, MediaType, Request, Response, asgi, get
 from litestar.exceptions import HTTPException
 
+from .access.edge import AccessEdge, protocol_of
 from .access.gate import Gate
 from .access.principal import principal_of
 from .approvals.routes import approvals_router
@@ -36,7 +37,9 @@ from .runs.service import RunService
 from .settings import Settings
 from .store import MemoryRunStore, open_store
 from .store.base import AccessStore
-from .telemetry.metrics import GatewayMetrics
+from .telemetry import logging as telemetry_logging
+from .telemetry.edge import RequestEdge
+from .telemetry.metrics import GatewayMetrics, RequestMetrics
 from .usage.accounting import UsageAccounting
 from .workers.completion import Completer, Completion, CompletionRequest
 from .workers.registry import EndpointInfo, EndpointRegistry
@@ -89,8 +92,12 @@ class Gateway:
         )
         self.budgets.audit = self.gate.audit
         #: Prometheus metrics, served on metrics_port when set
-        self.metrics = GatewayMetrics()
+        self.metrics = GatewayMetrics(settings.metrics_label_values)
         self.limiter.metrics = self.budgets.metrics = self.metrics
+        if settings.metrics_port:  # the rest only counts when something reads it
+            self.metrics.watch(self.runs, self.registry, self.bus)
+            self.runs.metrics = self.workers.metrics = self.metrics
+            self.metrics.instrument(self.durable)
         self.runs.budgets = self.budgets if settings.budgets else None
         #: the hook stage (hooks/): gateway hooks by point, None when none is configured
         self.hooks = HookStage.build(settings.hooks, self.metrics)
@@ -106,6 +113,17 @@ class Gateway:
         self.reload_settings: Callable[[], Settings] | None = None
         self.app = self._build_asgi()
         self.asgi = self.gate.guard(self.app)
+        if settings.metrics_port:
+            if isinstance(self.asgi, AccessEdge):
+                self.asgi.metrics = self.metrics
+            self.asgi = RequestMetrics(self.asgi, self.metrics, protocol_of)
+        #: OpenTelemetry traces (telemetry/tracing.py), None when off: nothing on the hot path then
+        self.tracing = _tracing(settings)
+        self.runs.tracing = self.mcp.asgi.tracing = self.tracing
+        if self.tracing is not None:
+            _mcp_trace_context(self.mcp.server)
+        # Outermost: the request id (echoed in X-Request-ID), the request's log context, its server span.
+        self.asgi = RequestEdge(self.asgi, self.tracing, log_context=settings.log_format == "json")
 
     async def start(self) -> None:
         await self.durable.start()
@@ -143,6 +161,8 @@ class Gateway:
         self.metrics.close()
         await self.gate.close()
         await self.durable.close()
+        if self.tracing is not None:
+            self.tracing.close()  # exports what is buffered
 
     async def ready(self) -> dict[str, str]:
         """What is not ready, by component; empty when ready."""
@@ -338,6 +358,8 @@ class Gateway:
             access_log=False,
             ws_max_size=settings.max_body_bytes + FRAME_ENVELOPE,  # session frames (fronts/session.py)
             log_level=settings.log_level.lower(),
+            # JSON logs: uvicorn's loggers go through the root logger's JSON handler, not their own.
+            log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
             ssl_certfile=settings.tls_cert_file or None,
             ssl_keyfile=settings.tls_key_file or None,
             timeout_graceful_shutdown=max(1, round(settings.shutdown_grace)),
@@ -401,6 +423,22 @@ class StartupError(Exception):
     """The gateway cannot start (e.g. a port is taken); the message says why."""
 
 
+def _tracing(settings: Settings) -> Any:
+    """The gateway's Tracing when the ``tracing`` setting is on, else None (the SDK is not even imported)."""
+    if not settings.tracing:
+        return None
+    from .telemetry.tracing import Tracing
+
+    return Tracing.from_environment()
+
+
+def _mcp_trace_context(server: Any) -> None:
+    """The MCP handlers run in the trace context of their message's ``_meta`` (tracing on)."""
+    from .telemetry.tracing import McpTraceContext
+
+    server.middleware.insert(0, McpTraceContext())
+
+
 def _listen(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -415,17 +453,13 @@ def _listen(host: str, port: int) -> socket.socket:
 
 def run(settings: Settings, reload: Callable[[], Settings] | None = None) -> int:
     """Serve with ``settings``; ``reload`` reads them again on SIGHUP (the limit rules are applied)."""
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    telemetry_logging.configure(settings.log_level, settings.log_format, with_trace=settings.tracing)
     # The store thread and gRPC's poller hand work to the event loop constantly; at the default 5 ms switch
     # interval each handoff can wait that long for the GIL (measured: durable invoke p50 40 ms at c=32).
     sys.setswitchinterval(0.0005)
     try:
         gateway = Gateway(settings)
-    except HookConfigError as exc:
+    except (HookConfigError, ValueError) as exc:  # ValueError: an OTEL_* variable tracing cannot use
         sys.stderr.write(f"fastagentic-gateway: {exc}\n")
         return 2
     gateway.reload_settings = reload

@@ -43,6 +43,16 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             le=65535,
         ),
     ] = 0
+    metrics_label_values: Annotated[
+        int,
+        _doc(
+            "The most distinct values each metric label fed by callers or workers keeps (`tenant`, `model`, "
+            "`endpoint`); later values are counted under `other`, so a flood of new tenants or model names "
+            "cannot grow the series without bound.",
+            ge=1,
+            le=10000,
+        ),
+    ] = 100
     data_dir: Annotated[str, _doc("Directory for the embedded store and other local state.")] = ".fastagentic"
     store_url: Annotated[
         str,
@@ -552,6 +562,21 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         bool, _doc("Include tracebacks of gateway errors in responses. Never in production.")
     ] = False
     log_level: Annotated[str, _doc("debug, info, warning or error.")] = "info"
+    log_format: Annotated[
+        str,
+        _doc(
+            "text, or json: one JSON object per line with the request id, run id, trace id and span id "
+            "where known (docs/guides/observability.md)."
+        ),
+    ] = "text"
+    tracing: Annotated[
+        bool,
+        _doc(
+            "OpenTelemetry traces from the client's request to the worker's LLM and tool calls, exported as the "
+            "standard OTEL_* environment variables say (OTEL_TRACES_EXPORTER, OTEL_EXPORTER_OTLP_ENDPOINT, "
+            "OTEL_EXPORTER_OTLP_PROTOCOL grpc or http/protobuf, OTEL_SERVICE_NAME...). Off: no span is made."
+        ),
+    ] = False
 
     def __post_init__(self) -> None:
         if self.heartbeat_interval >= self.lease_ttl:
@@ -615,6 +640,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         check_hooks(self.hooks)  # gateway hooks (hooks/config.py)
         if self.log_level.lower() not in {"debug", "info", "warning", "error"}:
             raise ValueError(f"log_level must be debug, info, warning or error, not {self.log_level!r}")
+        if self.log_format not in {"text", "json"}:
+            raise ValueError(f"log_format must be text or json, not {self.log_format!r}")
 
 
 class SettingsError(Exception):

@@ -30,7 +30,7 @@ import grpc
 import grpc.aio
 import msgspec
 
-from . import __version__
+from . import __version__, tracing
 from .app import App, Endpoint, completion_values
 from .context import Caller, HookRejected, InterruptTimeout, RunContext
 from .hooks import ToolRejected, Verdict
@@ -95,6 +95,7 @@ class HeldRun:
     waiting: asyncio.Future[bytes] | None = None  # the answer to the interrupt the run waits on
     waiting_id: str = ""
     held_back: list[tuple[str, bytes, bytes | None]] = field(default_factory=list)  # emitted while waiting
+    spans: tracing.RunSpans | None = None  # when the gateway traces the run (Assign.trace_context)
 
     @property
     def next_seq(self) -> int:
@@ -640,6 +641,8 @@ class Worker:
             if checkpoint is not None:
                 event.checkpoint = checkpoint
             held.events.append(event)
+            if held.spans is not None:  # every adapter's LLM and tool calls become spans here
+                held.spans.event(kind, data, checkpoint)
             if self._outbox is not None:
                 self._outbox.put_nowait(held)
 
@@ -666,6 +669,10 @@ class Worker:
             self._send(_done(assign, int(assign.next_seq) - 1, error=("UnknownEndpoint", assign.endpoint)))
             return
         held = HeldRun(assign=assign, endpoint=endpoint, context=context, base_seq=int(assign.next_seq))
+        if assign.trace_context:
+            held.spans = tracing.run_spans(
+                assign.trace_context, assign.endpoint, assign.run_id, assign.attempt
+            )
         held_ref.append(held)
         self._runs[assign.run_id] = held
         self._idle.clear()
@@ -676,6 +683,8 @@ class Worker:
         endpoint = held.endpoint
         last = lambda: held.next_seq - 1  # noqa: E731
         hooks = self.app.hooks
+        if held.spans is not None:
+            held.spans.attach()  # this task's context: the application's own spans nest in the attempt's
         try:
             raw = held.assign.input
             if "on_request" in hooks:
@@ -697,6 +706,8 @@ class Worker:
             done = _done(held.assign, last(), output=output)
         except asyncio.CancelledError:
             if held.released or held.assign.run_id not in self._runs:
+                if held.spans is not None:
+                    held.spans.end(reason="handed back" if held.released else "superseded or dropped")
                 return
             done = _done(held.assign, last(), cancelled=True)
         except InputError as exc:
@@ -709,6 +720,8 @@ class Worker:
             log.exception("run %s (%s) failed", held.assign.run_id, endpoint.name)
             done = _done(held.assign, last(), error=(type(exc).__name__, str(exc)))
         held.done = done.done
+        if held.spans is not None:
+            held.spans.end(done.done)
         held.finished_at = time.monotonic()
         self._active.discard(held.assign.run_id)
         self._finished.append(held)
@@ -740,4 +753,5 @@ async def serve(app: App, **options: Any) -> None:
     # The app and its imports live as long as the process: keep them out of the collector's full passes.
     gc.collect()
     gc.freeze()
+    tracing.configure_from_environment()  # OTEL_TRACES_EXPORTER set and opentelemetry-sdk installed
     await Worker(app, **options).run(install_signal_handlers=True)

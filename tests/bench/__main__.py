@@ -337,6 +337,158 @@ def bench_auth(servers: Servers, workdir: Path, body: str, seconds: float) -> di
     return out
 
 
+def bench_hooks(servers: Servers, workdir: Path, body: str, seconds: float) -> dict[str, Any]:
+    """The hook stage (issue 15). REST invoke with one no-op gateway hook (``on_request``) and with the
+    built-in PII masker at ``on_request`` and ``on_response``, each paired with the same run without hooks
+    (``paired``). Then a tool call checked centrally: tests/workers/guarded_worker.py ``timed`` times
+    ``ctx.tool`` on a no-op tool in the worker, against a gateway without hooks and one with a no-op hook
+    at ``on_tool_call`` and ``on_tool_result`` (two round trips a call), rounds interleaved; the row is the
+    p50 per call of each, and their difference (what the central check adds)."""
+    noop = {"module": "tests.hook_policies:proceed", "fail": "closed"}
+    one_hook = json.dumps([{"name": "noop", "points": ["on_request"], **noop}])
+    pii = json.dumps([{"name": "pii", "points": ["on_request", "on_response"], "type": "pii"}])
+    tool_hooks = json.dumps([{"name": "noop", "points": ["on_tool_call", "on_tool_result"], **noop}])
+    started: list[tuple[subprocess.Popen[bytes], subprocess.Popen[bytes], str]] = []
+
+    def up(name: str, **settings: str) -> tuple[str, list[int]]:
+        gateway, worker, base = start_gateway(servers, workdir / f"hooks-{name}", **settings)
+        started.append((gateway, worker, base))
+        return f"{base}/v1/agents/echo/invoke", [gateway.pid, worker.pid]
+
+    def guarded(name: str, **settings: str) -> str:
+        gateway, base, grpc_port, env = spawn_gateway(servers, workdir / f"hooks-{name}", **settings)
+        worker_args = ["run", "tests.workers.guarded_worker:app", "--gateway", f"127.0.0.1:{grpc_port}"]
+        worker = servers.spawn(
+            [sys.executable, "-m", "fastagentic", "--log-level", "warning", *worker_args], env
+        )
+        wait_http(f"{base}/readyz")
+        started.append((gateway, worker, base))
+        return f"{base}/v1/agents/timed/invoke"
+
+    try:
+        url, pids = up("none")
+        targets = {
+            "invoke_noop_hook_c32": (*up("noop", hooks=one_hook), None),
+            "invoke_pii_c32": (*up("pii", hooks=pii), None),
+        }
+        out = paired((url, pids, None), targets, body, seconds)
+        out["hooks_paired_baseline"] = out.pop("paired_baseline")
+        plain, checked = guarded("tools-none"), guarded("tools-noop", hooks=tool_hooks)
+        calls = 500
+        runs: dict[str, list[float]] = {"plain": [], "checked": []}
+        with httpx.Client(timeout=120) as http:
+            for round_ in range(6):
+                order = [("plain", plain), ("checked", checked)]
+                for name, target in order if round_ % 2 == 0 else order[::-1]:
+                    answer = http.post(target, json={"calls": calls}).json()
+                    if answer.get("status") != "succeeded":
+                        raise RuntimeError(f"the timed tool run failed: {answer}")
+                    runs[name].append(answer["output"]["p50_us"])
+        median = {name: sorted(values)[len(values) // 2] for name, values in runs.items()}
+        out["tool_check"] = {
+            "calls_per_run": calls,
+            "plain_p50_ms": round(median["plain"] / 1000, 3),
+            "checked_p50_ms": round(median["checked"] / 1000, 3),
+            "added_p50_ms": round((median["checked"] - median["plain"]) / 1000, 3),
+            "rounds_p50_us": {name: [round(v, 1) for v in values] for name, values in runs.items()},
+        }
+        return out
+    finally:
+        for gateway, worker, _ in started:
+            for proc in (worker, gateway):
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(15)
+
+
+def only_hooks(args: argparse.Namespace) -> int:
+    """``--only hooks``: just ``bench_hooks``, written to <out>/hooks.json (the docs table is not touched)."""
+    workdir = Path(tempfile.mkdtemp(prefix="fastagentic-bench-"))
+    servers = Servers(workdir)
+    try:
+        results = bench_hooks(servers, workdir, json.dumps({"text": "hello bench", "n": 42}), args.seconds)
+    finally:
+        servers.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "hooks.json").write_text(json.dumps(results, indent=2) + "\n")
+    for name in ("invoke_noop_hook_c32", "invoke_pii_c32"):
+        row = results[name]
+        print(f"{name}: {row['rps']:.0f} req/s, x no hooks {row['paired_ratio']:.3f} {row['paired_rounds']}")
+    print("tool_check:", json.dumps(results["tool_check"]))
+    return 0
+
+
+def bench_telemetry(servers: Servers, workdir: Path, body: str, seconds: float) -> dict[str, Any]:
+    """REST invoke with tracing on (every request, run, attempt and worker span exported over OTLP/gRPC to
+    a receiver in this process, tests/e2e/otlp_receiver.py) and with metrics on (``metrics_port``), each
+    paired with the same run with both off (``paired``): three gateways, each with its worker. The receiver
+    runs in a process of its own, so decoding spans takes no CPU from the load generator."""
+    port = free_port()
+    receiver = subprocess.Popen(
+        [sys.executable, "-m", "tests.e2e.otlp_receiver", str(port)], cwd=ROOT, stdout=subprocess.PIPE
+    )
+    started: list[tuple[subprocess.Popen[bytes], subprocess.Popen[bytes], str]] = []
+    otel = {
+        "OTEL_TRACES_EXPORTER": "otlp",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",
+    }
+
+    def up(name: str, environ: dict[str, str] | None = None, **settings: str) -> tuple[str, list[int], None]:
+        saved = {key: os.environ.get(key) for key in environ or {}}
+        os.environ.update(environ or {})  # the gateway and its worker inherit it
+        try:
+            gateway, worker, base = start_gateway(servers, workdir / f"telemetry-{name}", **settings)
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+        started.append((gateway, worker, base))
+        return f"{base}/v1/agents/echo/invoke", [gateway.pid, worker.pid], None
+
+    try:
+        baseline = up("off")
+        targets = {
+            "invoke_tracing_c32": up("tracing", otel, tracing="true"),
+            "invoke_metrics_c32": up("metrics", metrics_port=str(free_port())),
+        }
+        out = paired(baseline, targets, body, seconds)
+        out["telemetry_paired_baseline"] = out.pop("paired_baseline")
+    finally:
+        for gateway, worker, _ in started:
+            for proc in (worker, gateway):
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(15)
+        receiver.send_signal(signal.SIGTERM)
+        received, _ = receiver.communicate(timeout=30)
+    out["invoke_tracing_c32"]["spans_received"] = int(received.strip() or 0)
+    return out
+
+
+def only_telemetry(args: argparse.Namespace) -> int:
+    """``--only telemetry``: just ``bench_telemetry``, written to <out>/telemetry.json."""
+    workdir = Path(tempfile.mkdtemp(prefix="fastagentic-bench-"))
+    servers = Servers(workdir)
+    try:
+        results = bench_telemetry(
+            servers, workdir, json.dumps({"text": "hello bench", "n": 42}), args.seconds
+        )
+    finally:
+        servers.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "telemetry.json").write_text(json.dumps(results, indent=2) + "\n")
+    for name in ("invoke_tracing_c32", "invoke_metrics_c32"):
+        row = results[name]
+        print(f"{name}: {row['rps']:.0f} req/s, x both off {row['paired_ratio']:.3f} {row['paired_rounds']}")
+    print("spans received:", results["invoke_tracing_c32"]["spans_received"])
+    return 0
+
+
 def bench_postgres(servers: Servers, workdir: Path, body: str, seconds: float) -> dict[str, Any]:
     """Durable invoke on the PostgreSQL store, in a database made for this run and dropped after it."""
     admin = os.environ.get("FASTAGENTIC_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -516,7 +668,16 @@ def main() -> int:
     parser.add_argument("--tokens", type=int, default=10_000)
     parser.add_argument("--out", default=str(ROOT / "bench-results"))
     parser.add_argument("--update-docs", action="store_true", help="rewrite the table in docs/benchmarks.md")
+    parser.add_argument(
+        "--only",
+        choices=["hooks", "telemetry"],
+        help="run only these rows (hooks: bench_hooks; telemetry: bench_telemetry)",
+    )
     args = parser.parse_args()
+    if args.only == "hooks":
+        return only_hooks(args)
+    if args.only == "telemetry":
+        return only_telemetry(args)
 
     workdir = Path(tempfile.mkdtemp(prefix="fastagentic-bench-"))
     servers = Servers(workdir)
@@ -561,6 +722,8 @@ def main() -> int:
         results.update(bench_postgres(servers, workdir, body, args.seconds))
         results.update(bench_cluster(servers, workdir, body, args.seconds))
         results.update(bench_cluster_limits(servers, workdir, body, args.seconds))
+        results.update(bench_hooks(servers, workdir, body, args.seconds))
+        results.update(bench_telemetry(servers, workdir, body, args.seconds))
 
         body_tokens = json.dumps({"count": args.tokens}).encode()
         streams = [
@@ -780,6 +943,12 @@ def markdown(results: dict[str, Any]) -> str:
         ),
         ("invoke_api_key_c32", "REST invoke, ephemeral, with an API key, c=32", floor32),
         ("invoke_rate_limited_c32", "REST invoke, ephemeral, one rate limit (not reached), c=32", floor32),
+        (
+            "invoke_tracing_c32",
+            "REST invoke, ephemeral, tracing on (OTLP/gRPC to a local receiver), c=32",
+            floor32,
+        ),
+        ("invoke_metrics_c32", "REST invoke, ephemeral, metrics on (metrics_port), c=32", floor32),
         ("durable_sqlite_c1", "REST invoke, durable SQLite, c=1", floor1),
         ("durable_sqlite_c32", "REST invoke, durable SQLite, c=32", floor32),
         ("durable_postgresql_c1", "REST invoke, durable PostgreSQL, c=1", floor1),

@@ -1089,3 +1089,123 @@ def test_deployment_guide_documents_authentication() -> None:
         assert command in guide, command
     assert "no TLS or client authentication yet" not in guide
     assert "no client authentication" not in guide
+
+
+# ---- metrics, alerts and autoscaling --------------------------------------------------------------
+
+MONITORING = (
+    "metrics.enabled=true,metrics.serviceMonitor.enabled=true,metrics.prometheusRule.enabled=true,"
+    "metrics.serviceMonitor.labels.release=kube-prometheus-stack"
+)
+# Custom resources: their CRDs are not among the Kubernetes schemas kubernetes-validate ships.
+CUSTOM_KINDS = {"ServiceMonitor", "PrometheusRule", "ScaledObject"}
+
+
+def standard(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [d for d in documents if d["kind"] not in CUSTOM_KINDS]
+
+
+def test_helm_metrics_are_off_by_default() -> None:
+    documents = helm_template()
+    assert not {d["kind"] for d in documents} & (CUSTOM_KINDS | {"HorizontalPodAutoscaler"})
+    env = env_entries(gateway_container(documents))
+    assert "FASTAGENTIC_METRICS_PORT" not in env
+    assert settings_from(env).metrics_port == 0
+
+
+def test_helm_metrics_service_monitor_and_rules() -> None:
+    documents = helm_template("--set", MONITORING)
+    assert_valid_kubernetes(standard(documents), "helm template (metrics)")
+    assert_sidecar_pod(standard([d for d in documents if not d["metadata"]["name"].endswith("-metrics")]))
+    gateway = gateway_container(documents)
+    settings = settings_from(env_entries(gateway))
+    assert settings.metrics_port == 9464 and settings.metrics_host == "0.0.0.0"
+    assert {"name": "metrics", "containerPort": 9464, "protocol": "TCP"} in gateway["ports"]
+    # Its own ClusterIP Service: the API's Service (maybe a LoadBalancer) does not expose /metrics.
+    services = {d["metadata"]["name"]: d for d in documents if d["kind"] == "Service"}
+    api, metrics = services["demo-fastagentic"], services["demo-fastagentic-metrics"]
+    assert [p["targetPort"] for p in api["spec"]["ports"]] == ["http"]
+    assert metrics["spec"]["type"] == "ClusterIP"
+    assert [p["targetPort"] for p in metrics["spec"]["ports"]] == ["metrics"]
+    (monitor,) = [d for d in documents if d["kind"] == "ServiceMonitor"]
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    selected = monitor["spec"]["selector"]["matchLabels"]
+    assert selected.items() <= metrics["metadata"]["labels"].items()
+    assert not selected.items() <= api["metadata"]["labels"].items(), "the monitor must not select the API"
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["port"] == "metrics" and endpoint["path"] == "/metrics"
+
+
+def test_helm_prometheus_rule_is_the_alert_file(tmp_path: Path) -> None:
+    documents = helm_template("--set", MONITORING)
+    (rule,) = [d for d in documents if d["kind"] == "PrometheusRule"]
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+    alerts = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yaml").read_text())
+    assert rule["spec"] == alerts
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip(
+            "promtool is not installed (Debian: apt-get install prometheus): rendered rules not checked"
+        )
+    path = tmp_path / "rendered.yaml"
+    path.write_text(yaml.safe_dump(rule["spec"]))
+    result = run(promtool, "check", "rules", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_helm_keda_autoscaling_on_queue_depth() -> None:
+    documents = helm_template(
+        "--set", CLUSTER_VALUES + ",metrics.enabled=true,autoscaling.enabled=true,autoscaling.maxReplicas=6"
+    )
+    assert_valid_kubernetes(standard(documents), "helm template (keda)")
+    (deployment,) = [d for d in documents if d["kind"] == "Deployment"]
+    assert "replicas" not in deployment["spec"], "the autoscaler owns the replica count"
+    (scaled,) = [d for d in documents if d["kind"] == "ScaledObject"]
+    assert scaled["apiVersion"] == "keda.sh/v1alpha1"
+    assert scaled["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
+    assert (scaled["spec"]["minReplicaCount"], scaled["spec"]["maxReplicaCount"]) == (2, 6)
+    (trigger,) = scaled["spec"]["triggers"]
+    assert trigger["type"] == "prometheus"
+    assert trigger["metadata"]["query"] == (
+        'sum(fastagentic_queue_depth{namespace="default", service="demo-fastagentic-metrics"})'
+    )
+    assert trigger["metadata"]["threshold"] == "5"
+
+
+def test_helm_hpa_autoscaling_on_the_external_metric() -> None:
+    documents = helm_template(
+        "--set", CLUSTER_VALUES + ",metrics.enabled=true,autoscaling.enabled=true,autoscaling.kind=hpa"
+    )
+    assert_valid_kubernetes(documents, "helm template (hpa)")
+    (hpa,) = [d for d in documents if d["kind"] == "HorizontalPodAutoscaler"]
+    (deployment,) = [d for d in documents if d["kind"] == "Deployment"]
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1", "kind": "Deployment", "name": deployment["metadata"]["name"],
+    }  # fmt: skip
+    (metric,) = hpa["spec"]["metrics"]
+    assert metric["external"]["metric"]["name"] == "fastagentic_queue_depth"
+    assert metric["external"]["target"] == {"type": "AverageValue", "averageValue": "5"}
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ("metrics.serviceMonitor.enabled=true", "metrics.serviceMonitor.enabled needs metrics.enabled"),
+        ("autoscaling.enabled=true", "autoscaling.enabled needs metrics.enabled"),
+        ("metrics.enabled=true,autoscaling.enabled=true", SEVERAL_REPLICAS),
+        (
+            CLUSTER_VALUES + ",metrics.enabled=true,autoscaling.enabled=true,autoscaling.kind=vpa",
+            "autoscaling.kind",
+        ),
+        (
+            CLUSTER_VALUES + ",metrics.enabled=true,autoscaling.enabled=true,autoscaling.minReplicas=5,"
+            "autoscaling.maxReplicas=2",
+            "minReplicas <= maxReplicas",
+        ),
+    ],
+)
+def test_helm_refuses_inconsistent_monitoring_values(values: str, message: str) -> None:
+    result = helm_template_result("--set", values)
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr

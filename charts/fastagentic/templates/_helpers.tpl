@@ -86,6 +86,33 @@ gateways that do not see each other's runs. Included by the Deployment (always r
 {{- fail "store.migrateJob.enabled needs a PostgreSQL store (store.url or store.existingSecret); SQLite is migrated when the gateway opens it" }}
 {{- end }}
 {{- include "fastagentic.validateAuth" . }}
+{{- include "fastagentic.validateMetrics" . }}
+{{- end }}
+
+{{/* The metrics, ServiceMonitor, PrometheusRule and autoscaling values. */}}
+{{- define "fastagentic.validateMetrics" -}}
+{{- $metrics := .Values.metrics }}
+{{- if and $metrics.serviceMonitor.enabled (not $metrics.enabled) }}
+{{- fail "metrics.serviceMonitor.enabled needs metrics.enabled (the gateway's metrics port and its Service)" }}
+{{- end }}
+{{- $scale := .Values.autoscaling }}
+{{- if $scale.enabled }}
+{{- if not $metrics.enabled }}
+{{- fail "autoscaling.enabled needs metrics.enabled: the autoscaler reads fastagentic_queue_depth" }}
+{{- end }}
+{{- if not (has (toString $scale.kind) (list "keda" "hpa")) }}
+{{- fail (printf "autoscaling.kind must be \"keda\" (a KEDA ScaledObject) or \"hpa\" (an HPA on an external metric), not %q" (toString $scale.kind)) }}
+{{- end }}
+{{- if or (lt (int $scale.minReplicas) 1) (lt (int $scale.maxReplicas) (int $scale.minReplicas)) }}
+{{- fail (printf "autoscaling needs 1 <= minReplicas <= maxReplicas, not %v and %v" $scale.minReplicas $scale.maxReplicas) }}
+{{- end }}
+{{- if and (gt (int $scale.maxReplicas) 1) (not (and (include "fastagentic.storeSet" .) (include "fastagentic.busSet" .))) }}
+{{- fail (printf "autoscaling up to maxReplicas %v: %s (store.url or store.existingSecret) and a shared NATS JetStream bus (bus.url or bus.existingSecret)" $scale.maxReplicas "several gateway replicas need a shared PostgreSQL run store") }}
+{{- end }}
+{{- if le (float64 $scale.queueDepthPerReplica) 0.0 }}
+{{- fail "autoscaling.queueDepthPerReplica must be above 0" }}
+{{- end }}
+{{- end }}
 {{- end }}
 
 {{/* The authentication values: what the gateway's settings loader would refuse, refused at render. */}}

@@ -17,7 +17,7 @@ import itertools
 import re
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -26,6 +26,9 @@ from ..errors import GatewayError, Unauthenticated
 from .audit import AuditLog
 from .authenticate import VISITOR, Authenticator, presented
 from .principal import REQUEST_ID_KEY, SCOPE_KEY
+
+if TYPE_CHECKING:
+    from ..telemetry.metrics import GatewayMetrics
 
 PROTECTED_RESOURCE = "/.well-known/oauth-protected-resource"
 CARD = "/.well-known/agent-card.json"
@@ -66,6 +69,8 @@ class AccessEdge:
         self.audit = audit
         self.public_url = public_url.rstrip("/")
         self._failures = Budget(MAX_FAILURE_RECORDS)
+        #: counts refusals when the gateway serves metrics
+        self.metrics: GatewayMetrics | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -73,7 +78,8 @@ class AccessEdge:
             return
         path: str = scope["path"]
         headers = scope["headers"]
-        scope[REQUEST_ID_KEY] = request_id = _request_id(headers)
+        # The request edge (telemetry/edge.py) set it already, when it is installed.
+        scope[REQUEST_ID_KEY] = request_id = scope.get(REQUEST_ID_KEY) or _request_id(headers)
         try:
             if is_public(path):
                 scope[SCOPE_KEY] = await self._visitor(headers)
@@ -81,6 +87,8 @@ class AccessEdge:
                 scope[SCOPE_KEY] = await self.authenticator.authenticate(presented(headers))
         except GatewayError as exc:
             protocol = protocol_of(path)
+            if self.metrics is not None:
+                self.metrics.auth_refused.inc(protocol, exc.type)
             if isinstance(exc, Unauthenticated) and self._failures.allow():
                 skipped, self._failures.skipped = self._failures.skipped, 0
                 self.audit.record(

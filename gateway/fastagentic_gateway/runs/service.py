@@ -54,6 +54,7 @@ from ..limits.rules import ConcurrencyRule
 from ..limits.slots import ClaimStore, ClusterSlots
 from ..settings import Settings
 from ..store.base import RunStore
+from ..telemetry.logging import RUN_ID
 from ..usage.accounting import InvalidUsage, UsageAccounting, run_totals
 from ..usage.model import UsageReport
 from ..validation import InputValidator, unresolvable_refs, value_errors
@@ -79,6 +80,8 @@ from .model import (
 if TYPE_CHECKING:
     from ..approvals.service import Approvals
     from ..hooks.stage import HookStage
+    from ..telemetry.metrics import GatewayMetrics
+    from ..telemetry.tracing import Tracing
 
 log = logging.getLogger("fastagentic.runs")
 
@@ -131,6 +134,12 @@ class RunService:
         self.approvals: Approvals | None = None
         #: the gateway's hook chains (set when the ``hooks`` setting has some; None: no hook anywhere)
         self.hooks: HookStage | None = None
+        #: Prometheus metrics (set by the gateway when ``metrics_port`` serves them; None: nothing counted)
+        self.metrics: GatewayMetrics | None = None
+        #: OpenTelemetry traces (set by the gateway when the ``tracing`` setting is on; None: no span)
+        self.tracing: Tracing | None = None
+        #: JSON logs: lines logged while a worker's message is handled carry its run id
+        self.log_runs = settings.log_format == "json"
         #: endpoint name -> (its fingerprint, a validator of its output schema), for on_response
         self._output_validators: dict[str, tuple[bytes, InputValidator]] = {}
         self._grace_until = 0.0  # no requeue for expired leases before this (monotonic): see _reap_forever
@@ -226,6 +235,9 @@ class RunService:
             raise StoreUnavailable("the run store is unreachable; retry shortly")
         now = time.time()
         timeout = run_timeout or self.settings.run_timeout
+        meta, trace_ids = call.meta, (0, 0, 0)
+        if self.tracing is not None:  # the run's trace ids, kept with it (telemetry/tracing.py)
+            meta, trace_ids = self.tracing.with_trace(meta)
         run = Run(
             id=new_run_id(),
             endpoint=info.name,
@@ -242,7 +254,7 @@ class RunService:
             replay_of=replay.run_id if replay is not None else None,
             replay_checkpoint=replay.id if replay is not None else None,
             context_id=call.context_id,
-            protocol_meta=call.meta,
+            protocol_meta=meta,
             budget=budget,
             protocol=call.protocol,
         )
@@ -275,6 +287,12 @@ class RunService:
                     f"(run {stored.id})"
                 )
             return stored, False
+        if self.tracing is not None:
+            self.tracing.run_created(stored, trace_ids)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("run %s accepted for %s", stored.id, info.name, extra={"run_id": stored.id})
+        if self.metrics is not None:
+            self.metrics.run_created(stored)
         if self.audit is not None:
             self.audit.record(
                 "run.replay" if replay is not None else "run.create",
@@ -366,6 +384,17 @@ class RunService:
     @property
     def store_ok(self) -> bool:
         return self._store_ok
+
+    def _ended(self, run: Run) -> None:
+        """``run`` was just stored as it now is: counted when that is its end."""
+        if self.tracing is not None and run.status in TERMINAL:
+            self.tracing.run_ended(run)  # its attempt's and its own span
+        if self.metrics is not None and run.status in TERMINAL:
+            self.metrics.run_ended(run)
+
+    def queue_depths(self) -> dict[str, int]:
+        """Endpoint -> runs queued on this replica (read by the metrics collector, on its own thread)."""
+        return {name: len(queue) for name, queue in list(self._pending.items())}
 
     async def get(self, run_id: str, who: Principal | str) -> Run | None:
         """The run, if ``who`` may see it: a principal sees the runs of its tenant whose endpoint it may use
@@ -523,6 +552,7 @@ class RunService:
             raise Conflict(f"run {run_id} already finished ({current.status.value})")
         cancelled, events = result
         self.bus.publish(run.id, events)
+        self._ended(cancelled)
         self._unqueue(run)
         if run.status in _HELD and run.worker_id is not None:
             notice = CancelNotice(run.id, run.attempt, run.worker_id, reason)
@@ -645,10 +675,16 @@ class RunService:
                 held.hold = gate.hold(run)
 
     async def _announce(self, run: Run) -> None:
+        began = time.perf_counter()
         try:
             await self.bus.announce(run.endpoint, run.id, run.attempt)
         except BusUnavailable as exc:
+            if self.metrics is not None:
+                self.metrics.bus_errors.inc("announce")
             log.warning("run %s stays queued until the sweep announces it: %s", run.id, exc)
+        else:
+            if self.metrics is not None:
+                self.metrics.bus_seconds.observe(time.perf_counter() - began, "announce")
 
     def _free_slots(self) -> int:
         """Free worker slots on this replica (what its concurrency claims could be used for now)."""
@@ -686,6 +722,8 @@ class RunService:
                 tickets = await self.bus.claim(name, min(free, 64), wait=1.0)
                 backoff = 0.5
             except BusUnavailable as exc:
+                if self.metrics is not None:
+                    self.metrics.bus_errors.inc("claim")
                 log.warning("cannot claim runs of %s: %s", name, exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
@@ -776,6 +814,8 @@ class RunService:
         held = worker.runs.get(run.id)
         if held is not None:
             held.last_seq = running.last_seq
+            if self.metrics is not None and running.attempt == 1:
+                held.first_event = (running.endpoint, running.created_at)  # timed in _on_events
         assign = pb.Assign(
             run_id=running.id,
             attempt=running.attempt,
@@ -786,6 +826,10 @@ class RunService:
             deadline_unix_ms=int(running.deadline_at * 1000) if running.deadline_at else 0,
             protocol=running.protocol,
         )
+        if self.tracing is not None:  # the worker's spans continue the attempt's
+            trace_context = self.tracing.attempt_started(running, worker.worker_id)
+            if trace_context is not None:
+                assign.trace_context.update(trace_context)
         if running.budget is not None and running.budget.hint and held is not None:
             assign.model_hint = held.hint = running.budget.hint
         # A resumed attempt starts from the run's last checkpoint; a replay, until it has one of its own,
@@ -831,6 +875,7 @@ class RunService:
         )
         if result is not None:
             self.bus.publish(run_id, result[1])
+            self._ended(result[0])
         return result is not None
 
     async def _requeue(self, run: Run, reason: str, *, count: bool = True) -> None:
@@ -863,6 +908,8 @@ class RunService:
         )
         if result is not None:
             log.info("run %s requeued (attempt %d): %s", run.id, run.attempt + 1, reason)
+            if self.tracing is not None:
+                self.tracing.attempt_ended(run.id, run.attempt, reason)
             self._offer(result[0])
 
     async def _retry_refused(self, chain: Chain, store: RunStore, run: Run, reason: str) -> bool:
@@ -898,6 +945,7 @@ class RunService:
         )
         if result is not None:
             self.bus.publish(run.id, result[1])
+            self._ended(result[0])
             log.info("run %s not retried: %s", run.id, error.message)
         return True
 
@@ -1014,6 +1062,7 @@ class RunService:
             return  # it moved on meanwhile; the next sweep looks again
         log.info("run %s timed out", run.id)
         self.bus.publish(run.id, result[1])
+        self._ended(result[0])
         self._unqueue(run)
         if run.status in _HELD and run.worker_id is not None:
             notice = CancelNotice(run.id, run.attempt, run.worker_id, "deadline passed")
@@ -1066,6 +1115,18 @@ class RunService:
             del self.workers[worker.worker_id]
 
     async def on_message(self, worker: WorkerConnection, message: pb.WorkerMessage) -> None:
+        if not self.log_runs:
+            await self._on_message(worker, message)
+            return
+        body = message.WhichOneof("body")  # JSON logs: what is logged meanwhile names the run
+        run_id = message.events.run_id if body == "events" else message.done.run_id if body == "done" else ""
+        token = RUN_ID.set(run_id)
+        try:
+            await self._on_message(worker, message)
+        finally:
+            RUN_ID.reset(token)
+
+    async def _on_message(self, worker: WorkerConnection, message: pb.WorkerMessage) -> None:
         body = message.WhichOneof("body")
         if body == "events":
             await self._on_events(worker, message.events)
@@ -1131,6 +1192,9 @@ class RunService:
             raise ProtocolViolation(str(exc)) from exc
         if stored:
             held.last_seq = stored[-1].seq
+            if held.first_event is not None and self.metrics is not None:
+                self.metrics.first_event(held.first_event[0], time.time() - held.first_event[1])
+                held.first_event = None
             if interrupt is not None and stored[-1].kind == "interrupt":
                 # Waiting before anyone following the run sees the interrupt: an answer sent at once is taken.
                 await self._until_stored(worker, lambda: self._wait_for_input(message.run_id, held))
@@ -1141,6 +1205,8 @@ class RunService:
                     worker, lambda: usage.count(message.run_id, held.durable, reported, stored)
                 )
                 if counted is not None:
+                    if self.metrics is not None:
+                        self.metrics.usage(counted[1])
                     await self._spent(worker, held, *counted)
         elif stored is None:
             # Fenced: cancelled or requeued elsewhere (a cancel notice that never arrived, say). Stop it here.
@@ -1230,6 +1296,7 @@ class RunService:
         )
         if result is not None:
             self.bus.publish(run_id, result[1])
+            self._ended(result[0])
             log.info("run %s failed: %s", run_id, message)
         self.on_cancel(CancelNotice(run_id, held.attempt, worker.worker_id, f"{error_type}: {message}"))
 
@@ -1432,6 +1499,7 @@ class RunService:
             raise Conflict(f"run {run.id} is no longer waiting for approval")
         decided_run, stored = result
         self.bus.publish(run.id, stored)
+        self._ended(decided_run)
         if decided_run.status is RunStatus.QUEUED:
             self._offer(decided_run)
         return decided_run
@@ -1608,6 +1676,7 @@ class RunService:
         )
         if finished is not None:
             self.bus.publish(run_id, finished[1])
+            self._ended(finished[0])
 
     async def _on_response(
         self, chain: Chain, held: Assignment, run_id: str, output: bytes, update: RunUpdate

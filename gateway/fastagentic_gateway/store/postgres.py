@@ -49,6 +49,7 @@ from ..runs.model import (
     RunStatus,
     RunUpdate,
 )
+from ..telemetry.metrics import operation
 from ..usage.model import TOKEN_CAP, ModelUsage, UsageQuery, UsageReport, UsageRow, totals_of
 from .memory import admits, applied, checkpoints_of, stamped, trimmed
 
@@ -358,6 +359,8 @@ class PostgresRunStore:
             self._connect_kwargs["connect_timeout"] = max(1, round(connect_timeout))
         self.applied: builtins.list[Migration] = []  # what the last start() applied
         self._pool: AsyncConnectionPool[Conn] | None = None
+        #: told each operation's name, seconds and whether the database failed (the gateway's metrics)
+        self.observe: Callable[[str, float, bool], None] | None = None
 
     @property
     def where(self) -> str:
@@ -846,7 +849,17 @@ class PostgresRunStore:
         # and the connection goes back to the pool clean.
         task = asyncio.ensure_future(job())
         task.add_done_callback(_retrieve)
-        return await asyncio.shield(task)
+        observe = self.observe
+        if observe is None:
+            return await asyncio.shield(task)
+        began = time.perf_counter()
+        try:
+            result = await asyncio.shield(task)
+        except (StoreUnavailable, psycopg.Error):
+            observe(operation(fn), time.perf_counter() - began, True)
+            raise
+        observe(operation(fn), time.perf_counter() - began, False)
+        return result
 
 
 def _first_line(exc: BaseException) -> str:

@@ -41,6 +41,7 @@ from ..runs.model import (
     RunStatus,
     RunUpdate,
 )
+from ..telemetry.metrics import operation
 from ..usage.model import (
     TOKEN_CAP,
     ModelUsage,
@@ -802,6 +803,8 @@ class SQLiteRunStore:
     def __init__(self, path: str) -> None:
         self.path = path
         self._thread: _ConnectionThread | None = None
+        #: told each operation's name, seconds and whether the database failed (the gateway's metrics)
+        self.observe: Callable[[str, float, bool], None] | None = None
 
     @property
     def _conn(self) -> sqlite3.Connection | None:
@@ -1220,7 +1223,23 @@ class SQLiteRunStore:
         return await self._thread.submit(fn, write)
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self.observe is not None:
+            return await self._timed(fn, write=False)
         return await self._submit(lambda: fn(self._connection()))
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self.observe is not None:
+            return await self._timed(fn, write=True)
         return await self._submit(lambda: fn(self._connection()), write=True)
+
+    async def _timed(self, fn: Callable[[sqlite3.Connection], T], write: bool) -> T:
+        """``fn`` as ``_read`` / ``_write`` run it, its time and database failures told to ``observe``."""
+        observe, began = self.observe, time.perf_counter()
+        assert observe is not None
+        try:
+            result = await self._submit(lambda: fn(self._connection()), write=write)
+        except (sqlite3.Error, OSError):
+            observe(operation(fn), time.perf_counter() - began, True)
+            raise
+        observe(operation(fn), time.perf_counter() - began, False)
+        return result

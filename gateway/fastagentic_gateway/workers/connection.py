@@ -34,7 +34,7 @@ class Hold(Protocol):
 class Assignment:
     """A run this worker holds: enough to handle its messages without reading the store."""
 
-    __slots__ = ("attempt", "durable", "hint", "hold", "hook_context", "last_seq", "spent")
+    __slots__ = ("attempt", "durable", "first_event", "hint", "hold", "hook_context", "last_seq", "spent")
 
     def __init__(self, attempt: int, durable: bool, last_seq: int = 0, hold: Hold | None = None) -> None:
         self.attempt = attempt
@@ -45,6 +45,9 @@ class Assignment:
         self.spent: Totals | None = None  # the run's usage, once a report of a run with a budget came
         self.hint = ""  # the model hint the worker was last given for it
         self.hook_context: HookContext | None = None  # what hooks see of the run, once a hook point needed it
+        self.first_event: tuple[str, float] | None = (
+            None  # (endpoint, created_at) until its first event (metrics)
+        )
 
 
 class ProtocolViolation(Exception):

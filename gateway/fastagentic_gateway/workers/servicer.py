@@ -28,6 +28,7 @@ from ..access.keys import CredentialRejected, Credentials
 from ..access.model import CredentialKind
 from ..runs.service import RunService
 from ..settings import Settings
+from ..telemetry.metrics import GatewayMetrics
 from .connection import ProtocolViolation, WorkerConnection
 from .registry import EndpointRegistry, RegistrationError
 
@@ -101,6 +102,13 @@ class WorkerGateway(pb_grpc.WorkerGatewayServicer):
         self.gateway_id = uuid.uuid4().hex[:12]
         #: worker id -> (credential, until when) of workers that disconnected within a lease
         self._recent: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        #: counts refused workers when the gateway serves metrics
+        self.metrics: GatewayMetrics | None = None
+
+    def _reject(self, code: str, message: str) -> pb.GatewayFrame:
+        if self.metrics is not None:
+            self.metrics.worker_refused.inc(code)
+        return _reject(code, message)
 
     def _remember(self, worker: WorkerConnection) -> None:
         if not worker.credential:
@@ -187,20 +195,20 @@ class WorkerGateway(pb_grpc.WorkerGatewayServicer):
             frame = await asyncio.wait_for(anext(request_iterator), HELLO_TIMEOUT)
         except (TimeoutError, StopAsyncIteration):
             log.warning("worker %s: no Hello within %.0fs; disconnected", peer, HELLO_TIMEOUT)
-            yield _reject("protocol_violation", "the first message must be Hello")
+            yield self._reject("protocol_violation", "the first message must be Hello")
             return
         first = frame.messages[0] if frame.messages else pb.WorkerMessage()
         if first.WhichOneof("body") != "hello":
             log.warning(
                 "worker %s: first message was %s, not Hello; disconnected", peer, first.WhichOneof("body")
             )
-            yield _reject("protocol_violation", "the first message must be Hello")
+            yield self._reject("protocol_violation", "the first message must be Hello")
             return
         hello = first.hello
         problem = self._check_hello(hello)
         if problem is not None:
             log.warning("worker %s (%s) refused: %s", hello.worker_id[:200], peer, problem[1])
-            yield _reject(*problem)
+            yield self._reject(*problem)
             return
         try:
             credential = await self._credential_of(hello, self._certificate_of(context))
@@ -215,13 +223,13 @@ class WorkerGateway(pb_grpc.WorkerGatewayServicer):
                     target=hello.worker_id[:200],
                     detail=exc.reason,
                 )
-            yield _reject("unauthenticated", exc.reason)
+            yield self._reject("unauthenticated", exc.reason)
             return
         try:
             completions = completions_of(list(hello.endpoints))
         except RegistrationError as exc:
             log.warning("worker %s (%s) refused: %s", hello.worker_id, peer, exc)
-            yield _reject("invalid_registration", str(exc))
+            yield self._reject("invalid_registration", str(exc))
             return
         worker = WorkerConnection(
             hello.worker_id,
@@ -235,7 +243,7 @@ class WorkerGateway(pb_grpc.WorkerGatewayServicer):
             self.registry.register(worker, list(hello.endpoints))
         except RegistrationError as exc:
             log.warning("worker %s (%s) refused: %s", hello.worker_id, peer, exc)
-            yield _reject("invalid_registration", str(exc))
+            yield self._reject("invalid_registration", str(exc))
             return
         reader: asyncio.Task[None] | None = None
         try:

@@ -16,6 +16,9 @@ Pure ASGI, one pass over the headers:
   ``params.taskId`` (the tasks extension's routing header), else 400 with ``-32020``: the SDK checks the
   header only for ``tools/call``, ``prompts/get`` and ``resources/read``.
 - A 2026-07-28 request of a method that never streams goes to a manager answering plain JSON.
+- With tracing on, each JSON-RPC request gets its MCP server span (``{mcp.method.name} {target}``), the
+  child of the trace context in its ``params._meta`` (else of the HTTP ``traceparent``); the message then
+  carries the span's own context in ``_meta``, to the handler and the run it starts.
 
 Patterns are exact values, ``scheme://host:*`` / ``host:*`` for any port, or ``*`` for anything.
 """
@@ -24,11 +27,12 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from mcp_types import HEADER_MISMATCH, INVALID_REQUEST
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
+from msgspec import UNSET
 from sniffio import current_async_library_cvar
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -37,6 +41,9 @@ from mcp.shared.inbound import decode_header_value
 from ...access.principal import principal_of
 from . import envelope
 from .resumption import REQUEST_SCOPE, RequestScope
+
+if TYPE_CHECKING:
+    from ...telemetry.tracing import Tracing
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
 LOOPBACK_ORIGINS = [
@@ -108,9 +115,16 @@ def is_loopback(host: str) -> bool:
     return host in ("localhost", "::1", "[::1]") or host.startswith("127.")
 
 
+#: Where ``_checked_body`` leaves the request's MCP span (tracing on) for ``__call__`` to end.
+_SPAN = "fastagentic.mcp_span"
+
+
 class McpAsgi:
     """``app`` serves everything; ``quick`` (answering with one JSON body, never a stream) serves the
     2026-07-28 requests that never send notifications, which spares them the SSE machinery."""
+
+    #: OpenTelemetry traces (set by the gateway when the ``tracing`` setting is on)
+    tracing: Tracing | None = None
 
     def __init__(
         self,
@@ -139,6 +153,17 @@ class McpAsgi:
         self.owners: OrderedDict[str, tuple[str, str]] = OrderedDict()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.tracing is None or scope["type"] != "http":
+            await self._serve(scope, receive, send)
+            return
+        try:
+            await self._serve(scope, receive, send)
+        finally:
+            span = scope.pop(_SPAN, None)
+            if span is not None:
+                span.end()
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -289,7 +314,54 @@ class McpAsgi:
                     data={"type": "insufficient_scope", "required_scopes": missing},
                 )
                 return None
+        if (
+            self.tracing is not None
+            and parsed is not None
+            and parsed.method is not UNSET
+            and parsed.id is not UNSET
+        ):
+            body = self._traced(scope, parsed, body)
         return _replay(body, receive)
+
+    def _traced(self, scope: Scope, message: Any, body: bytes) -> bytes:
+        """Start the request's MCP span (left in the scope) and return the body carrying its context."""
+        assert self.tracing is not None
+        method: str = message.method
+        params: dict[str, Any] = dict(message.params or {})
+        meta: Any = {}
+        if "_meta" in params:
+            try:
+                meta = msgspec.json.decode(params["_meta"])
+            except msgspec.DecodeError:
+                meta = None
+        if not isinstance(meta, dict):
+            return body  # not ours to fix: the SDK answers a malformed _meta
+        carrier = {k: v for k, v in meta.items() if k in ("traceparent", "tracestate") and isinstance(v, str)}
+        attributes: dict[str, Any] = {"mcp.method.name": method, "jsonrpc.request.id": str(message.id)}
+        for name, value in scope["headers"]:
+            if name == _SESSION:
+                attributes["mcp.session.id"] = value.decode("latin-1")
+            elif name == _VERSION:
+                attributes["mcp.protocol.version"] = value.decode("latin-1")
+        target = envelope.target(message)
+        span_name = method
+        if target is not None:
+            if method == "resources/read":
+                attributes["mcp.resource.uri"] = target[1]
+            else:
+                span_name = f"{method} {target[1]}"
+                if method == "tools/call":
+                    attributes["gen_ai.tool.name"] = target[1]
+                    attributes["gen_ai.operation.name"] = "execute_tool"
+                else:
+                    attributes["gen_ai.prompt.name"] = target[1]
+        span, own = self.tracing.message_span(span_name, carrier, scope["headers"], attributes)
+        scope[_SPAN] = span
+        meta.pop("tracestate", None)
+        meta.update(own)
+        params["_meta"] = msgspec.Raw(msgspec.json.encode(meta))
+        message.params = params
+        return msgspec.json.encode(message)
 
 
 def _accepts(accept: bytes | None, quick: bool) -> bool:
