@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -400,25 +401,6 @@ def bench_hooks(servers: Servers, workdir: Path, body: str, seconds: float) -> d
                 proc.wait(15)
 
 
-def only_hooks(args: argparse.Namespace) -> int:
-    """``--only hooks``: just ``bench_hooks``, written to <out>/hooks.json (the docs table is not touched)."""
-    workdir = Path(tempfile.mkdtemp(prefix="fastagentic-bench-"))
-    servers = Servers(workdir)
-    try:
-        results = bench_hooks(servers, workdir, json.dumps({"text": "hello bench", "n": 42}), args.seconds)
-    finally:
-        servers.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "hooks.json").write_text(json.dumps(results, indent=2) + "\n")
-    for name in ("invoke_noop_hook_c32", "invoke_pii_c32"):
-        row = results[name]
-        print(f"{name}: {row['rps']:.0f} req/s, x no hooks {row['paired_ratio']:.3f} {row['paired_rounds']}")
-    print("tool_check:", json.dumps(results["tool_check"]))
-    return 0
-
-
 def bench_telemetry(servers: Servers, workdir: Path, body: str, seconds: float) -> dict[str, Any]:
     """REST invoke with tracing on (every request, run, attempt and worker span exported over OTLP/gRPC to
     a receiver in this process, tests/e2e/otlp_receiver.py) and with metrics on (``metrics_port``), each
@@ -466,27 +448,6 @@ def bench_telemetry(servers: Servers, workdir: Path, body: str, seconds: float) 
         received, _ = receiver.communicate(timeout=30)
     out["invoke_tracing_c32"]["spans_received"] = int(received.strip() or 0)
     return out
-
-
-def only_telemetry(args: argparse.Namespace) -> int:
-    """``--only telemetry``: just ``bench_telemetry``, written to <out>/telemetry.json."""
-    workdir = Path(tempfile.mkdtemp(prefix="fastagentic-bench-"))
-    servers = Servers(workdir)
-    try:
-        results = bench_telemetry(
-            servers, workdir, json.dumps({"text": "hello bench", "n": 42}), args.seconds
-        )
-    finally:
-        servers.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "telemetry.json").write_text(json.dumps(results, indent=2) + "\n")
-    for name in ("invoke_tracing_c32", "invoke_metrics_c32"):
-        row = results[name]
-        print(f"{name}: {row['rps']:.0f} req/s, x both off {row['paired_ratio']:.3f} {row['paired_rounds']}")
-    print("spans received:", results["invoke_tracing_c32"]["spans_received"])
-    return 0
 
 
 def bench_postgres(servers: Servers, workdir: Path, body: str, seconds: float) -> dict[str, Any]:
@@ -659,6 +620,43 @@ def ratio(value: float, floor: float) -> float:
     return round(value / floor, 3) if floor else float("nan")
 
 
+#: ``--only NAME``: one group of rows, its function and the rows it prints (each paired against a baseline).
+ONLY: dict[str, tuple[Callable[[Servers, Path, str, float], dict[str, Any]], tuple[str, ...]]] = {
+    "auth": (
+        bench_auth,
+        ("invoke_jwt_c32", "invoke_jwt_uncached_c32", "invoke_api_key_c32", "invoke_rate_limited_c32"),
+    ),
+    "hooks": (bench_hooks, ("invoke_noop_hook_c32", "invoke_pii_c32")),
+    "telemetry": (bench_telemetry, ("invoke_tracing_c32", "invoke_metrics_c32")),
+}
+
+
+def only(name: str, args: argparse.Namespace) -> int:
+    """``--only NAME``: just that group, written to <out>/NAME.json (the docs table is not touched)."""
+    bench, rows = ONLY[name]
+    workdir = Path(tempfile.mkdtemp(prefix="fastagentic-bench-"))
+    servers = Servers(workdir)
+    try:
+        results = bench(servers, workdir, json.dumps({"text": "hello bench", "n": 42}), args.seconds)
+    finally:
+        servers.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    for row_name in rows:
+        row = results[row_name]
+        print(
+            f"{row_name}: {row['rps']:.0f} req/s, x baseline {row['paired_ratio']:.3f} {row['paired_rounds']}"
+        )
+    extras = {key: value for key, value in results.items() if key in ("tool_check",)}
+    if "invoke_tracing_c32" in results:
+        extras["spans_received"] = results["invoke_tracing_c32"].get("spans_received")
+    if extras:
+        print(json.dumps(extras))
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="make bench")
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each load step")
@@ -670,14 +668,12 @@ def main() -> int:
     parser.add_argument("--update-docs", action="store_true", help="rewrite the table in docs/benchmarks.md")
     parser.add_argument(
         "--only",
-        choices=["hooks", "telemetry"],
-        help="run only these rows (hooks: bench_hooks; telemetry: bench_telemetry)",
+        choices=sorted(ONLY),
+        help="run only one group of rows (auth: bench_auth; hooks: bench_hooks; telemetry: bench_telemetry)",
     )
     args = parser.parse_args()
-    if args.only == "hooks":
-        return only_hooks(args)
-    if args.only == "telemetry":
-        return only_telemetry(args)
+    if args.only is not None:
+        return only(args.only, args)
 
     workdir = Path(tempfile.mkdtemp(prefix="fastagentic-bench-"))
     servers = Servers(workdir)
