@@ -206,7 +206,11 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         ),
     ] = {}
     admin_scope: Annotated[
-        str, _doc("The scope that allows the admin routes (`GET /v1/audit`).", min_length=1)
+        str,
+        _doc(
+            "The scope that allows the admin routes (`GET /v1/audit`, `GET /v1/usage`, `GET /v1/stats`).",
+            min_length=1,
+        ),
     ] = "fastagentic:admin"
     jwt_leeway: Annotated[
         float, _doc("Seconds of clock skew allowed on `exp`, `nbf` and `iat`.", ge=0, le=600)

@@ -7,6 +7,7 @@ skipped when it is unreachable, and fail instead when FASTAGENTIC_REQUIRE_SERVIC
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -42,6 +43,7 @@ from fastagentic_gateway.store import (
 )
 from fastagentic_gateway.store import postgres as pg
 from fastagentic_gateway.store import sqlite as sqlite_store
+from fastagentic_gateway.store.base import RunTimes
 from tests.services import postgres_database
 
 ALL_STATUSES = frozenset(RunStatus)
@@ -335,6 +337,90 @@ async def test_list_and_count_filter_by_kind_statuses_and_update_time(store: Run
     both = RunQuery(tenant="acme", kind=EndpointKind.AGENT, statuses=frozenset({RunStatus.QUEUED}))
     assert await store.list(both) == [queued]
     assert await store.count(both) == 1
+
+
+# run_times (GET /v1/stats)
+
+
+def run_id_at(ts: float) -> str:
+    """A run id as ``new_run_id`` makes it at Unix time ``ts``."""
+    return f"run_{int(ts * 1000):012x}0000{os.urandom(8).hex()}"
+
+
+async def created_at(store: RunStore, ts: float, tenant: str = "acme", endpoint: str = "echo") -> Run:
+    run, _ = await store.create(
+        make_run(tenant=tenant, endpoint=endpoint, id=run_id_at(ts), created_at=ts, updated_at=ts)
+    )
+    return run
+
+
+async def ended(store: RunStore, run: Run, started: float, status: RunStatus, finished: float) -> None:
+    assert await store.transition(
+        run.id, expect=QUEUED, attempt=1, update=RunUpdate(status=RunStatus.RUNNING, started_at=started)
+    )
+    assert await store.transition(
+        run.id, expect=RUNNING, attempt=1, update=RunUpdate(status=status, finished_at=finished)
+    )
+
+
+async def test_run_times_are_the_tenants_runs_since_a_time_newest_first(store: RunStore) -> None:
+    now = time.time()
+    since = now - 3600
+    await ended(store, await created_at(store, now - 7200), now - 7199, RunStatus.SUCCEEDED, now - 7190)
+    await created_at(store, since - 0.5)  # within run_id_floor's second, before since: not counted
+    ok = await created_at(store, now - 600)
+    await ended(store, ok, now - 599.5, RunStatus.SUCCEEDED, now - 590)
+    failed = await created_at(store, now - 500)
+    await ended(store, failed, now - 499, RunStatus.FAILED, now - 480)
+    running = await created_at(store, now - 400, endpoint="summarize")
+    assert await store.transition(
+        running.id, expect=QUEUED, attempt=1, update=RunUpdate(status=RunStatus.RUNNING, started_at=now - 300)
+    )
+    await created_at(store, now - 200, endpoint="summarize")  # still queued
+    await created_at(store, now - 100, tenant="globex")
+
+    found = await store.run_times("acme", since, 100)
+
+    assert found == [
+        RunTimes("summarize", RunStatus.QUEUED, now - 200, None, None),
+        RunTimes("summarize", RunStatus.RUNNING, now - 400, now - 300, None),
+        RunTimes("echo", RunStatus.FAILED, now - 500, now - 499, now - 480),
+        RunTimes("echo", RunStatus.SUCCEEDED, now - 600, now - 599.5, now - 590),
+    ]
+    assert await store.run_times("acme", since, 2) == found[:2]
+    assert await store.run_times("acme", since, 0) == []
+    assert await store.run_times("acme", now - 450, 100) == found[:2]
+    assert [t.created_at for t in await store.run_times("globex", since, 100)] == [now - 100]
+    assert await store.run_times("initech", since, 100) == []
+    assert len(await store.run_times("acme", now - 8000, 100)) == 6
+
+
+async def test_run_times_read_the_tenant_id_index_on_sqlite(tmp_path: Path) -> None:
+    path = tmp_path / "runs.sqlite3"
+    store = SQLiteRunStore(str(path))
+    await store.start()
+    await store.close()
+    sql, params = sqlite_store.run_times_sql("runs", "acme", time.time() - 3600, 100_000, "?")
+    with sqlite3.connect(path) as conn:
+        plan = " ".join(str(row[-1]) for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params))
+    conn.close()
+
+    assert "USING INDEX runs_tenant_id (tenant=? AND id>?)" in plan
+    assert "TEMP B-TREE" not in plan  # no sort: the index gives the order
+
+
+async def test_run_times_read_the_tenant_id_index_on_postgres(pg_url: str) -> None:
+    store = PostgresRunStore(pg_url)
+    await store.start()
+    await store.close()
+    sql, params = sqlite_store.run_times_sql("fastagentic_runs", "acme", time.time() - 3600, 100_000, "%s")
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("SET enable_seqscan = off")  # an empty table: make the planner show the index it can use
+        plan = "\n".join(str(row[0]) for row in conn.execute(f"EXPLAIN {sql}", params))
+
+    assert "fastagentic_runs_tenant_id" in plan, plan
+    assert "Index Cond: ((tenant = 'acme'::text) AND (id >= " in plan, plan
+    assert "Sort" not in plan, plan
 
 
 # transition

@@ -10,6 +10,7 @@ import base64
 import datetime
 import math
 import re
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 from urllib.parse import unquote
@@ -29,8 +30,8 @@ from ..errors import Conflict, GatewayError, InvalidInput, MalformedRequest, Not
 from ..runs.model import EndpointKind, Event, Run, RunError, RunQuery, RunStatus
 from ..runs.service import RunService
 from ..settings import Settings
-from ..usage.accounting import run_totals
-from ..usage.model import GROUP_FIELDS, MAX_USAGE_ROWS, ModelUsage, Totals, UsageQuery, UsageRow
+from ..stats import DEFAULT_WINDOW, UsageView, tenant_stats, usage_view
+from ..usage.model import GROUP_FIELDS, MAX_USAGE_ROWS, Totals, UsageQuery, UsageRow
 from ..validation import FieldError
 from ..workers.registry import EndpointRegistry
 
@@ -38,29 +39,6 @@ _encode = msgspec.json.encode
 JSON = "application/json"
 MAX_IDEMPOTENCY_KEY = 255
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-
-
-class RunUsageView(msgspec.Struct):
-    """A run's usage: its totals, and the same per model."""
-
-    input_tokens: int
-    output_tokens: int
-    cost: float
-    calls: int
-    unpriced_calls: int
-    by_model: dict[str, Totals]
-
-
-def run_usage_view(models: list[ModelUsage]) -> RunUsageView:
-    total = run_totals(models)
-    return RunUsageView(
-        input_tokens=total.input_tokens,
-        output_tokens=total.output_tokens,
-        cost=total.cost,
-        calls=total.calls,
-        unpriced_calls=total.unpriced_calls,
-        by_model={entry.model: entry.totals for entry in models},
-    )
 
 
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -120,7 +98,7 @@ class RunView(msgspec.Struct, omit_defaults=True):
     replay_of: ReplayOf | None = None
     context_id: str | None = None
     protocol: str = ""  # the front it was created through: rest, mcp, a2a
-    usage: RunUsageView | None = None  # GET /v1/runs/{id} only
+    usage: UsageView | None = None  # GET /v1/runs/{id} only
 
 
 class CheckpointView(msgspec.Struct):
@@ -401,6 +379,12 @@ def rest_router(settings: Settings, registry: EndpointRegistry, runs: RunService
             }
         )
 
+    @get("/v1/stats")
+    async def stats(request: Request[Any, Any, Any], window: str = DEFAULT_WINDOW) -> Response[bytes]:
+        principal = principal_of(request.scope)
+        require_scope(principal, settings.admin_scope, "reading stats")
+        return json_response(await tenant_stats(runs, principal.tenant, window, time.time()))
+
     @post("/v1/agents/{name:str}/invoke")
     async def invoke(request: Request[Any, Any, Any], name: str) -> Response[bytes]:
         run, _ = await _start(request, EndpointKind.AGENT, name)
@@ -461,7 +445,7 @@ def rest_router(settings: Settings, registry: EndpointRegistry, runs: RunService
         run = await runs.require(run_id, principal_of(request.scope))
         view = run_view(run)
         if runs.usage is not None:
-            view.usage = run_usage_view(await runs.usage.run_usage(run))
+            view.usage = usage_view(await runs.usage.run_usage(run))
         return json_response(view)
 
     @get("/v1/runs/{run_id:str}/events")
@@ -549,6 +533,7 @@ def rest_router(settings: Settings, registry: EndpointRegistry, runs: RunService
             list_endpoints,
             audit,
             usage,
+            stats,
             invoke,
             stream,
             start_run,

@@ -15,11 +15,28 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from ..access.model import AuditQuery, AuditRecord, CredentialKind, StoredCredential
 from ..runs.model import Checkpoint, Event, NewEvent, PushConfig, Run, RunQuery, RunStatus, RunUpdate
 from ..usage.model import ModelUsage, UsageQuery, UsageReport, UsageRow
+
+
+class RunTimes(NamedTuple):
+    """What the stats route (stats.py) reads of one run: ``RunStore.run_times``."""
+
+    endpoint: str
+    status: RunStatus
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+
+
+def run_id_floor(since: float) -> str:
+    """A run id at or below the id of every run created at or after Unix time ``since``: run ids begin with
+    their creation millisecond in hex (``runs.model.new_run_id``), taken just after ``created_at``. One
+    second early, so float rounding can never leave a run out; ``created_at`` filters exactly."""
+    return f"run_{max(int((since - 1.0) * 1000), 0):012x}"
 
 
 class RunStore(Protocol):
@@ -40,6 +57,10 @@ class RunStore(Protocol):
 
     async def count(self, query: RunQuery) -> int:
         """How many runs ``list`` would find for ``query`` without its ``limit`` and ``before``."""
+
+    async def run_times(self, tenant: str, since: float, limit: int) -> builtins.list[RunTimes]:
+        """The endpoint, status and times of the tenant's runs created at or after ``since``, newest (highest
+        id) first, at most ``limit``: one read on the runs' (tenant, id) index, from ``run_id_floor(since)``."""
 
     async def waiting(self, limit: int) -> builtins.list[Run]:
         """Runs waiting for input, of every tenant, the longest waiting first (least recently updated), at

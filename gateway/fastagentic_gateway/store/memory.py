@@ -46,7 +46,7 @@ from ..usage.model import (
     group_by,
     usage_limit,
 )
-from .base import MAX_AUDIT_LIMIT
+from .base import MAX_AUDIT_LIMIT, RunTimes
 
 _OPTIONAL_UPDATE_FIELDS = (
     "input",
@@ -361,6 +361,18 @@ class MemoryRunStore:
     async def count(self, query: RunQuery) -> int:
         ids = self._by_tenant.get(query.tenant, {})
         return sum(1 for run in map(self._runs.__getitem__, ids) if matches(run, query))
+
+    async def run_times(self, tenant: str, since: float, limit: int) -> builtins.list[RunTimes]:
+        ids = self._by_tenant.get(tenant, {})
+        found = heapq.nlargest(
+            max(limit, 0),
+            (run for run in map(self._runs.__getitem__, ids) if run.created_at >= since),
+            key=lambda run: run.id,
+        )
+        return [
+            RunTimes(run.endpoint, run.status, run.created_at, run.started_at, run.finished_at)
+            for run in found
+        ]
 
     async def waiting(self, limit: int) -> builtins.list[Run]:
         found = [run for run in self._runs.values() if run.status is RunStatus.WAITING_INPUT]

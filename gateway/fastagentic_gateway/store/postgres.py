@@ -51,6 +51,7 @@ from ..runs.model import (
 )
 from ..telemetry.metrics import operation
 from ..usage.model import TOKEN_CAP, ModelUsage, UsageQuery, UsageReport, UsageRow, totals_of
+from .base import RunTimes
 from .memory import admits, applied, checkpoints_of, stamped, trimmed
 
 # The row <-> Run mapping is the SQLite store's: same columns, in the same order.
@@ -74,6 +75,8 @@ from .sqlite import (
     credential_values,
     credentials_sql,
     list_sql,
+    run_times_of,
+    run_times_sql,
     usage_row,
     usage_sql,
     usage_values,
@@ -631,6 +634,14 @@ class PostgresRunStore:
             return [_run_from_row(row) for row in await cur.fetchall()]
 
         return await self._call(waiting)
+
+    async def run_times(self, tenant: str, since: float, limit: int) -> builtins.list[RunTimes]:
+        sql, params = run_times_sql("fastagentic_runs", tenant, since, limit, "%s")
+
+        async def select(conn: Conn) -> builtins.list[RunTimes]:
+            return run_times_of(await (await conn.execute(sql, params, binary=True)).fetchall())
+
+        return await self._call(select)
 
     async def count(self, query: RunQuery) -> int:
         sql, params = count_sql("fastagentic_runs", query, "%s")

@@ -18,7 +18,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import msgspec
@@ -52,6 +52,7 @@ from ..usage.model import (
     totals_of,
     usage_limit,
 )
+from .base import RunTimes, run_id_floor
 from .memory import admits, applied, audit_limit, audit_stored, checkpoints_of, stamped, trimmed
 
 T = TypeVar("T")
@@ -638,6 +639,20 @@ def list_sql(select: str, query: RunQuery, mark: str) -> tuple[str, list[Any]]:
     return sql, params
 
 
+def run_times_sql(table: str, tenant: str, since: float, limit: int, mark: str) -> tuple[str, list[Any]]:
+    """The SQL of ``RunStore.run_times``: a range of the (tenant, id DESC) index from ``run_id_floor``."""
+    sql = (
+        f"SELECT endpoint, status, created_at, started_at, finished_at FROM {table} "
+        f"WHERE tenant = {mark} AND id >= {mark} AND created_at >= {mark} ORDER BY id DESC LIMIT {mark}"
+    )
+    return sql, [tenant, run_id_floor(since), since, max(limit, 0)]
+
+
+def run_times_of(rows: Iterable[Sequence[Any]]) -> list[RunTimes]:
+    """``run_times`` rows as RunTimes."""
+    return [RunTimes(row[0], RunStatus(row[1]), row[2], row[3], row[4]) for row in rows]
+
+
 def count_sql(table: str, query: RunQuery, mark: str) -> tuple[str, list[Any]]:
     """The SQL of ``RunStore.count`` for ``query``."""
     where, params = where_sql(query, mark)
@@ -1022,6 +1037,10 @@ class SQLiteRunStore:
     async def count(self, query: RunQuery) -> int:
         sql, params = count_sql("runs", query, "?")
         return await self._read(lambda conn: int(conn.execute(sql, params).fetchone()[0]))
+
+    async def run_times(self, tenant: str, since: float, limit: int) -> builtins.list[RunTimes]:
+        sql, params = run_times_sql("runs", tenant, since, limit, "?")
+        return await self._read(lambda conn: run_times_of(conn.execute(sql, params)))
 
     async def waiting(self, limit: int) -> builtins.list[Run]:
         sql = f"{_SELECT_RUN} WHERE status = ? ORDER BY updated_at, id LIMIT ?"
