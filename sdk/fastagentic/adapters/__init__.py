@@ -18,6 +18,7 @@ from .discovery import ENTRY_POINT_GROUP, adapter_for
 from .simple import Event, Result, SimpleAdapter
 
 if TYPE_CHECKING:
+    from .crewai import CrewAIAdapter
     from .dspy import DSPyAdapter
     from .langchain import LangChainAdapter
     from .langgraph import LangGraphAdapter
@@ -29,6 +30,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "Adapter",
     "BaseAdapter",
+    "CrewAIAdapter",
     "DSPyAdapter",
     "Event",
     "Interrupted",
@@ -52,6 +54,7 @@ _LAZY = {
     "OpenAIAgentsAdapter": ".openai_agents",
     "LlamaIndexAdapter": ".llamaindex",
     "DSPyAdapter": ".dspy",
+    "CrewAIAdapter": ".crewai",
 }
 
 

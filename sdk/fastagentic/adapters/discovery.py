@@ -34,6 +34,8 @@ _BUILTIN: dict[str, tuple[str, ...]] = {
     "agents": ("fastagentic.adapters.openai_agents:OpenAIAgentsAdapter",),
     "llama_index": ("fastagentic.adapters.llamaindex:LlamaIndexAdapter",),
     "dspy": ("fastagentic.adapters.dspy:DSPyAdapter",),
+    # Installed in a worker environment of their own (docs/adapters/crewai.md, semantic-kernel.md).
+    "crewai": ("fastagentic.adapters.crewai:CrewAIAdapter",),
 }
 
 
