@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from .llamaindex import LlamaIndexAdapter
     from .openai_agents import OpenAIAgentsAdapter
     from .pydantic_ai import PydanticAIAdapter
+    from .semantic_kernel import SemanticKernelAdapter
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -41,6 +42,7 @@ __all__ = [
     "PydanticAIAdapter",
     "Result",
     "Schema",
+    "SemanticKernelAdapter",
     "SimpleAdapter",
     "adapter_for",
     "events",
@@ -55,6 +57,7 @@ _LAZY = {
     "LlamaIndexAdapter": ".llamaindex",
     "DSPyAdapter": ".dspy",
     "CrewAIAdapter": ".crewai",
+    "SemanticKernelAdapter": ".semantic_kernel",
 }
 
 

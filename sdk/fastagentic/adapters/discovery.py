@@ -36,6 +36,7 @@ _BUILTIN: dict[str, tuple[str, ...]] = {
     "dspy": ("fastagentic.adapters.dspy:DSPyAdapter",),
     # Installed in a worker environment of their own (docs/adapters/crewai.md, semantic-kernel.md).
     "crewai": ("fastagentic.adapters.crewai:CrewAIAdapter",),
+    "semantic_kernel": ("fastagentic.adapters.semantic_kernel:SemanticKernelAdapter",),
 }
 
 
