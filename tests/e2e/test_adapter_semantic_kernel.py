@@ -15,8 +15,10 @@ from typing import Any
 
 import httpx
 import pytest
+from a2a.types import TaskState
 
 from tests.conftest import Cluster, Gateway, wait_until
+from tests.e2e.a2a_support import a2a_client, collect, output_of, request, text_message
 from tests.e2e.mcp_support import client as mcp_client
 from tests.e2e.test_rest import assert_gap_free, sse_events
 from tests.framework_venvs import framework_venv, report, start_worker
@@ -127,3 +129,11 @@ async def test_mcp_tools_call_reaches_the_agent(served: Gateway) -> None:
         result = await mcp.call_tool("facts", {"prompt": "owls"})
     assert not result.is_error, result
     assert FACT in str(result.structured_content or result.content)
+
+
+async def test_a2a_send_message_reaches_the_agent(served: Gateway) -> None:
+    async with a2a_client(served.url, "facts", streaming=False) as a2a:
+        items = await collect(a2a.send_message(request(text_message("owls"))))
+    task = next(item.task for item in items if item.HasField("task"))
+    assert task.status.state == TaskState.TASK_STATE_COMPLETED, task.status
+    assert FACT in str(output_of(task))
