@@ -20,12 +20,6 @@ SHIPPED = Path(__file__).resolve().parent / "templates"
 COMMON = "_common"
 SUFFIX = ".tmpl"  # template files end in it, so that tools do not take them for the project's own code
 FORMAT_VERSION = 1
-#: Templates the project would like to ship and cannot: the reason is shown instead of a broken template.
-UNAVAILABLE = {
-    "crewai": "crewai cannot be installed beside FastAgentic's other extras (it pins openai<3, mcp<2, "
-    "httpx~=0.28.1); see docs/adapters/crewai.md. Start from --template plain and wrap the crew in a "
-    "SimpleAdapter in an environment of its own."
-}
 
 
 @dataclass(frozen=True)
@@ -38,6 +32,7 @@ class Template:
     root: Path
     source: str  # "package" or the registry directory
     common: bool  # the shipped _common files come first
+    dev: bool  # the project's environment can also hold a local gateway (``fastagentic dev``)
 
     @property
     def compatible(self) -> bool:
@@ -97,6 +92,8 @@ def load_template(directory: Path, source: str) -> Template:
         in_range("0.0.0", data["fastagentic"])
     except ValueError as exc:
         raise CLIError(f"{manifest}: fastagentic: {exc}") from exc
+    if not isinstance(data.get("dev", True), bool):
+        raise CLIError(f"{manifest}: dev: expected true or false")
     if not (directory / "files").is_dir():
         raise CLIError(f"{directory}: no files/ directory")
     return Template(
@@ -108,6 +105,7 @@ def load_template(directory: Path, source: str) -> Template:
         root=directory,
         source=source,
         common=bool(data.get("common", source == "package")),
+        dev=bool(data.get("dev", True)),
     )
 
 
@@ -148,9 +146,6 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(
             f"{template.name:<12} {template.version:<8} {template.source:<8} {state:<4} {template.description}"
         )
-    for name, reason in UNAVAILABLE.items():
-        if name not in found:
-            print(f"{name:<12} {'-':<8} {'-':<8} {'no':<4} not shipped: {reason}")
     for problem in problems:
         print(f"fastagentic: skipped {problem}", file=sys.stderr)
     return Exit.OK
@@ -171,8 +166,6 @@ def render(text: str, values: dict[str, str]) -> str:
 
 def cmd_new(args: argparse.Namespace) -> int:
     name = args.template
-    if name in UNAVAILABLE:
-        raise CLIError(f"no {name} template: {UNAVAILABLE[name]}")
     found, _ = all_templates(args.registry)
     template = found.get(name)
     if template is None:
@@ -209,5 +202,8 @@ def cmd_new(args: argparse.Namespace) -> int:
         destination.write_text(render(path.read_text(), values))
     print(f"created {target} from template {template.name} {template.version} ({len(planned)} files)")
     print(f"  cd {target} && pip install -e '.[test]' && pytest")
-    print(f"  fastagentic dev {module}.worker:app")
+    if template.dev:
+        print(f"  fastagentic dev {module}.worker:app")
+    else:  # the framework cannot sit beside the gateway: the worker dials one that runs elsewhere
+        print(f"  fastagentic run {module}.worker:app --gateway HOST:50051")
     return Exit.OK

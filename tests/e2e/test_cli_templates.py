@@ -1,5 +1,7 @@
 """`fastagentic new` for each template, then the generated project's own tests; the plain project's worker
-served by a real gateway; `templates list` with a local registry."""
+served by a real gateway; the crewai project tested and served from a crewai environment of its own
+(tests/framework_venvs.py: skipped with the reason when it cannot be built); `templates list` with a local
+registry."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import pytest
 
 from tests.conftest import Cluster, Worker, wait_until
 from tests.e2e.cli_support import fastagentic
+from tests.framework_venvs import framework_venv, report
 
 pytestmark = pytest.mark.e2e
 TEMPLATES = ["plain", "pydantic-ai", "langgraph", "langchain"]
@@ -75,13 +78,66 @@ def test_the_plain_project_serves_through_a_gateway(cluster: Cluster, tmp_path: 
     assert answer["tools"][0]["name"] == "weather"
 
 
+def test_the_crewai_project_passes_its_tests_and_serves_from_its_own_environment(
+    cluster: Cluster, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    made = fastagentic("new", "crew-desk", "--template", "crewai", home=tmp_path, cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert "fastagentic run crew_desk.worker:app --gateway HOST:50051" in made.stdout
+    assert "fastagentic dev" not in made.stdout  # crewai and the gateway do not install together
+    project = tmp_path / "crew-desk"
+    files = sorted(str(p.relative_to(project)) for p in project.rglob("*") if p.is_file())
+    assert files == sorted(
+        [
+            "Dockerfile",
+            "README.md",
+            "compose.yaml",
+            "pyproject.toml",
+            "crew_desk/__init__.py",
+            "crew_desk/worker.py",
+            "tests/test_worker.py",
+        ]
+    )
+    assert '"fastagentic[crewai]>=' in (project / "pyproject.toml").read_text()
+    dockerfile = (project / "Dockerfile").read_text()
+    assert 'CMD ["fastagentic", "run", "crew_desk.worker:app"]' in dockerfile
+    assert "CREWAI_DISABLE_TELEMETRY=true" in dockerfile
+    assert "{{" not in "".join((project / f).read_text() for f in files)
+    venv = framework_venv("crewai")
+    report(request.config, venv)
+    env = venv.env()
+    env["PYTHONPATH"] = str(project)  # the SDK is installed in the environment: not the checkout's path
+    tests = subprocess.run(
+        [str(venv.python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert tests.returncode == 0, tests.stdout + tests.stderr
+    assert "2 passed" in tests.stdout and "failed" not in tests.stdout
+    gateway = cluster.start_gateway()
+    worker = Worker(gateway, "crew_desk.worker:app", cluster.logs, "crew-desk")
+    worker.args[0] = str(venv.python)
+    worker.env = env
+    worker.start()
+    cluster.processes.append(worker)
+    wait_until(lambda: not worker.alive or "assistant" in gateway.endpoints(), what="the crew's endpoint")
+    assert worker.alive, worker.output()
+    with gateway.client() as http:
+        done = http.post("/v1/agents/assistant/invoke", json={"question": "add 2 and 40"})
+        refused = http.post("/v1/agents/assistant/invoke", json={"topic": "owls"})
+    assert done.status_code == 200, done.text
+    assert done.json()["output"] == "The sum is 42."
+    assert refused.status_code == 422, refused.text
+
+
 def test_refusals_write_nothing(tmp_path: Path) -> None:
-    crewai = fastagentic("new", "crew", "--template", "crewai", home=tmp_path, cwd=tmp_path)
-    assert crewai.returncode == 2
-    assert "docs/adapters/crewai.md" in crewai.stderr
     unknown = fastagentic("new", "x", "--template", "nope", home=tmp_path, cwd=tmp_path)
     assert unknown.returncode == 4
-    assert "known: langchain, langgraph, plain, pydantic-ai" in unknown.stderr
+    assert "known: crewai, langchain, langgraph, plain, pydantic-ai" in unknown.stderr
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "keep.txt").write_text("mine")
     taken = fastagentic("new", "taken", home=tmp_path, cwd=tmp_path)
@@ -126,6 +182,7 @@ def test_local_registry_and_compatibility_ranges(tmp_path: Path) -> None:
     assert f"2.1.0    {registry}" in rows["inhouse"] and " ok " in rows["inhouse"]
     assert "needs fastagentic >=9.0 (have 0.1.0)" in rows["future"]
     assert rows["plain"].split()[1:3] == ["1.0.0", "package"]
+    assert rows["crewai"].split()[1:4] == ["1.0.0", "package", "ok"]
     assert "skipped" in listed.stderr and "missing or not a string: version" in listed.stderr
     made = fastagentic(
         "new", "tool-box", "-t", "inhouse", home=tmp_path, cwd=tmp_path, FASTAGENTIC_TEMPLATES=str(registry)
