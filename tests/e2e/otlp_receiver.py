@@ -75,11 +75,13 @@ class Received:
             return [s for s in self.spans if s.trace_id == trace_id]
 
     def wait_for(self, trace_id: str, names: set[str], timeout: float = 20.0) -> list[Span]:
-        """The trace's spans once spans of every name in ``names`` arrived (a name may be a prefix + ``*``)."""
+        """The trace's spans once spans of every name in ``names`` arrived (a name may be a prefix + ``*``,
+        and ``name@service`` wants the span of that name from that service: the gateway and the worker both
+        make an ``invoke_agent`` span)."""
         deadline = time.monotonic() + timeout
         while True:
             spans = self.trace(trace_id)
-            present = {s.name for s in spans}
+            present = {s.name for s in spans} | {f"{s.name}@{s.service}" for s in spans}
             missing = {
                 n
                 for n in names

@@ -499,7 +499,9 @@ async def test_tasks_survive_a_gateway_restart(cluster: Cluster) -> None:
 
 
 async def test_resubscribe_after_a_gateway_restart(cluster: Cluster) -> None:
-    gateway = cluster.start_gateway()
+    # A lease long enough for a restart on a busy machine (the worker's reconnect backs off up to 5 s): the
+    # run must stay with its worker, not be retried from the start.
+    gateway = cluster.start_gateway(lease_ttl="20")
     cluster.start_worker(WORKER)
     async with a2a_client(gateway.url, "slow", streaming=False) as client:
         message = data_message({"steps": 80, "delay": 0.1})  # outlasts the restart, even on a busy machine

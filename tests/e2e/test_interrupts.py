@@ -115,7 +115,7 @@ def test_a_durable_run_handed_back_resumes_on_another_worker_from_its_checkpoint
 
 def test_a_wait_survives_a_gateway_restart(cluster: Cluster, tmp_path: Path) -> None:
     log = tmp_path / "worker.log"
-    gateway = cluster.start_gateway(interrupt_hold="600", lease_ttl="8", heartbeat_interval="0.3")
+    gateway = cluster.start_gateway(interrupt_hold="600", lease_ttl="30", heartbeat_interval="0.3")
     _worker(cluster, gateway, log)
     run_id = httpx.post(f"{gateway.url}/v1/agents/refund/runs", json={"amount": 7}, timeout=10).json()[
         "run_id"

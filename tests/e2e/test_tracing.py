@@ -94,7 +94,15 @@ def _assert_run_below(spans: list[Span], parent: Span, attempts: int = 1) -> Non
     assert any(s.name == "checkpoint" and s.parent_span_id == agent.span_id for s in spans)
 
 
-_RUN_SPANS = {"invoke_agent ask", "attempt ask", "chat test-model", "execute_tool lookup", "checkpoint"}
+#: The spans of a run, the gateway's run span named with its service (the worker makes one of that name too).
+_RUN_SPANS = {
+    "invoke_agent ask@fastagentic-gateway",
+    "invoke_agent ask@fastagentic-worker",  # the (last) worker's, ended and exported after the run's end
+    "attempt ask",
+    "chat test-model",
+    "execute_tool lookup",
+    "checkpoint",
+}
 
 
 def test_rest_invoke_is_one_trace_from_the_client_to_the_workers_model_and_tool_calls(
@@ -184,7 +192,7 @@ def test_a_retried_runs_attempts_share_its_trace_across_a_worker_kill(
     with gateway.client() as http:
         run_id = http.post(
             "/v1/agents/ask/runs",
-            json={"question": "why", "steps": 8, "delay": 0.2},
+            json={"question": "why", "steps": 30, "delay": 0.2},  # 6 s: still running at the kill
             headers={"traceparent": _traceparent(trace_id, client_span)},
         ).json()["run_id"]
     wait_until(lambda: run_status(gateway, run_id).get("last_seq", 0) >= 8, what="two steps")
