@@ -135,6 +135,10 @@ def _port(text: str) -> int:
     return int(text)
 
 
+#: The --header option of the validators: how a server that wants credentials is checked.
+CREDENTIAL_HELP = "an HTTP header on every request, e.g. 'X-API-Key: fa_key_...' or 'Authorization: Bearer ...' (repeatable)"
+
+
 def _header(text: str) -> tuple[str, str]:
     name, sep, value = text.partition(":")
     if not sep or not name.strip():
@@ -299,6 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--call", action="append", default=[], metavar="NAME[=JSON]", help="also call this tool (repeatable)"
     )
     validate.add_argument("--json", action="store_true", help="the table as JSON")
+    validate.add_argument(
+        "--header", type=_header, action="append", default=[], metavar="'NAME: VALUE'", help=CREDENTIAL_HELP
+    )
     validate.set_defaults(handler=_lazy("cli_validate", "cmd_mcp"))
     a2a = commands.add_parser("a2a", help="A2A helpers")
     a2a_commands = a2a.add_subparsers(dest="a2a_command", required=True)
@@ -308,6 +315,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     a2a_validate.add_argument("--send", metavar="TEXT", help="also stream one message (runs the agent once)")
     a2a_validate.add_argument("--json", action="store_true", help="the table as JSON")
+    a2a_validate.add_argument(
+        "--header", type=_header, action="append", default=[], metavar="'NAME: VALUE'", help=CREDENTIAL_HELP
+    )
     a2a_validate.set_defaults(handler=_lazy("cli_validate", "cmd_a2a"))
     test = commands.add_parser("test", help="contract tests")
     test_commands = test.add_subparsers(dest="test_command", required=True)

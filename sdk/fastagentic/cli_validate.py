@@ -81,12 +81,18 @@ def _tool_calls(values: list[str]) -> list[tuple[str, dict[str, Any]]]:
 # ---------------------------------------------------------------------------------------------- MCP
 
 
-async def _mcp(url: str, mode: str, calls: list[tuple[str, dict[str, Any]]], report: Report) -> None:
+async def _mcp(
+    url: str, mode: str, calls: list[tuple[str, dict[str, Any]]], report: Report, headers: dict[str, str]
+) -> None:
+    import httpx2
     from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
 
     try:
-        client = Client(url, mode=mode, read_timeout_seconds=30)
-        async with client as mcp:
+        # The client's own HTTP client, with the credentials (--header) on every request.
+        http = httpx2.AsyncClient(headers=headers, timeout=30)
+        client = Client(streamable_http_client(url, http_client=http), mode=mode, read_timeout_seconds=30)
+        async with http, client as mcp:
             info = mcp.server_info
             report.add("initialize", True, f"{info.name if info else '?'}, protocol {mcp.protocol_version}")
             capabilities = mcp.server_capabilities
@@ -168,19 +174,19 @@ def _unwrap(exc: BaseException) -> BaseException:
 def cmd_mcp(args: argparse.Namespace) -> int:
     _needs("mcp", "the official MCP client (mcp)")
     report = Report(f"MCP server {args.url} (mode {args.mode})")
-    asyncio.run(_mcp(args.url, args.mode, _tool_calls(args.call), report))
+    asyncio.run(_mcp(args.url, args.mode, _tool_calls(args.call), report, dict(args.header)))
     return report.print(args.json)
 
 
 # ---------------------------------------------------------------------------------------------- A2A
 
 
-async def _a2a(url: str, send: str | None, report: Report) -> None:
+async def _a2a(url: str, send: str | None, report: Report, headers: dict[str, str]) -> None:
     from a2a.client import ClientConfig, ClientFactory
     from a2a.client.card_resolver import A2ACardResolver
     from a2a.types.a2a_pb2 import GetTaskRequest, Message, Part, Role, SendMessageRequest
 
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with httpx.AsyncClient(headers=headers, timeout=30) as http:
         try:
             card = await A2ACardResolver(http, url).get_agent_card()
         except Exception as exc:
@@ -233,7 +239,7 @@ async def _a2a(url: str, send: str | None, report: Report) -> None:
 def cmd_a2a(args: argparse.Namespace) -> int:
     _needs("a2a", "the official A2A client (a2a-sdk)")
     report = Report(f"A2A agent {args.url}")
-    asyncio.run(_a2a(args.url, args.send, report))
+    asyncio.run(_a2a(args.url, args.send, report, dict(args.header)))
     return report.print(args.json)
 
 

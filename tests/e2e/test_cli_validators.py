@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Cluster
+from tests.conftest import Cluster, Worker, wait_until
 from tests.e2e.cli_support import fastagentic
+from tests.e2e.test_identity import cli
 
 pytestmark = pytest.mark.e2e
 
@@ -212,3 +213,27 @@ def test_contract_fails_for_an_app_the_gateway_does_not_serve(basic: str, tmp_pa
         "detail": "not served by the gateway",
     }
     assert checks["other endpoints"]["result"] == "skip"
+
+
+def test_validators_check_a_gateway_that_requires_credentials_with_header(tmp_path: Path) -> None:
+    (tmp_path / "secured").mkdir()
+    cluster = Cluster(tmp_path / "secured")
+    try:
+        key = cli(cluster.tmp_path / "data", "keys", "create", "--name", "ci")
+        gateway = cluster.start_gateway(auth="required", worker_token="validators-worker-secret-0123456789")
+        worker = Worker(gateway, "tests.workers.basic:app", cluster.logs, "secured")
+        worker.env["FASTAGENTIC_WORKER_TOKEN"] = "validators-worker-secret-0123456789"
+        worker.start()
+        cluster.processes.append(worker)
+        wait_until(lambda: "(basic) connected" in gateway.output(), what="the worker")
+        refused = fastagentic("mcp", "validate", f"{gateway.url}/mcp", "--json", home=tmp_path)
+        assert refused.returncode == 1 and rows(refused.stdout)["initialize"]["result"] == "fail"
+        for command in (
+            ["mcp", "validate", f"{gateway.url}/mcp"],
+            ["a2a", "validate", f"{gateway.url}/a2a/echo"],
+        ):
+            done = fastagentic(*command, "--header", f"X-API-Key: {key}", "--json", home=tmp_path)
+            assert done.returncode == 0, done.stdout + done.stderr
+            assert all(r["result"] in ("pass", "skip") for r in rows(done.stdout).values()), done.stdout
+    finally:
+        cluster.close()
