@@ -48,8 +48,9 @@ class Failing(dspy.Module):
         await self.predict.acall(question=question)
         raise LookupError(f"no answer for {question!r}")
 
-    def forward(self, question: str) -> dspy.Prediction:
-        raise NotImplementedError("runs through aforward")
+    def forward(self, question: str) -> dspy.Prediction:  # the sync spelling, failing the same way
+        self.predict(question=question)
+        raise LookupError(f"no answer for {question!r}")
 
 
 app.agent(

@@ -57,7 +57,7 @@ def _enc_hook(value: Any) -> Any:
     dump = getattr(value, "model_dump", None)
     if callable(dump):  # pydantic models
         return dump(mode="json")
-    raise NotImplementedError(f"cannot encode {type(value).__name__} as JSON")
+    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
 
 
 _encoder = msgspec.json.Encoder(enc_hook=_enc_hook)
@@ -70,7 +70,7 @@ def encode(value: Any) -> bytes:
         return b""
     try:
         return _encoder.encode(value)
-    except (NotImplementedError, TypeError, msgspec.EncodeError) as exc:
+    except (TypeError, msgspec.EncodeError) as exc:
         raise TypeError(f"the input cannot be sent as JSON: {exc}") from None
 
 
