@@ -28,7 +28,6 @@ call or tool it is in finishes, and the next event the crew emits (an LLM call, 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 import re
 import threading
@@ -59,10 +58,10 @@ from crewai.events.types.tool_usage_events import (
 )
 from crewai.tools.base_tool import BaseTool
 
-from ..context import MAX_TOOL_RETRIES, RunContext
+from ..context import RunContext
 from . import events
 from .base import BaseAdapter, _current
-from .guard import GuardedError
+from .guard import checked_in_thread
 
 __all__ = ["CrewAIAdapter", "placeholders"]
 
@@ -352,48 +351,7 @@ def _guarded_run(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
             raise RuntimeError(
                 f"tool {name!r}: CrewAI called it on the event loop; its checks cannot run there"
             )
-        return _checked_in_thread(ctx, name, original, arguments)
+        return checked_in_thread(ctx, _loop.get(), name, original, arguments)
 
     run.__fastagentic_guarded__ = True  # type: ignore[attr-defined]
     return run
-
-
-def _checked_in_thread(
-    ctx: RunContext, name: str, original: Callable[..., Any], arguments: dict[str, Any]
-) -> Any:
-    """A tool called from CrewAI's worker thread: the checks run on the run's loop (bounded by the gateway's
-    tool check timeout), the tool here, as ``guard.guarded`` does on the loop."""
-    loop = _loop.get()
-    if loop is None:
-        raise RuntimeError(
-            f"tool {name!r}: called from a thread the run did not start; its checks cannot run"
-        )
-
-    def on_loop(coroutine: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coroutine, loop).result()
-
-    call = on_loop(ctx.check_tool_call(name, arguments))
-    if call.skipped:
-        return call.result
-    for attempt in range(MAX_TOOL_RETRIES + 1):
-        result: Any = None
-        error: Exception | None = None
-        try:
-            result = original(**call.arguments)
-            if inspect.isawaitable(result):
-                result = asyncio.run_coroutine_threadsafe(_awaited(result), loop).result()
-        except Exception as exc:
-            error = exc
-        outcome = on_loop(ctx.check_tool_result(name, id=call.id, result=result, error=error))
-        if not outcome.retry or attempt == MAX_TOOL_RETRIES:
-            break
-        threading.Event().wait(outcome.retry_after)
-    if outcome.error is not None:
-        if error is not None and not outcome.modified:
-            raise error
-        raise GuardedError(name, outcome.error)
-    return outcome.result
-
-
-async def _awaited(awaitable: Any) -> Any:
-    return await awaitable

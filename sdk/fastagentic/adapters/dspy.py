@@ -33,10 +33,10 @@ import pydantic
 from dspy.utils.callback import BaseCallback  # type: ignore[import-untyped]
 from dspy.utils.usage_tracker import UsageTracker  # type: ignore[import-untyped]
 
-from ..context import MAX_TOOL_RETRIES, RunContext
+from ..context import RunContext
 from . import events
 from .base import BaseAdapter, _current
-from .guard import GuardedError, guarded
+from .guard import checked_in_thread, guarded
 
 __all__ = ["DSPyAdapter", "signature_of"]
 
@@ -252,7 +252,7 @@ def _guarded_func(name: str, original: Callable[..., Any]) -> Callable[..., Any]
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            return _checked_in_thread(ctx, name, original, arguments)
+            return checked_in_thread(ctx, _loop.get(), name, original, arguments)
 
         # On the event loop (Tool.acall): a coroutine, which acall awaits.
         async def invoke(checked: dict[str, Any]) -> Any:
@@ -265,47 +265,6 @@ def _guarded_func(name: str, original: Callable[..., Any]) -> Callable[..., Any]
     func.__name__ = getattr(original, "__name__", name)
     func.__doc__ = getattr(original, "__doc__", None)
     return func
-
-
-def _checked_in_thread(
-    ctx: RunContext, name: str, original: Callable[..., Any], arguments: dict[str, Any]
-) -> Any:
-    """A tool called from a worker thread: the checks run on the run's loop (bounded by the gateway's tool
-    check timeout), the tool here, as ``guard.guarded`` does on the loop."""
-    loop = _loop.get()
-    if loop is None:
-        raise RuntimeError(
-            f"tool {name!r}: called from a thread the run did not start; its checks cannot run"
-        )
-
-    def on_loop(coroutine: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coroutine, loop).result()
-
-    call = on_loop(ctx.check_tool_call(name, arguments))
-    if call.skipped:
-        return call.result
-    for attempt in range(MAX_TOOL_RETRIES + 1):
-        result: Any = None
-        error: Exception | None = None
-        try:
-            result = original(**call.arguments)
-            if inspect.isawaitable(result):
-                result = asyncio.run_coroutine_threadsafe(_awaited(result), loop).result()
-        except Exception as exc:
-            error = exc
-        outcome = on_loop(ctx.check_tool_result(name, id=call.id, result=result, error=error))
-        if not outcome.retry or attempt == MAX_TOOL_RETRIES:
-            break
-        threading.Event().wait(outcome.retry_after)
-    if outcome.error is not None:
-        if error is not None and not outcome.modified:
-            raise error
-        raise GuardedError(name, outcome.error)
-    return outcome.result
-
-
-async def _awaited(awaitable: Any) -> Any:
-    return await awaitable
 
 
 async def _translate(item: tuple[Any, ...], run: _Run, ctx: RunContext) -> None:

@@ -11,6 +11,8 @@ same for every framework, and costs no round trip when the gateway has no hook a
 from __future__ import annotations
 
 import asyncio
+import inspect
+import threading
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -19,7 +21,15 @@ from typing import Any
 from ..context import MAX_TOOL_RETRIES, RunContext
 from ..hooks import ToolCall, ToolRejected
 
-__all__ = ["GuardedError", "ToolRejected", "guarded", "note_refusal", "refusals", "run_checked"]
+__all__ = [
+    "GuardedError",
+    "ToolRejected",
+    "checked_in_thread",
+    "guarded",
+    "note_refusal",
+    "refusals",
+    "run_checked",
+]
 
 #: The run's refused tool calls (call id -> why), for adapters whose framework shows a refusal to the model
 #: as an ordinary result: its ``tool_result`` event then says a hook refused it. Set by ``refusals()``;
@@ -102,3 +112,48 @@ def note_refusal(call_id: str, refusal: ToolRejected) -> None:
     found = _refused.get()
     if found is not None:
         found[call_id] = refusal
+
+
+def checked_in_thread(
+    ctx: RunContext,
+    loop: asyncio.AbstractEventLoop | None,
+    name: str,
+    original: Callable[..., Any],
+    arguments: dict[str, Any],
+) -> Any:
+    """``guarded`` for a tool a framework calls from a worker thread (CrewAI, a sync DSPy module): the
+    checks run on the run's ``loop`` (bounded by the gateway's tool check timeout) while this thread waits,
+    the tool here."""
+    if loop is None:
+        raise RuntimeError(
+            f"tool {name!r}: called from a thread the run did not start; its checks cannot run"
+        )
+
+    def on_loop(coroutine: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, loop).result()
+
+    call = on_loop(ctx.check_tool_call(name, arguments))
+    if call.skipped:
+        return call.result
+    for attempt in range(MAX_TOOL_RETRIES + 1):
+        result: Any = None
+        error: Exception | None = None
+        try:
+            result = original(**call.arguments)
+            if inspect.isawaitable(result):
+                result = asyncio.run_coroutine_threadsafe(_awaited(result), loop).result()
+        except Exception as exc:
+            error = exc
+        outcome = on_loop(ctx.check_tool_result(name, id=call.id, result=result, error=error))
+        if not outcome.retry or attempt == MAX_TOOL_RETRIES:
+            break
+        threading.Event().wait(outcome.retry_after)
+    if outcome.error is not None:
+        if error is not None and not outcome.modified:
+            raise error
+        raise GuardedError(name, outcome.error)
+    return outcome.result
+
+
+async def _awaited(awaitable: Any) -> Any:
+    return await awaitable
