@@ -436,6 +436,9 @@ def bench_telemetry(servers: Servers, workdir: Path, body: str, seconds: float) 
         targets = {
             "invoke_tracing_c32": up("tracing", otel, tracing="true"),
             "invoke_metrics_c32": up("metrics", metrics_port=str(free_port())),
+            # the baseline's twin (both off): its ratio is the noise of this comparison, against which
+            # the cost of the off path (an ``is None`` check per stage) is judged
+            "invoke_telemetry_off_twin_c32": up("off-twin"),
         }
         out = paired(baseline, targets, body, seconds)
         out["telemetry_paired_baseline"] = out.pop("paired_baseline")
@@ -627,7 +630,10 @@ ONLY: dict[str, tuple[Callable[[Servers, Path, str, float], dict[str, Any]], tup
         ("invoke_jwt_c32", "invoke_jwt_uncached_c32", "invoke_api_key_c32", "invoke_rate_limited_c32"),
     ),
     "hooks": (bench_hooks, ("invoke_noop_hook_c32", "invoke_pii_c32")),
-    "telemetry": (bench_telemetry, ("invoke_tracing_c32", "invoke_metrics_c32")),
+    "telemetry": (
+        bench_telemetry,
+        ("invoke_tracing_c32", "invoke_metrics_c32", "invoke_telemetry_off_twin_c32"),
+    ),
 }
 
 
@@ -945,6 +951,11 @@ def markdown(results: dict[str, Any]) -> str:
             floor32,
         ),
         ("invoke_metrics_c32", "REST invoke, ephemeral, metrics on (metrics_port), c=32", floor32),
+        (
+            "invoke_telemetry_off_twin_c32",
+            "REST invoke, ephemeral, tracing and metrics off (the telemetry baseline's twin), c=32",
+            floor32,
+        ),
         ("durable_sqlite_c1", "REST invoke, durable SQLite, c=1", floor1),
         ("durable_sqlite_c32", "REST invoke, durable SQLite, c=32", floor32),
         ("durable_postgresql_c1", "REST invoke, durable PostgreSQL, c=1", floor1),

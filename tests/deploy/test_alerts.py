@@ -1,8 +1,9 @@
 """The alert rules and the Grafana dashboard in deploy/: valid, tested, and about metrics the gateway has.
 
 ``promtool`` (Debian's ``prometheus`` package) checks the rules and runs their unit tests
-(deploy/prometheus/alerts.test.yaml); the tests that need it are skipped, saying why, when it is not
-installed (it is not a service the CI promises). The rest (every metric named exists, the chart's copy of
+(deploy/prometheus/alerts.test.yaml): the installed one, or Debian's package fetched once into the cache
+(tests/debian_tools.py); those tests are skipped, saying why, only when neither can be had (and fail then
+under ``FASTAGENTIC_REQUIRE_SERVICES=1``). The rest (every metric named exists, the chart's copy of
 the rules is the same file) needs nothing beyond the venv.
 """
 
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from fastagentic_gateway.telemetry.metrics import GatewayMetrics
+from tests.debian_tools import require_debian_program
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy" / "prometheus" / "alerts.yaml"
@@ -27,10 +28,6 @@ DASHBOARD = ROOT / "deploy" / "grafana" / "fastagentic.json"
 CHART_RULES = ROOT / "charts" / "fastagentic" / "files" / "alerts.yaml"
 RUNBOOK = ROOT / "docs" / "runbooks" / "alerts.md"
 METRICS_DOC = ROOT / "docs" / "reference" / "metrics.md"
-PROMTOOL = shutil.which("promtool")
-needs_promtool = pytest.mark.skipif(
-    PROMTOOL is None, reason="promtool is not installed (Debian: apt-get install prometheus)"
-)
 NAME = re.compile(r"\bfastagentic_[a-z_]+")
 SUFFIXES = ("_total", "_bucket", "_sum", "_count")
 
@@ -78,21 +75,22 @@ def test_the_scrape_time_names_are_the_collectors() -> None:
     assert counted <= literal
 
 
-@needs_promtool
-def test_promtool_checks_the_rules() -> None:
-    assert PROMTOOL is not None
+@pytest.fixture(scope="module")
+def promtool() -> str:
+    return require_debian_program("prometheus", "promtool")
+
+
+def test_promtool_checks_the_rules(promtool: str) -> None:
     result = subprocess.run(
-        [PROMTOOL, "check", "rules", str(RULES)], capture_output=True, text=True, timeout=60
+        [promtool, "check", "rules", str(RULES)], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"SUCCESS: {len(rules())} rules found" in result.stdout
 
 
-@needs_promtool
-def test_promtool_unit_tests_of_the_rules_pass() -> None:
-    assert PROMTOOL is not None
+def test_promtool_unit_tests_of_the_rules_pass(promtool: str) -> None:
     result = subprocess.run(
-        [PROMTOOL, "test", "rules", RULE_TESTS.name],
+        [promtool, "test", "rules", RULE_TESTS.name],
         cwd=RULE_TESTS.parent,
         capture_output=True,
         text=True,
@@ -135,10 +133,8 @@ def test_every_exported_metric_is_documented() -> None:
         assert f"`{base}" in documented, f"{base} is not in {METRICS_DOC.name}"
 
 
-@needs_promtool
-def test_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:
+def test_dashboard_queries_are_valid_promql(promtool: str, tmp_path: Path) -> None:
     """Each panel's query, Grafana's variables given values, as a recording rule promtool parses."""
-    assert PROMTOOL is not None
     exprs = dashboard_exprs()
     assert len(exprs) >= 20
     substituted = [
@@ -156,7 +152,7 @@ def test_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:
     path = tmp_path / "dashboard-rules.yaml"
     path.write_text(yaml.safe_dump(groups))
     result = subprocess.run(
-        [PROMTOOL, "check", "rules", str(path)], capture_output=True, text=True, timeout=60
+        [promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
