@@ -190,11 +190,19 @@ class Gateway:
         return problems
 
     def reload(self) -> None:
-        """SIGHUP: read the settings again and apply what applies without a restart (the limit rules)."""
+        """SIGHUP: read the settings again and apply what applies without a restart: the limit rules, the
+        hooks and the approval gate (``approval_required``, ``approver_scope``). Settings that do not load,
+        or hooks that cannot be made, change nothing (logged)."""
         if self.reload_settings is None:
             return
         try:
             settings = self.reload_settings()
+            # Made before anything is applied: a hook that cannot be made refuses the whole reload.
+            hooks = (
+                self.hooks
+                if settings.hooks == self.settings.hooks
+                else HookStage.build(settings.hooks, self.metrics)
+            )
         except Exception as exc:
             log.error("reload refused, the settings in force stay: %s", exc)
             return
@@ -204,6 +212,27 @@ class Gateway:
         self.budgets.reload(settings.budgets)
         self.runs.budgets = self.budgets if settings.budgets else None
         log.info("reloaded: %d limit rule(s), %d budget(s)", len(settings.limits), len(settings.budgets))
+        if hooks is not self.hooks:
+            # One swap: every point reached from now on runs the new chains; the old stage is closed once
+            # the chains running on it are done (HookStage.retire).
+            old = self.runs.reload_hooks(hooks)
+            self.hooks = hooks
+            self.settings.hooks = settings.hooks
+            if old is not None:
+                old.retire_later()
+            log.info("reloaded: %d hook(s)", len(settings.hooks))
+        # Read per call (runs/service.py): the next call is gated, or not, by the new patterns.
+        if (settings.approval_required, settings.approver_scope) != (
+            self.settings.approval_required,
+            self.settings.approver_scope,
+        ):
+            self.settings.approval_required = settings.approval_required
+            self.settings.approver_scope = settings.approver_scope
+            log.info(
+                "reloaded: approval required for %s (approver scope %s)",
+                ", ".join(settings.approval_required) or "no endpoint",
+                settings.approver_scope,
+            )
 
     def degraded(self) -> dict[str, str]:
         """What works but not as configured, by component (shown by ``/readyz``, still ready)."""

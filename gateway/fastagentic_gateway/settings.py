@@ -342,13 +342,15 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             "Endpoints whose every call waits for a person's decision before any worker runs it, as names or "
             'shell-style patterns (`["refund", "admin_*"]`): the run is accepted `waiting_input` on the '
             "interrupt `gateway.approval`, which only principals with `approver_scope` may answer (approve, "
-            "edit the input, or reject). In the environment: comma-separated."
+            "edit the input, or reject). Reloaded on SIGHUP (calls made after it). In the environment: "
+            "comma-separated."
         ),
     ] = []
     approver_scope: Annotated[
         str,
         _doc(
-            "The scope a principal needs to decide calls that require approval (`approval_required`).",
+            "The scope a principal needs to decide calls that require approval (`approval_required`). "
+            "Reloaded on SIGHUP.",
             min_length=1,
         ),
     ] = "fastagentic:approve"
@@ -439,11 +441,12 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         list[HookConfig],
         _doc(
             "Gateway hooks, in chain order, each a table: `name`, `points` (`on_request`, `on_response`, "
-            "`on_tool_call`, `on_tool_result`, `on_llm_start`, ...), one of `module` (`package.module:attribute`: "
-            "a hook, or a factory called with `options`), `url` (a hook server, with `secret`) or `type` (a "
-            "built-in), and optionally `options`, `timeout` (seconds, 1), `fail` (`closed` or `open`), `mode` "
-            "(`inline` or `audit`), conditions `endpoints`, `tenants`, `scopes`, `tools`, `protocols` (shell-style "
-            "patterns). See the hooks reference. In the environment: a JSON array of objects."
+            "`on_tool_call`, `on_tool_result`, `on_llm_start`, ..., `on_event`: every event a worker sends), one "
+            "of `module` (`package.module:attribute`: a hook, or a factory called with `options`), `url` (a hook "
+            "server, with `secret`) or `type` (a built-in), and optionally `options`, `timeout` (seconds, 1), "
+            "`fail` (`closed` or `open`), `mode` (`inline` or `audit`), conditions `endpoints`, `tenants`, "
+            "`scopes`, `tools`, `protocols`, `event_kinds` (shell-style patterns). See the hooks reference. "
+            "Reloaded on SIGHUP. In the environment: a JSON array of objects."
         ),
     ] = []
     # ---- end of hooks ----

@@ -25,6 +25,10 @@ from typing import Any
 
 import httpx
 
+from tests.bench.scale import ROWS as SCALE_ROWS
+from tests.bench.scale import SETTINGS as SCALE_SETTINGS
+from tests.bench.scale import bench_scale, scale_line
+
 ROOT = Path(__file__).resolve().parents[2]
 TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -634,6 +638,8 @@ ONLY: dict[str, tuple[Callable[[Servers, Path, str, float], dict[str, Any]], tup
         bench_telemetry,
         ("invoke_tracing_c32", "invoke_metrics_c32", "invoke_telemetry_off_twin_c32"),
     ),
+    # not paired: a backlog drained, and many concurrent streams (tests/bench/scale.py)
+    "scale": (bench_scale, tuple(SCALE_ROWS)),
 }
 
 
@@ -652,6 +658,9 @@ def only(name: str, args: argparse.Namespace) -> int:
     (out / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
     for row_name in rows:
         row = results[row_name]
+        if row_name in SCALE_ROWS:
+            print(scale_line(row_name, row))
+            continue
         print(
             f"{row_name}: {row['rps']:.0f} req/s, x baseline {row['paired_ratio']:.3f} {row['paired_rounds']}"
         )
@@ -677,7 +686,20 @@ def main() -> int:
         choices=sorted(ONLY),
         help="run only one group of rows (auth: bench_auth; hooks: bench_hooks; telemetry: bench_telemetry)",
     )
+    parser.add_argument(
+        "--scale-runs",
+        type=int,
+        default=SCALE_SETTINGS["runs"],
+        help="durable runs queued, then drained (scale)",
+    )
+    parser.add_argument(
+        "--scale-seconds",
+        type=float,
+        default=SCALE_SETTINGS["seconds"],
+        help="length of the concurrent streaming row (scale)",
+    )
     args = parser.parse_args()
+    SCALE_SETTINGS.update(runs=args.scale_runs, seconds=args.scale_seconds)
     if args.only is not None:
         return only(args.only, args)
 

@@ -1,4 +1,5 @@
-"""The bench worker: echo endpoints (ephemeral and durable), a token streamer, and an idle agent."""
+"""The bench worker: echo endpoints (ephemeral and durable), a token streamer, a paced token streamer
+(``drip``, for the scale rows), and an idle agent."""
 
 from __future__ import annotations
 
@@ -44,3 +45,17 @@ class IdleIn(msgspec.Struct):
 @app.agent_endpoint(durable=False)
 async def idle(inp: IdleIn, ctx: RunContext) -> None:
     await asyncio.sleep(inp.seconds)
+
+
+class DripIn(msgspec.Struct):
+    count: int = 10
+    interval: float = 0.1
+
+
+@app.agent_endpoint(durable=False)
+async def drip(inp: DripIn, ctx: RunContext) -> int:
+    """``count`` tokens, one every ``interval`` seconds: a run that streams a few events over some time."""
+    for _ in range(inp.count):
+        await asyncio.sleep(inp.interval)
+        await ctx.token("t")
+    return inp.count

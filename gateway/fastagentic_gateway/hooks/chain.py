@@ -57,6 +57,7 @@ ALLOWED: dict[HookPoint, frozenset[type]] = {
     HookPoint.ON_RESUME: frozenset({Proceed, Modify, Reject}),
     HookPoint.ON_ERROR: frozenset({Proceed, Modify}),
     HookPoint.ON_RETRY: frozenset({Proceed, Reject}),
+    HookPoint.ON_EVENT: frozenset({Proceed, Modify, Reject}),
 }
 #: Audit hooks running at once, per chain; past it a new one is dropped (counted ``dropped``).
 MAX_AUDIT_PENDING = 1000
@@ -104,6 +105,7 @@ class HookEntry:
     __slots__ = (
         "audit",
         "endpoints",
+        "event_kinds",
         "fail_open",
         "hook",
         "name",
@@ -127,6 +129,7 @@ class HookEntry:
         scopes: Sequence[str] = (),
         tools: Sequence[str] = (),
         protocols: Sequence[str] = (),
+        event_kinds: Sequence[str] = (),
     ) -> None:
         self.name = name
         self.hook = hook
@@ -138,6 +141,7 @@ class HookEntry:
         self.scopes = Patterns(scopes)
         self.tools = Patterns(tools)
         self.protocols = Patterns(protocols)
+        self.event_kinds = Patterns(event_kinds)
 
     def applies(self, context: HookContext) -> bool:
         return (
@@ -145,6 +149,7 @@ class HookEntry:
             and self.tenants.match(context.tenant)
             and self.protocols.match(context.protocol)
             and self.tools.match(context.tool)
+            and self.event_kinds.match(context.event)
             and self.scopes.any(context.scopes)
         )
 
@@ -174,7 +179,7 @@ Validate = Callable[[Any], str | None]
 class Chain:
     """The hooks at one point, in order."""
 
-    __slots__ = ("_audits", "_tag", "allowed", "entries", "metrics", "point")
+    __slots__ = ("_audits", "_tag", "active", "allowed", "entries", "metrics", "point")
 
     def __init__(
         self, point: HookPoint, entries: Sequence[HookEntry], metrics: GatewayMetrics | None = None
@@ -185,6 +190,8 @@ class Chain:
         self.allowed = ALLOWED[point]
         self.metrics = metrics
         self._audits: set[asyncio.Task[None]] = set()
+        #: runs of this chain under way (a stage replaced by a reload is closed once none is)
+        self.active = 0
 
     @property
     def inline_timeout(self) -> float:
@@ -197,6 +204,13 @@ class Chain:
 
     async def run(self, context: HookContext, validate: Validate | None = None) -> Outcome:
         """Run the chain on ``context``. ``validate`` checks a modified payload (None: any JSON value)."""
+        self.active += 1
+        try:
+            return await self._run(context, validate)
+        finally:
+            self.active -= 1
+
+    async def _run(self, context: HookContext, validate: Validate | None) -> Outcome:
         modified = False
         last = ""
         for entry in self.entries:
@@ -279,6 +293,11 @@ class Chain:
             log.warning("audit hook %r at %s raised %s: %s", entry.name, self._tag, type(exc).__name__, exc)
             return
         self._observe(entry, time.perf_counter() - started, _TAGS.get(type(action), "invalid"))
+
+    @property
+    def busy(self) -> bool:
+        """Whether a run of the chain, or an audit hook, is under way."""
+        return self.active > 0 or bool(self._audits)
 
     async def drain(self) -> None:
         """Wait for the audit hooks still running (at shutdown)."""

@@ -78,6 +78,12 @@ class HookConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_field
         list[str], _doc("Patterns of tool names (at `on_tool_call` / `on_tool_result`); empty: every tool.")
     ] = []
     protocols: Annotated[list[str], _doc("`rest`, `mcp`, `a2a` (patterns); empty: every protocol.")] = []
+    event_kinds: Annotated[
+        list[str],
+        _doc(
+            "Patterns of event kinds (at `on_event`: `token`, `message`, `progress`, ...); empty: every kind."
+        ),
+    ] = []
 
     def __post_init__(self) -> None:
         if not NAME.fullmatch(self.name):
@@ -120,6 +126,8 @@ class HookConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_field
         tool_points = {HookPoint.ON_TOOL_CALL.value, HookPoint.ON_TOOL_RESULT.value}
         if self.tools and not set(self.points) <= tool_points:
             raise ValueError(f"{where}: tools applies at on_tool_call and on_tool_result only")
+        if self.event_kinds and set(self.points) != {HookPoint.ON_EVENT.value}:
+            raise ValueError(f"{where}: event_kinds applies at on_event only")
 
 
 def check_hooks(hooks: list[HookConfig]) -> None:

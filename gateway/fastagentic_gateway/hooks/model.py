@@ -26,6 +26,10 @@ class HookPoint(enum.StrEnum):
     ON_RESUME = "on_resume"  # an answer to an interrupt, before it is stored: the answer
     ON_ERROR = "on_error"  # a run failed: {type, message}
     ON_RETRY = "on_retry"  # a run is requeued for another attempt: {attempt, reason}
+    # Any event a worker sends (every kind: token, message, progress, custom ...; after the kind's own point
+    # above, if it has one), before it is stored and before any follower sees it: the event's data (a
+    # checkpoint's: its state). ``HookContext.event`` names the kind; ``event_kinds`` narrows a hook.
+    ON_EVENT = "on_event"
 
 
 class Usage(msgspec.Struct, frozen=True):
@@ -48,6 +52,7 @@ class HookContext(msgspec.Struct, frozen=True, kw_only=True):
     run_id: str = ""  # "" at on_request: the run does not exist yet
     attempt: int = 0
     tool: str = ""  # the tool's name at on_tool_call / on_tool_result
+    event: str = ""  # the event's kind at on_event and the points observing one event kind ("" elsewhere)
     usage: Usage = Usage()
     payload: Any = None
 

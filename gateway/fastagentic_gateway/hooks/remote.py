@@ -1,7 +1,7 @@
 """An external hook server: the gateway POSTs the HookContext as JSON and takes the Action from the response.
 
 Request: ``POST <url>`` with the context as JSON (``HookContext``: point, endpoint, protocol, principal,
-tenant, scopes, run_id, attempt, tool, usage, payload), signed like the approval webhooks:
+tenant, scopes, run_id, attempt, tool, event, usage, payload), signed like the approval webhooks:
 ``X-FastAgentic-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of f"{t}.{body}" keyed with the hook's
 secret>``; ``X-FastAgentic-Hook`` names the hook. Response: 200 with an Action as JSON, tagged by ``type``:
 ``{"type": "proceed"}``, ``{"type": "modify", "payload": ...}``, ``{"type": "skip", "result": ..., "reason":

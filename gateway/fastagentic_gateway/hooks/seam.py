@@ -21,6 +21,8 @@ __all__ = [
     "MAX_TOOL_NAME",
     "TOOL_POINTS",
     "event_check",
+    "interrupt_check",
+    "observed_check",
     "rejected_event",
     "request_context",
     "run_context",
@@ -93,6 +95,31 @@ def event_check(value: Any) -> str | None:
     if not isinstance(value, dict):
         return f"event data must be a JSON object, not {type(value).__name__}"
     return _problems(value_errors(value))
+
+
+def interrupt_check(original: dict[str, Any]) -> Validate:
+    """An ``interrupt`` event's data: a hook may change what it asks (``request``), not which interrupt it
+    is (``id``) nor the answer's ``schema`` (the run waits on them)."""
+
+    def check(value: Any) -> str | None:
+        problem = event_check(value)
+        if problem is not None:
+            return problem
+        if value.get("id") != original.get("id") or value.get("schema") != original.get("schema"):
+            return "an interrupt keeps its id and schema"
+        return None
+
+    return check
+
+
+def observed_check(kind: str, original: Any, state: bool) -> Validate:
+    """How a modified payload of an observed event is checked: a checkpoint's ``state`` is any valid JSON
+    value; an event's data stays an object (an interrupt's keeps its id and schema)."""
+    if state:
+        return schema_check(None)
+    if kind == "interrupt" and isinstance(original, dict):
+        return interrupt_check(original)
+    return event_check
 
 
 def tool_check(point: HookPoint, original: dict[str, Any]) -> Validate:

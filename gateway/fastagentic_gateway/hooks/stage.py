@@ -3,6 +3,11 @@
 The run machinery holds a ``HookStage`` only when some hook is configured (``build`` answers None
 otherwise), and each point's chain is None when no hook runs there: the path of a call without hooks is
 one attribute check.
+
+A reload (SIGHUP) builds a new stage and swaps it in whole (``RunService.reload_hooks``): each point reads
+the stage in force when it is reached, so a run under way takes the new chains at its next point, and a
+chain already running finishes on the old one. The old stage is then retired: closed once nothing runs
+on it (``HookStage.retire``).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from .remote import RemoteHook
 
 log = logging.getLogger("fastagentic.hooks")
 
-__all__ = ["EVENT_POINTS", "HookConfigError", "HookStage", "resolve"]
+__all__ = ["EVENT_POINTS", "RETIRE_GRACE", "HookConfigError", "HookStage", "resolve"]
 
 #: The event kinds whose data the observing points see, as the gateway stores a worker's events.
 EVENT_POINTS = {
@@ -38,6 +43,15 @@ EVENT_POINTS = {
 }
 #: Seconds a worker waits for a ToolVerdict beyond the longest the gateway's tool chain may take.
 TOOL_CHECK_MARGIN = 2.0
+#: Event kinds whose on_event applicability is remembered (workers may invent kinds)
+MAX_KINDS = 1024
+#: Seconds a stage replaced by a reload stays open at least (see ``HookStage.retire``) ...
+RETIRE_GRACE = 5.0
+#: ... and at most while its chains still run (the longest hook timeout is 120 s).
+RETIRE_LONGEST = 600.0
+
+
+_RETIRING: set[asyncio.Task[None]] = set()  # stages being retired (a reference keeps their task alive)
 
 
 class HookConfigError(ValueError):
@@ -113,8 +127,13 @@ class HookStage:
         self.on_error = chains.get(HookPoint.ON_ERROR)
         self.on_retry = chains.get(HookPoint.ON_RETRY)
         self.on_resume = chains.get(HookPoint.ON_RESUME)
+        #: every event a worker sends, after its kind's own point (by_kind)
+        self.on_event = chains.get(HookPoint.ON_EVENT)
         #: event kind -> the chain of its observing point (only kinds with one)
         self.by_kind = {kind: chains[point] for kind, point in EVENT_POINTS.items() if point in chains}
+        #: whether a worker's events pass a chain before they are stored
+        self.observes = bool(self.by_kind) or self.on_event is not None
+        self._every: dict[str, bool] = {}  # event kind -> whether an on_event hook may apply to it
         #: the tool points with a chain, as Welcome.tool_checks names them
         self.tool_points = tuple(
             p.value for p in (HookPoint.ON_TOOL_CALL, HookPoint.ON_TOOL_RESULT) if p in chains
@@ -125,6 +144,19 @@ class HookStage:
 
     def chain(self, point: HookPoint) -> Chain | None:
         return self.chains.get(point)
+
+    def every_event(self, kind: str) -> Chain | None:
+        """The on_event chain when one of its hooks may apply to events of ``kind`` (its ``event_kinds``),
+        else None: an event no hook could see is not even decoded."""
+        chain = self.on_event
+        if chain is None:
+            return None
+        known = self._every.get(kind)
+        if known is None:
+            known = any(entry.event_kinds.match(kind) for entry in chain.entries)
+            if len(self._every) < MAX_KINDS:
+                self._every[kind] = known
+        return chain if known else None
 
     @classmethod
     def build(cls, configs: Sequence[HookConfig], metrics: GatewayMetrics | None = None) -> HookStage | None:
@@ -137,9 +169,13 @@ class HookStage:
             else None
         )
         by_point: dict[HookPoint, list[HookEntry]] = {}
-        hooks = []
+        hooks: list[Any] = []
         for config in configs:
-            hook = resolve(config, client)
+            try:
+                hook = resolve(config, client)
+            except BaseException:
+                _discard(hooks, client)  # a reload refused: what was made for it is closed
+                raise
             hooks.append(hook)
             entry = HookEntry(
                 config.name,
@@ -152,6 +188,7 @@ class HookStage:
                 scopes=config.scopes,
                 tools=config.tools,
                 protocols=config.protocols,
+                event_kinds=config.event_kinds,
             )
             for point in config.points:
                 by_point.setdefault(HookPoint(point), []).append(entry)
@@ -164,6 +201,33 @@ class HookStage:
             ),
         )
         return cls(chains, hooks, client)
+
+    @property
+    def busy(self) -> bool:
+        """Whether a chain of the stage is running (or an audit hook of it)."""
+        return any(chain.busy for chain in self.chains.values())
+
+    def retire_later(self) -> None:
+        """``retire`` in a task of its own (kept until done; cancelled at shutdown, it closes the stage)."""
+        task = asyncio.get_running_loop().create_task(self.retire(), name="hooks.retire")
+        _RETIRING.add(task)
+        task.add_done_callback(_RETIRING.discard)
+
+    async def retire(self, grace: float = RETIRE_GRACE, longest: float = RETIRE_LONGEST) -> None:
+        """Close the stage once a reload replaced it: after ``grace`` seconds (a call that took the stage
+        just before the swap reaches its chain within them) and once no chain of it runs any more (at most
+        ``longest`` seconds: a chain is bounded by its hooks' timeouts), so no call under way loses the
+        client or the resources its hooks use. Cancelled (at shutdown), it closes the stage at once."""
+        try:
+            await asyncio.sleep(grace)
+            loop = asyncio.get_running_loop()
+            until = loop.time() + longest
+            # Polled: an Event set by every chain run would cost the hot path what only a reload needs.
+            while self.busy and loop.time() < until:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        finally:
+            await self.close()
+            log.info("hooks replaced by a reload are closed")
 
     async def close(self) -> None:
         """Let audit hooks finish, close each hook that has ``aclose`` and the hook servers' client."""
@@ -179,3 +243,16 @@ class HookStage:
                     log.exception("closing hook %r failed", getattr(hook, "name", hook))
         if self._client is not None:
             await self._client.aclose()
+
+
+def _discard(hooks: list[Any], client: httpx.AsyncClient | None) -> None:
+    """Close, in the background, the hooks (and client) made for a stage that will not be (at start, with
+    no event loop running, the process is about to exit and nothing needs closing)."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    stage = HookStage({}, hooks, client)
+    task = loop.create_task(stage.close(), name="hooks.discard")
+    _RETIRING.add(task)
+    task.add_done_callback(_RETIRING.discard)

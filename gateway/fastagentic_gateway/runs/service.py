@@ -647,6 +647,27 @@ class RunService:
             if worker.free > 0:
                 self._pump(worker)
 
+    def reload_hooks(self, hooks: HookStage | None) -> HookStage | None:
+        """New gateway hooks (SIGHUP), swapped in whole; answers the stage they replace (for the caller to
+        retire). Every point reads the stage in force when it is reached: a run under way takes the new
+        chains at its next point; a chain already running finishes on the old stage."""
+        old, self.hooks = self.hooks, hooks
+        before = old.tool_check_timeout if old is not None and old.tool_points else 0.0
+        points = set(hooks.tool_points) if hooks is not None else set()
+        added = sorted(points - set(old.tool_points if old is not None else ()))
+        longer = hooks is not None and bool(points) and hooks.tool_check_timeout > before
+        told = sum(1 for worker in self.workers.values() if "tool_checks" in worker.features)
+        if told and (added or longer):
+            # Workers learn the tool points (and how long to wait for a verdict) in their Welcome only.
+            log.warning(
+                "hooks reloaded: the %d worker(s) connected now keep the tool checks they were told when they "
+                "connected (%s) until they reconnect; restart them to apply %s",
+                told,
+                ", ".join(old.tool_points) if old is not None and old.tool_points else "none",
+                ", ".join(added) if added else "the longer tool check timeout",
+            )
+        return old
+
     def reload_concurrency(self, rules: Sequence[ConcurrencyRule]) -> None:
         """New concurrency rules (SIGHUP): the runs running and queued here are counted again under them."""
         gate = self.concurrency
@@ -1177,8 +1198,8 @@ class RunService:
             except InvalidUsage as exc:
                 raise ProtocolViolation(str(exc)) from None
         hooks = self.hooks
-        if hooks is not None and hooks.by_kind:
-            observed = await self._observe(worker, held, message, batch, hooks.by_kind)
+        if hooks is not None and hooks.observes:
+            observed = await self._observe(worker, held, message, batch, hooks)
             if observed is None:
                 return  # a hook rejected an event: the run failed
             batch = observed
@@ -1218,11 +1239,14 @@ class RunService:
         held: Assignment,
         message: pb.Events,
         batch: list[NewEvent],
-        chains: dict[str, Chain],
+        hooks: HookStage,
     ) -> list[NewEvent] | None:
-        """The observing points' chains on a worker's batch before it is stored: each event's data (a
-        checkpoint's state) as is or modified; None when a hook rejected one, and the run failed."""
-        if not any(event.kind in chains for event in batch):
+        """The observing points' chains on a worker's batch before it is stored (so before any follower
+        sees it): for each event, its kind's own point (``on_llm_end``, ``on_checkpoint``, ...) and then
+        ``on_event``, each seeing the event's data (a checkpoint's state) as the hooks before it left it.
+        The batch as is or modified; None when a hook rejected an event, and the run failed."""
+        chains = hooks.by_kind
+        if not any(event.kind in chains or hooks.every_event(event.kind) for event in batch):
             return batch
         run_id = message.run_id
         context = await self._hook_context(held, run_id)
@@ -1230,36 +1254,45 @@ class RunService:
             return batch
         observed = list(batch)
         for index, event in enumerate(batch):
-            chain = chains.get(event.kind)
-            if chain is None:
+            own = chains.get(event.kind)
+            every = hooks.every_event(event.kind)
+            if own is None and every is None:
                 continue
             state = event.checkpoint is not None
             payload = _decode(event.checkpoint if state and event.checkpoint is not None else event.data)
-            point_context = msgspec.structs.replace(context, point=chain.point, payload=payload)
-            try:
-                outcome = await chain.run(
-                    point_context, seam.schema_check(None) if state else seam.event_check
+            check = seam.observed_check(event.kind, payload, state)
+            changed = False
+            for chain in (own, every):
+                if chain is None:
+                    continue
+                point_context = msgspec.structs.replace(
+                    context, point=chain.point, event=event.kind, payload=payload
                 )
-            except HookFailure as exc:
-                await self._fail_by_hook(
-                    worker,
-                    held,
-                    run_id,
-                    Outcome(Reject(exc.message), exc.hook),
-                    chain.point,
-                    "HookFailed",
-                    exc.message,
-                )
-                return None
-            action = outcome.action
-            if isinstance(action, Reject):
-                message_text = f"hook {outcome.hook!r} rejected a {event.kind} event: {action.reason}"
-                await self._fail_by_hook(
-                    worker, held, run_id, outcome, chain.point, "HookRejected", message_text
-                )
-                return None
-            if isinstance(action, Modify):
-                encoded = _encode(action.payload)
+                try:
+                    outcome = await chain.run(point_context, check)
+                except HookFailure as exc:
+                    await self._fail_by_hook(
+                        worker,
+                        held,
+                        run_id,
+                        Outcome(Reject(exc.message), exc.hook),
+                        chain.point,
+                        "HookFailed",
+                        exc.message,
+                    )
+                    return None
+                action = outcome.action
+                if isinstance(action, Reject):
+                    message_text = f"hook {outcome.hook!r} rejected a {event.kind} event: {action.reason}"
+                    await self._fail_by_hook(
+                        worker, held, run_id, outcome, chain.point, "HookRejected", message_text
+                    )
+                    return None
+                if isinstance(action, Modify):
+                    payload = action.payload
+                    changed = True
+            if changed:
+                encoded = _encode(payload)
                 observed[index] = (
                     msgspec.structs.replace(event, checkpoint=encoded)
                     if state
