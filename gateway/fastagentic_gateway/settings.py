@@ -485,6 +485,14 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             ge=0,
         ),
     ] = 1000
+    mcp_fast_path: Annotated[
+        bool,
+        _doc(
+            "Serve the commonest MCP requests (`tools/call`, `tools/list`: 2026-07-28, and 2025-11-25 in a "
+            "session) without the `mcp` package's transport, with the same answers byte for byte; everything "
+            "else goes to the package. Off: every request goes to the package (a comparison switch)."
+        ),
+    ] = True
     a2a_default_agent: Annotated[
         str,
         _doc(

@@ -627,6 +627,36 @@ def ratio(value: float, floor: float) -> float:
     return round(value / floor, 3) if floor else float("nan")
 
 
+def bench_mcp_only(servers: Servers, workdir: Path, body: str, seconds: float) -> dict[str, Any]:
+    """``--only mcp``: the MCP rows against the floor, with the MCP fast path on (the rows) and off (the
+    same rows suffixed ``_sdk``: every request through the ``mcp`` package), each row's ``paired_ratio``
+    its rate over the floor's at the same concurrency, the floor measured before and after."""
+    floor_port = free_port()
+    floor = servers.spawn([sys.executable, "-m", "tests.bench.floor", str(floor_port)])
+    wait_http(f"http://127.0.0.1:{floor_port}/tokens/1")
+    floor_url = f"http://127.0.0.1:{floor_port}/echo"
+    floors = [load(floor_url, body, c, seconds, [floor.pid]) for c in (1, 32)]
+    out: dict[str, Any] = {}
+    for suffix, fast in (("", "true"), ("_sdk", "false")):
+        gateway, worker, base = start_gateway(servers, workdir / f"mcp{suffix}", mcp_fast_path=fast)
+        rows = bench_mcp(f"{base}/mcp", seconds, [gateway.pid, worker.pid])
+        out.update({f"{name}{suffix}": row for name, row in rows.items()})
+        for proc in (worker, gateway):
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(20)
+    floors += [load(floor_url, body, c, seconds, [floor.pid]) for c in (1, 32)]
+    out["floor_c1"], out["floor_c32"] = _merged(floors[0::2]), _merged(floors[1::2])
+    for name, row in list(out.items()):
+        if name.startswith("mcp_"):
+            floor_rps = out["floor_c1" if "_c1" in name else "floor_c32"]["rps"]
+            row["paired_ratio"] = row["rps"] / floor_rps if floor_rps else 0.0
+            row["paired_rounds"] = []
+    return out
+
+
+MCP_ROWS = ("mcp_2026_call_c1", "mcp_2026_call_c32", "mcp_2025_call_c1", "mcp_2025_call_c32")
+MCP_ROWS += ("mcp_2026_list_c32", "mcp_2025_list_c32")
+
 #: ``--only NAME``: one group of rows, its function and the rows it prints (each paired against a baseline).
 ONLY: dict[str, tuple[Callable[[Servers, Path, str, float], dict[str, Any]], tuple[str, ...]]] = {
     "auth": (
@@ -638,6 +668,8 @@ ONLY: dict[str, tuple[Callable[[Servers, Path, str, float], dict[str, Any]], tup
         bench_telemetry,
         ("invoke_tracing_c32", "invoke_metrics_c32", "invoke_telemetry_off_twin_c32"),
     ),
+    # against the floor, fast path on and off (``_sdk``)
+    "mcp": (bench_mcp_only, MCP_ROWS + tuple(f"{row}_sdk" for row in MCP_ROWS)),
     # not paired: a backlog drained, and many concurrent streams (tests/bench/scale.py)
     "scale": (bench_scale, tuple(SCALE_ROWS)),
 }

@@ -16,6 +16,8 @@ Pure ASGI, one pass over the headers:
   ``params.taskId`` (the tasks extension's routing header), else 400 with ``-32020``: the SDK checks the
   header only for ``tools/call``, ``prompts/get`` and ``resources/read``.
 - A 2026-07-28 request of a method that never streams goes to a manager answering plain JSON.
+- With the fast path on (``fast.py``), a ``tools/call`` or ``tools/list`` it serves is answered there,
+  after every check above; everything else goes on to the managers.
 - With tracing on, each JSON-RPC request gets its MCP server span (``{mcp.method.name} {target}``), the
   child of the trace context in its ``params._meta`` (else of the HTTP ``traceparent``); the message then
   carries the span's own context in ``_meta``, to the handler and the run it starts.
@@ -44,6 +46,7 @@ from .resumption import REQUEST_SCOPE, RequestScope
 
 if TYPE_CHECKING:
     from ...telemetry.tracing import Tracing
+    from .fast import FastPath
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
 LOOPBACK_ORIGINS = [
@@ -125,6 +128,8 @@ class McpAsgi:
 
     #: OpenTelemetry traces (set by the gateway when the ``tracing`` setting is on)
     tracing: Tracing | None = None
+    #: the fast path (``fast.py``; set by the front when the ``mcp_fast_path`` setting is on)
+    fast: FastPath | None = None
 
     def __init__(
         self,
@@ -213,6 +218,11 @@ class McpAsgi:
         # anyio asks sniffio which event loop runs on every checkpoint; the SDK's session transport makes
         # dozens per request. Answered up front, for this request and the tasks it starts.
         current_async_library_cvar.set("asyncio")
+        if self.fast is not None and scope["method"] == "POST":
+            # The commonest requests, answered as the SDK would answer them (fast.py); the rest go on.
+            served, receive = await self.fast.serve(scope, receive, send, version, session_id)
+            if served:
+                return
         if quick:
             # The SDK checks Mcp-Method against the body, so a request cannot take this path under a false name.
             await self.quick(scope, receive, send)

@@ -61,6 +61,7 @@ from ...workers.registry import Endpoint, EndpointRegistry
 from .answering import Asking
 from .asgi import LOOPBACK_HOSTS, LOOPBACK_ORIGINS, McpAsgi, Patterns, is_loopback
 from .catalogue import Catalogue
+from .fast import FastPath
 from .listen import Listen
 from .request_state import RequestStates
 from .results import (
@@ -209,6 +210,8 @@ class McpFront:
             lambda scope: f"{base_url(scope, settings.public_url)}/.well-known/oauth-protected-resource/mcp",
             (lambda scope, target, detail: audit.denied(scope, "mcp", target, detail)) if audit else None,
         )
+        if settings.mcp_fast_path:
+            self.asgi.fast = FastPath(self)
         self._served = self.catalogue.served()
         self._announcements: set[asyncio.Task[None]] = set()
         registry.on_change(self._registry_changed)
