@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 from typing import TYPE_CHECKING
 
 from .app import App, Endpoint
-from .context import Caller, RunContext
+from .context import Caller, Question, RunContext
 
 if TYPE_CHECKING:
     from .client import AsyncFastAgenticClient, FastAgenticClient
@@ -26,6 +26,7 @@ __all__ = [
     "Caller",
     "Endpoint",
     "FastAgenticClient",
+    "Question",
     "RunContext",
     "__version__",
 ]

@@ -7,7 +7,7 @@ import inspect
 import math
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 import msgspec
@@ -131,6 +131,216 @@ def _sampling_message(message: Any) -> dict[str, Any]:
             f"sampling message content must be a string, a content block or a list, not {content!r}"
         )
     return {"role": message["role"], "content": content}
+
+
+class RootsUnavailable(Exception):
+    """``ctx.roots`` could not ask the calling client for its roots: the run was not called over MCP, or the
+    MCP client did not declare the roots capability or refused the request (the message says which)."""
+
+
+class Root(msgspec.Struct, frozen=True):
+    """One of the calling client's roots (MCP ``roots/list``): a ``file://`` URI and an optional name."""
+
+    uri: str
+    name: str | None = None
+
+
+#: The answer a roots interrupt takes: the client's ``ListRootsResult``, or why there is none.
+ROOTS_ANSWER_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {
+            "type": "object",
+            "properties": {
+                "roots": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {"uri": {"type": "string"}, "name": {"type": "string"}},
+                        "required": ["uri"],
+                    },
+                }
+            },
+            "required": ["roots"],
+        },
+        {
+            "type": "object",
+            "properties": {"unavailable": {"type": "string"}},
+            "required": ["unavailable"],
+            "additionalProperties": False,
+        },
+    ]
+}
+
+
+def _sampling_params(
+    messages: Any,
+    *,
+    max_tokens: int,
+    system_prompt: str | None,
+    temperature: float | None,
+    stop_sequences: list[str] | None,
+    model_preferences: dict[str, Any] | None,
+    include_context: str | None,
+    metadata: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """MCP ``createMessage`` params from ``ctx.sample``'s arguments (checked)."""
+    turns = [messages] if isinstance(messages, str | dict) else list(messages)
+    if not turns:
+        raise ValueError("sampling needs at least one message")
+    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
+        raise ValueError(f"max_tokens must be a positive integer, not {max_tokens!r}")
+    params: dict[str, Any] = {"messages": [_sampling_message(m) for m in turns], "maxTokens": max_tokens}
+    optional = {
+        "systemPrompt": system_prompt,
+        "temperature": temperature,
+        "stopSequences": stop_sequences,
+        "modelPreferences": model_preferences,
+        "includeContext": include_context,
+        "metadata": metadata,
+    }
+    params.update({key: value for key, value in optional.items() if value is not None})
+    return params
+
+
+def _not_over_mcp(protocol: str, what: str) -> str | None:
+    """Why ``what`` (sampling, roots) cannot be asked of a run's caller, or None when it may be."""
+    if protocol and protocol != "mcp":
+        asked = "to sample" if what == "sampling" else f"for its {what}"
+        return (
+            f"the run was called over {protocol}: only an MCP client that declares the {what} capability "
+            f"can be asked {asked}"
+        )
+    return None
+
+
+def _sample_of(value: Any) -> Sample:
+    if isinstance(value, dict) and "unavailable" in value:
+        raise SamplingUnavailable(str(value["unavailable"]))
+    return msgspec.convert(value, Sample)
+
+
+def _roots_of(value: Any) -> list[Root]:
+    if isinstance(value, dict) and "unavailable" in value:
+        raise RootsUnavailable(str(value["unavailable"]))
+    return msgspec.convert(value["roots"], list[Root])
+
+
+class Question:
+    """One question of ``ctx.ask_many``, made with ``Question.interrupt`` / ``elicit`` / ``approve`` /
+    ``sample`` / ``roots``: what it asks (the request an ``interrupt`` of its own would carry), the JSON
+    Schema of its answer, and what the answer becomes in the function."""
+
+    __slots__ = ("_convert", "kind", "request", "schema")
+
+    def __init__(
+        self, kind: str, request: Any, schema: dict[str, Any] | None, convert: Callable[[Any], Any]
+    ) -> None:
+        self.kind = kind
+        self.request = request
+        self.schema = schema
+        self._convert = convert
+
+    @classmethod
+    def interrupt(cls, request: Any, *, schema: Any = None) -> Question:
+        """What ``ctx.interrupt(request, schema=schema)`` asks; answered as a ``schema`` (no schema: text)."""
+        if schema is None:
+            return cls("interrupt", request, {"type": "string"}, lambda value: value)
+        answer_type = AnswerType(schema)
+        return cls("interrupt", request, answer_type.schema, answer_type.convert)
+
+    @classmethod
+    def elicit(cls, message: str, *, schema: Any = None) -> Question:
+        """What ``ctx.elicit(message, schema=schema)`` asks."""
+        return cls.interrupt({"message": message}, schema=schema)
+
+    @classmethod
+    def approve(cls, action: str, details: Any = None) -> Question:
+        """What ``ctx.approve(action, details)`` asks; answered as a ``Decision``."""
+        return cls.interrupt({"approval": {"action": action, "details": details}}, schema=Decision)
+
+    @classmethod
+    def sample(
+        cls,
+        messages: Any,
+        *,
+        max_tokens: int = 1024,
+        system_prompt: str | None = None,
+        temperature: float | None = None,
+        stop_sequences: list[str] | None = None,
+        model_preferences: dict[str, Any] | None = None,
+        include_context: Literal["none", "thisServer", "allServers"] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Question:
+        """What ``ctx.sample(...)`` asks; answered as a ``Sample`` (reading it raises
+        ``SamplingUnavailable`` when the client could not sample)."""
+        params = _sampling_params(
+            messages,
+            max_tokens=max_tokens,
+            system_prompt=system_prompt,
+            temperature=temperature,
+            stop_sequences=stop_sequences,
+            model_preferences=model_preferences,
+            include_context=include_context,
+            metadata=metadata,
+        )
+        return cls("sampling", {"sampling": params}, SAMPLE_ANSWER_SCHEMA, _sample_of)
+
+    @classmethod
+    def roots(cls) -> Question:
+        """What ``ctx.roots()`` asks; answered as a list of ``Root`` (reading it raises
+        ``RootsUnavailable`` when the client could not say)."""
+        return cls("roots", {"roots": {}}, ROOTS_ANSWER_SCHEMA, _roots_of)
+
+
+class Answers(Mapping[str, Any]):
+    """The answers of ``ctx.ask_many``, by the keys of its questions, each converted as its question says.
+    Reading the answer of a ``Question.sample`` (``Question.roots``) the client could not give raises
+    ``SamplingUnavailable`` (``RootsUnavailable``) there, the other answers stay readable."""
+
+    __slots__ = ("_questions", "_raw")
+
+    def __init__(self, questions: Mapping[str, Question], raw: Mapping[str, Any]) -> None:
+        self._questions = dict(questions)
+        self._raw = dict(raw)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._questions[key]._convert(self._raw[key])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._questions)
+
+    def __len__(self) -> int:
+        return len(self._questions)
+
+    @property
+    def raw(self) -> dict[str, Any]:
+        """The answers as JSON, as the run's ``input`` event holds them."""
+        return dict(self._raw)
+
+
+def _together(questions: Mapping[str, Question]) -> dict[str, Any]:
+    """The JSON Schema of the answer to several questions: an object of every answer, by key (the
+    questions' ``$defs`` gathered at its root, where their references point)."""
+    defs: dict[str, Any] = {}
+    properties: dict[str, Any] = {}
+    for key, question in questions.items():
+        schema = dict(question.schema or {"type": "string"})
+        for name, definition in (schema.pop("$defs", None) or {}).items():
+            if defs.setdefault(name, definition) != definition:
+                raise ValueError(
+                    f"two questions of ctx.ask_many define different types named {name!r}: rename one"
+                )
+        schema.pop("$schema", None)
+        properties[key] = schema
+    together: dict[str, Any] = {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+    if defs:
+        together["$defs"] = defs
+    return together
 
 
 class Caller(msgspec.Struct, frozen=True):
@@ -357,30 +567,67 @@ class RunContext:
 
         Raises ``SamplingUnavailable`` when no model can be asked: the run was called over REST or A2A
         (at once, without pausing), or the MCP client did not declare sampling or refused the request."""
-        if self.protocol and self.protocol != "mcp":
-            raise SamplingUnavailable(
-                f"the run was called over {self.protocol}: only an MCP client that declares the sampling "
-                "capability can be asked to sample"
-            )
-        turns = [messages] if isinstance(messages, str | dict) else list(messages)
-        if not turns:
-            raise ValueError("ctx.sample needs at least one message")
-        if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
-            raise ValueError(f"max_tokens must be a positive integer, not {max_tokens!r}")
-        params: dict[str, Any] = {"messages": [_sampling_message(m) for m in turns], "maxTokens": max_tokens}
-        optional = {
-            "systemPrompt": system_prompt,
-            "temperature": temperature,
-            "stopSequences": stop_sequences,
-            "modelPreferences": model_preferences,
-            "includeContext": include_context,
-            "metadata": metadata,
-        }
-        params.update({key: value for key, value in optional.items() if value is not None})
+        why = _not_over_mcp(self.protocol, "sampling")
+        if why is not None:
+            raise SamplingUnavailable(why)
+        params = _sampling_params(
+            messages,
+            max_tokens=max_tokens,
+            system_prompt=system_prompt,
+            temperature=temperature,
+            stop_sequences=stop_sequences,
+            model_preferences=model_preferences,
+            include_context=include_context,
+            metadata=metadata,
+        )
         value = await self._interrupt({"sampling": params}, SAMPLE_ANSWER_SCHEMA, id, checkpoint)
-        if isinstance(value, dict) and "unavailable" in value:
-            raise SamplingUnavailable(str(value["unavailable"]))
-        return msgspec.convert(value, Sample)
+        return _sample_of(value)
+
+    async def roots(self, *, id: str | None = None, checkpoint: Any = _UNSET) -> list[Root]:
+        """Ask the *calling client* for its roots (MCP ``roots/list``): the directories or files it lets the
+        agent work on, as ``Root(uri, name)``. The run waits for the answer like an ``interrupt`` (the
+        request is ``{"roots": {}}``).
+
+        Raises ``RootsUnavailable`` when no client can say: the run was called over REST or A2A (at once,
+        without pausing), or the MCP client did not declare roots or refused the request."""
+        why = _not_over_mcp(self.protocol, "roots")
+        if why is not None:
+            raise RootsUnavailable(why)
+        return _roots_of(await self._interrupt({"roots": {}}, ROOTS_ANSWER_SCHEMA, id, checkpoint))
+
+    async def ask_many(
+        self, questions: Mapping[str, Question], *, id: str | None = None, checkpoint: Any = _UNSET
+    ) -> Answers:
+        """Ask several questions at once and wait until every one is answered: one interrupt (one
+        ``interrupt`` event, one ``input`` event holding every answer), whose request is ``{"questions":
+        {key: request}}`` and whose answer is ``{key: answer}``. ``questions`` maps keys (as interrupt ids:
+        ``[A-Za-z0-9_.:-]``, 1 to 64) to ``Question.elicit`` / ``interrupt`` / ``approve`` / ``sample`` /
+        ``roots``. Returns the answers by key, each converted as its question says.
+
+        An MCP 2026-07-28 client gets every question in one input-required result (one ``inputRequests``
+        entry each); a 2025-11-25 client is asked them one after the other on the call's stream; over REST
+        one ``POST /v1/runs/{id}/resume`` answers all (``{"answer": {key: ...}}``). Over REST and A2A the
+        ``sample`` and ``roots`` questions are not asked: reading their answers raises
+        ``SamplingUnavailable`` / ``RootsUnavailable``. ``id`` and ``checkpoint`` as for ``interrupt``."""
+        if not questions:
+            raise ValueError("ctx.ask_many needs at least one question")
+        asked: dict[str, Question] = {}
+        given: dict[str, Any] = {}
+        for key, question in questions.items():
+            if not isinstance(key, str) or not INTERRUPT_ID.fullmatch(key):
+                raise ValueError(f"question key {key!r} must match {INTERRUPT_ID.pattern}")
+            if not isinstance(question, Question):
+                raise TypeError(f"question {key!r} must be a Question (Question.elicit(...), ...)")
+            why = _not_over_mcp(self.protocol, question.kind) if question.kind != "interrupt" else None
+            if why is not None:
+                given[key] = {"unavailable": why}
+            else:
+                asked[key] = question
+        if asked:
+            request = {"questions": {key: question.request for key, question in asked.items()}}
+            value = await self._interrupt(request, _together(asked), id, checkpoint)
+            given.update(value)
+        return Answers(questions, given)
 
     # ------------------------------------------------------------------ tools and their guardrails
 

@@ -363,6 +363,65 @@ async def test_a_request_state_is_refused_to_another_principal(cluster: Cluster)
     assert answered.structured_content == {"amount": 1, "note": "", "attempt": 1}
 
 
+async def test_an_abandoned_input_required_result_frees_the_slot_when_its_state_expires(
+    cluster: Cluster,
+) -> None:
+    """A 2026-07-28 client that never comes back: the ephemeral run waiting in place (one worker slot)
+    fails InterruptTimeout once its requestState expired, and the slot serves the next call. A durable run
+    is handed back instead, and keeps waiting for an answer from elsewhere."""
+    gateway = cluster.start_gateway(mcp_state_ttl="2", interrupt_hold="0.5")
+    worker = Worker(gateway, "tests.workers.interrupt_worker:app", cluster.logs, "interrupts", "--slots", "1")
+    worker.env["INTERRUPT_WORKER_LOG"] = str(cluster.tmp_path / "w")
+    worker.start()
+    cluster.processes.append(worker)
+    wait_until(lambda: "(interrupts) connected" in gateway.output(), what="the interrupt worker")
+    async with client(gateway, MODERN, elicitation_callback=Answers()) as mcp:
+        first = await mcp.session.call_tool("ask", {"question": "how much?"}, allow_input_required=True)
+        assert isinstance(first, types.InputRequiredResult), first
+        (abandoned,) = list_runs(gateway, "waiting_input", "ask")
+        # The one slot is held: a second call's run cannot start.
+        second = post(gateway, "/v1/agents/ask/runs", {"question": "and now?"})
+        assert second.status_code == 202, second.text
+        second_id = second.json()["run_id"]
+        await anyio.sleep(1.0)
+        assert run_of(gateway, second_id)["status"] == "queued"
+        ended = await eventually(
+            lambda: run_of(gateway, abandoned["run_id"])["status"] == "failed", "the abandoned run to end", 15
+        )
+        assert ended
+        error = run_of(gateway, abandoned["run_id"])["error"]
+        assert error["type"] == "InterruptTimeout", error
+        assert "requestState expired" in error["message"] and "mcp_state_ttl" in error["message"], error
+        # The slot is free again: the second run reaches its own question.
+        await eventually(
+            lambda: run_of(gateway, second_id)["status"] == "waiting_input", "the second run to start", 15
+        )
+        events = httpx.get(f"{gateway.url}/v1/runs/{abandoned['run_id']}/events", timeout=10).text
+        assert "event: run.failed" in events and "requestState expired" in events
+        # The retry after expiry cannot reach the run: the state is refused.
+        with pytest.raises(MCPError) as late:
+            await mcp.session.call_tool(
+                "ask",
+                {"question": "how much?"},
+                input_responses={"interrupt-1": accept(amount=1)},
+                request_state=first.request_state,
+            )
+        assert (late.value.code, late.value.data) == (-32602, {"reason": "expired"})
+        assert post(gateway, f"/v1/runs/{second_id}/cancel").status_code == 200
+
+        durable = await mcp.session.call_tool("refund", {"amount": 3}, allow_input_required=True)
+        assert isinstance(durable, types.InputRequiredResult), durable
+        (parked,) = list_runs(gateway, "waiting_input", "refund")
+        await anyio.sleep(4.0)  # past the state's expiry
+        assert run_of(gateway, parked["run_id"])["status"] == "waiting_input"
+        resumed = post(gateway, f"/v1/runs/{parked['run_id']}/resume", {"answer": {"decision": "approve"}})
+        assert resumed.status_code == 200, resumed.text
+        done = await eventually(
+            lambda: run_of(gateway, parked["run_id"])["status"] == "succeeded", "the durable run to finish"
+        )
+        assert done
+
+
 @asynccontextmanager
 async def as_principal(gateway: Gateway, key: str) -> AsyncIterator[Client]:
     http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=60)

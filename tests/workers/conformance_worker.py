@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from fastagentic import App, RunContext
+from fastagentic import App, Question, RunContext
 from fastagentic.content import Audio, EmbeddedResource, Image, Text
 from fastagentic.context import SamplingUnavailable
 
@@ -284,6 +284,27 @@ async def test_input_required_result_capabilities(ctx: RunContext) -> list[Text]
 
 
 @app.agent_endpoint(durable=False)
+async def test_input_required_result_list_roots(ctx: RunContext) -> list[Text]:
+    """MRTR: returns InputRequiredResult with roots/list request"""
+    roots = await ctx.roots(id="client_roots")
+    return [Text("Roots: " + ", ".join(f"{root.name or ''} ({root.uri})" for root in roots))]
+
+
+@app.agent_endpoint(durable=False)
+async def test_input_required_result_multiple_inputs(ctx: RunContext) -> list[Text]:
+    """MRTR: returns InputRequiredResult with multiple inputRequests"""
+    answers = await ctx.ask_many(
+        {
+            "user_name": Question.elicit("What is your name?", schema=Name),
+            "greeting": Question.sample("Say hello", max_tokens=50),
+            "client_roots": Question.roots(),
+        }
+    )
+    roots = ", ".join(root.uri for root in answers["client_roots"])
+    return [Text(f"Hello {answers['user_name'].name}: {answers['greeting'].text} (roots: {roots})")]
+
+
+@app.agent_endpoint(durable=False)
 async def test_missing_capability(ctx: RunContext) -> list[Text]:
     """Test tool requiring sampling"""
     sample = await ctx.sample("Say 'Success'.", max_tokens=10)  # SamplingUnavailable fails the call
@@ -435,3 +456,15 @@ async def confirm_delete(filename: str, ctx: RunContext) -> str:
     answer = await ctx.elicit(f"Delete {filename}?", schema=ConfirmDelete, id="confirm")
     await asyncio.sleep(0.3)  # deleting takes a moment: the task shows working again before it ends
     return f"deleted {filename}" if answer.confirm else f"kept {filename}"
+
+
+@app.agent_endpoint
+async def multi_input(ctx: RunContext) -> str:
+    """Asks two questions at once (runs as a task): both stay open until each is answered."""
+    answers = await ctx.ask_many(
+        {
+            "name": Question.elicit("Your name?", schema=Name),
+            "confirm": Question.elicit("Go ahead?", schema=ConfirmDelete),
+        }
+    )
+    return f"{answers['name'].name}: {'confirmed' if answers['confirm'].confirm else 'not confirmed'}"

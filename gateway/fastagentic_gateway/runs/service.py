@@ -91,6 +91,8 @@ T = TypeVar("T")
 _QUEUED = frozenset({RunStatus.QUEUED})
 _RUNNING = frozenset({RunStatus.RUNNING})
 _WAITING = frozenset({RunStatus.WAITING_INPUT})
+#: Most abandoned input requests whose wait is bounded at once (``bound_wait``); past it, interrupt_timeout.
+MAX_WAIT_BOUNDS = 100_000
 # Statuses in which a worker may hold the run: running, or waiting for input in place.
 _HELD = frozenset({RunStatus.RUNNING, RunStatus.WAITING_INPUT})
 
@@ -143,6 +145,8 @@ class RunService:
         #: endpoint name -> (its fingerprint, a validator of its output schema), for on_response
         self._output_validators: dict[str, tuple[bytes, InputValidator]] = {}
         self._grace_until = 0.0  # no requeue for expired leases before this (monotonic): see _reap_forever
+        #: (run id, interrupt seq) -> when an ephemeral run stops waiting on it in place (``bound_wait``)
+        self._wait_bounds: dict[tuple[str, int], asyncio.TimerHandle] = {}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -184,6 +188,9 @@ class RunService:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._pullers.clear()
+        for handle in self._wait_bounds.values():
+            handle.cancel()
+        self._wait_bounds.clear()
         if self.claims is not None:
             await self.claims.close()
 
@@ -1388,6 +1395,50 @@ class RunService:
         )
         if waiting is not None and self.approvals is not None:
             self.approvals.waiting(waiting[0])  # notifies its approval channels, in the background
+
+    def bound_wait(self, run: Run, seq: int, until: float, why: str) -> None:
+        """No answer can reach the interrupt of event ``seq`` after ``until`` (unix time): the only client
+        that could answer it holds a ``requestState`` that expires then. An ephemeral run still waiting on
+        it at that time fails ``InterruptTimeout`` (``why`` is the message) and its worker stops it, so the
+        slot it held in place is free. Durable runs are not bounded: they are handed back and wait with no
+        worker. Bounding the same interrupt again (asked again) moves the time."""
+        if run.durable:
+            return
+        key = (run.id, seq)
+        loop = asyncio.get_running_loop()
+        previous = self._wait_bounds.pop(key, None)
+        if previous is not None:
+            previous.cancel()
+        if len(self._wait_bounds) >= MAX_WAIT_BOUNDS:
+            return  # unbounded then, as before: interrupt_timeout still ends the wait
+        delay = max(0.0, until - time.time())
+        self._wait_bounds[key] = loop.call_later(
+            delay, lambda: self._spawn(self._end_abandoned_wait(key, why))
+        )
+
+    async def _end_abandoned_wait(self, key: tuple[str, int], why: str) -> None:
+        self._wait_bounds.pop(key, None)
+        run_id, seq = key
+        run = await self.ephemeral.get(run_id)
+        if run is None or run.status is not RunStatus.WAITING_INPUT or run.last_seq != seq:
+            return  # answered (or ended) meanwhile
+        error = RunError(type="InterruptTimeout", message=why)
+        result = await self.ephemeral.transition(
+            run.id,
+            expect=_WAITING,
+            attempt=run.attempt,
+            update=RunUpdate(status=RunStatus.FAILED, error=error, clear_worker=True),
+            events=[NewEvent("run.failed", _encode({"error": error}))],
+        )
+        if result is None:
+            return  # it moved on meanwhile
+        log.info("run %s failed: %s", run.id, why)
+        self.bus.publish(run.id, result[1])
+        self._ended(result[0])
+        if run.worker_id is not None:
+            notice = CancelNotice(run.id, run.attempt, run.worker_id, f"InterruptTimeout: {why}")
+            if not self.on_cancel(notice):
+                self.bus.cancel(notice)  # held on another replica
 
     async def resume(
         self,

@@ -31,8 +31,9 @@ cannot answer), the other two, which have no error results, end with a JSON-RPC 
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn
 
 import anyio
 import mcp_types as types
@@ -49,6 +50,17 @@ from ...runs.approval import GATE_ID
 from ...runs.model import TERMINAL, Run
 from ...runs.service import RunService
 from .elicitation import FORM_CAPABILITY, Form, Interrupt, accepts_forms
+from .questions import (
+    NO_ROOTS,
+    ROOTS_CAPABILITY,
+    accepts_roots,
+    is_roots,
+    listed,
+    part_problems,
+    parts_of,
+    roots_request,
+    roots_result_of,
+)
 from .request_state import RequestStates, arguments_digest, invalid_state, who_of
 from .results import Outcome, error_result
 from .running import OnInterrupt, answer, finish_answering, pending_interrupt
@@ -65,6 +77,10 @@ from .streaming import Relay
 
 #: Times one interrupt is put to a client whose answers the schema refuses, before the run is cancelled.
 MAX_ASKS = 3
+
+#: Seconds past a ``requestState``'s expiry before an ephemeral run still waiting on it is ended (a retry
+#: that opened the state just in time is still answering it).
+STATE_GRACE = 1.0
 
 #: Why a run's sampling request is answered ``unavailable`` for a client that cannot sample (2025-11-25).
 NO_SAMPLING = "the MCP client did not declare the sampling capability"
@@ -199,8 +215,14 @@ class Asking:
         async def elicit(interrupt: Interrupt) -> dict[str, Any] | None:
             if interrupt.id == GATE_ID:
                 return None  # an approver decides, not the caller: the call waits for the decision
+            parts = parts_of(interrupt)
+            if parts is not None:
+                return await self._ask_parts(ctx, run, interrupt, parts, meta, what)
             if sampling_of(interrupt) is not None:
                 await self.sample(ctx, run, interrupt, meta)
+                return None
+            if is_roots(interrupt):
+                await self.give(ctx, run, interrupt, await self._listed_roots(ctx, meta))
                 return None
             if not accepts_forms(ctx.session.client_capabilities):
                 return cannot_answer(run, interrupt, "it did not declare the elicitation capability", what)
@@ -243,17 +265,21 @@ class Asking:
     ) -> None:
         """2025-11-25: ``sampling/createMessage`` on ``ctx``'s stream; the result (or why there is none)
         answers the run's sampling interrupt."""
+        await self.give(ctx, run, interrupt, await self._sampled(ctx, interrupt, meta))
+
+    async def _sampled(
+        self, ctx: ServerRequestContext[Any, Any], interrupt: Interrupt, meta: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        """``sampling/createMessage`` on ``ctx``'s stream: the result as the answer, or why there is none."""
         capabilities = ctx.session.client_capabilities
         params = sampling_of(interrupt)
         assert params is not None
         if not accepts_sampling(capabilities):
-            await self.give(ctx, run, interrupt, unavailable(NO_SAMPLING))
-            return
+            return unavailable(NO_SAMPLING)
         try:
             request = types.CreateMessageRequest(params=sampling_params(params, capabilities, meta))
         except ValueError as exc:
-            await self.give(ctx, run, interrupt, unavailable(str(exc)))
-            return
+            return unavailable(str(exc))
         try:
             result = await ctx.session.send_request(
                 request,
@@ -261,12 +287,109 @@ class Asking:
                 metadata=ServerMessageMetadata(related_request_id=ctx.request_id),
             )
         except MCPError as exc:
-            value = unavailable(f"the MCP client refused sampling/createMessage: {exc.message}")
+            return unavailable(f"the MCP client refused sampling/createMessage: {exc.message}")
         except ValidationError as exc:
-            value = unavailable(f"the MCP client's sampling result is not a CreateMessageResult: {exc}")
-        else:
-            value = sampled(result)
-        await self.give(ctx, run, interrupt, value)
+            return unavailable(f"the MCP client's sampling result is not a CreateMessageResult: {exc}")
+        value = sampled(result)
+        problems = part_problems(interrupt, value)
+        return (
+            value if not problems else unavailable("the sampling result was refused: " + "; ".join(problems))
+        )
+
+    async def _listed_roots(
+        self, ctx: ServerRequestContext[Any, Any], meta: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        """``roots/list`` on ``ctx``'s stream: the client's roots as the answer, or why there are none."""
+        if not accepts_roots(ctx.session.client_capabilities):
+            return unavailable(NO_ROOTS)
+        request = types.ListRootsRequest(
+            params=types.RequestParams.model_validate({"_meta": meta}) if meta else None
+        )
+        try:
+            result = await ctx.session.send_request(
+                request,
+                types.ListRootsResult,
+                metadata=ServerMessageMetadata(related_request_id=ctx.request_id),
+            )
+        except MCPError as exc:
+            return unavailable(f"the MCP client refused roots/list: {exc.message}")
+        except ValidationError as exc:
+            return unavailable(f"the MCP client's roots are not a ListRootsResult: {exc}")
+        return listed(result)
+
+    async def _ask_parts(
+        self,
+        ctx: ServerRequestContext[Any, Any],
+        run: Run,
+        interrupt: Interrupt,
+        parts: dict[str, Interrupt],
+        meta: dict[str, Any] | None,
+        what: str,
+    ) -> dict[str, Any] | None:
+        """2025-11-25, several questions at once (``ctx.ask_many``): each put to the client in turn on
+        ``ctx``'s stream, then the run answered with every answer."""
+        if any(_is_form(part) for part in parts.values()) and not accepts_forms(
+            ctx.session.client_capabilities
+        ):
+            return cannot_answer(run, interrupt, "it did not declare the elicitation capability", what)
+        values: dict[str, Any] = {}
+        for key, part in parts.items():
+            if sampling_of(part) is not None:
+                values[key] = await self._sampled(ctx, part, meta)
+                continue
+            if is_roots(part):
+                values[key] = await self._listed_roots(ctx, meta)
+                continue
+            form = Form(part)
+            problems: list[str] = []
+            for _ in range(MAX_ASKS):
+                params = form.params(asked_again(problems) if problems else "")
+                if meta is not None:
+                    params["_meta"] = meta
+                request = types.ElicitRequest(
+                    params=types.ElicitRequestFormParams.model_validate(params, by_name=False)
+                )
+                try:
+                    reply = await ctx.session.send_request(
+                        request,
+                        types.ElicitResult,
+                        metadata=ServerMessageMetadata(related_request_id=ctx.request_id),
+                    )
+                except (MCPError, ValidationError) as exc:
+                    return cannot_answer(run, interrupt, f"elicitation/create failed: {exc}", what)
+                if reply.action != "accept":
+                    with anyio.CancelScope(shield=True):
+                        return await self._declined(ctx, run, part, reply, what)
+                value, problems = form.answer(reply.content)
+                problems = problems or part_problems(part, value)
+                if not problems:
+                    values[key] = value
+                    break
+            else:
+                with anyio.CancelScope(shield=True):
+                    return await self.give_up(ctx, run, part, problems, what)
+        with anyio.CancelScope(shield=True):
+            try:
+                await answer(self.runs, run, interrupt, values, self.principal_in(ctx), _request_id(ctx))
+            except InvalidInput as exc:
+                problems = [f"{error.path}: {error.message}" for error in exc.errors] or [exc.message]
+                return await self.give_up(ctx, run, interrupt, problems, what)
+            except (Conflict, NotFound):
+                return None  # answered elsewhere, or ended: following the run shows how
+        return None
+
+    async def _declined(
+        self,
+        ctx: ServerRequestContext[Any, Any],
+        run: Run,
+        part: Interrupt,
+        reply: types.ElicitResult,
+        what: str,
+    ) -> dict[str, Any]:
+        declined = "declined" if reply.action == "decline" else "cancelled"
+        why = f"the MCP client {declined} the question of interrupt {part.id!r}"
+        await self._cancel(ctx, run, why)
+        return ending(what)(declined, f"{why}; run {run.id} was cancelled", None)
 
     async def give(
         self, ctx: ServerRequestContext[Any, Any], run: Run, interrupt: Interrupt, value: dict[str, Any]
@@ -295,6 +418,33 @@ class Asking:
         async def input_required(interrupt: Interrupt) -> dict[str, Any] | None:
             if interrupt.id == GATE_ID:
                 return None  # an approver decides, not the caller: the call waits for the decision
+            parts = parts_of(interrupt)
+            if parts is not None:
+                capabilities = ctx.session.client_capabilities
+                if any(_is_form(part) for part in parts.values()) and not accepts_forms(capabilities):
+                    raise MCPError(
+                        MISSING_REQUIRED_CLIENT_CAPABILITY,
+                        f"Missing required client capability: the {what} asks for input (form "
+                        f"elicitation); run {run.id} waits for an answer from elsewhere",
+                        {"requiredCapabilities": FORM_CAPABILITY},
+                    )
+                # What only this client could answer and it cannot is answered unavailable at once; the
+                # other questions are asked.
+                got = {key: why for key, part in parts.items() if (why := _cannot(part, capabilities))}
+                if len(got) == len(parts):
+                    await self.give(ctx, run, interrupt, got)
+                    return None
+                return self.input_required(ctx, params, run, interrupt, asked=1, got=got)
+            if is_roots(interrupt):
+                if not accepts_roots(ctx.session.client_capabilities):
+                    await self.give(ctx, run, interrupt, unavailable(NO_ROOTS))
+                    raise MCPError(
+                        MISSING_REQUIRED_CLIENT_CAPABILITY,
+                        f"Missing required client capability: the {what} asks the client's roots; run "
+                        f"{run.id} goes on without them",
+                        {"requiredCapabilities": ROOTS_CAPABILITY},
+                    )
+                return self.input_required(ctx, params, run, interrupt, asked=1)
             sampling = sampling_of(interrupt)
             if sampling is not None:
                 capabilities = ctx.session.client_capabilities
@@ -335,7 +485,11 @@ class Asking:
         *,
         asked: int,
         note: str = "",
+        got: dict[str, Any] | None = None,
+        notes: dict[str, str] | None = None,
     ) -> dict[str, Any]:
+        """The ``InputRequiredResult`` asking ``interrupt`` (of several questions: those not in ``got``,
+        the answers so far, which the state carries; ``notes`` say why a question is asked again)."""
         method, name, arguments = bound_to(params)
         state = self.states.mint(
             run=run.id,
@@ -346,18 +500,29 @@ class Asking:
             args=arguments_digest(arguments),
             asked=asked,
             method=method,
+            got=got,
         )
-        sampling = sampling_of(interrupt)
-        asked_for = (
-            Form(interrupt).request(note)
-            if sampling is None
-            else sampling_request(sampling_params(sampling, ctx.session.client_capabilities))
+        # Past the state's expiry no answer can reach the run through this client: an ephemeral run, held
+        # in place by its worker, is not left holding the slot until interrupt_timeout (RunService).
+        ttl = self.states.ttl
+        self.runs.bound_wait(
+            run,
+            interrupt.seq,
+            time.time() + ttl + STATE_GRACE,
+            f"no answer to interrupt {interrupt.id!r} came back: the MCP client's requestState expired "
+            f"({ttl:g} s after the input-required result, mcp_state_ttl)",
         )
-        return {
-            "resultType": "input_required",
-            "inputRequests": {interrupt.id: asked_for},
-            "requestState": state,
-        }
+        parts = parts_of(interrupt)
+        if parts is not None:
+            given, said = got or {}, notes or {}
+            requests = {
+                key: _request_for(ctx, part, said.get(key, ""))
+                for key, part in parts.items()
+                if key not in given
+            }
+        else:
+            requests = {interrupt.id: _request_for(ctx, interrupt, note)}
+        return {"resultType": "input_required", "inputRequests": requests, "requestState": state}
 
     async def redeem(
         self, ctx: ServerRequestContext[Any, Any], params: Answerable, relay: Relay | None
@@ -375,7 +540,20 @@ class Asking:
         interrupt = await pending_interrupt(self.runs, run)
         if interrupt is None or interrupt.id != state.interrupt:
             raise invalid_state("answered")
+        parts = parts_of(interrupt)
+        if parts is not None:
+            return await self._redeem_parts(ctx, params, relay, run, interrupt, parts, state.got, state.asked)
         response = (params.input_responses or {}).get(interrupt.id)
+        if is_roots(interrupt):
+            roots = roots_result_of(response)
+            if roots is None:  # the spec: ask again for what is missing
+                return self.input_required(ctx, params, run, interrupt, asked=state.asked)
+            try:
+                await answer(self.runs, run, interrupt, listed(roots), who, _request_id(ctx))
+            except (Conflict, NotFound):
+                raise invalid_state("answered") from None
+            on_interrupt = self.by_input_required(ctx, params, run)
+            return await finish_answering(self.runs, run, relay, on_interrupt, after_seq=interrupt.seq)
         if sampling_of(interrupt) is not None:
             result = result_of(response)
             if result is None:  # the spec: ask again for what is missing
@@ -409,6 +587,121 @@ class Asking:
             return taken
         on_interrupt = self.by_input_required(ctx, params, run)
         return await finish_answering(self.runs, run, relay, on_interrupt, after_seq=interrupt.seq)
+
+    async def part_answer(
+        self,
+        ctx: ServerRequestContext[Any, Any],
+        run: Run,
+        part: Interrupt,
+        response: Any,
+        what: str = "tool",
+    ) -> Part:
+        """One question's answer (of several asked at once) from the client's response to it."""
+        if sampling_of(part) is not None:
+            result = result_of(response)
+            if result is None:
+                return Part("missing")
+            value = sampled(result)
+            problems = part_problems(part, value)
+            if problems:
+                value = unavailable("the sampling result was refused: " + "; ".join(problems))
+            return Part("value", value)
+        if is_roots(part):
+            roots = roots_result_of(response)
+            return Part("missing") if roots is None else Part("value", listed(roots))
+        reply = reply_of(response)
+        if reply is None:
+            return Part("missing")
+        if reply.action != "accept":
+            with anyio.CancelScope(shield=True):
+                return Part("ended", await self._declined(ctx, run, part, reply, what))
+        value, problems = Form(part).answer(reply.content)
+        problems = problems or part_problems(part, value)
+        return Part("refused", problems) if problems else Part("value", value)
+
+    async def _redeem_parts(
+        self,
+        ctx: ServerRequestContext[Any, Any],
+        params: Answerable,
+        relay: Relay | None,
+        run: Run,
+        interrupt: Interrupt,
+        parts: dict[str, Interrupt],
+        got: dict[str, Any] | None,
+        asked: int,
+    ) -> Outcome | dict[str, Any]:
+        """A retry answering some or all of several questions: the answers so far (the state's and the
+        retry's) are kept in the next state until every question has one; then the run is answered."""
+        what = _WHAT[bound_to(params)[0]]
+        given = dict(got or {})
+        notes: dict[str, str] = {}
+        problems: list[str] = []
+        responses = params.input_responses or {}
+        for key, part in parts.items():
+            if key in given or key not in responses:
+                continue
+            taken = await self.part_answer(ctx, run, part, responses[key], what)
+            if taken.kind == "ended":
+                return taken.value
+            if taken.kind == "refused":
+                notes[key] = asked_again(taken.value)
+                problems += [f"{key}: {problem}" for problem in taken.value]
+            elif taken.kind == "value":
+                given[key] = taken.value
+        if len(given) < len(parts):
+            if notes and asked >= MAX_ASKS:
+                return await self.give_up(ctx, run, interrupt, problems, what)
+            return self.input_required(
+                ctx, params, run, interrupt, asked=asked + (1 if notes else 0), got=given, notes=notes
+            )
+        who = self.principal_in(ctx)
+        try:
+            await answer(self.runs, run, interrupt, given, who, _request_id(ctx))
+        except InvalidInput as exc:
+            refused = [f"{error.path}: {error.message}" for error in exc.errors] or [exc.message]
+            return await self.give_up(ctx, run, interrupt, refused, what)
+        except (Conflict, NotFound):
+            raise invalid_state("answered") from None
+        on_interrupt = self.by_input_required(ctx, params, run)
+        return await finish_answering(self.runs, run, relay, on_interrupt, after_seq=interrupt.seq)
+
+
+class Part(NamedTuple):
+    """What a client's response to one of several questions is: ``value`` (the answer), ``missing``
+    (no usable response), ``refused`` (the problems), ``ended`` (declined: the request's ending result)."""
+
+    kind: str
+    value: Any = None
+
+
+def _is_form(part: Interrupt) -> bool:
+    return sampling_of(part) is None and not is_roots(part)
+
+
+def _cannot(part: Interrupt, capabilities: types.ClientCapabilities | None) -> dict[str, str] | None:
+    """The ``unavailable`` answer of a sampling or roots question this client cannot answer, or None."""
+    sampling = sampling_of(part)
+    if sampling is not None:
+        if not accepts_sampling(capabilities):
+            return unavailable(NO_SAMPLING)
+        try:
+            sampling_params(sampling, capabilities)
+        except ValueError as exc:
+            return unavailable(str(exc))
+        return None
+    if is_roots(part) and not accepts_roots(capabilities):
+        return unavailable(NO_ROOTS)
+    return None
+
+
+def _request_for(ctx: ServerRequestContext[Any, Any], interrupt: Interrupt, note: str = "") -> dict[str, Any]:
+    """The ``inputRequests`` entry asking ``interrupt``: a form, a sampling request or ``roots/list``."""
+    sampling = sampling_of(interrupt)
+    if sampling is not None:
+        return sampling_request(sampling_params(sampling, ctx.session.client_capabilities))
+    if is_roots(interrupt):
+        return roots_request()
+    return Form(interrupt).request(note)
 
 
 def cannot_answer(run: Run, interrupt: Interrupt, why: str, what: str = "tool") -> dict[str, Any]:

@@ -39,8 +39,9 @@ log = logging.getLogger("fastagentic.mcp")
 _PREFIX = "fa1."
 _KEY_LABEL = b"fastagentic/mcp/requestState/v1\x00"
 SECRET_FILE = "mcp_state_secret"
-#: Longest state accepted: a few hundred bytes are minted; anything much longer is not ours.
-MAX_STATE = 4096
+#: Longest state accepted: a few hundred bytes are minted, more when it carries the answers so far to
+#: several questions (``got``); anything much longer is not ours.
+MAX_STATE = 262_144
 
 
 class RequestState(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -53,6 +54,7 @@ class RequestState(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     asked: int  # times this interrupt was put to the client (bounded re-asks)
     exp: float
     method: str = "tools/call"  # the request the state answers (absent from the first states: tools/call)
+    got: dict[str, Any] | None = None  # several questions at once: the answers so far, by key
 
 
 def who_of(principal: Principal) -> str:
@@ -99,9 +101,10 @@ class RequestStates:
         args: str,
         asked: int,
         method: str = "tools/call",
+        got: dict[str, Any] | None = None,
     ) -> str:
         exp = time.time() + self.ttl
-        return self.seal(RequestState(run, interrupt, seq, who, tool, args, asked, exp, method))
+        return self.seal(RequestState(run, interrupt, seq, who, tool, args, asked, exp, method, got or None))
 
     def open(
         self, token: str, principal: Principal, tool: str, arguments: Any, method: str = "tools/call"

@@ -75,8 +75,9 @@ from .answering import Asking, reply_of
 from .catalogue import Catalogue
 from .elicitation import Form, Interrupt, accepts_forms
 from .envelope import TASK_METHODS
+from .questions import accepts_roots, is_roots, listed, parts_of, roots_request, roots_result_of
 from .results import Outcome, error_code, error_data, tool_result
-from .running import finish_answering, following, pending_interrupt
+from .running import answer, finish_answering, following, pending_interrupt
 from .sampling import accepts_sampling, result_of, sampled, sampling_of, sampling_params, sampling_request
 from .sessions import connection_of
 from .streaming import Relay
@@ -91,6 +92,8 @@ POLL_INTERVAL_MS = 1000
 LIST_PAGE = 50
 #: Requested task TTLs remembered (oldest forgotten first: those tasks fall back to the longest TTL).
 MAX_REQUESTED_TTLS = 100_000
+#: Waiting tasks whose partial answers (some of their questions asked at once) are kept, oldest forgotten.
+MAX_PARTIAL = 10_000
 
 _RUN_ID = re.compile(r"run_[0-9a-f]{32}")
 _TERMINAL_KINDS = frozenset(TERMINAL_EVENT.values())
@@ -195,6 +198,8 @@ class Tasks:
         self.max_ttl_ms: int | None = int(max_ttl * 1000) or None
         self._requested_ttls: OrderedDict[str, int] = OrderedDict()
         self._watchers: set[asyncio.Task[None]] = set()
+        #: (run id, interrupt seq) -> the answers so far to a waiting task's questions asked at once
+        self._partial: OrderedDict[tuple[str, int], dict[str, Any]] = OrderedDict()
 
     # ------------------------------------------------------------------ TTLs
 
@@ -288,16 +293,28 @@ class Tasks:
         if run.status is RunStatus.WAITING_INPUT:
             # The spec's InputRequiredTask; a client that cannot answer forms is offered none.
             interrupt = await pending_interrupt(self.runs, run)
-            task["inputRequests"] = self._input_requests(ctx, interrupt)
+            if interrupt is not None and (parts := parts_of(interrupt)) is not None:
+                answered = self._partial.get((run.id, interrupt.seq), {})
+                task["inputRequests"] = {
+                    key: request
+                    for key, part in parts.items()
+                    if key not in answered
+                    for request in self._input_requests(ctx, part).values()
+                }
+            else:
+                task["inputRequests"] = self._input_requests(ctx, interrupt)
         return task
 
     @staticmethod
     def _input_requests(ctx: ServerRequestContext[Any, Any], interrupt: Interrupt | None) -> dict[str, Any]:
-        """What a waiting task asks this client: its form, or its sampling request, when the client declared
-        it can answer that; nothing for a call that waits for an approver (``approval_required``)."""
+        """What a waiting task asks this client: its form, its sampling request or ``roots/list``, when
+        the client declared it can answer that; nothing for a call that waits for an approver
+        (``approval_required``)."""
         capabilities = ctx.session.client_capabilities
         if interrupt is None or interrupt.id == GATE_ID:
             return {}
+        if is_roots(interrupt):
+            return {interrupt.id: roots_request()} if accepts_roots(capabilities) else {}
         sampling = sampling_of(interrupt)
         if sampling is None:
             return {interrupt.id: Form(interrupt).request()} if accepts_forms(capabilities) else {}
@@ -316,7 +333,7 @@ class Tasks:
         if run.status not in TERMINAL:
             # The client giving up on this request leaves the task alone.
             capabilities = ctx.session.client_capabilities
-            if accepts_forms(capabilities) or accepts_sampling(capabilities):
+            if accepts_forms(capabilities) or accepts_sampling(capabilities) or accepts_roots(capabilities):
                 asker = self.asking.by_elicitation(ctx, run, meta=related)
                 await finish_answering(self.runs, run, None, asker, cancel_on_abort=False)
             # At once when it ended; else until an answer comes from elsewhere (REST, another client).
@@ -371,7 +388,16 @@ class Tasks:
         run = await self._task_run(ctx, params.task_id)
         interrupt = await pending_interrupt(self.runs, run)
         responses = params.input_responses or {}
+        if interrupt is not None and (parts := parts_of(interrupt)) is not None:
+            await self._update_parts(ctx, run, interrupt, parts, responses)
+            return {}
         if interrupt is None or interrupt.id not in responses or interrupt.id == GATE_ID:
+            return {}
+        if is_roots(interrupt):
+            roots = roots_result_of(responses[interrupt.id])
+            if roots is None:
+                raise MCPError(INVALID_PARAMS, f"inputResponses[{interrupt.id!r}] is not a ListRootsResult")
+            await self.asking.give(ctx, run, interrupt, listed(roots))
             return {}
         if sampling_of(interrupt) is not None:
             result = result_of(responses[interrupt.id])
@@ -397,6 +423,50 @@ class Tasks:
                 {"errors": taken},
             )
         return {}
+
+    async def _update_parts(
+        self,
+        ctx: ServerRequestContext[Any, Any],
+        run: Run,
+        interrupt: Interrupt,
+        parts: dict[str, Interrupt],
+        responses: dict[str, Any],
+    ) -> None:
+        """Answers to some of a task's questions asked at once: kept (by this gateway process) until every
+        question has one, then the run is answered with all of them; the others stay in ``inputRequests``."""
+        key_of = (run.id, interrupt.seq)
+        answered = self._partial.setdefault(key_of, {})
+        self._partial.move_to_end(key_of)
+        while len(self._partial) > MAX_PARTIAL:
+            self._partial.popitem(last=False)
+        refused: list[str] = []
+        for key, part in parts.items():
+            if key in answered or key not in responses:
+                continue
+            taken = await self.asking.part_answer(ctx, run, part, responses[key])
+            if taken.kind == "ended":
+                self._partial.pop(key_of, None)
+                return
+            if taken.kind == "missing":
+                raise MCPError(INVALID_PARAMS, f"inputResponses[{key!r}] is not an answer to that request")
+            if taken.kind == "refused":
+                refused += [f"{key}: {problem}" for problem in taken.value]
+            else:
+                answered[key] = taken.value
+        if refused:
+            raise MCPError(
+                INVALID_PARAMS, "answers were not accepted: " + "; ".join(refused), {"errors": refused}
+            )
+        if len(answered) < len(parts):
+            return
+        try:
+            await answer(self.runs, run, interrupt, answered, self.principal_in(ctx))
+        except (Conflict, NotFound):
+            pass  # answered meanwhile: no longer outstanding
+        except GatewayError as exc:
+            raise MCPError(error_code(exc), exc.message, error_data(exc)) from exc
+        finally:
+            self._partial.pop(key_of, None)
 
     # ------------------------------------------------------------------ 2025-11-25 status notifications
 
