@@ -26,9 +26,9 @@ Left to the SDK, untouched (``serve`` hands back the body before anything has be
 notifications other than a ``notifications/cancelled`` (which is also passed on), responses, batches,
 a ``_meta`` other than the envelope and trace context (progress tokens, log levels), tasks (``params.task``,
 a client declaring the tasks extension), retried calls (``requestState``), a tool with ``Mcp-Param``
-headers, a 2025-11-25 request outside an initialized session or from a client that declared elicitation
-or sampling (its run could ask it a question: that needs the session's back channel), a request id already
-in flight in its session, and anything the SDK would refuse.
+headers, a 2025-11-25 request outside an initialized session or from a client that declared elicitation,
+sampling or roots (its run could ask it a question: that needs the session's back channel), a request id
+already in flight in its session, and anything the SDK would refuse.
 
 What differs: a 2025-11-25 call served here is not in the session dispatcher's table of requests in
 flight; a ``notifications/cancelled`` naming it is applied here (the call ends with ``-32800``, its run is
@@ -284,7 +284,9 @@ class FastPath:
             return None
         capabilities = connection.client_capabilities
         if capabilities is not None and (
-            capabilities.elicitation is not None or capabilities.sampling is not None
+            capabilities.elicitation is not None
+            or capabilities.sampling is not None
+            or capabilities.roots is not None
         ):
             return None  # the run could ask the client: that needs the session's back channel
         return _LegacyCall(self, transport, connection, session_id, request_id, method, params)
@@ -330,7 +332,7 @@ class _Deferral:
 class _LegacyDispatch:
     """The ``DispatchContext`` of a 2025-11-25 request served here: notifications go out on its SSE stream
     (stored first, as the session's message router stores them); it cannot carry server requests (only
-    calls from clients without elicitation and sampling are served here)."""
+    calls from clients without elicitation, sampling and roots are served here)."""
 
     __slots__ = ("_call", "_cancel", "message_metadata", "request_id", "transport")
 
