@@ -550,7 +550,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         float,
         _doc(
             "Seconds an MCP 2026-07-28 client has to answer an input-required result (its `requestState` "
-            "expires). The run itself keeps waiting until its deadline.",
+            "expires). An ephemeral run still waiting on that question then fails `InterruptTimeout`, freeing "
+            "its worker slot; a durable run keeps waiting (with no worker) until its deadline.",
             gt=0,
         ),
     ] = 3600.0

@@ -25,7 +25,25 @@ cannot answer), the other two, which have no error results, end with a JSON-RPC 
   instead of ``elicitation/create``. A 2025-11-25 client without the sampling capability, or one that
   refuses the request, gets no error: the run is answered ``unavailable`` (the agent raises
   ``SamplingUnavailable`` and decides) and the request follows it on. A 2026-07-28 request that did not
-  declare sampling gets ``-32021`` (SEP-2575), as for forms, and the run keeps waiting.
+  declare sampling gets ``-32021`` (SEP-2575) and, since nobody else could answer, the run is answered
+  ``unavailable`` and goes on.
+- **Roots** (``ctx.roots``: ``questions.py``): as sampling, with ``roots/list``; its answer is the
+  client's ``ListRootsResult`` or ``unavailable`` (the agent raises ``RootsUnavailable``).
+- **Several questions at once** (``ctx.ask_many``: ``questions.py``): one interrupt, one question per key
+  (a form, a sampling request or ``roots/list``). 2025-11-25: each put to the client in turn on the
+  request's stream, then the run answered once with every answer. 2026-07-28: one ``InputRequiredResult``
+  with one ``inputRequests`` entry per key; a retry answering some keys gets another with the rest, and
+  the answers so far, each checked against its own question's schema, ride in the signed ``requestState``
+  (``got``: the state grows with them and is refused past ``MAX_STATE``, 256 KB); the run is answered
+  when the last key comes in. A refused answer asks that key again (``MAX_ASKS`` rounds with a refusal in
+  all); a declined form cancels the run. Sampling or roots questions this client cannot answer are answered
+  ``unavailable`` at once and not asked; a form this client cannot answer is ``-32021`` for the whole
+  interrupt. In the tasks extension, ``tasks/update`` with some keys is kept by ``tasks.py``.
+
+An ephemeral run waiting in place on a 2026-07-28 round is bounded by its ``requestState``: each state
+minted (each round) tells ``RunService.bound_wait`` that no answer can come through this client once it
+expired (``mcp_state_ttl``, plus ``STATE_GRACE``), and the run then fails ``InterruptTimeout`` instead of
+holding its worker slot until ``interrupt_timeout``. Durable runs are not bounded (they are handed back).
 """
 
 from __future__ import annotations

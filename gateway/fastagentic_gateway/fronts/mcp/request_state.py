@@ -12,6 +12,17 @@ another); rotating it invalidates the states in flight, nothing else.
 
 A state is good for one answer: the run must still wait on that interrupt (its last event), which the
 answer changes. Signature, expiry, principal and the call it came with are checked before the run is read.
+
+Several questions at once (``ctx.ask_many``): a retry answering only some of them gets a new state whose
+``got`` carries the answers so far, by key, each already checked against its own question's schema; the
+run is answered once, with all of them, when the last one comes in. Nothing of them is kept by the gateway
+meanwhile: any replica sharing the secret takes the next retry, and a durable run's round survives a
+gateway restart (an ephemeral run does not outlive its gateway anyway). The payload is signed, not
+encrypted: the client, which gave those answers, can read them. The state grows with the answers:
+``MAX_STATE`` (256 KB of token, about 190 KB of JSON) bounds what a round can carry; a retry with a longer
+state is refused ``invalid`` (the run keeps waiting: an ephemeral one until the state's expiry ends it).
+Until the run is answered every state of the round is good (the interrupt still waits): an older one
+only carries fewer answers.
 """
 
 from __future__ import annotations

@@ -21,7 +21,13 @@ from a client that declared form elicitation puts the interrupt to it (``elicita
 request's stream, with the related-task ``_meta``); in 2026-07-28 ``tasks/get`` lists the elicitation in
 ``inputRequests`` (keyed by the interrupt id, unique in a run) and ``tasks/update`` answers it: an answer
 the schema refuses is a ``-32602`` error naming the problems (the question stays open, under the same
-key), ``decline`` / ``cancel`` cancel the run, a key that is not outstanding is ignored.
+key), ``decline`` / ``cancel`` cancel the run, a key that is not outstanding is ignored. A task that asked
+several questions at once (``ctx.ask_many``) lists one entry per key still open; a ``tasks/update`` with
+some keys is kept (``_partial``) until every key has an answer, then the run is answered with all of them.
+Those partial answers live in this gateway process only (``tasks/update`` carries no ``requestState`` to
+put them in, and the run's log holds the interrupt as its last event while it waits): after a restart,
+on another replica, or once ``MAX_PARTIAL`` waiting tasks pushed them out, the keys answered before are
+listed again and must be answered again. Nothing else is lost: the run keeps waiting.
 
 Statuses: queued/running -> working, waiting_input -> input_required, succeeded -> completed,
 cancelled -> cancelled, failed/timed_out -> failed (2025-11-25). The 2026 extension reserves ``failed``
