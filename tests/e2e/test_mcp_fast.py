@@ -11,6 +11,7 @@ served, which shows which requests the fast path took and which it left to the S
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import subprocess
@@ -21,7 +22,12 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from mcp.server._streamable_http_modern import _write
+from mcp_types import JSONRPCResponse
 
+from fastagentic_gateway.fronts.mcp import fast as fast_module
 from tests.conftest import ROOT, Cluster, Worker, base_env, wait_until
 from tests.e2e.mcp_support import HEADERS, LEGACY_INITIALIZE, modern_headers, modern_request, session_headers
 
@@ -298,3 +304,107 @@ def test_sessions_the_sdk_refuses(sides: tuple[Side, Side]) -> None:
     ids = fast.session(), sdk.session()
     _same(fast.post(call, session_headers(ids[0]), "plain"), sdk.post(call, session_headers(ids[1]), "plain"))
     assert fast.served() == before
+
+
+# ------------------------------------------------------------------ the answers' bytes, over varied outputs
+
+_TEXT = st.text(max_size=12)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(name=_TEXT, tags=st.lists(_TEXT, max_size=3), text=_TEXT)
+def test_varied_outputs_answer_as_the_sdk(
+    sides: tuple[Side, Side], name: str, tags: list[str], text: str
+) -> None:
+    """Tool outputs of any text (unicode, escapes, controls, surrogate-free astral characters), nested in
+    structured content: the fast path's serialisation gives the SDK's bytes in both revisions."""
+    fast, sdk = sides
+    _both(
+        sides,
+        _call("profile", {"name": name, "tags": tags}),
+        modern_headers("tools/call", "profile"),
+        fast_path=True,
+    )
+    _both(sides, _call("shout", {"text": text}), modern_headers("tools/call", "shout"), fast_path=True)
+    ids = fast.session(), sdk.session()
+    for body in (
+        _legacy("tools/call", {"name": "profile", "arguments": {"name": name, "tags": tags}}, 1),
+        _legacy("tools/call", {"name": "shout", "arguments": {"text": text}}, 2),
+    ):
+        before = fast.served()
+        _same(fast.post(body, session_headers(ids[0])), sdk.post(body, session_headers(ids[1])))
+        wait_until(lambda b=before: fast.served() >= b + 1, what="the fast gateway's log")  # type: ignore[misc]
+
+
+def test_slow_calls_answer_as_the_sdk(sides: tuple[Side, Side]) -> None:
+    """Calls that outlast the fast path's hold (2025-11-25: the head and priming event held; 2026-07-28:
+    the disconnect watcher started late): the same bytes."""
+    fast, sdk = sides
+    slow = _call("count", {"n": 2, "delay": 0.15})
+    _both(sides, slow, modern_headers("tools/call", "count"), fast_path=True)
+    ids = fast.session(), sdk.session()
+    body = _legacy("tools/call", {"name": "count", "arguments": {"n": 2, "delay": 0.15}}, 1)
+    before = fast.served()
+    answer = _same(fast.post(body, session_headers(ids[0])), sdk.post(body, session_headers(ids[1])))
+    wait_until(lambda: fast.served() >= before + 1, what="the fast gateway's log")
+    assert answer.startswith(b"id: ") and b'"result":{"content":[{"text":"2"' in answer
+
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats()  # NaN and infinities included: the model dump turns them into null
+    | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+async def _sdk_write_body(answer: JSONRPCResponse) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    async def receive() -> Any:
+        return {"type": "http.disconnect"}
+
+    await _write(answer, {"type": "http"}, receive, send)
+    return list(sent[0]["headers"]), sent[1]["body"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    request_id=st.integers(min_value=-(2**53), max_value=2**53) | st.text(max_size=6),
+    result=st.dictionaries(st.text(max_size=6), _JSON, max_size=5),
+    structured=_JSON,
+)
+def test_serialisation_is_the_sdks(request_id: Any, result: dict[str, Any], structured: Any) -> None:
+    """``json_body`` and ``sse_data`` against the SDK's own ``_write`` and ``model_dump_json`` on a model
+    it validated: the same bytes, or (non-finite floats, for the JSON body) the SDK's serialisation."""
+    result = {"content": [{"type": "text", "text": "x"}], **result, "structuredContent": structured}
+    validated = JSONRPCResponse(jsonrpc="2.0", id=request_id, result=result)
+    constructed = fast_module._response(request_id, result)
+    headers, body = asyncio.run(_sdk_write_body(validated))
+    ours = fast_module.json_body(constructed)
+    if ours is None:
+        assert "NaN" in json.dumps(result) or "Infinity" in json.dumps(result)
+    else:
+        assert ours == body
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    asyncio.run(fast_module._write_answer(constructed, {"type": "http"}, _no_receive, send))
+    assert sent[0]["headers"] == headers and sent[1]["body"] == body
+    assert fast_module.sse_data(constructed) == validated.model_dump_json(by_alias=True, exclude_unset=True)
+    # what the session's event store replays: the constructed model dumps as the validated one
+    assert constructed.model_dump_json(by_alias=True, exclude_unset=True) == validated.model_dump_json(
+        by_alias=True, exclude_unset=True
+    )
+
+
+async def _no_receive() -> Any:
+    return {"type": "http.disconnect"}

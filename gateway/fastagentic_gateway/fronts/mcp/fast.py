@@ -15,12 +15,14 @@ SDK's path amounts to, with the SDK's own pieces where the answer is made:
   handlers, the params model, the result shaped for the revision), on a context built as the SDK builds
   it (``Connection.from_envelope``, or the session's own connection), so access rules, hooks, limits,
   budgets, metrics and audit are the handler's, through ``RunService.submit``;
-- the answer is written as the SDK writes it: 2026-07-28 through its ``_write`` (a JSON body with the
-  status its error table gives), an SSE stream of ``: ping`` comments and the final message when the
-  handler runs longer than the SDK's deferral window, and nothing when the client leaves (its run is
-  cancelled); 2025-11-25 as the session's SSE response (the same headers, a priming event, events
-  stored in the session's event store under the request's id so a resumed stream replays them,
-  ``notifications/message`` for the run's logs on the way, ``-32800`` when the client cancels it).
+- the answer is written as the SDK writes it: 2026-07-28 as its ``_write`` (a JSON body with the
+  status its error table gives; a successful answer's body encoded from the result dict directly, the
+  same bytes for any JSON result, ``_write`` itself for anything else), an SSE stream of ``: ping``
+  comments and the final message when the handler runs longer than the SDK's deferral window, and
+  nothing when the client leaves (its run is cancelled); 2025-11-25 as the session's SSE response (the
+  same headers, a priming event, events stored in the session's event store under the request's id so a
+  resumed stream replays them, ``notifications/message`` for the run's logs on the way, ``-32800`` when
+  the client cancels it).
 
 Left to the SDK, untouched (``serve`` hands back the body before anything has been done): other methods,
 notifications other than a ``notifications/cancelled`` (which is also passed on), responses, batches,
@@ -30,9 +32,12 @@ headers, a 2025-11-25 request outside an initialized session or from a client th
 sampling or roots (its run could ask it a question: that needs the session's back channel), a request id
 already in flight in its session, and anything the SDK would refuse.
 
-What differs: a 2025-11-25 call served here is not in the session dispatcher's table of requests in
-flight; a ``notifications/cancelled`` naming it is applied here (the call ends with ``-32800``, its run is
-cancelled) and then passed on to the SDK, which finds nothing to cancel.
+What differs, the bytes aside: a 2025-11-25 response's head and priming event are held (``_HOLD``) until
+the first notification or the answer, so that a quick call goes out in two writes; a 2026-07-28 call's
+disconnect watcher starts only after ``_WATCH_AFTER`` (a quick call costs no task). A 2025-11-25 call
+served here is not in the session dispatcher's table of requests in flight; a ``notifications/cancelled``
+naming it is applied here (the call ends with ``-32800``, its run is cancelled) and then passed on to the
+SDK, which finds nothing to cancel.
 """
 
 from __future__ import annotations
@@ -65,12 +70,11 @@ from mcp.server._streamable_http_modern import (
     _SSE_PING_INTERVAL,
     _SingleExchangeDispatchContext,
     _sse_event,
-    _to_jsonrpc_response,
     _write,
 )
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.connection import Connection
-from mcp.server.runner import ServerRunner, serve_one
+from mcp.server.runner import ServerRunner, aclose_shielded, modern_error_data
 from mcp.server.streamable_http import REQUEST_CANCELLED
 from mcp.shared.exceptions import NoBackChannelError
 from mcp.shared.inbound import InboundModernRoute, classify_inbound_request, find_duplicated_routing_header
@@ -99,6 +103,8 @@ LIST_PARAMS = frozenset({"cursor", "_meta"})
 #: ``_meta`` members handled here: the 2026-07-28 envelope, and the trace context tracing puts there.
 TRACE_META = frozenset({"traceparent", "tracestate"})
 MODERN_META = TRACE_META | {PROTOCOL_VERSION_META_KEY, CLIENT_CAPABILITIES_META_KEY, CLIENT_INFO_META_KEY}
+#: A 2026-07-28 call's disconnect watcher starts once its handler has run this long (seconds).
+_WATCH_AFTER = 0.05
 #: The 2025-11-25 session transport's SSE headers, before the session id (``EventSourceResponse`` order).
 _SESSION_SSE_HEADERS = [
     (b"cache-control", b"no-cache, no-transform"),
@@ -106,7 +112,8 @@ _SESSION_SSE_HEADERS = [
     (b"content-type", b"text/event-stream"),
 ]
 _SEP = "\r\n"
-_END = {"type": "http.response.body", "body": b"", "more_body": False}
+#: A 2025-11-25 call's response head and priming event are held this long at most (seconds).
+_HOLD = 0.05
 
 
 class FastPath:
@@ -204,40 +211,34 @@ class FastPath:
         if method == LIST:
             # The quick manager's JSON mode: the answer in the request's task.
             state = self.quick._lifespan_state
-            answer = await _to_jsonrpc_response(
-                request_id,
-                serve_one(self.server, dctx, method, params, connection=connection, lifespan_state=state),
-            )
-            await _write(answer, scope, receive, send)
+            answer = await _answer(self.server, dctx, method, params, connection, state)
+            await _write_answer(answer, scope, receive, send)
             return
         # The main manager's SSE mode: a JSON body when the handler answers within the deferral window
         # (nothing it runs here sends a notification), else an SSE stream of pings, then the answer. A
-        # client that leaves cancels the handler (and so the run), and gets nothing.
+        # client that leaves cancels the handler (and so the run), and gets nothing. The watcher is only
+        # started once the handler has run ``_WATCH_AFTER`` seconds: a quick answer costs no task.
         state = self.manager._lifespan_state
         handler = asyncio.current_task()
         assert handler is not None
         stream = _Deferral(scope, receive, send, handler)
-        watcher = asyncio.get_running_loop().create_task(stream.watch())
+        starting = asyncio.get_running_loop().call_later(_WATCH_AFTER, stream.start)
         try:
-            answer = await _to_jsonrpc_response(
-                request_id,
-                serve_one(self.server, dctx, method, params, connection=connection, lifespan_state=state),
-            )
+            answer = await _answer(self.server, dctx, method, params, connection, state)
         except asyncio.CancelledError:
             if not stream.left:
                 raise
             handler.uncancel()
             return
         finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+            starting.cancel()
+            await stream.stop()
         if stream.left:
             return
         if stream.committed:
             await send({"type": "http.response.body", "body": _sse_event(answer), "more_body": False})
         else:
-            await _write(answer, scope, receive, send)
+            await _write_answer(answer, scope, receive, send)
 
     # ------------------------------------------------------------------ 2025-11-25
 
@@ -300,9 +301,10 @@ class FastPath:
 
 class _Deferral:
     """The SDK's deferral of a 2026-07-28 answer: JSON while the handler is quick, SSE (pings, then the
-    answer) once it has run ``_SSE_PING_INTERVAL`` seconds; the handler cancelled when the client leaves."""
+    answer) once it has run ``_SSE_PING_INTERVAL`` seconds; the handler cancelled when the client leaves
+    (noticed from ``_WATCH_AFTER`` seconds on: the watcher starts then)."""
 
-    __slots__ = ("committed", "handler", "left", "receive", "scope", "send")
+    __slots__ = ("committed", "handler", "left", "receive", "scope", "send", "watcher")
 
     def __init__(self, scope: Scope, receive: Receive, send: Send, handler: asyncio.Task[Any]) -> None:
         self.scope = scope
@@ -311,14 +313,27 @@ class _Deferral:
         self.handler = handler
         self.committed = False
         self.left = False
+        self.watcher: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.watcher = asyncio.get_running_loop().create_task(self.watch())
+
+    async def stop(self) -> None:
+        watcher = self.watcher
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
 
     async def watch(self) -> None:
+        wait = _SSE_PING_INTERVAL - _WATCH_AFTER  # the first ping as the SDK sends it, from the start
         while True:
             try:
-                async with asyncio.timeout(_SSE_PING_INTERVAL):
+                async with asyncio.timeout(wait):
                     while (await self.receive()).get("type") != "http.disconnect":
                         pass
             except TimeoutError:
+                wait = _SSE_PING_INTERVAL
                 if not self.committed:
                     self.committed = True
                     await self.send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
@@ -371,7 +386,11 @@ class _LegacyDispatch:
 
 class _LegacyCall:
     """One 2025-11-25 request served in its session, as the session transport serves it: the SSE response
-    (priming event, the request's notifications, its answer), each event stored first."""
+    (priming event, the request's notifications, its answer), each event stored first.
+
+    The bytes are the transport's; fewer writes carry them. The response's head and priming event are held
+    until the first notification, the answer or ``_HOLD`` seconds (a quick call's whole response goes out
+    in two writes, not four), and the answer carries the end of the body."""
 
     def __init__(
         self,
@@ -394,20 +413,40 @@ class _LegacyCall:
         self.send: Send | None = None
         self.task: asyncio.Task[Any] | None = None
         self.cancelled = False
+        #: the response's head and priming event, until sent
+        self.held: tuple[Message, bytes] | None = None
+        self.flushing: asyncio.Task[None] | None = None
 
     def cancel(self) -> None:
         if not self.cancelled and self.task is not None:
             self.cancelled = True
             self.task.cancel()
 
-    async def emit(self, message: JSONRPCNotification | JSONRPCResponse | JSONRPCError | None) -> None:
+    async def emit(
+        self, message: JSONRPCNotification | JSONRPCResponse | JSONRPCError, last: bool = False
+    ) -> None:
         event_id = await self.fast.events.store_event(self.stream_id, message)
-        if message is None:
-            event = ServerSentEvent(data="", id=event_id, sep=_SEP)
-        else:
-            data = message.model_dump_json(by_alias=True, exclude_unset=True)
-            event = ServerSentEvent(data=data, event="message", id=event_id, sep=_SEP)
-        await self._send({"type": "http.response.body", "body": event.encode(), "more_body": True})
+        data = sse_data(message)
+        event = ServerSentEvent(data=data, event="message", id=event_id, sep=_SEP).encode()
+        if self.flushing is not None:
+            await self.flushing  # the held head and priming event go first
+        held = self.held
+        if held is not None:
+            self.held = None
+            await self._send(held[0])
+            event = held[1] + event
+        await self._send({"type": "http.response.body", "body": event, "more_body": not last})
+
+    def _flush_soon(self) -> None:
+        if self.held is not None and self.flushing is None:
+            self.flushing = asyncio.get_running_loop().create_task(self._flush())
+
+    async def _flush(self) -> None:
+        held = self.held
+        if held is not None:
+            self.held = None
+            await self._send(held[0])
+            await self._send({"type": "http.response.body", "body": held[1], "more_body": True})
 
     async def _send(self, message: Message) -> None:
         """Send, unless the client left: the events stay stored for a resumed stream."""
@@ -429,12 +468,17 @@ class _LegacyCall:
         if counted:  # as the transport counts requests in flight against its idle timeout
             transport._requests_in_flight += 1
             idle.deadline = math.inf
-        pinging = asyncio.get_running_loop().call_later(_SSE_PING_INTERVAL, self._start_pings)
+        loop = asyncio.get_running_loop()
+        holding = loop.call_later(_HOLD, self._flush_soon)
+        pinging = loop.call_later(_SSE_PING_INTERVAL, self._start_pings)
         try:
             await self._serve(scope)
         finally:
+            holding.cancel()
             pinging.cancel()
             self._stop_pings()
+            if self.flushing is not None and not self.flushing.done():
+                self.flushing.cancel()
             fast._calls.pop(key, None)
             REQUEST_SCOPE.reset(token)
             if counted:
@@ -446,14 +490,17 @@ class _LegacyCall:
         request = Request(scope)
         headers = [*_SESSION_SSE_HEADERS, (b"mcp-session-id", self.session_id.encode("latin-1"))]
         headers.append((b"x-accel-buffering", b"no"))
-        await self._send({"type": "http.response.start", "status": 200, "headers": headers})
-        await self.emit(None)  # the priming event
+        # the priming event, stored now, sent with the head
+        event_id = await self.fast.events.store_event(self.stream_id, None)
+        priming = ServerSentEvent(data="", id=event_id, sep=_SEP).encode()
+        self.held = ({"type": "http.response.start", "status": 200, "headers": headers}, priming)
         runner = ServerRunner(self.fast.server, self.connection, self.fast.manager._lifespan_state)
         dctx = _LegacyDispatch(self, request)
         self.fast._calls[(self.session_id, self.stream_id)] = self
         answer: JSONRPCResponse | JSONRPCError
         try:
-            result = await runner.on_request(dctx, self.method, self.params)
+            # the kernel's _on_request: ServerRunner.on_request is a cached_property, behind a lock here
+            result = await runner._on_request(dctx, self.method, self.params)
         except asyncio.CancelledError:
             task = self.task
             if not self.cancelled or task is None:
@@ -469,9 +516,8 @@ class _LegacyCall:
                 error_data = ErrorData(code=0, message=str(exc))
             answer = JSONRPCError(jsonrpc="2.0", id=self.request_id, error=error_data)
         else:
-            answer = JSONRPCResponse(jsonrpc="2.0", id=self.request_id, result=result)
-        await self.emit(answer)
-        await self._send(_END)
+            answer = _response(self.request_id, result)
+        await self.emit(answer, last=True)
 
     # ------------------------------------------------------------------ keep-alive, as the SSE response's
 
@@ -485,10 +531,86 @@ class _LegacyCall:
             self._pinger.cancel()
 
     async def _pings(self) -> None:
+        if self.flushing is not None:
+            await self.flushing
+        await self._flush()
         while True:
             ping = ServerSentEvent(comment=f"ping - {datetime.now(UTC)}", sep=_SEP)
             await self._send({"type": "http.response.body", "body": ping.encode(), "more_body": True})
             await asyncio.sleep(_SSE_PING_INTERVAL)
+
+
+async def _answer(
+    server: Any,
+    dctx: _SingleExchangeDispatchContext,
+    method: str,
+    params: dict[str, Any],
+    connection: Connection,
+    lifespan_state: Any,
+) -> JSONRPCResponse | JSONRPCError:
+    """``_to_jsonrpc_response(request_id, serve_one(...))``, as the SDK composes them, less its overheads:
+    the kernel's ``_on_request`` called directly (``ServerRunner.on_request`` is a ``cached_property``,
+    behind a lock on this Python), the connection's exit stack unwound only when something is on it, the
+    response built without re-validating the result dict the kernel has just shaped."""
+    runner = ServerRunner(server, connection, lifespan_state)
+    try:
+        result = await runner._on_request(dctx, method, params)
+    except Exception as exc:
+        return JSONRPCError(jsonrpc="2.0", id=dctx.request_id, error=modern_error_data(exc))
+    finally:
+        # (an AsyncExitStack's callbacks; a Python without that attribute always unwinds)
+        if getattr(connection.exit_stack, "_exit_callbacks", True):
+            await aclose_shielded(connection)
+    return _response(dctx.request_id, result)
+
+
+def _response(request_id: Any, result: dict[str, Any]) -> JSONRPCResponse:
+    """``JSONRPCResponse(jsonrpc="2.0", id=request_id, result=result)`` without validating ``result``
+    (a ``dict[str, Any]`` field: validation only copies it); the same fields set."""
+    return JSONRPCResponse.model_construct(jsonrpc="2.0", id=request_id, result=result)
+
+
+def json_body(answer: JSONRPCResponse) -> bytes | None:
+    """The body ``_write`` sends for a successful answer, without the model dump: the same bytes whenever
+    the result is plain JSON data (``test_mcp_fast.py`` compares them), else None (non-finite floats,
+    which the dump turns into ``null``, and anything that is not JSON: ``_write`` serialises those)."""
+    try:
+        text = _dumps({"jsonrpc": "2.0", "id": answer.id, "result": answer.result})
+    except (TypeError, ValueError):
+        return None
+    return text.encode()
+
+
+def sse_data(message: JSONRPCResponse | JSONRPCError | JSONRPCNotification) -> str:
+    """``message.model_dump_json(by_alias=True, exclude_unset=True)``, the session transport's event data;
+    for a response, the JSON of the plain dict (``test_mcp_fast.py`` compares them)."""
+    if type(message) is JSONRPCResponse:
+        body = {"jsonrpc": "2.0", "id": message.id, "result": message.result}
+        try:
+            return pydantic_core.to_json(body, inf_nan_mode="null").decode()
+        except pydantic_core.PydanticSerializationError:
+            pass
+    return message.model_dump_json(by_alias=True, exclude_unset=True)
+
+
+_dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+
+
+async def _write_answer(
+    answer: JSONRPCResponse | JSONRPCError, scope: Scope, receive: Receive, send: Send
+) -> None:
+    """``_write(answer, ...)``: a JSON body with the status the SDK's error table gives."""
+    body = json_body(answer) if type(answer) is JSONRPCResponse else None
+    if body is None:
+        await _write(answer, scope, receive, send)
+        return
+    # starlette's Response(body, 200, media_type="application/json"), its headers in its order
+    headers = [(b"content-length", str(len(body)).encode()), _JSON_TYPE]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+_JSON_TYPE = (b"content-type", b"application/json")
 
 
 def _request(decoded: Any) -> tuple[Any, str, dict[str, Any] | None] | None:
