@@ -667,6 +667,38 @@ def bench_mcp_only(servers: Servers, workdir: Path, body: str, seconds: float) -
     return out
 
 
+def bench_postgres_only(servers: Servers, workdir: Path, body: str, seconds: float) -> dict[str, Any]:
+    """``--only postgres``: durable invoke on the PostgreSQL store (``bench_postgres``'s c=1 and c=32 rows),
+    and at c=32 paired against the ephemeral ``echo`` invoke of the same gateway, in a database made for
+    this run and dropped after it."""
+    admin = os.environ.get("FASTAGENTIC_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+    import psycopg
+
+    name = f"fa_bench_{os.urandom(6).hex()}"
+    with psycopg.connect(admin, autocommit=True, connect_timeout=3) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = httpx.URL(admin).copy_with(path=f"/{name}")
+    try:
+        gateway, worker, base = start_gateway(servers, workdir / "pg-data", store_url=str(url))
+        pids = [gateway.pid, worker.pid]
+        durable = f"{base}/v1/agents/echo_durable/invoke"
+        out = paired(
+            (f"{base}/v1/agents/echo/invoke", pids, None),
+            {"durable_postgresql_c32": (durable, pids, None)},
+            body,
+            seconds,
+        )
+        out["durable_postgresql_c1"] = load(durable, body, 1, seconds, pids)
+        out["durable_postgresql_c1"] |= {"paired_ratio": 0.0, "paired_rounds": []}
+        for proc in (worker, gateway):
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(20)
+        return out
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 MCP_ROWS = ("mcp_2026_call_c1", "mcp_2026_call_c32", "mcp_2025_call_c1", "mcp_2025_call_c32")
 MCP_ROWS += ("mcp_2026_list_c32", "mcp_2025_list_c32")
 
@@ -683,6 +715,8 @@ ONLY: dict[str, tuple[Callable[[Servers, Path, str, float], dict[str, Any]], tup
     ),
     # against the floor, fast path on and off (``_sdk``)
     "mcp": (bench_mcp_only, MCP_ROWS + tuple(f"{row}_sdk" for row in MCP_ROWS)),
+    # c=32 paired against the ephemeral invoke of the same gateway (c=1 not paired)
+    "postgres": (bench_postgres_only, ("durable_postgresql_c32", "durable_postgresql_c1")),
     # not paired: a backlog drained, and many concurrent streams (tests/bench/scale.py)
     "scale": (bench_scale, tuple(SCALE_ROWS)),
 }

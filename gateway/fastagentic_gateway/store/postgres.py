@@ -3,12 +3,18 @@
 The contract and the rules are those of the other stores: the decisions are made in Python by the helpers
 ``SQLiteRunStore`` uses too (``admits``, ``applied``, ``stamped``, ``trimmed``, ``checkpoints_of``).
 
-Every write is one transaction. ``transition`` and ``append_events`` first lock the run's row
-(``SELECT ... FOR UPDATE``), decide from what they read, and then write with an UPDATE that is itself
-conditional on the status and attempt they read (fencing). Two replicas sharing the database therefore
-serialize on the row: the second waits for the first to commit, then reads what the first wrote, and
-loses. Whatever a write changes (the run row, its new events, their checkpoints) is one statement, so a
-transition or an append costs four statements whatever it appends: BEGIN, lock and read, write, COMMIT.
+Every write is one transaction, and in the usual case one statement in one round trip (autocommit): a
+``transition`` is an UPDATE of the run row conditional on its status and attempt (fencing), advancing
+``last_seq``, with the INSERT of its events at the seqs below the new ``last_seq`` in the same statement
+(``_transition_sql``); an ``append_events`` batch that starts right after the run's last event is the
+same (``_APPEND_NEXT``). Two replicas sharing the database serialize on the row: the second UPDATE waits
+for the first to commit, then checks its conditions again on the row the first wrote, so it either
+follows it (seqs after the first's) or loses. What needs the run as it is before deciding (a batch that
+repeats events, skips seqs or is fenced; events carrying checkpoints, numbered after the run's last
+one) takes the locking path: BEGIN, ``SELECT ... FOR UPDATE``, decide in Python with the helpers above,
+one conditional write, COMMIT. A durable run costs five round trips: create, claim, finish, and the two
+reads the invoke makes while it waits (docs/guides/postgresql.md); a pooled connection is checked
+without one (``_check``).
 
 The access tables (credentials, the audit log) share the database and the pool; a credential's tuples of
 strings are ``text[]``.
@@ -22,6 +28,7 @@ import asyncio
 import builtins
 import functools
 import re
+import select
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from importlib import resources
@@ -37,6 +44,7 @@ from ..access.model import AuditQuery, AuditRecord, CredentialKind, StoredCreden
 from ..errors import Conflict, StoreUnavailable
 from ..runs.model import (
     ACTIVE,
+    ALLOWED,
     ANONYMOUS,
     TERMINAL,
     Checkpoint,
@@ -295,6 +303,98 @@ def _write(update: str, events: bool, checkpoints: bool) -> str:
     return sql + " SELECT count(*) FROM run"
 
 
+# One statement per transition (no checkpoint among its events): the conditional UPDATE of the run row, which
+# is its own fencing (status and attempt in the WHERE clause) and takes the row lock, and, only if it
+# matched, the INSERT of the events at the seqs following the run's last one. The seqs come from the row
+# the UPDATE wrote: ``last_seq = last_seq + n`` is evaluated on the latest committed version of the row (a
+# concurrent writer's commit is waited for, then the WHERE clause is checked again on what it wrote), and
+# RETURNING gives the new value, so the events take the n seqs just below it. Autocommit makes the statement
+# its own transaction: the run and its events commit together or not at all. It answers the run as stored.
+#
+# The SET clause names only what the update changes (``_transition_sql``): an update that leaves a field as
+# it is sends no parameter for it. A handful of shapes occur, each prepared by psycopg on every connection.
+# The events of a transition: one (the usual case: a run's started or ended event) as plain parameters, more
+# as arrays. Either way they take the seqs just below the run's new ``last_seq``.
+_TRANSITION_EVENT = """,
+    new_events AS (
+        INSERT INTO fastagentic_events (run_id, seq, ts, kind, data)
+        SELECT run.id, run.last_seq, %s, %s, %s FROM run
+    )"""
+_TRANSITION_EVENTS = """,
+    new_events AS (
+        INSERT INTO fastagentic_events (run_id, seq, ts, kind, data)
+        SELECT run.id, run.last_seq - %s + e.n, e.ts, e.kind, e.data
+        FROM run, unnest(%s::float8[], %s::text[], %s::bytea[]) WITH ORDINALITY AS e (ts, kind, data, n)
+    )"""
+
+
+@functools.cache
+def _transition_sql(changed: tuple[str, ...], fenced: bool, events: int) -> str:
+    """The single statement of ``transition`` setting the columns ``changed`` (each one ``%s``, in that order,
+    after ``status`` and ``updated_at``), then ``last_seq = last_seq + %s`` when there are events; its WHERE
+    takes the run id, the statuses it may leave and, when ``fenced``, the attempt; then the parameters of
+    the events (``_TRANSITION_EVENT`` when ``events`` is 1, ``_TRANSITION_EVENTS`` when it is 2: more)."""
+    sets = ["status = %s", "updated_at = %s", *(f"{column} = %s" for column in changed)]
+    if events:
+        sets.append("last_seq = last_seq + %s")
+    where = "id = %s AND status = ANY(%s)" + (" AND attempt = %s" if fenced else "")
+    sql = (
+        f"WITH run AS (UPDATE fastagentic_runs SET {', '.join(sets)} WHERE {where} RETURNING {_RUN_COLUMNS})"
+    )
+    if events:
+        sql += _TRANSITION_EVENT if events == 1 else _TRANSITION_EVENTS
+    return f"{sql} SELECT {_RUN_COLUMNS} FROM run"
+
+
+# ``append_events`` in one statement, for the usual batch: the one that starts right after the run's last
+# event (``last_seq = first_seq - 1``), from the worker holding the run (running, at its attempt). Any other
+# batch (a repeat, a gap, a fenced worker, a checkpoint) matches no row and takes the locking path, which
+# tells them apart; this one writes exactly what that path would.
+_APPEND_NEXT = """
+    WITH run AS (
+        UPDATE fastagentic_runs SET last_seq = %s
+        WHERE id = %s AND status = %s AND attempt = %s AND last_seq = %s
+        RETURNING id
+    ),
+    new_events AS (
+        INSERT INTO fastagentic_events (run_id, seq, ts, kind, data)
+        SELECT run.id, e.seq, e.ts, e.kind, e.data
+        FROM run, unnest(%s::bigint[], %s::float8[], %s::text[], %s::bytea[]) AS e (seq, ts, kind, data)
+    )
+    SELECT count(*) FROM run
+"""
+
+
+def _changes(update: RunUpdate, now: float) -> tuple[tuple[str, ...], builtins.list[Any]]:
+    """The columns ``update`` sets besides status and updated_at, and their values: what ``applied`` does
+    to a Run, as SQL (same fields, clearing the worker last, a terminal status stamping ``finished_at``)."""
+    columns: builtins.list[str] = []
+    values: builtins.list[Any] = []
+    for column, value in (
+        ("input", update.input),
+        ("attempt", update.attempt),
+        ("max_attempts", update.max_attempts),
+        ("worker_id", None if update.clear_worker else update.worker_id),
+        ("lease_expires_at", None if update.clear_worker else update.lease_expires_at),
+        ("output", update.output),
+        ("started_at", update.started_at),
+        (
+            "finished_at",
+            now if update.finished_at is None and update.status in TERMINAL else update.finished_at,
+        ),
+    ):
+        if value is not None:
+            columns.append(column)
+            values.append(value)
+    if update.error is not None:
+        columns += ["error_type", "error_message"]
+        values += [update.error.type, update.error.message]
+    if update.clear_worker:
+        columns += ["worker_id", "lease_expires_at"]
+        values += [None, None]
+    return tuple(columns), values
+
+
 def _carries_checkpoint(events: Sequence[NewEvent]) -> bool:
     return any(new.kind == "checkpoint" and new.checkpoint is not None for new in events)
 
@@ -322,6 +422,21 @@ def _rows(
             [cp.state for cp in found],
         ]
     return params, bool(found)
+
+
+async def _check(conn: Conn) -> None:
+    """The pool's check of a connection it is about to hand out, without a round trip in the usual case. An
+    idle connection has nothing to read: when its socket is readable, the server has closed it (a restart,
+    ``pg_terminate_backend``, an idle timeout: it sends an error, then EOF) or sent something unasked, and
+    only then is it checked with a round trip (psycopg_pool's own check, which raises for a dead one: the
+    pool drops it and tries another). One ``poll`` system call otherwise, where the full check cost a round
+    trip for every operation."""
+    if conn.closed or conn.broken:
+        raise psycopg.OperationalError("the connection is closed")
+    poller = select.poll()
+    poller.register(conn.pgconn.socket, select.POLLIN | select.POLLERR | select.POLLHUP)
+    if poller.poll(0):
+        await AsyncConnectionPool.check_connection(conn)
 
 
 def _retrieve(task: asyncio.Future[Any]) -> None:
@@ -391,10 +506,10 @@ class PostgresRunStore:
             kwargs=self._connect_kwargs,
             open=False,
             name="fastagentic-runs",
-            # A connection is checked before it is handed out: after PostgreSQL restarts, dead ones are
-            # replaced instead of failing the next statement. Waiting for one is bounded, so requests get a
-            # 503 during an outage rather than hanging.
-            check=AsyncConnectionPool.check_connection,
+            # A connection is checked before it is handed out (``_check``, without a round trip): after
+            # PostgreSQL restarts, dead ones are replaced instead of failing the next statement. Waiting for
+            # one is bounded, so requests get a 503 during an outage rather than hanging.
+            check=_check,
             timeout=min(self.connect_timeout, 5.0),
         )
         try:
@@ -458,9 +573,54 @@ class PostgresRunStore:
         update: RunUpdate,
         events: Sequence[NewEvent] = (),
     ) -> tuple[Run, builtins.list[Event]] | None:
-        lock = f"{_SELECT_RUN} r WHERE id = %s FOR UPDATE"
+        # The statuses the run may be in: expected, and allowed to move to the new one (``admits``).
+        leaving = [str(status) for status in expect if update.status in ALLOWED[status]]
+        if not leaving:
+            return None
         if _carries_checkpoint(events):
-            lock = f"SELECT {_RUN_COLUMNS}, {_LAST_CHECKPOINT_ID} FROM fastagentic_runs r WHERE id = %s FOR UPDATE"
+            # A checkpoint's id follows the run's last one, read under the row lock first.
+            return await self._transition_locked(run_id, expect, attempt, update, events)
+        now = time.time()
+        changed, values = _changes(update, now)
+        params: builtins.list[Any] = [str(update.status), now, *values]
+        if events:
+            params.append(len(events))
+        params += [run_id, leaving]
+        if attempt is not None:
+            params.append(attempt)
+        if len(events) == 1:
+            params += [events[0].ts or now, events[0].kind, events[0].data]
+        elif events:
+            params += [
+                len(events),
+                [new.ts or now for new in events],
+                [new.kind for new in events],
+                [new.data for new in events],
+            ]
+        sql = _transition_sql(changed, attempt is not None, min(len(events), 2))
+
+        async def transition(conn: Conn) -> tuple[Run, builtins.list[Event]] | None:
+            row = await (await conn.execute(sql, params, binary=True)).fetchone()
+            if row is None:
+                return None
+            run = _run_from_row(row)
+            return run, stamped(run_id, run.last_seq - len(events), events, now)
+
+        return await self._call(transition)
+
+    async def _transition_locked(
+        self,
+        run_id: str,
+        expect: frozenset[RunStatus],
+        attempt: int | None,
+        update: RunUpdate,
+        events: Sequence[NewEvent],
+    ) -> tuple[Run, builtins.list[Event]] | None:
+        """``transition`` reading the run under its row lock first (four round trips: BEGIN, lock and read,
+        write, COMMIT): for events carrying checkpoints, numbered after the run's last one."""
+        lock = (
+            f"SELECT {_RUN_COLUMNS}, {_LAST_CHECKPOINT_ID} FROM fastagentic_runs r WHERE id = %s FOR UPDATE"
+        )
 
         async def transition(conn: Conn) -> tuple[Run, builtins.list[Event]] | None:
             async with conn.transaction():
@@ -507,6 +667,35 @@ class PostgresRunStore:
     async def append_events(
         self, run_id: str, attempt: int, first_seq: int, events: Sequence[NewEvent]
     ) -> builtins.list[Event] | None:
+        if events and not _carries_checkpoint(events):
+            # The usual batch, in one statement (``_APPEND_NEXT``); anything else matches no row.
+            now = time.time()
+            placed = stamped(run_id, first_seq - 1, events, now)
+            params = [
+                placed[-1].seq,
+                run_id,
+                str(RunStatus.RUNNING),
+                attempt,
+                first_seq - 1,
+                [event.seq for event in placed],
+                [event.ts for event in placed],
+                [event.kind for event in placed],
+                [event.data for event in placed],
+            ]
+
+            async def append_next(conn: Conn) -> bool:
+                row = await (await conn.execute(_APPEND_NEXT, params)).fetchone()
+                return row is not None and row[0] == 1
+
+            if first_seq >= 1 and await self._call(append_next):
+                return placed
+        return await self._append_locked(run_id, attempt, first_seq, events)
+
+    async def _append_locked(
+        self, run_id: str, attempt: int, first_seq: int, events: Sequence[NewEvent]
+    ) -> builtins.list[Event] | None:
+        """``append_events`` reading the run under its row lock first: a batch that repeats events already
+        in the log, skips seqs, comes from a fenced worker or carries checkpoints."""
         lock = "SELECT status, attempt, last_seq"
         if _carries_checkpoint(events):
             lock += f", {_LAST_CHECKPOINT_ID}"
