@@ -667,6 +667,26 @@ def bench_mcp_only(servers: Servers, workdir: Path, body: str, seconds: float) -
     return out
 
 
+def bench_a2a_only(servers: Servers, workdir: Path, body: str, seconds: float) -> dict[str, Any]:
+    """``--only a2a``: the A2A rows (``bench_a2a``) against the floor, each row's ``paired_ratio`` its rate
+    over the floor's at the same concurrency, the floor measured before and after."""
+    floor_port = free_port()
+    floor = servers.spawn([sys.executable, "-m", "tests.bench.floor", str(floor_port)])
+    wait_http(f"http://127.0.0.1:{floor_port}/tokens/1")
+    floor_url = f"http://127.0.0.1:{floor_port}/echo"
+    floors = [load(floor_url, body, c, seconds, [floor.pid]) for c in (1, 32)]
+    gateway, worker, base = start_gateway(servers, workdir / "a2a")
+    out: dict[str, Any] = bench_a2a(f"{base}/a2a/echo", seconds, [gateway.pid, worker.pid])
+    floors += [load(floor_url, body, c, seconds, [floor.pid]) for c in (1, 32)]
+    out["floor_c1"], out["floor_c32"] = _merged(floors[0::2]), _merged(floors[1::2])
+    for name, row in list(out.items()):
+        if name.startswith("a2a_"):
+            floor_rps = out["floor_c1" if "_c1" in name else "floor_c32"]["rps"]
+            row["paired_ratio"] = row["rps"] / floor_rps if floor_rps else 0.0
+            row["paired_rounds"] = []
+    return out
+
+
 def bench_postgres_only(servers: Servers, workdir: Path, body: str, seconds: float) -> dict[str, Any]:
     """``--only postgres``: durable invoke on the PostgreSQL store (``bench_postgres``'s c=1 and c=32 rows),
     and at c=32 paired against the ephemeral ``echo`` invoke of the same gateway, in a database made for
@@ -715,6 +735,8 @@ ONLY: dict[str, tuple[Callable[[Servers, Path, str, float], dict[str, Any]], tup
     ),
     # against the floor, fast path on and off (``_sdk``)
     "mcp": (bench_mcp_only, MCP_ROWS + tuple(f"{row}_sdk" for row in MCP_ROWS)),
+    # against the floor
+    "a2a": (bench_a2a_only, ("a2a_send_c1", "a2a_send_c32", "a2a_stream_c1", "a2a_stream_c32")),
     # c=32 paired against the ephemeral invoke of the same gateway (c=1 not paired)
     "postgres": (bench_postgres_only, ("durable_postgresql_c32", "durable_postgresql_c1")),
     # not paired: a backlog drained, and many concurrent streams (tests/bench/scale.py)

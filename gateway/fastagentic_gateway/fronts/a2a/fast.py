@@ -5,15 +5,18 @@ two event queues with their taps, a task manager writing every event through the
 serialising through several layers of routing. For the gateway's tasks all of that is a detour: a task
 is a run, the run's log is the record, and the events are the run's events mapped one by one. This
 path serves the commonest request (a new message, blocking or streamed, over JSON-RPC in 1.0) by doing
-exactly what the SDK's path amounts to, with the SDK's own parsing, validation and serialisation:
+exactly what the SDK's path amounts to, with the SDK's parsing, validation and serialisation (or a
+direct equivalent of them, proven the same by the unit tests):
 
-- the body is parsed and validated as the SDK's dispatcher does (``ParseDict``, required fields), the
-  message goes through the same request-context builder (``RunContextBuilder``: the same errors, raised
-  before a task exists) and errors are rendered by the SDK's ``build_error_response``;
+- the body is parsed and validated as the SDK's dispatcher does (``ParseDict``, here
+  ``protojson.send_request``; the required fields, here ``has_required_fields``), the message goes
+  through the same request-context builder (``RunContextBuilder``: the same errors, raised before a task
+  exists) and errors are rendered by the SDK's ``build_error_response``;
 - the run is followed, each event mapped by ``EventMapper`` and folded into the task with ``apply``
   (the SDK's TaskManager fold), pushed through the push sender as the SDK's consumer does, and answered
-  as the SDK's dispatcher answers (``SendMessageResponse`` / ``StreamResponse``, ``MessageToDict``, the
-  JSON-RPC envelope, Starlette's ``JSONResponse`` or the SDK's SSE response).
+  as the SDK's dispatcher answers (``SendMessageResponse`` / ``StreamResponse``, ``MessageToDict``, here
+  ``protojson.message_dict``, the JSON-RPC envelope, Starlette's ``JSONResponse``, here ``JsonBody``,
+  or the SDK's SSE response).
 
 Anything else (another method, 0.3, a request the SDK would refuse, ``returnImmediately``, an inline
 push config, a message to an existing task) is left to the SDK: ``serve`` returns False before it has
@@ -30,17 +33,20 @@ run, and answers with the task as it stood, marked canceled; subscribe reads the
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
-from google.protobuf.json_format import MessageToDict, ParseDict
+from google.api.field_behavior_pb2 import FieldBehavior, field_behavior  # type: ignore[import-untyped]
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message as ProtobufMessage
 from jsonrpc.jsonrpc2 import JSONRPC20Response  # type: ignore[import-untyped]
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Match
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from a2a.server.jsonrpc_models import JSONRPCError
 from a2a.server.request_handlers.response_helpers import build_error_response
@@ -54,6 +60,7 @@ from ...runs.model import Run
 from ...runs.service import RunService
 from .executor import RunContextBuilder
 from .mapping import RETURN_STATES, TERMINAL_STATES, A2AEvent, EventMapper, apply, initial_task
+from .protojson import message_dict, send_request
 from .push import PushSender
 from .store import RunTaskStore
 
@@ -64,7 +71,105 @@ STREAM = "SendStreamingMessage"
 ENVELOPE = frozenset({"jsonrpc", "method", "params", "id"})
 VERSION_HEADER = b"a2a-version"
 AGENT_PATH = re.compile(r"/a2a(?:/([^/]+))?")
+JSON_TYPE = b"application/json"
 MAX_PATHS = 1024  # paths remembered as "the JSON-RPC route" (agent names; a bound against junk paths)
+
+
+# ------------------------------------------------------------------ required fields
+
+# What ``proto_utils.validate_proto_required_fields`` checks, planned once per message type: each field
+# marked REQUIRED (a repeated one non-empty, one with presence set, another not its default), then every
+# message field, recursively, but only into types that can hold a REQUIRED field somewhere below them (the
+# SDK walks every nested message: a data part's Struct, field by field, and reads each field's options on
+# the way; none of protobuf's own types has a REQUIRED field).
+_REPEATED, _PRESENCE, _VALUE = 0, 1, 2  # how a REQUIRED field is checked
+_SINGLE, _MAP, _LIST = 0, 1, 2  # how a message field is descended into
+_Plan = tuple[tuple[tuple[str, int, Any], ...], tuple[tuple[str, int], ...]]
+_PLANS: dict[str, _Plan] = {}
+
+
+def _descent(field: Any) -> tuple[int, Any]:
+    """How the SDK descends into a message field, and the type of what it descends into (None: a map whose
+    values are not messages, which it does not validate)."""
+    if not field.is_repeated:
+        return _SINGLE, field.message_type
+    if field.message_type.GetOptions().map_entry:
+        value = field.message_type.fields_by_name["value"]
+        return _MAP, value.message_type if value.type == FieldDescriptor.TYPE_MESSAGE else None
+    return _LIST, field.message_type
+
+
+def _plan(root: Any) -> None:
+    """Plan ``root`` and every type reachable from it."""
+    types: dict[str, Any] = {}  # Descriptors by full name
+    pending = [root]
+    while pending:
+        desc = pending.pop()
+        if desc.full_name in types:
+            continue
+        types[desc.full_name] = desc
+        for field in desc.fields:
+            if field.type == FieldDescriptor.TYPE_MESSAGE:
+                target = _descent(field)[1]
+                if target is not None:
+                    pending.append(target)
+    required: dict[str, list[tuple[str, int, Any]]] = {}
+    for name, desc in types.items():
+        required[name] = []
+        for field in desc.fields:
+            if FieldBehavior.REQUIRED in field.GetOptions().Extensions[field_behavior]:
+                kind = _REPEATED if field.is_repeated else _PRESENCE if field.has_presence else _VALUE
+                required[name].append((field.name, kind, field.default_value if kind == _VALUE else None))
+    checked = {name for name, fields in required.items() if fields}  # types that can fail, at any depth
+    grown = True
+    while grown:
+        grown = False
+        for name, desc in types.items():
+            if name not in checked and any(
+                (target := _descent(field)[1]) is not None and target.full_name in checked
+                for field in desc.fields
+                if field.type == FieldDescriptor.TYPE_MESSAGE
+            ):
+                checked.add(name)
+                grown = True
+    for name, desc in types.items():
+        descend = tuple(
+            (field.name, _descent(field)[0])
+            for field in desc.fields
+            if field.type == FieldDescriptor.TYPE_MESSAGE
+            and (target := _descent(field)[1]) is not None
+            and target.full_name in checked
+        )
+        _PLANS[name] = (tuple(required[name]), descend)
+
+
+def has_required_fields(message: ProtobufMessage) -> bool:
+    """True when ``validate_proto_required_fields(message)`` would pass (it finds no violation)."""
+    plan = _PLANS.get(message.DESCRIPTOR.full_name)
+    if plan is None:
+        _plan(message.DESCRIPTOR)
+        plan = _PLANS[message.DESCRIPTOR.full_name]
+    required, descend = plan
+    for name, kind, default in required:
+        if kind == _REPEATED:
+            if not getattr(message, name):
+                return False
+        elif kind == _PRESENCE:
+            if not message.HasField(name):
+                return False
+        elif getattr(message, name) == default:
+            return False
+    for name, how in descend:
+        if how == _SINGLE:
+            if message.HasField(name) and not has_required_fields(getattr(message, name)):
+                return False
+        elif how == _MAP:
+            for item in getattr(message, name).values():
+                if isinstance(item, ProtobufMessage) and not has_required_fields(item):
+                    return False
+        elif not all(has_required_fields(item) for item in getattr(message, name)):
+            return False
+    return True
 
 
 class FastPath:
@@ -130,10 +235,11 @@ class FastPath:
         if isinstance(request_id, bool) or not isinstance(request_id, int | str):
             return None
         try:
-            request = ParseDict(params, SendMessageRequest(), ignore_unknown_fields=True)
-            proto_utils.validate_proto_required_fields(request)
+            request = send_request(params)  # ParseDict(params, SendMessageRequest(), ...)
         except Exception:
             return None  # the SDK's path words the error
+        if not has_required_fields(request):
+            return None  # the SDK's path words the error (validate_proto_required_fields)
         config = request.configuration
         if (
             config.return_immediately
@@ -159,7 +265,7 @@ class FastPath:
 
     async def _answer(
         self, scope: Scope, method: str, request_id: str | int, request: SendMessageRequest
-    ) -> Response:
+    ) -> ASGIApp:
         agent = AGENT_PATH.fullmatch(scope["path"]).group(1)  # type: ignore[union-attr]
         scope["path_params"] = {"agent": agent} if agent is not None else {}
         context = self.context_builder.build(Request(scope))
@@ -181,8 +287,9 @@ class FastPath:
         except A2AError as exc:
             return _error(request_id, exc)
         task = apply_history_length(task, request.configuration)
-        result = MessageToDict(SendMessageResponse(task=task))
-        return JSONResponse(JSONRPC20Response(result=result, _id=request_id).data)
+        result = message_dict(SendMessageResponse(task=task))
+        # JSONRPC20Response(result=result, _id=request_id).data, in JSONResponse's bytes and headers.
+        return JsonBody({"result": result, "id": request_id, "jsonrpc": "2.0"})
 
     def finish_in_background(self, following: Following) -> None:
         """Go on following a task nobody waits for any more (a stream whose client left before the task
@@ -240,7 +347,7 @@ class Following:
 
     async def _push(self, event: Task | A2AEvent) -> None:
         try:
-            await self.fast.push.send_notification(self.run.id, event)
+            await self.fast.push.send_for_run(self.run, event)
         except Exception:  # best effort, as in the SDK's consumer
             log.exception("push notification for task %s failed", self.run.id)
 
@@ -307,7 +414,7 @@ async def _sse(
     """The SDK dispatcher's SSE items: each event as a JSON-RPC response carrying a StreamResponse."""
     try:
         async for event in events:
-            result = MessageToDict(proto_utils.to_stream_response(event), preserving_proto_field_name=False)
+            result = message_dict(proto_utils.to_stream_response(event))
             yield {"data": json_utils.dumps(JSONRPC20Response(result=result, _id=request_id).data)}
     except Exception as exc:
         log.exception("A2A stream failed")
@@ -315,6 +422,23 @@ async def _sse(
             exc if isinstance(exc, A2AError | JSONRPCError) else InternalError(message=str(exc))
         )
         yield {"event": "error", "data": json_utils.dumps(build_error_response(request_id, error))}
+
+
+class JsonBody:
+    """Starlette's ``JSONResponse(content)``, sent as it sends it (the same body bytes, the same headers
+    in the same order), without building a Response (its header list, its background hook)."""
+
+    __slots__ = ("body",)
+
+    def __init__(self, content: Any) -> None:
+        self.body = json.dumps(
+            content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
+        ).encode("utf-8")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(b"content-length", str(len(self.body)).encode("latin-1")), (b"content-type", JSON_TYPE)]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": self.body})
 
 
 def _error(request_id: str | int, error: A2AError | JSONRPCError) -> Response:

@@ -11,7 +11,7 @@ import math
 import sys
 import uuid
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -35,6 +35,7 @@ from a2a.utils.errors import ContentTypeNotSupportedError, InvalidParamsError
 
 from ...runs.model import Event, Run, RunStatus
 from ...workers.registry import EndpointInfo
+from .protojson import value_json
 
 _decode = msgspec.json.decode
 _encode = msgspec.json.encode
@@ -147,7 +148,7 @@ def message_input(info: EndpointInfo, message: Message) -> tuple[Any, str]:
     if data_parts:
         if len(data_parts) > 1:
             raise InvalidParamsError(message="send the input as one data part, not several")
-        value = _integral(MessageToDict(data_parts[0].data))
+        value = _integral(value_json(data_parts[0].data))
         if not isinstance(value, dict):
             raise InvalidParamsError(
                 message=f"the data part must be a JSON object matching the input schema of {info.name!r}"
@@ -226,10 +227,15 @@ def context_of(run: Run) -> str:
 # --------------------------------------------------------------------------------------- messages
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SECOND = timedelta(seconds=1)
+
+
 def _timestamp(ts: float) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(datetime.fromtimestamp(ts, UTC))
-    return stamp
+    """``Timestamp.FromDatetime(datetime.fromtimestamp(ts, UTC))`` without its ``calendar.timegm``: the
+    same seconds (whole seconds since the epoch, floored) and nanos (the datetime's microseconds)."""
+    moment = datetime.fromtimestamp(ts, UTC)
+    return Timestamp(seconds=(moment - _EPOCH) // _SECOND, nanos=moment.microsecond * 1000)
 
 
 def _data_part(value: Any) -> Part:
@@ -324,11 +330,20 @@ def initial_task(run: Run) -> Task:
     )
 
 
+# The states as plain ints (each ``TaskState.X`` goes through the enum wrapper's ``__getattr__``).
+_CANCELED = TaskState.TASK_STATE_CANCELED
+_COMPLETED = TaskState.TASK_STATE_COMPLETED
+_FAILED = TaskState.TASK_STATE_FAILED
+_INPUT_REQUIRED = TaskState.TASK_STATE_INPUT_REQUIRED
+_SUBMITTED = TaskState.TASK_STATE_SUBMITTED
+_WORKING = TaskState.TASK_STATE_WORKING
+
+
 class EventMapper:
     """Turns one run's events into A2A events, in order. Keeps the little state the mapping needs (has
     the token artifact started, which state was last announced)."""
 
-    def __init__(self, run: Run, state: int = TaskState.TASK_STATE_SUBMITTED, streamed: bool = False) -> None:
+    def __init__(self, run: Run, state: int = _SUBMITTED, streamed: bool = False) -> None:
         self.run = run
         self.context_id = context_of(run)
         self.state = state
@@ -357,28 +372,28 @@ class EventMapper:
         if kind == "token":
             text = _decode(event.data).get("text", "")
             artifact = Artifact(artifact_id=STREAM_ARTIFACT, name=STREAM_ARTIFACT, parts=[Part(text=text)])
-            if self.state != TaskState.TASK_STATE_WORKING:
-                yield self.status(TaskState.TASK_STATE_WORKING, event.ts)
+            if self.state != _WORKING:
+                yield self.status(_WORKING, event.ts)
             yield self._artifact(artifact, append=self.streamed, last=False)
             self.streamed = True
         elif kind == "run.started":
-            if self.state != TaskState.TASK_STATE_WORKING:
-                yield self.status(TaskState.TASK_STATE_WORKING, event.ts)
+            if self.state != _WORKING:
+                yield self.status(_WORKING, event.ts)
         elif kind in ("progress", "message"):
             data = _decode(event.data)
             text = _progress_text(data) if kind == "progress" else _message_text(data)
             parts = [Part(text=text)] if text else []
             parts.append(_data_part(data))
             message = _agent_message(self.run, event.seq, parts)
-            yield self.status(TaskState.TASK_STATE_WORKING, event.ts, message)
+            yield self.status(_WORKING, event.ts, message)
         elif kind == "interrupt":
             message = _agent_message(self.run, event.seq, interrupt_parts(_decode(event.data)))
-            yield self.status(TaskState.TASK_STATE_INPUT_REQUIRED, event.ts, message)
+            yield self.status(_INPUT_REQUIRED, event.ts, message)
         elif kind == "input":
             # Answered: the run goes on (in place, or queued for its next attempt). The answer itself is
             # the user's message in the task's history (``fold``), as the SDK's TaskManager keeps one.
-            if self.state != TaskState.TASK_STATE_WORKING:
-                yield self.status(TaskState.TASK_STATE_WORKING, event.ts)
+            if self.state != _WORKING:
+                yield self.status(_WORKING, event.ts)
         elif kind == "artifact":
             data = _decode(event.data)
             name = data.get("name") if isinstance(data, dict) else None
@@ -393,16 +408,16 @@ class EventMapper:
                 parts=[_data_part(output), Part(text=output_text(output), media_type=TEXT)],
             )
             yield self._artifact(artifact, append=False, last=True)
-            yield self.status(TaskState.TASK_STATE_COMPLETED, event.ts, final=True)
+            yield self.status(_COMPLETED, event.ts, final=True)
         elif kind == "run.failed":
             error = _decode(event.data).get("error") or {}
             text = f"{error.get('type', 'Error')}: {error.get('message', '')}"
             message = _agent_message(self.run, event.seq, [Part(text=text), _data_part(error)])
-            yield self.status(TaskState.TASK_STATE_FAILED, event.ts, message, final=True)
+            yield self.status(_FAILED, event.ts, message, final=True)
         elif kind == "run.cancelled":
             reason = _decode(event.data).get("reason") or "cancelled"
             message = _agent_message(self.run, event.seq, [Part(text=str(reason))])
-            yield self.status(TaskState.TASK_STATE_CANCELED, event.ts, message, final=True)
+            yield self.status(_CANCELED, event.ts, message, final=True)
         # tool_call, tool_result, llm_*, node_*, checkpoint, log and custom kinds have no A2A rendering.
 
 
@@ -505,6 +520,10 @@ def _message_text(data: Any) -> str:
     return ""
 
 
+# The SDK's TaskManager fold, without its tracing decorator (a span per artifact chunk).
+_append_artifact = getattr(append_artifact_to_task, "__wrapped__", append_artifact_to_task)
+
+
 def apply(task: Task, event: A2AEvent) -> None:
     """Apply one event to ``task`` as the SDK's TaskManager does."""
     if isinstance(event, TaskStatusUpdateEvent):
@@ -512,7 +531,7 @@ def apply(task: Task, event: A2AEvent) -> None:
             task.history.append(task.status.message)
         task.status.CopyFrom(event.status)
     elif isinstance(event, TaskArtifactUpdateEvent):
-        append_artifact_to_task(task, event)
+        _append_artifact(task, event)
 
 
 def bare_task(run: Run) -> Task:

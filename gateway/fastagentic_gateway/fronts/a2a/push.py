@@ -78,6 +78,10 @@ class RunPushConfigStore(PushNotificationConfigStore):
         found = await self._run(task_id, context)
         return [] if found is None else _configs(await found[1].push_configs(task_id))
 
+    async def for_run(self, run: Run) -> list[TaskPushNotificationConfig]:
+        """``get_info_for_dispatch`` for a run at hand: its own store asked, without reading the run."""
+        return _configs(await (self.durable if run.durable else self.ephemeral).push_configs(run.id))
+
     async def get_info_for_dispatch(self, task_id: str) -> list[TaskPushNotificationConfig]:
         # Every event but token chunks asks: a dict lookup for an ephemeral run, one read otherwise.
         if await self.ephemeral.get(task_id) is not None:
@@ -137,7 +141,21 @@ class PushSender(PushNotificationSender):
     async def send_notification(self, task_id: str, event: PushNotificationEvent) -> None:
         if isinstance(event, TaskArtifactUpdateEvent) and event.artifact.artifact_id == STREAM_ARTIFACT:
             return  # token chunks: the stream is for streaming clients; the output artifact is pushed
-        configs = await self.configs.get_info_for_dispatch(task_id)
+        self._enqueue(task_id, event, await self.configs.get_info_for_dispatch(task_id))
+
+    async def send_for_run(self, run: Run, event: PushNotificationEvent) -> None:
+        """``send_notification`` for the fast path, which holds the run: its configs are read from the
+        run's own store (``RunPushConfigStore.for_run``) rather than after looking the run up."""
+        if isinstance(event, TaskArtifactUpdateEvent) and event.artifact.artifact_id == STREAM_ARTIFACT:
+            return
+        if isinstance(self.configs, RunPushConfigStore):
+            self._enqueue(run.id, event, await self.configs.for_run(run))
+        else:
+            self._enqueue(run.id, event, await self.configs.get_info_for_dispatch(run.id))
+
+    def _enqueue(
+        self, task_id: str, event: PushNotificationEvent, configs: list[TaskPushNotificationConfig]
+    ) -> None:
         if not configs:
             return
         payload = MessageToDict(to_stream_response(event))
