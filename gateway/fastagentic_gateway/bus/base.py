@@ -15,13 +15,16 @@ reaper's sweep, a lost cancel notice is caught by fencing on the worker's next w
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Literal, Protocol
 
 import msgspec
 
 from ..runs.model import Event
 from ..workers.completion import Completion, CompletionRequest
 from ..workers.registry import EndpointInfo
+
+#: See ``Bus.subscribe``.
+Elsewhere = Literal["wait", "later", "never"]
 
 
 class BusUnavailable(Exception):
@@ -83,8 +86,13 @@ class Bus(Protocol):
     def publish(self, run_id: str, events: Sequence[Event]) -> None:
         """Hand ``events`` (already stored, in seq order) to the run's subscribers on every replica."""
 
-    async def subscribe(self, run_id: str) -> Subscription:
-        """Subscribe to the run's events; on return, everything published afterwards is delivered."""
+    async def subscribe(self, run_id: str, *, elsewhere: Elsewhere = "wait") -> Subscription:
+        """Subscribe to the run's events. ``elsewhere`` says what its events published by other replicas
+        need: ``"wait"``, on return everything published afterwards anywhere is delivered; ``"later"``,
+        the run runs here (its worker is local), so the subscription to other replicas is made in the
+        background, without a round trip now, in case the run is requeued elsewhere (what another replica
+        publishes before it lands is read from the store: a follower re-reads it when quiet);
+        ``"never"``, the run can only run here (an ephemeral run): nothing is subscribed elsewhere."""
 
     async def announce(self, endpoint: str, run_id: str, attempt: int) -> None:
         """Offer a queued run to the replicas serving ``endpoint`` (BusUnavailable when it cannot)."""

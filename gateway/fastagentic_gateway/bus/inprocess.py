@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from ..runs.model import Event
 from ..workers.completion import Completion, CompletionRequest
 from ..workers.registry import EndpointInfo
-from .base import CancelNotice, Peers, Ticket
+from .base import CancelNotice, Elsewhere, Peers, Ticket
 
 # Events buffered for one slow subscriber before it is told to re-read from the store.
 MAX_BUFFER = 10_000
@@ -82,7 +82,8 @@ class InProcessBus:
         for subscription in self._subscribers.get(run_id, ()):
             subscription._push(events)
 
-    async def subscribe(self, run_id: str) -> InProcessSubscription:
+    async def subscribe(self, run_id: str, *, elsewhere: Elsewhere = "wait") -> InProcessSubscription:
+        # One process: there is no elsewhere.
         return self.subscribe_now(run_id)
 
     def subscribe_now(self, run_id: str) -> InProcessSubscription:

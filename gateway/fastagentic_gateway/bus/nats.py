@@ -42,7 +42,7 @@ from nats.js import api
 from ..runs.model import Event
 from ..workers.completion import Completion, CompletionRequest
 from ..workers.registry import EndpointInfo
-from .base import BusUnavailable, CancelNotice, Peers, Subscription, Ticket
+from .base import BusUnavailable, CancelNotice, Elsewhere, Peers, Subscription, Ticket
 from .inprocess import InProcessBus
 
 log = logging.getLogger("fastagentic.bus")
@@ -218,13 +218,16 @@ class NatsBus:
         )
         self._wake.set()
 
-    async def subscribe(self, run_id: str) -> Subscription:
+    async def subscribe(self, run_id: str, *, elsewhere: Elsewhere = "wait") -> Subscription:
         local = self._local.subscribe_now(run_id)
+        if elsewhere == "never":
+            return local
         pending = self._remote.get(run_id)
         if pending is None:
             pending = self._remote[run_id] = asyncio.ensure_future(self._subscribe_remote(run_id))
-        # Shielded: one caller giving up must not cancel the subscription the others wait for.
-        await asyncio.shield(pending)
+        if elsewhere == "wait":
+            # Shielded: one caller giving up must not cancel the subscription the others wait for.
+            await asyncio.shield(pending)
         return local
 
     async def _subscribe_remote(self, run_id: str) -> NatsSubscription | None:

@@ -31,7 +31,7 @@ from fastagentic.v1 import worker_pb2 as pb
 from ..access.audit import AuditLog
 from ..access.policy import may_see, require_scope
 from ..access.principal import Principal
-from ..bus.base import Bus, BusUnavailable, CancelNotice
+from ..bus.base import Bus, BusUnavailable, CancelNotice, Elsewhere
 from ..calls import Call, find_endpoint, make_call
 from ..errors import (
     Conflict,
@@ -145,6 +145,8 @@ class RunService:
         #: endpoint name -> (its fingerprint, a validator of its output schema), for on_response
         self._output_validators: dict[str, tuple[bytes, InputValidator]] = {}
         self._grace_until = 0.0  # no requeue for expired leases before this (monotonic): see _reap_forever
+        #: run id -> futures of ``wait`` calls here, given the run when it ends here (``_ended``)
+        self._end_waiters: dict[str, list[asyncio.Future[Run]]] = {}
         #: (run id, interrupt seq) -> when an ephemeral run stops waiting on it in place (``bound_wait``)
         self._wait_bounds: dict[tuple[str, int], asyncio.TimerHandle] = {}
 
@@ -393,7 +395,12 @@ class RunService:
         return self._store_ok
 
     def _ended(self, run: Run) -> None:
-        """``run`` was just stored as it now is: counted when that is its end."""
+        """``run`` was just stored as it now is: counted when that is its end, and handed to whoever waits
+        for that end here (``wait``), who need not read it back from the store."""
+        if run.status in TERMINAL:
+            for ended in self._end_waiters.pop(run.id, ()):
+                if not ended.done():
+                    ended.set_result(run)
         if self.tracing is not None and run.status in TERMINAL:
             self.tracing.run_ended(run)  # its attempt's and its own span
         if self.metrics is not None and run.status in TERMINAL:
@@ -465,28 +472,47 @@ class RunService:
         return runs[: query.limit]
 
     async def wait(self, run: Run) -> Run:
-        """Wait until ``run`` ends and return its final state."""
+        """Wait until ``run`` ends and return its final state: as this replica stored it when it ended here
+        (``_ended``), else read from the store when the bus says it may have ended (or cannot tell)."""
         store = self._store(run.durable)
-        subscription = await self.bus.subscribe(run.id)
+        subscription = await self.bus.subscribe(run.id, elsewhere=self._elsewhere(run))
+        ended: asyncio.Future[Run] = asyncio.get_running_loop().create_future()
+        waiters = self._end_waiters.setdefault(run.id, [])
+        waiters.append(ended)
         try:
             while True:
-                current = await store.get(run.id)
+                current = ended.result() if ended.done() else await store.get(run.id)
                 if current is None or current.status in TERMINAL:
                     return current or run
-                # Re-read the run only when the bus says it may have ended (or we cannot tell).
                 while True:
                     events = await subscription.next(within=self.settings.lease_ttl)
+                    if ended.done():
+                        return ended.result()
                     if not events or subscription.lagged or events[-1].kind in _TERMINAL_KINDS:
                         subscription.lagged = False
                         break
         finally:
             subscription.close()
+            if not ended.done():
+                waiters.remove(ended)
+                if not waiters and self._end_waiters.get(run.id) is waiters:
+                    del self._end_waiters[run.id]
+
+    def _elsewhere(self, run: Run) -> Elsewhere:
+        """What following ``run`` needs of other replicas (``Bus.subscribe``): nothing for an ephemeral run
+        (it only ever runs here), no round trip now for one a local worker holds (its events are published
+        here; it may be requeued elsewhere later), a subscription made before reading otherwise."""
+        if not run.durable or not self.bus.clustered:
+            return "never"
+        if any(run.id in worker.runs and not worker.closed for worker in self.workers.values()):
+            return "later"
+        return "wait"
 
     async def follow(self, run: Run, after_seq: int = 0) -> AsyncIterator[list[Event]]:
         """The run's events after ``after_seq`` in batches: what is stored, then live, until the terminal
         event; each event once and in order. Yields [] after ``sse_keepalive`` quiet seconds."""
         store = self._store(run.durable)
-        subscription = await self.bus.subscribe(run.id)
+        subscription = await self.bus.subscribe(run.id, elsewhere=self._elsewhere(run))
         last = after_seq
         try:
             # Subscribed before reading the log, so nothing published in between is missed.
