@@ -640,51 +640,59 @@ def ratio(value: float, floor: float) -> float:
     return round(value / floor, 3) if floor else float("nan")
 
 
-def bench_mcp_only(servers: Servers, workdir: Path, body: str, seconds: float) -> dict[str, Any]:
-    """``--only mcp``: the MCP rows against the floor, with the MCP fast path on (the rows) and off (the
-    same rows suffixed ``_sdk``: every request through the ``mcp`` package), each row's ``paired_ratio``
-    its rate over the floor's at the same concurrency, the floor measured before and after."""
+def against_floor(
+    servers: Servers, body: str, seconds: float, rows: Callable[[], dict[str, Any]]
+) -> dict[str, Any]:
+    """The rows ``rows()`` measures, against the floor measured before and after them: each row's
+    ``paired_ratio`` is its rate over the floor's at the same concurrency (``_c1`` or ``_c32``)."""
     floor_port = free_port()
     floor = servers.spawn([sys.executable, "-m", "tests.bench.floor", str(floor_port)])
     wait_http(f"http://127.0.0.1:{floor_port}/tokens/1")
     floor_url = f"http://127.0.0.1:{floor_port}/echo"
     floors = [load(floor_url, body, c, seconds, [floor.pid]) for c in (1, 32)]
-    out: dict[str, Any] = {}
-    for suffix, fast in (("", "true"), ("_sdk", "false")):
-        gateway, worker, base = start_gateway(servers, workdir / f"mcp{suffix}", mcp_fast_path=fast)
-        rows = bench_mcp(f"{base}/mcp", seconds, [gateway.pid, worker.pid])
-        out.update({f"{name}{suffix}": row for name, row in rows.items()})
-        for proc in (worker, gateway):
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(20)
+    out = rows()
     floors += [load(floor_url, body, c, seconds, [floor.pid]) for c in (1, 32)]
     out["floor_c1"], out["floor_c32"] = _merged(floors[0::2]), _merged(floors[1::2])
-    for name, row in list(out.items()):
-        if name.startswith("mcp_"):
+    for name, row in out.items():
+        if not name.startswith("floor_"):
             floor_rps = out["floor_c1" if "_c1" in name else "floor_c32"]["rps"]
             row["paired_ratio"] = row["rps"] / floor_rps if floor_rps else 0.0
             row["paired_rounds"] = []
     return out
+
+
+def stopped(*procs: subprocess.Popen[bytes]) -> None:
+    for proc in procs:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(20)
+
+
+def bench_mcp_only(servers: Servers, workdir: Path, body: str, seconds: float) -> dict[str, Any]:
+    """``--only mcp``: the MCP rows against the floor, with the MCP fast path on (the rows) and off (the
+    same rows suffixed ``_sdk``: every request through the ``mcp`` package)."""
+
+    def rows() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for suffix, fast in (("", "true"), ("_sdk", "false")):
+            gateway, worker, base = start_gateway(servers, workdir / f"mcp{suffix}", mcp_fast_path=fast)
+            measured = bench_mcp(f"{base}/mcp", seconds, [gateway.pid, worker.pid])
+            out.update({f"{name}{suffix}": row for name, row in measured.items()})
+            stopped(worker, gateway)
+        return out
+
+    return against_floor(servers, body, seconds, rows)
 
 
 def bench_a2a_only(servers: Servers, workdir: Path, body: str, seconds: float) -> dict[str, Any]:
-    """``--only a2a``: the A2A rows (``bench_a2a``) against the floor, each row's ``paired_ratio`` its rate
-    over the floor's at the same concurrency, the floor measured before and after."""
-    floor_port = free_port()
-    floor = servers.spawn([sys.executable, "-m", "tests.bench.floor", str(floor_port)])
-    wait_http(f"http://127.0.0.1:{floor_port}/tokens/1")
-    floor_url = f"http://127.0.0.1:{floor_port}/echo"
-    floors = [load(floor_url, body, c, seconds, [floor.pid]) for c in (1, 32)]
-    gateway, worker, base = start_gateway(servers, workdir / "a2a")
-    out: dict[str, Any] = bench_a2a(f"{base}/a2a/echo", seconds, [gateway.pid, worker.pid])
-    floors += [load(floor_url, body, c, seconds, [floor.pid]) for c in (1, 32)]
-    out["floor_c1"], out["floor_c32"] = _merged(floors[0::2]), _merged(floors[1::2])
-    for name, row in list(out.items()):
-        if name.startswith("a2a_"):
-            floor_rps = out["floor_c1" if "_c1" in name else "floor_c32"]["rps"]
-            row["paired_ratio"] = row["rps"] / floor_rps if floor_rps else 0.0
-            row["paired_rounds"] = []
-    return out
+    """``--only a2a``: the A2A rows (``bench_a2a``) against the floor."""
+
+    def rows() -> dict[str, Any]:
+        gateway, worker, base = start_gateway(servers, workdir / "a2a")
+        measured = bench_a2a(f"{base}/a2a/echo", seconds, [gateway.pid, worker.pid])
+        stopped(worker, gateway)
+        return measured
+
+    return against_floor(servers, body, seconds, rows)
 
 
 def bench_postgres_only(servers: Servers, workdir: Path, body: str, seconds: float) -> dict[str, Any]:

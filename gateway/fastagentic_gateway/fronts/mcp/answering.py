@@ -247,18 +247,8 @@ class Asking:
             form = Form(interrupt)
             problems: list[str] = []
             for _ in range(MAX_ASKS):
-                params = form.params(asked_again(problems) if problems else "")
-                if meta is not None:
-                    params["_meta"] = meta
-                request = types.ElicitRequest(
-                    params=types.ElicitRequestFormParams.model_validate(params, by_name=False)
-                )
                 try:
-                    reply = await ctx.session.send_request(
-                        request,
-                        types.ElicitResult,
-                        metadata=ServerMessageMetadata(related_request_id=ctx.request_id),
-                    )
+                    reply = await self._elicit(ctx, form, problems, meta)
                 except (MCPError, ValidationError) as exc:
                     return cannot_answer(run, interrupt, f"elicitation/create failed: {exc}", what)
                 # A reply in hand is acted on whole, even if the run moves on meanwhile (its own doing).
@@ -314,6 +304,25 @@ class Asking:
             value if not problems else unavailable("the sampling result was refused: " + "; ".join(problems))
         )
 
+    async def _elicit(
+        self,
+        ctx: ServerRequestContext[Any, Any],
+        form: Form,
+        problems: list[str],
+        meta: dict[str, Any] | None,
+    ) -> types.ElicitResult:
+        """One ``elicitation/create`` of ``form`` on ``ctx``'s stream (asking again, saying why, when the
+        last answer had ``problems``); MCPError or ValidationError when the client cannot be asked."""
+        params = form.params(asked_again(problems) if problems else "")
+        if meta is not None:
+            params["_meta"] = meta
+        request = types.ElicitRequest(
+            params=types.ElicitRequestFormParams.model_validate(params, by_name=False)
+        )
+        return await ctx.session.send_request(
+            request, types.ElicitResult, metadata=ServerMessageMetadata(related_request_id=ctx.request_id)
+        )
+
     async def _listed_roots(
         self, ctx: ServerRequestContext[Any, Any], meta: dict[str, Any] | None
     ) -> dict[str, Any]:
@@ -361,18 +370,8 @@ class Asking:
             form = Form(part)
             problems: list[str] = []
             for _ in range(MAX_ASKS):
-                params = form.params(asked_again(problems) if problems else "")
-                if meta is not None:
-                    params["_meta"] = meta
-                request = types.ElicitRequest(
-                    params=types.ElicitRequestFormParams.model_validate(params, by_name=False)
-                )
                 try:
-                    reply = await ctx.session.send_request(
-                        request,
-                        types.ElicitResult,
-                        metadata=ServerMessageMetadata(related_request_id=ctx.request_id),
-                    )
+                    reply = await self._elicit(ctx, form, problems, meta)
                 except (MCPError, ValidationError) as exc:
                     return cannot_answer(run, interrupt, f"elicitation/create failed: {exc}", what)
                 if reply.action != "accept":
