@@ -133,7 +133,8 @@ class Gateway(Process):
             except httpx.HTTPError:
                 return False
 
-        wait_until(healthy, what="gateway /healthz")
+        # Generous: on a loaded two-core machine a start-up (imports, migrations) has taken over 15 s.
+        wait_until(healthy, timeout=45.0, what="gateway /healthz")
 
     def client(self, timeout: float = 30.0) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=timeout)
@@ -170,8 +171,8 @@ class Cluster:
 
     def start_gateway(self, **settings: str) -> Gateway:
         gateway = Gateway(self.logs, self.tmp_path / "data", **settings)
+        self.processes.append(gateway)  # before it starts: one that never gets healthy is stopped too
         gateway.start()
-        self.processes.append(gateway)
         self.gateway = gateway
         return gateway
 
@@ -192,8 +193,8 @@ class Cluster:
         assert gateway is not None
         self._workers += 1
         worker = Worker(gateway, target, self.logs, f"worker{self._workers}", *extra, address=address)
-        worker.start()
         self.processes.append(worker)
+        worker.start()
         if wait:
             wait_until(
                 lambda: (worker.alive and _connected(gateway, worker)) or _dead(worker),
