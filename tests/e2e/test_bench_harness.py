@@ -26,13 +26,17 @@ def test_bench_harness_produces_every_figure_and_verdict(tmp_path: Path) -> None
             "20",
             "--tokens",
             "300",
+            "--scale-runs",
+            "200",
+            "--scale-seconds",
+            "3",
             "--out",
             str(out),
         ],
         cwd=ROOT,
         check=True,
         capture_output=True,
-        timeout=240,
+        timeout=480,
     )
     results = json.loads((out / "latest.json").read_text())
     for step in (
@@ -79,7 +83,18 @@ def test_bench_harness_produces_every_figure_and_verdict(tmp_path: Path) -> None
         "invoke_api_key_c32_ratio",
         "invoke_rate_limited_c32_ratio",
         "invoke_rate_limited_cluster_c32_ratio",
+        "tool_check_added_p50_ms",
+        "durable_sqlite_c32_x_ephemeral",
+        "durable_sqlite_c1_p50_x_ephemeral",
+        "durable_postgresql_c32_x_ephemeral",
+        "cluster_c32_x_durable_postgresql",
+        "mcp_2026_call_c32_ratio",
+        "mcp_2025_call_c32_ratio",
+        "a2a_send_c32_ratio",
     }
+    for name in ("scale_drain_sqlite", "scale_drain_postgresql"):
+        assert results[name]["runs"] == 200 and results[name]["errors"] == 0, results[name]
+    assert results["scale_streams"]["runs"] > 0 and results["scale_streams"]["errors"] == 0
     table = (out / "latest.md").read_text()
     assert "| REST invoke, ephemeral, c=32 |" in table
     assert "| REST invoke, ephemeral, with a JWT (RS256, verified on every request), c=32 |" in table
@@ -88,3 +103,5 @@ def test_bench_harness_produces_every_figure_and_verdict(tmp_path: Path) -> None
         "| REST invoke, ephemeral, on replica A of two, one shared rate limit (not reached), c=32 |" in table
     )
     assert "| A2A SendMessage (blocking), JSON-RPC, c=32 |" in table
+    assert "| durable runs queued, then drained by 4 workers, SQLite |" in table
+    assert "| invoke_telemetry_off_twin_c32 |" in table  # the paired comparisons, with their rounds
