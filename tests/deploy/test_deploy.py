@@ -31,6 +31,7 @@ from fastagentic import App
 from fastagentic import cli as sdk_cli
 from fastagentic_gateway import cli as gateway_cli
 from fastagentic_gateway.settings import ENV_PREFIX, Settings
+from tests.debian_tools import require_debian_program
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -1143,11 +1144,8 @@ def test_helm_prometheus_rule_is_the_alert_file(tmp_path: Path) -> None:
     assert rule["apiVersion"] == "monitoring.coreos.com/v1"
     alerts = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yaml").read_text())
     assert rule["spec"] == alerts
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.skip(
-            "promtool is not installed (Debian: apt-get install prometheus): rendered rules not checked"
-        )
+    # installed, or Debian's package fetched once (tests/debian_tools.py)
+    promtool = require_debian_program("prometheus", "promtool")
     path = tmp_path / "rendered.yaml"
     path.write_text(yaml.safe_dump(rule["spec"]))
     result = run(promtool, "check", "rules", str(path))

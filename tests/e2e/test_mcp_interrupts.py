@@ -396,7 +396,8 @@ async def test_an_abandoned_input_required_result_frees_the_slot_when_its_state_
         await eventually(
             lambda: run_of(gateway, second_id)["status"] == "waiting_input", "the second run to start", 15
         )
-        events = httpx.get(f"{gateway.url}/v1/runs/{abandoned['run_id']}/events", timeout=10).text
+        url = f"{gateway.url}/v1/runs/{abandoned['run_id']}/events"
+        events = (await anyio.to_thread.run_sync(lambda: httpx.get(url, timeout=10))).text
         assert "event: run.failed" in events and "requestState expired" in events
         # The retry after expiry cannot reach the run: the state is refused.
         with pytest.raises(MCPError) as late:
