@@ -51,12 +51,12 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
-from typing import Any, NamedTuple, NoReturn
+from typing import Any, NamedTuple, NoReturn, TypeVar
 
 import anyio
 import mcp_types as types
 from mcp_types import INTERNAL_ERROR, MISSING_REQUIRED_CLIENT_CAPABILITY
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from mcp.server.context import ServerRequestContext
 from mcp.shared.exceptions import MCPError
@@ -92,6 +92,8 @@ from .sampling import (
     unavailable,
 )
 from .streaming import Relay
+
+T = TypeVar("T", bound=BaseModel)
 
 #: Times one interrupt is put to a client whose answers the schema refuses, before the run is cancelled.
 MAX_ASKS = 3
@@ -157,6 +159,14 @@ def reply_of(response: Any) -> types.ElicitResult | None:
 def asked_again(problems: list[str]) -> str:
     """What a question asked again says after its message."""
     return "The last answer was not accepted:\n" + "\n".join(f"- {problem}" for problem in problems)
+
+
+async def _ask(ctx: ServerRequestContext[Any, Any], request: Any, answer: type[T]) -> T:
+    """``request`` put to the client on the stream of the call ``ctx`` serves, its answer read as ``answer``
+    (MCPError when the client refuses, ValidationError when it answers something else)."""
+    return await ctx.session.send_request(
+        request, answer, metadata=ServerMessageMetadata(related_request_id=ctx.request_id)
+    )
 
 
 class Asking:
@@ -289,11 +299,7 @@ class Asking:
         except ValueError as exc:
             return unavailable(str(exc))
         try:
-            result = await ctx.session.send_request(
-                request,
-                types.CreateMessageResult,
-                metadata=ServerMessageMetadata(related_request_id=ctx.request_id),
-            )
+            result = await _ask(ctx, request, types.CreateMessageResult)
         except MCPError as exc:
             return unavailable(f"the MCP client refused sampling/createMessage: {exc.message}")
         except ValidationError as exc:
@@ -319,9 +325,7 @@ class Asking:
         request = types.ElicitRequest(
             params=types.ElicitRequestFormParams.model_validate(params, by_name=False)
         )
-        return await ctx.session.send_request(
-            request, types.ElicitResult, metadata=ServerMessageMetadata(related_request_id=ctx.request_id)
-        )
+        return await _ask(ctx, request, types.ElicitResult)
 
     async def _listed_roots(
         self, ctx: ServerRequestContext[Any, Any], meta: dict[str, Any] | None
@@ -333,11 +337,7 @@ class Asking:
             params=types.RequestParams.model_validate({"_meta": meta}) if meta else None
         )
         try:
-            result = await ctx.session.send_request(
-                request,
-                types.ListRootsResult,
-                metadata=ServerMessageMetadata(related_request_id=ctx.request_id),
-            )
+            result = await _ask(ctx, request, types.ListRootsResult)
         except MCPError as exc:
             return unavailable(f"the MCP client refused roots/list: {exc.message}")
         except ValidationError as exc:
