@@ -331,7 +331,7 @@ class McpAsgi:
             and parsed.id is not UNSET
         ):
             body = self._traced(scope, parsed, body)
-        return _replay(body, receive)
+        return replaying(body, receive)
 
     def _traced(self, scope: Scope, message: Any, body: bytes) -> bytes:
         """Start the request's MCP span (left in the scope) and return the body carrying its context."""
@@ -388,7 +388,7 @@ def _accepts(accept: bytes | None, quick: bool) -> bool:
     return has_json and (quick or b"text/event-stream" in types or b"text/*" in types)
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
+def replaying(body: bytes, receive: Receive) -> Receive:
     """``receive`` for the SDK: the body already read, then whatever the client sends next (its disconnect)."""
     pending = True
 

@@ -82,6 +82,7 @@ from mcp.shared.jsonrpc_dispatcher import cancelled_request_id_from_params, hand
 from mcp.shared.message import ServerMessageMetadata
 from mcp.shared.transport_context import TransportContext
 
+from .asgi import replaying
 from .resumption import REQUEST_SCOPE, RequestScope
 from .sessions import connection_of
 from .tasks import TASKS_EXTENSION
@@ -135,7 +136,7 @@ class FastPath:
             return False, receive
         message = await receive()
         body: bytes = message.get("body", b"")
-        again = _replay(body, receive)
+        again = replaying(body, receive)
         if version == MODERN:
             decided = self._modern(scope, body)
             if decided is None:
@@ -633,20 +634,6 @@ def _request(decoded: Any) -> tuple[Any, str, dict[str, Any] | None] | None:
     if method == CALL and params is None:
         return None
     return request_id, method, params
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """``receive`` for the SDK: the body, then whatever the client sends next."""
-    pending = True
-
-    async def replay() -> Message:
-        nonlocal pending
-        if pending:
-            pending = False
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
 
 
 __all__ = ["FastPath"]
