@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -19,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -470,33 +471,49 @@ def bench_telemetry(servers: Servers, workdir: Path, body: str, seconds: float) 
     return out
 
 
-def bench_postgres(servers: Servers, workdir: Path, body: str, seconds: float) -> dict[str, Any]:
-    """Durable invoke on the PostgreSQL store, in a database made for this run and dropped after it."""
+class NoDatabase(Exception):
+    """PostgreSQL cannot be reached: the rows that need it are "not measured"."""
+
+
+@contextlib.contextmanager
+def bench_database() -> Iterator[str]:
+    """The URL of a PostgreSQL database made for one group of rows and dropped after it (on the server
+    ``FASTAGENTIC_TEST_POSTGRES`` names, by default the local one); NoDatabase when it cannot be made."""
     admin = os.environ.get("FASTAGENTIC_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+    name = f"fa_bench_{os.urandom(6).hex()}"
     try:
         import psycopg
 
         with psycopg.connect(admin, autocommit=True, connect_timeout=3) as conn:
-            name = f"fa_bench_{os.urandom(6).hex()}"
             conn.execute(f'CREATE DATABASE "{name}"')
     except Exception as exc:
-        return {"durable_postgresql": f"durable PostgreSQL: not measured, PostgreSQL unreachable ({exc})"}
-    url = httpx.URL(admin).copy_with(path=f"/{name}")
+        raise NoDatabase(str(exc)) from exc
     try:
-        gateway, worker, base = start_gateway(servers, workdir / "pg-data", store_url=str(url))
-        pids = [gateway.pid, worker.pid]
-        results = {
-            "durable_postgresql_c1": load(f"{base}/v1/agents/echo_durable/invoke", body, 1, seconds, pids),
-            "durable_postgresql_c32": load(f"{base}/v1/agents/echo_durable/invoke", body, 32, seconds, pids),
-            "durable_postgresql": "",
-        }
-        for proc in (worker, gateway):
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(20)
-        return results
+        yield str(httpx.URL(admin).copy_with(path=f"/{name}"))
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def bench_postgres(servers: Servers, workdir: Path, body: str, seconds: float) -> dict[str, Any]:
+    """Durable invoke on the PostgreSQL store, in a database made for this run and dropped after it."""
+    try:
+        with bench_database() as url:
+            return _durable_postgres(servers, workdir, body, seconds, url)
+    except NoDatabase as exc:
+        return {"durable_postgresql": f"durable PostgreSQL: not measured, PostgreSQL unreachable ({exc})"}
+
+
+def _durable_postgres(servers: Servers, workdir: Path, body: str, seconds: float, url: str) -> dict[str, Any]:
+    gateway, worker, base = start_gateway(servers, workdir / "pg-data", store_url=url)
+    pids = [gateway.pid, worker.pid]
+    results = {
+        "durable_postgresql_c1": load(f"{base}/v1/agents/echo_durable/invoke", body, 1, seconds, pids),
+        "durable_postgresql_c32": load(f"{base}/v1/agents/echo_durable/invoke", body, 32, seconds, pids),
+        "durable_postgresql": "",
+    }
+    stopped(worker, gateway)
+    return results
 
 
 def bench_cluster(servers: Servers, workdir: Path, body: str, seconds: float) -> dict[str, Any]:
@@ -699,15 +716,8 @@ def bench_postgres_only(servers: Servers, workdir: Path, body: str, seconds: flo
     """``--only postgres``: durable invoke on the PostgreSQL store (``bench_postgres``'s c=1 and c=32 rows),
     and at c=32 paired against the ephemeral ``echo`` invoke of the same gateway, in a database made for
     this run and dropped after it."""
-    admin = os.environ.get("FASTAGENTIC_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
-    import psycopg
-
-    name = f"fa_bench_{os.urandom(6).hex()}"
-    with psycopg.connect(admin, autocommit=True, connect_timeout=3) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = httpx.URL(admin).copy_with(path=f"/{name}")
-    try:
-        gateway, worker, base = start_gateway(servers, workdir / "pg-data", store_url=str(url))
+    with bench_database() as url:
+        gateway, worker, base = start_gateway(servers, workdir / "pg-data", store_url=url)
         pids = [gateway.pid, worker.pid]
         durable = f"{base}/v1/agents/echo_durable/invoke"
         out = paired(
@@ -718,13 +728,8 @@ def bench_postgres_only(servers: Servers, workdir: Path, body: str, seconds: flo
         )
         out["durable_postgresql_c1"] = load(durable, body, 1, seconds, pids)
         out["durable_postgresql_c1"] |= {"paired_ratio": 0.0, "paired_rounds": []}
-        for proc in (worker, gateway):
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(20)
+        stopped(worker, gateway)
         return out
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 MCP_ROWS = ("mcp_2026_call_c1", "mcp_2026_call_c32", "mcp_2025_call_c1", "mcp_2025_call_c32")

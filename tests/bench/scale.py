@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import resource
 import signal
 import subprocess
@@ -528,21 +527,13 @@ SETTINGS: dict[str, float] = {"runs": RUNS, "seconds": SECONDS}
 
 
 def _drain_postgres(servers: Servers, workdir: Path, body: str, runs: int) -> dict[str, Any]:
-    admin = os.environ.get("FASTAGENTIC_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
-    try:
-        import psycopg
+    from tests.bench.__main__ import NoDatabase, bench_database
 
-        with psycopg.connect(admin, autocommit=True, connect_timeout=3) as conn:
-            name = f"fa_bench_{os.urandom(6).hex()}"
-            conn.execute(f'CREATE DATABASE "{name}"')
-    except Exception as exc:
-        return {"scale_drain_postgresql": f"queue drain on PostgreSQL: not measured, unreachable ({exc})"}
-    url = httpx.URL(admin).copy_with(path=f"/{name}")
     try:
-        return {"scale_drain_postgresql": bench_drain(servers, workdir, body, runs, "pg", store_url=str(url))}
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        with bench_database() as url:
+            return {"scale_drain_postgresql": bench_drain(servers, workdir, body, runs, "pg", store_url=url)}
+    except NoDatabase as exc:
+        return {"scale_drain_postgresql": f"queue drain on PostgreSQL: not measured, unreachable ({exc})"}
 
 
 #: The rows ``--only scale`` prints, and their labels in the table.
