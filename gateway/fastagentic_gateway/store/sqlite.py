@@ -727,12 +727,18 @@ def _select_run(conn: sqlite3.Connection, run_id: str) -> Run | None:
 
 
 _Job = tuple[Callable[[], Any], bool, "asyncio.Future[Any]"]
+#: Handed to the connection's thread instead of jobs: restart the WAL (``_Connection.restart_wal``).
+_RESTART = object()
 MAX_BATCH = 256
 #: The most events one read on the event loop returns; the rest of a longer log is read by the thread.
 INLINE_EVENTS = 256
 #: Seconds between the checkpointer's passes (and write batches between them, at most, when busy).
 CHECKPOINT_EVERY = 1.0
 CHECKPOINT_BATCHES = 200
+#: WAL frames (pages) past which the checkpointer restarts the log (see ``_Checkpointer``): about 64 MB.
+WAL_RESTART_FRAMES = 16_384
+#: How long a restarting checkpoint may wait for the write lock and for readers, in milliseconds.
+_RESTART_BUSY_MS = 200
 #: ``PRAGMA busy_timeout`` of each lane: the thread waits for another process's write lock, the loop never.
 _THREAD_BUSY_MS = 5000
 
@@ -758,13 +764,14 @@ class _Connection:
     """
 
     def __init__(self) -> None:
-        self._jobs: queue.SimpleQueue[list[_Job] | None] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[list[_Job] | object | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._serve, name="fastagentic-sqlite", daemon=True)
         self.conn: sqlite3.Connection | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self._inline: list[_Job] = []
         self._flushing = False
         self._handed = 0  # jobs handed to the thread and not yet settled
+        self._restarting = False  # a WAL restart is handed to the thread
         self._waits = True  # the connection's busy_timeout is the thread's
         #: write batches committed by the loop since the checkpointer last looked
         self.batches = 0
@@ -812,10 +819,16 @@ class _Connection:
         _settle([(future, *outcome) for (_, _, future), outcome in zip(batch, outcomes, strict=True)])
 
     def _serve(self) -> None:
+        carried: list[_Job] | object | None = None
         while True:
-            jobs = self._jobs.get()
+            jobs = carried if carried is not None else self._jobs.get()
+            carried = None
             if jobs is None:
                 return
+            if jobs is _RESTART:
+                self._restart_wal()
+                continue
+            assert isinstance(jobs, list)
             batch = list(jobs)
             stop = False
             while len(batch) < MAX_BATCH:
@@ -826,6 +839,10 @@ class _Connection:
                 if more is None:
                     stop = True
                     break
+                if more is _RESTART:
+                    carried = more  # after this batch, alone
+                    break
+                assert isinstance(more, list)
                 batch += more
             if not self._waits and self.conn is not None:
                 self._set_busy_timeout(_THREAD_BUSY_MS)
@@ -837,6 +854,39 @@ class _Connection:
                 loop.call_soon_threadsafe(self._settle_handed, settled)
             if stop:
                 return
+
+    def restart_wal(self) -> None:
+        """Have the thread restart the WAL (``_Checkpointer``), between batches: the jobs submitted
+        meanwhile follow it there. On the event loop; a request already pending is not repeated."""
+        if self._restarting or self.conn is None:
+            return
+        self._restarting = True
+        jobs, self._inline = self._inline, []
+        if jobs:
+            self._hand(jobs)
+        self._handed += 1
+        self._jobs.put(_RESTART)
+
+    def _restart_wal(self) -> None:
+        conn = self.conn
+        try:
+            if conn is not None:
+                # Not long: the writer is this thread, the passive pass copied most; only readers may keep it.
+                self._set_busy_timeout(_RESTART_BUSY_MS)
+                busy, _, _ = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+                self._set_busy_timeout(_THREAD_BUSY_MS)
+                if busy:
+                    log.debug("WAL restart waits for a reader; the next pass tries again")
+        except sqlite3.Error as exc:
+            log.debug("WAL restart skipped: %s", exc)
+        finally:
+            loop = self.loop
+            if loop is not None and not loop.is_closed():
+                loop.call_soon_threadsafe(self._restarted)
+
+    def _restarted(self) -> None:
+        self._handed -= 1
+        self._restarting = False
 
     def _settle_handed(self, settled: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
         self._handed -= len(settled)
@@ -890,7 +940,14 @@ class _Checkpointer:
     """Moves the WAL's pages into the database file, off the event loop: a thread with a connection of
     its own running ``PRAGMA wal_checkpoint(PASSIVE)``, which never blocks the writer, every
     ``CHECKPOINT_EVERY`` seconds, sooner after ``CHECKPOINT_BATCHES`` write batches. A complete pass lets
-    the next write start the WAL over, so the file stays small."""
+    the next write start the WAL over, so the file stays small.
+
+    Under writes that never pause, no passive pass is ever complete (frames keep arriving while it copies)
+    and the WAL would grow without end. Once it holds more than ``WAL_RESTART_FRAMES`` frames the pass is
+    ``RESTART``: it copies what the passive pass left (little) and waits for the readers to be done with
+    the log (``_RESTART_BUSY_MS`` at most), and the next write starts the log over (``journal_size_limit`` then
+    truncates the file). The store's own connection runs it, in its thread, between two batches: our
+    writes wait behind it in order (a few milliseconds) instead of racing it for the lock."""
 
     def __init__(self, path: str, connection: _Connection) -> None:
         self.path = path
@@ -915,9 +972,13 @@ class _Checkpointer:
                     continue
                 waited, self.connection.batches = 0.0, 0
                 try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    _, frames, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                 except sqlite3.Error as exc:  # busy or unreadable now: the next pass tries again
                     log.debug("WAL checkpoint of %s skipped: %s", self.path, exc)
+                    continue
+                loop = self.connection.loop
+                if frames > WAL_RESTART_FRAMES and loop is not None and not loop.is_closed():
+                    loop.call_soon_threadsafe(self.connection.restart_wal)
         finally:
             conn.close()
 
@@ -1364,6 +1425,7 @@ class SQLiteRunStore:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA wal_autocheckpoint = 0")  # _Checkpointer's, off the event loop
+            conn.execute(f"PRAGMA journal_size_limit = {WAL_RESTART_FRAMES * 4096}")
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA busy_timeout = 5000")
             _in_transaction(conn, lambda conn: _migrate(conn, self.path))

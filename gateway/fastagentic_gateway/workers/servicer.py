@@ -30,6 +30,7 @@ from ..runs.service import RunService
 from ..settings import Settings
 from ..telemetry.metrics import GatewayMetrics
 from .connection import ProtocolViolation, WorkerConnection
+from .lanes import LaneFailed, RunLanes
 from .registry import EndpointRegistry, RegistrationError
 
 log = logging.getLogger("fastagentic.workers")
@@ -318,22 +319,33 @@ class WorkerGateway(pb_grpc.WorkerGatewayServicer):
         request_iterator: AsyncIterator[pb.WorkerFrame],
         pending: list[pb.WorkerMessage],
     ) -> None:
+        lanes = RunLanes(
+            worker, lambda message: self.runs.on_message(worker, message), lambda exc: _broken(worker, exc)
+        )
         try:
             for message in pending:
-                await self.runs.on_message(worker, message)
+                await lanes.put(message)
             async for frame in request_iterator:
                 for message in frame.messages:
-                    await self.runs.on_message(worker, message)
-        except ProtocolViolation as exc:
-            log.warning("worker %s broke the protocol and is disconnected: %s", worker.worker_id, exc)
-            worker.send(pb.GatewayMessage(reject=pb.Reject(code="protocol_violation", message=str(exc))))
-        except grpc.aio.AioRpcError:
+                    await lanes.put(message)
+            await lanes.drain()  # the worker ended its stream: what it sent last is handled all the same
+        except LaneFailed:
             pass
-        except Exception:
-            # Not the worker's fault (e.g. the store failed): close without Reject so it reconnects.
-            log.exception("worker %s: failed to handle a message; closing its stream", worker.worker_id)
+        except Exception as exc:
+            _broken(worker, exc)
         finally:
             worker.close()
+
+
+def _broken(worker: WorkerConnection, exc: BaseException) -> None:
+    """Handling a worker's message failed: its stream closes (with a Reject when the worker is at fault)."""
+    if isinstance(exc, ProtocolViolation):
+        log.warning("worker %s broke the protocol and is disconnected: %s", worker.worker_id, exc)
+        worker.send(pb.GatewayMessage(reject=pb.Reject(code="protocol_violation", message=str(exc))))
+    elif not isinstance(exc, grpc.aio.AioRpcError):
+        # Not the worker's fault (e.g. the store failed): close without Reject so it reconnects.
+        log.error("worker %s: failed to handle a message; closing its stream", worker.worker_id, exc_info=exc)
+    worker.close()
 
 
 def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
