@@ -563,14 +563,17 @@ class Worker:
                 data=data,
             )
         )
-        future: asyncio.Future[pb.ToolVerdict] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[pb.ToolVerdict] = loop.create_future()
         self._checks[check_id] = (message, future)
+        # A timer rather than wait_for: the verdict wakes the call directly (this is on every checked call).
+        expiry = loop.call_later(self._tool_check_timeout, _expire, future)
         try:
             if self._outbox is not None:
                 self._outbox.put_nowait(held)  # the run's events so far go first
                 self._outbox.put_nowait(message)
             try:
-                answer = await asyncio.wait_for(future, self._tool_check_timeout)
+                answer = await future
             except TimeoutError:
                 raise ToolRejected(
                     tool,
@@ -578,6 +581,7 @@ class Worker:
                     f"the gateway's guardrails did not answer within {self._tool_check_timeout:g} s",
                 ) from None
         finally:
+            expiry.cancel()
             self._checks.pop(check_id, None)
         return Verdict(
             action=answer.action,
@@ -755,3 +759,8 @@ async def serve(app: App, **options: Any) -> None:
     gc.freeze()
     tracing.configure_from_environment()  # OTEL_TRACES_EXPORTER set and opentelemetry-sdk installed
     await Worker(app, **options).run(install_signal_handlers=True)
+
+
+def _expire(future: asyncio.Future[Any]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())

@@ -9,7 +9,13 @@ many runs wait for the same commits; the store batches what they write into one 
 Everything else is handled where it is read, in order: a message of an ephemeral run (its store answers
 without waiting: a task would only cost), of a run the worker does not hold (the handler ignores or
 refuses it), and the messages that name no run (heartbeat, credit, completion, ...). A message of a run
-whose lane is still busy joins that lane, whatever its kind: a run's messages are never reordered.
+whose lane is still busy joins that lane, whatever its kind: a run's reports are never reordered.
+
+Tool checks may be the exception: a worker's run waits, stopped, for each verdict, and a check changes
+nothing stored, so a frame's checks are handled before its reports (whose store commit would otherwise
+delay the verdict) and never wait in a lane, unless ``checks_in_order`` says otherwise: when gateway hooks
+observe events (on_node_enter, on_llm_start, ...), their points and the tool points fire in the run's
+order, so a check follows the reports sent before it.
 
 At most ``limit`` lanes are busy at once; the stream is read no further until one finishes, so gRPC flow
 control holds a fast worker back rather than memory filling up.
@@ -18,7 +24,7 @@ control holds a fast worker back rather than memory filling up.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from fastagentic.v1 import worker_pb2 as pb
 
@@ -61,19 +67,31 @@ class RunLanes:
         handle: Handle,
         fail: Callable[[BaseException], None],
         limit: int = MAX_LANES,
+        checks_in_order: Callable[[], bool] = lambda: False,
     ) -> None:
         self.worker = worker
         self.handle = handle
         self.fail = fail
         self.limit = limit
+        self.checks_in_order = checks_in_order
         self._tails: dict[str, asyncio.Task[None]] = {}
         self._busy: set[asyncio.Task[None]] = set()
         self._failure: BaseException | None = None
 
-    async def put(self, message: pb.WorkerMessage) -> None:
+    async def put(self, messages: Sequence[pb.WorkerMessage]) -> None:
+        """One frame's messages; its tool checks first (in no lane), unless ``checks_in_order``."""
+        in_order = self.checks_in_order()
+        if not in_order:
+            for message in messages:
+                if message.HasField("tool_check"):
+                    await self._put(message, "")
+        for message in messages:
+            if in_order or not message.HasField("tool_check"):
+                await self._put(message, run_of(message))
+
+    async def _put(self, message: pb.WorkerMessage, run_id: str) -> None:
         if self._failure is not None:
             raise LaneFailed from self._failure
-        run_id = run_of(message)
         tail = self._tails.get(run_id) if run_id else None
         if tail is None:
             held = self.worker.runs.get(run_id) if run_id else None

@@ -319,15 +319,20 @@ class WorkerGateway(pb_grpc.WorkerGatewayServicer):
         request_iterator: AsyncIterator[pb.WorkerFrame],
         pending: list[pb.WorkerMessage],
     ) -> None:
+        def checks_in_order() -> bool:
+            hooks = self.runs.hooks  # read per frame: SIGHUP may reload them
+            return hooks is not None and hooks.observes
+
         lanes = RunLanes(
-            worker, lambda message: self.runs.on_message(worker, message), lambda exc: _broken(worker, exc)
+            worker,
+            lambda message: self.runs.on_message(worker, message),
+            lambda exc: _broken(worker, exc),
+            checks_in_order=checks_in_order,
         )
         try:
-            for message in pending:
-                await lanes.put(message)
+            await lanes.put(pending)
             async for frame in request_iterator:
-                for message in frame.messages:
-                    await lanes.put(message)
+                await lanes.put(frame.messages)
             await lanes.drain()  # the worker ended its stream: what it sent last is handled all the same
         except LaneFailed:
             pass
