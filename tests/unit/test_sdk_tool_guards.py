@@ -129,3 +129,32 @@ async def test_a_tool_error_reaches_the_caller_and_the_model_facing_result() -> 
 def test_hooks_register_only_at_worker_points() -> None:
     with pytest.raises(ValueError, match="worker-side hooks run at on_request, on_response, on_tool_call"):
         App("t").hook("on_llm_end")
+
+
+async def test_a_tool_check_the_gateway_never_answers_refuses_the_call_in_time() -> None:
+    import asyncio
+    import time
+
+    from fastagentic.v1 import worker_pb2 as pb
+    from fastagentic.worker import HeldRun, Worker
+
+    worker = Worker(App("t"), gateway="127.0.0.1:1")
+    worker._tool_points = frozenset({"on_tool_call"})
+    worker._tool_check_timeout = 0.2
+    ctx, _ = make(App("t"))
+    held = HeldRun(assign=pb.Assign(run_id="run_1", attempt=1), endpoint=None, context=ctx, base_seq=1)  # type: ignore[arg-type]
+    started = time.monotonic()
+    with pytest.raises(ToolRejected, match=r"did not answer within 0\.2 s"):
+        await worker._check_tool(held, "on_tool_call", "shell", b"{}")
+    assert 0.15 < time.monotonic() - started < 2
+    assert worker._checks == {}  # nothing left waiting
+
+    # A verdict in time is the answer, and its timer goes with it.
+    asking = asyncio.ensure_future(worker._check_tool(held, "on_tool_call", "shell", b"{}"))
+    await asyncio.sleep(0.01)
+    ((check_id, (_, future)),) = worker._checks.items()
+    future.set_result(pb.ToolVerdict(check_id=check_id, action="proceed"))
+    verdict = await asyncio.wait_for(asking, 1)
+    assert verdict is not None and verdict.action == "proceed"
+    await asyncio.sleep(0.3)  # past the timeout: nothing fires late
+    assert worker._checks == {}
