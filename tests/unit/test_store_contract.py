@@ -426,6 +426,37 @@ async def test_run_times_read_the_tenant_id_index_on_postgres(pg_url: str) -> No
 # transition
 
 
+async def test_a_run_created_started_has_its_first_events_in_the_same_write(store: RunStore) -> None:
+    now = time.time()
+    run = make_run(status=RunStatus.RUNNING, worker_id="w1", lease_expires_at=now + 30, started_at=now)
+    started = NewEvent("run.started", b'{"attempt": 1}', ts=now)
+    stored, created = await store.create(run, [started, NewEvent("progress", b"{}", ts=now + 1)])
+    assert created and stored.last_seq == 2 and stored.status is RunStatus.RUNNING
+    assert await store.get(run.id) == stored
+    log = await store.events(run.id)
+    assert [(e.seq, e.kind, e.ts, e.data) for e in log] == [
+        (1, "run.started", now, b'{"attempt": 1}'),
+        (2, "progress", now + 1, b"{}"),
+    ]
+    # The worker's own events follow them, and the run ends as any other.
+    assert await store.append_events(run.id, 1, 3, events("token"))
+    ended = await store.transition(
+        run.id, expect=RUNNING, attempt=1, update=RunUpdate(status=RunStatus.SUCCEEDED, output=b"1")
+    )
+    assert ended is not None and ended[0].last_seq == 3
+
+
+async def test_a_run_created_started_under_a_used_idempotency_key_stores_no_events(store: RunStore) -> None:
+    first, _ = await store.create(make_run(idempotency_key="k"))
+    again, created = await store.create(
+        make_run(idempotency_key="k", status=RunStatus.RUNNING, worker_id="w1"),
+        [NewEvent("run.started", b"{}", ts=time.time())],
+    )
+    assert created is False and again == first
+    assert await store.events(first.id) == []
+    assert (await store.get(first.id)) == first
+
+
 async def test_transition_queued_running_succeeded_numbers_events_from_one(store: RunStore) -> None:
     run, _ = await store.create(make_run())
     before = time.time()

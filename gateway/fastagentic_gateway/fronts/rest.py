@@ -278,8 +278,8 @@ def rest_router(settings: Settings, registry: EndpointRegistry, runs: RunService
 
     async def _call(request: Request[Any, Any, Any], kind: EndpointKind, name: str) -> Run:
         """Run a tool / resource / prompt call to its end; a failed call is an error response."""
-        run, _ = await _start(request, kind, name)
-        return _succeeded(await runs.wait(run))
+        run, created = await _start(request, kind, name)
+        return _succeeded(await runs.wait(run, fresh=created))
 
     @get("/v1/endpoints")
     async def list_endpoints(request: Request[Any, Any, Any]) -> Response[bytes]:
@@ -387,8 +387,8 @@ def rest_router(settings: Settings, registry: EndpointRegistry, runs: RunService
 
     @post("/v1/agents/{name:str}/invoke")
     async def invoke(request: Request[Any, Any, Any], name: str) -> Response[bytes]:
-        run, _ = await _start(request, EndpointKind.AGENT, name)
-        run = await runs.wait(run)
+        run, created = await _start(request, EndpointKind.AGENT, name)
+        run = await runs.wait(run, fresh=created)
         result = InvokeResult(
             run_id=run.id,
             status=run.status.value,

@@ -54,6 +54,7 @@ from ..limits.rules import ConcurrencyRule
 from ..limits.slots import ClaimStore, ClusterSlots
 from ..settings import Settings
 from ..store.base import RunStore
+from ..store.memory import stamped
 from ..telemetry.logging import RUN_ID
 from ..usage.accounting import InvalidUsage, UsageAccounting, run_totals
 from ..usage.model import UsageReport
@@ -279,16 +280,38 @@ class RunService:
         # A refuse rule counts this call from here until its run is queued or running (then it counts
         # itself): concurrent calls cannot all pass the same last free slot.
         reserved = await gate.reserve_call(call.principal, info.name) if gate.refusing else None
+        # With a worker free now (and nothing queued before it, no concurrency rule to consult), the run is
+        # created started on it: one write, not a create and then a claim.
+        worker = (
+            None if gated or gate.active or self._pending.get(info.name) else self._free_worker(info.name)
+        )
+        first: list[NewEvent] = []
+        if worker is not None:
+            worker.take(run.id, run.attempt, run.durable)
+            run.status, run.worker_id, run.started_at = RunStatus.RUNNING, worker.worker_id, now
+            run.lease_expires_at = now + self.settings.lease_ttl
+            first.append(
+                NewEvent("run.started", _encode({"attempt": run.attempt, "worker": worker.worker_id}), now)
+            )
+        store = self._store(run.durable)
         try:
-            stored, created = await self._store(run.durable).create(run)
+            stored, created = await store.create(run, first)
             if created:
                 if gated:
                     stored = await self._await_approval(stored)
-                else:
+                elif worker is None:
                     self._offer(stored)
+        except BaseException:
+            if worker is not None:
+                worker.finish(run.id)
+                self._pump(worker)
+            raise
         finally:
             if reserved is not None:
                 reserved.release()
+        if not created and worker is not None:
+            worker.finish(run.id)  # an idempotency key named another run: the slot goes back
+            self._pump(worker)
         if not created:
             if stored.request_hash != run.request_hash:
                 raise Conflict(
@@ -311,6 +334,10 @@ class RunService:
                 target=stored.id,
                 detail=info.name if replay is None else f"{info.name} from {replay.run_id}",
             )
+        if worker is not None:
+            # After run_created (tracing: the attempt's span continues the run's); nothing awaits for a first
+            # attempt on a worker still connected.
+            await self._started(worker, store, stored, stamped(stored.id, 0, first, now))
         return stored, True
 
     async def _on_request(self, chain: Chain, call: Call) -> Call:
@@ -471,17 +498,25 @@ class RunService:
         runs.sort(key=lambda r: r.id, reverse=True)
         return runs[: query.limit]
 
-    async def wait(self, run: Run) -> Run:
+    async def wait(self, run: Run, *, fresh: bool = False) -> Run:
         """Wait until ``run`` ends and return its final state: as this replica stored it when it ended here
-        (``_ended``), else read from the store when the bus says it may have ended (or cannot tell)."""
+        (``_ended``), else read from the store when the bus says it may have ended (or cannot tell).
+
+        ``fresh``: ``run`` is what ``submit`` created just now, in the calling task, with nothing awaited
+        since. On a single replica nothing can have happened to it yet, and whatever ends it later is
+        seen here: it is not read again first (a store round trip less per invoke)."""
         store = self._store(run.durable)
+        unread = fresh and not self.bus.clustered
         subscription = await self.bus.subscribe(run.id, elsewhere=self._elsewhere(run))
         ended: asyncio.Future[Run] = asyncio.get_running_loop().create_future()
         waiters = self._end_waiters.setdefault(run.id, [])
         waiters.append(ended)
         try:
             while True:
-                current = ended.result() if ended.done() else await store.get(run.id)
+                current: Run | None = run
+                if not unread:
+                    current = ended.result() if ended.done() else await store.get(run.id)
+                unread = False
                 if current is None or current.status in TERMINAL:
                     return current or run
                 while True:
@@ -856,16 +891,24 @@ class RunService:
             ),
             events=[NewEvent("run.started", _encode({"attempt": run.attempt, "worker": worker.worker_id}))],
         )
-        if result is None or worker.closed:
+        if result is None:
             worker.finish(run.id)
-            if result is not None:
-                # The worker left while we claimed: put the run back for another one.
-                await self._requeue(result[0], "worker disconnected before the run started", count=False)
             self._pump(worker)
             return
-        running, events = result
-        self.bus.publish(run.id, events)
-        held = worker.runs.get(run.id)
+        await self._started(worker, store, *result)
+
+    async def _started(
+        self, worker: WorkerConnection, store: RunStore, running: Run, events: list[Event]
+    ) -> None:
+        """``running`` was just stored as started on ``worker`` (claimed, or created so): tell the worker."""
+        if worker.closed:
+            # The worker left while we claimed: put the run back for another one.
+            worker.finish(running.id)
+            await self._requeue(running, "worker disconnected before the run started", count=False)
+            self._pump(worker)
+            return
+        self.bus.publish(running.id, events)
+        held = worker.runs.get(running.id)
         if held is not None:
             held.last_seq = running.last_seq
             if self.metrics is not None and running.attempt == 1:

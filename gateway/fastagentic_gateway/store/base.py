@@ -45,9 +45,12 @@ class RunStore(Protocol):
 
     async def close(self) -> None: ...
 
-    async def create(self, run: Run) -> tuple[Run, bool]:
+    async def create(self, run: Run, events: Sequence[NewEvent] = ()) -> tuple[Run, bool]:
         """Insert ``run``. When ``run.idempotency_key`` is set and a run of the same tenant already has
-        that key, insert nothing and return ``(existing, False)``; otherwise ``(run, True)``."""
+        that key, insert nothing and return ``(existing, False)``; otherwise ``(run, True)``.
+        ``events`` (each with its ``ts``; no checkpoints) are the run's first events, seq 1 on, stored with
+        it in the same transaction; the stored run's ``last_seq`` is their number (a run that starts on a
+        worker as it is created: ``run.started`` in the same write, not a second one)."""
 
     async def get(self, run_id: str, tenant: str | None = None) -> Run | None:
         """The run, or None. With ``tenant``, a run of another tenant is None too."""

@@ -232,7 +232,7 @@ class MemoryRunStore:
     async def close(self) -> None:
         return None
 
-    async def create(self, run: Run) -> tuple[Run, bool]:
+    async def create(self, run: Run, events: Sequence[NewEvent] = ()) -> tuple[Run, bool]:
         if run.idempotency_key is not None:
             existing = self._idempotency.get((run.caller.tenant, run.idempotency_key))
             if existing is not None:
@@ -240,8 +240,9 @@ class MemoryRunStore:
         if run.id in self._runs:
             raise ValueError(f"run {run.id} already exists")
         stored = _copy(run)
+        stored.last_seq = len(events)
         self._runs[run.id] = stored
-        self._events[run.id] = []
+        self._events[run.id] = stamped(run.id, 0, events, time.time())
         self._checkpoints[run.id] = []
         self._by_tenant.setdefault(run.caller.tenant, {})[run.id] = None
         if run.idempotency_key is not None:

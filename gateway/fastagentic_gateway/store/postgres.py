@@ -12,9 +12,9 @@ for the first to commit, then checks its conditions again on the row the first w
 follows it (seqs after the first's) or loses. What needs the run as it is before deciding (a batch that
 repeats events, skips seqs or is fenced; events carrying checkpoints, numbered after the run's last
 one) takes the locking path: BEGIN, ``SELECT ... FOR UPDATE``, decide in Python with the helpers above,
-one conditional write, COMMIT. A durable run costs five round trips: create, claim, finish, and the two
-reads the invoke makes while it waits (docs/guides/postgresql.md); a pooled connection is checked
-without one (``_check``).
+one conditional write, COMMIT. A durable run costs two round trips when a worker is free as it arrives:
+its create, which stores it started (``_INSERT_RUN_EVENTS``), and its finish; three when it has to wait for
+a claim (docs/guides/postgresql.md). A pooled connection is checked without one (``_check``).
 
 The access tables (credentials, the audit log) share the database and the pool; a credential's tuples of
 strings are ``text[]``.
@@ -34,6 +34,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from importlib import resources
 from typing import Any, NamedTuple, TypeVar
 
+import msgspec
 import psycopg
 from psycopg import AsyncConnection
 from psycopg import errors as pg_errors
@@ -209,6 +210,17 @@ _LAST_CHECKPOINT_ID = "(SELECT COALESCE(MAX(c.id), 0) FROM fastagentic_checkpoin
 _INSERT_RUN = f"""
     INSERT INTO fastagentic_runs ({_RUN_COLUMNS}) VALUES ({", ".join(["%s"] * RUN_COLUMN_COUNT)})
     ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+"""
+# A run created with its first events (``create(run, events)``): one statement, the events inserted only if
+# the run was (not when an idempotency key named another run). It answers 1 or 0.
+_INSERT_RUN_EVENTS = f"""
+    WITH run AS ({_INSERT_RUN} RETURNING id),
+    new_events AS (
+        INSERT INTO fastagentic_events (run_id, seq, ts, kind, data)
+        SELECT run.id, e.n, e.ts, e.kind, e.data
+        FROM run, unnest(%s::float8[], %s::text[], %s::bytea[]) WITH ORDINALITY AS e (ts, kind, data, n)
+    )
+    SELECT count(*) FROM run
 """
 _UPDATE_RUN = """
     UPDATE fastagentic_runs SET status = %s, attempt = %s, max_attempts = %s, worker_id = %s, lease_expires_at = %s,
@@ -524,13 +536,25 @@ class PostgresRunStore:
         if pool is not None:
             await pool.close()
 
-    async def create(self, run: Run) -> tuple[Run, bool]:
-        values = _run_values(run)
+    async def create(self, run: Run, events: Sequence[NewEvent] = ()) -> tuple[Run, bool]:
+        values = _run_values(msgspec.structs.replace(run, last_seq=len(events)))
+        if events:
+            now = time.time()
+            sql: str = _INSERT_RUN_EVENTS
+            params = [
+                *values,
+                [event.ts or now for event in events],
+                [event.kind for event in events],
+                [event.data for event in events],
+            ]
+        else:
+            sql, params = _INSERT_RUN, list(values)
 
         async def create(conn: Conn) -> tuple[Run, bool]:
             while True:
                 try:
-                    inserted = (await conn.execute(_INSERT_RUN, values)).rowcount
+                    cur = await conn.execute(sql, params)
+                    inserted = (await cur.fetchone() or (0,))[0] if events else cur.rowcount
                 except pg_errors.UniqueViolation as exc:
                     # ON CONFLICT absorbs a clash of idempotency keys, so only the id can clash here.
                     raise ValueError(f"run {run.id} already exists") from exc

@@ -1040,7 +1040,9 @@ class SQLiteRunStore:
             self._thread = None
             await asyncio.to_thread(thread.stop)
 
-    async def create(self, run: Run) -> tuple[Run, bool]:
+    async def create(self, run: Run, events: Sequence[NewEvent] = ()) -> tuple[Run, bool]:
+        values = _run_values(msgspec.structs.replace(run, last_seq=len(events)))
+
         def create(conn: sqlite3.Connection) -> tuple[Run, bool]:
             if run.idempotency_key is not None:
                 row = conn.execute(
@@ -1050,11 +1052,12 @@ class SQLiteRunStore:
                 if row is not None:
                     return _run_from_row(row), False
             try:
-                conn.execute(_INSERT_RUN, _run_values(run))
+                conn.execute(_INSERT_RUN, values)
             except sqlite3.IntegrityError as exc:
                 # The idempotency key was checked above under the write lock, so only the id can clash.
                 raise ValueError(f"run {run.id} already exists") from exc
-            return _run_from_row(_run_values(run)), True
+            _store_events(conn, run, stamped(run.id, 0, events, time.time()), events)
+            return _run_from_row(values), True
 
         return await self._write(create)
 
