@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,8 +29,10 @@ STAMP = ".fastagentic-venv"
 
 
 @dataclass(frozen=True)
-class FrameworkVenv:
-    framework: str
+class Venv:
+    """An environment ``build_venv`` built (or found cached)."""
+
+    name: str
     path: Path
     build_seconds: float  # of the first build (read back from the stamp when cached)
     built_now: bool
@@ -37,6 +40,12 @@ class FrameworkVenv:
     @property
     def python(self) -> Path:
         return self.path / "bin" / "python"
+
+
+class FrameworkVenv(Venv):
+    @property
+    def framework(self) -> str:
+        return self.name
 
     def env(self) -> dict[str, str]:
         env = base_env()
@@ -66,20 +75,23 @@ def _cache() -> Path:
     return Path(given) if given else Path.home() / ".cache" / "fastagentic" / "venvs"
 
 
-def venv_path(framework: str) -> Path:
-    key = "\n".join([*spec(framework), str(ROOT), sys.version.split()[0]])
-    return _cache() / f"{framework}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+def cached_path(name: str, key: Sequence[str]) -> Path:
+    """Where the environment ``name`` built from ``key`` (its requirements, ...) is cached: a change to the
+    key or to this Python's version gives a new one."""
+    digest = hashlib.sha256("\n".join([*key, sys.version.split()[0]]).encode()).hexdigest()
+    return _cache() / f"{name}-{digest[:12]}"
 
 
-def framework_venv(framework: str) -> FrameworkVenv:
-    """The framework's environment, built if needed; ``pytest.skip`` when it cannot be."""
-    path = venv_path(framework)
+def build_venv(what: str, path: Path, install: Sequence[str]) -> tuple[float, bool]:
+    """The virtual environment at ``path`` with ``pip install *install`` done, built if it is not yet (one
+    build at a time, a file lock; within ``FASTAGENTIC_VENV_TIMEOUT``): ``(seconds of the first build, built
+    now)``. ``pytest.skip`` naming ``what`` (and the build's log) when it cannot be built."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with (path.parent / f"{path.name}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one build at a time (two pytest sessions on one machine)
         stamp = path / STAMP
         if stamp.exists():
-            return FrameworkVenv(framework, path, float(stamp.read_text().split()[0]), built_now=False)
+            return float(stamp.read_text().split()[0]), False
         shutil.rmtree(path, ignore_errors=True)  # a build that did not finish
         timeout = float(os.environ.get("FASTAGENTIC_VENV_TIMEOUT", "600"))
         started = time.monotonic()
@@ -97,9 +109,7 @@ def framework_venv(framework: str) -> FrameworkVenv:
                         "pip",
                         "install",
                         "--disable-pip-version-check",
-                        "-e",
-                        f"{ROOT}[{framework}]",
-                        *TEST_TOOLS,
+                        *install,
                     ],
                     check=True,
                     stdout=out,
@@ -108,27 +118,41 @@ def framework_venv(framework: str) -> FrameworkVenv:
                 )
         except subprocess.TimeoutExpired:
             shutil.rmtree(path, ignore_errors=True)
-            pytest.skip(f"the {framework} environment was not built within {timeout:.0f}s (log: {log})")
+            pytest.skip(f"the {what} environment was not built within {timeout:.0f}s (log: {log})")
         except (subprocess.CalledProcessError, OSError) as exc:
             shutil.rmtree(path, ignore_errors=True)
             tail = log.read_text(errors="replace").strip().splitlines()[-3:] if log.exists() else []
-            pytest.skip(
-                f"the {framework} environment cannot be built ({exc}): {' / '.join(tail)} (log: {log})"
-            )
+            pytest.skip(f"the {what} environment cannot be built ({exc}): {' / '.join(tail)} (log: {log})")
         seconds = time.monotonic() - started
         stamp.write_text(f"{seconds:.1f} seconds to build\n")
-        return FrameworkVenv(framework, path, seconds, built_now=True)
+        return seconds, True
 
 
-def report(config: pytest.Config, venv: FrameworkVenv) -> None:
-    """Say on the terminal how long the environment took to build (the CI's cost)."""
-    how = "built now" if venv.built_now else "cached"
-    line = f"{venv.framework} environment ({how}, first build {venv.build_seconds:.0f}s): {venv.path}"
+def say(config: pytest.Config, line: str) -> None:
+    """Write ``line`` on the terminal (pytest's reporter, else stderr)."""
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
         reporter.write_line(line)
     else:
         sys.stderr.write(line + "\n")
+
+
+def venv_path(framework: str) -> Path:
+    return cached_path(framework, [*spec(framework), str(ROOT)])
+
+
+def framework_venv(framework: str) -> FrameworkVenv:
+    """The framework's environment, built if needed; ``pytest.skip`` when it cannot be."""
+    path = venv_path(framework)
+    return FrameworkVenv(
+        framework, path, *build_venv(framework, path, ["-e", f"{ROOT}[{framework}]", *TEST_TOOLS])
+    )
+
+
+def report(config: pytest.Config, venv: FrameworkVenv) -> None:
+    """Say on the terminal how long the environment took to build (the CI's cost)."""
+    how = "built now" if venv.built_now else "cached"
+    say(config, f"{venv.framework} environment ({how}, first build {venv.build_seconds:.0f}s): {venv.path}")
 
 
 def start_worker(cluster: Cluster, venv: FrameworkVenv, target: str) -> Worker:
