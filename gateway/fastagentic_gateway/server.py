@@ -130,8 +130,6 @@ class Gateway:
         await self.gate.start()
         await self.limiter.start()
         await self.budgets.start()
-        if self.settings.metrics_port:
-            self.metrics.serve(self.settings.metrics_host, self.settings.metrics_port)
         await self.bus.start(_Peers(self.runs, self.registry, self.completer))
         if self.bus.clustered:
             # This replica's catalogue goes to its peers whenever its own workers change it.
@@ -378,6 +376,16 @@ class Gateway:
             raise StartupError(
                 f"cannot listen on {settings.grpc_host}:{settings.grpc_port} (worker gRPC): {exc}"
             ) from exc
+        if settings.metrics_port:
+            # Bound before anything starts, as the other two: a port taken is one line, not a traceback.
+            try:
+                self.metrics.serve(settings.metrics_host, settings.metrics_port)
+            except OSError as exc:
+                http_socket.close()
+                await grpc_server.stop(0)
+                raise StartupError(
+                    f"cannot listen on {settings.metrics_host}:{settings.metrics_port} (metrics): {exc.strerror}"
+                ) from exc
         config = uvicorn.Config(
             self.asgi,
             host=settings.http_host,

@@ -71,6 +71,35 @@ def test_gateway_reports_a_port_in_use_clearly(cluster) -> None:  # type: ignore
     assert "Traceback" not in second.output()
 
 
+def test_gateway_reports_a_metrics_port_in_use_clearly(cluster) -> None:  # type: ignore[no-untyped-def]
+    import socket
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    try:
+        env = base_env()
+        env.update(
+            {
+                "FASTAGENTIC_HTTP_PORT": "0",
+                "FASTAGENTIC_GRPC_PORT": "0",
+                "FASTAGENTIC_METRICS_PORT": str(port),
+                "FASTAGENTIC_DATA_DIR": str(cluster.tmp_path / "d3"),
+                "FASTAGENTIC_AUTH": "none",
+            }
+        )
+        gateway = Process(
+            "metrics-taken", [sys.executable, "-m", "fastagentic_gateway", "serve"], env, cluster.logs
+        )
+        gateway.start()
+        assert gateway.wait(30) == 1
+        assert f"cannot listen on 127.0.0.1:{port} (metrics)" in gateway.output()
+        assert "Traceback" not in gateway.output()
+    finally:
+        taken.close()
+
+
 def test_dev_refuses_a_bad_port_flag(tmp_path) -> None:  # type: ignore[no-untyped-def]
     import subprocess
 
