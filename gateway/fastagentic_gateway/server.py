@@ -9,11 +9,13 @@ import logging
 import os
 import signal
 import socket
+import sqlite3
 import sys
 import traceback
 from collections.abc import Callable, Coroutine
 from typing import Any, cast
 
+import psycopg
 import uvicorn
 from litestar import Litestar, MediaType, Request, Response, asgi, get
 from litestar.exceptions import HTTPException
@@ -24,6 +26,7 @@ from .access.principal import principal_of
 from .approvals.routes import approvals_router
 from .approvals.service import Approvals
 from .bus import CancelNotice, open_bus
+from .bus.base import BusUnavailable
 from .errors import Forbidden, GatewayError
 from .fronts.a2a import A2aFront
 from .fronts.mcp import McpFront
@@ -62,6 +65,7 @@ class Gateway:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._started = False  # start() ran (in serve, before the server, or as the start-up hook)
         self.registry = EndpointRegistry()
         self.durable = open_store(settings.store_url, settings.data_dir, migrate=settings.migrate_on_start)
         self.ephemeral = MemoryRunStore(max_finished=settings.ephemeral_retention)
@@ -125,7 +129,14 @@ class Gateway:
         # Outermost: the request id (echoed in X-Request-ID), the request's log context, its server span.
         self.asgi = RequestEdge(self.asgi, self.tracing, log_context=settings.log_format == "json")
 
+    async def _on_startup(self) -> None:
+        """The application's start-up hook: ``start``, unless ``serve`` did it before the server started (an
+        application served another way, a test client say, starts here)."""
+        if not self._started:
+            await self.start()
+
     async def start(self) -> None:
+        self._started = True
         await self.durable.start()
         await self.gate.start()
         await self.limiter.start()
@@ -338,7 +349,7 @@ class Gateway:
             logging_config=None,
             request_max_body_size=self.settings.max_body_bytes,
             debug=False,
-            on_startup=[self.start],
+            on_startup=[self._on_startup],
             on_shutdown=[self.close],
             lifespan=[self.mcp.lifespan],
         )
@@ -401,6 +412,16 @@ class Gateway:
             ssl_keyfile=settings.tls_key_file or None,
             timeout_graceful_shutdown=max(1, round(settings.shutdown_grace)),
         )
+        # The stores and the bus open before the server starts: one that cannot is one line, not a traceback
+        # out of the application's lifespan.
+        try:
+            await self.start()
+        except _CANNOT_START as exc:
+            http_socket.close()
+            await grpc_server.stop(0)
+            with contextlib.suppress(Exception):
+                await self.close()  # what did open
+            raise StartupError(exc.message if isinstance(exc, GatewayError) else str(exc)) from exc
         http_server = uvicorn.Server(config)
         # The gateway owns SIGTERM / SIGINT: it stops gRPC first, then HTTP.
         http_server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
@@ -454,6 +475,20 @@ class _Peers:
 
     async def on_complete(self, request: CompletionRequest) -> Completion | None:
         return await self.completer.complete_here(request)
+
+
+#: What opening the stores and the bus raises when they cannot be used (unreachable, refused, a schema newer
+#: than this gateway, a data directory it cannot write): reported in one line. Anything else is a bug and
+#: keeps its traceback.
+_CANNOT_START = (
+    GatewayError,
+    BusUnavailable,
+    OSError,
+    RuntimeError,
+    ValueError,
+    sqlite3.Error,
+    psycopg.Error,
+)
 
 
 class StartupError(Exception):

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 
 import httpx
+import pytest
 
 from tests.conftest import Process, base_env, free_port, wait_until
+from tests.services import postgres_database
 
 
 def test_dev_serves_the_example_and_prints_the_addresses(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -98,6 +101,48 @@ def test_gateway_reports_a_metrics_port_in_use_clearly(cluster) -> None:  # type
         assert "Traceback" not in gateway.output()
     finally:
         taken.close()
+
+
+@pytest.mark.parametrize(
+    ("settings", "says"),
+    [
+        (
+            {"FASTAGENTIC_STORE_URL": "postgresql://postgres@127.0.0.1:1/nowhere"},
+            "cannot connect to PostgreSQL at 127.0.0.1:1/nowhere",
+        ),
+        (
+            {"FASTAGENTIC_BUS_URL": "nats://127.0.0.1:1"},
+            "cannot connect to NATS at nats://127.0.0.1:1: no connection within 15 s",
+        ),
+    ],
+    ids=["store", "bus"],
+)
+def test_gateway_that_cannot_reach_its_store_or_bus_says_so_in_one_line(
+    cluster,  # type: ignore[no-untyped-def]
+    settings: dict[str, str],
+    says: str,
+) -> None:
+    env = base_env()
+    env.update(
+        {
+            "FASTAGENTIC_HTTP_PORT": "0",
+            "FASTAGENTIC_GRPC_PORT": "0",
+            "FASTAGENTIC_DATA_DIR": str(cluster.tmp_path / "d4"),
+            "FASTAGENTIC_AUTH": "none",
+            **settings,
+        }
+    )
+    with contextlib.ExitStack() as stack:
+        if "FASTAGENTIC_BUS_URL" in env:  # a cluster's bus needs a store its replicas share: a real one
+            env["FASTAGENTIC_STORE_URL"] = stack.enter_context(postgres_database())
+        gateway = Process(
+            "unreachable", [sys.executable, "-m", "fastagentic_gateway", "serve"], env, cluster.logs
+        )
+        gateway.start()
+        stack.callback(gateway.stop)
+        assert gateway.wait(40) == 1
+    assert f"fastagentic-gateway: {says}" in gateway.output()
+    assert "Traceback" not in gateway.output()
 
 
 def test_dev_refuses_a_bad_port_flag(tmp_path) -> None:  # type: ignore[no-untyped-def]

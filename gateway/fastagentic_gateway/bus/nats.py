@@ -54,6 +54,8 @@ def reason(exc: BaseException) -> str:
 
 
 PREFIX_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+#: Seconds the gateway tries to make its first connection to NATS before it gives up starting.
+CONNECT_WITHIN = 15.0
 # Messages waiting for the connection; past this, live events are dropped (followers re-read the store).
 MAX_OUTBOX = 100_000
 
@@ -137,16 +139,26 @@ class NatsBus:
     async def start(self, peers: Peers) -> None:
         self._peers = peers
         try:
-            self._nc = await nats.connect(
-                servers=[self.url],
-                name=f"fastagentic-gateway {self.replica}",
-                connect_timeout=3,
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=0.5,
-                error_cb=self._on_error,
-                disconnected_cb=self._on_disconnected,
-                reconnected_cb=self._on_reconnected,
+            # Reconnects never give up once connected; the first connection must come within CONNECT_WITHIN
+            # (a gateway that cannot start says so and exits, for its supervisor to start it again).
+            self._nc = await asyncio.wait_for(
+                nats.connect(
+                    servers=[self.url],
+                    name=f"fastagentic-gateway {self.replica}",
+                    connect_timeout=3,
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=0.5,
+                    error_cb=self._on_error,
+                    disconnected_cb=self._on_disconnected,
+                    reconnected_cb=self._on_reconnected,
+                ),
+                CONNECT_WITHIN,
             )
+        except TimeoutError:
+            raise BusUnavailable(
+                f"cannot connect to NATS at {self.url}: no connection within {CONNECT_WITHIN:g} s "
+                "(the log above says why)"
+            ) from None
         except Exception as exc:
             raise BusUnavailable(f"cannot connect to NATS at {self.url}: {reason(exc)}") from exc
         nc = self._nc
