@@ -120,12 +120,12 @@ class Servers:
 WARMUP_SECONDS = 1.0
 
 
-def warm(url: str, body: str, headers: dict[str, str] | None = None) -> None:
+def warm(url: str, body: str, seconds: float, headers: dict[str, str] | None = None) -> None:
     """Load ``url`` for ``WARMUP_SECONDS`` and discard the figures. A process idle for a minute or more
     (while other groups ran) serves its first seconds of load measurably slower here (a quarter, seen on
     MCP tools/call: 1,660 req/s after 90 s idle, 2,400 from the next step on); a group's rows measure the
     path, not its wake-up."""
-    load(url, body, 32, WARMUP_SECONDS, [], headers)
+    load(url, body, 32, min(WARMUP_SECONDS, seconds), [], headers)
 
 
 def load(
@@ -265,7 +265,7 @@ def paired(
     names = ["", *variants]
     targets = {"": baseline, **variants}
     for url, _, headers in targets.values():
-        warm(url, body, headers)
+        warm(url, body, seconds, headers)
     step = max(2 * seconds / rounds, 0.2)
     rows: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
     for index in range(rounds):
@@ -689,7 +689,7 @@ def against_floor(
     floor = servers.spawn([sys.executable, "-m", "tests.bench.floor", str(floor_port)])
     wait_http(f"http://127.0.0.1:{floor_port}/tokens/1")
     floor_url = f"http://127.0.0.1:{floor_port}/echo"
-    warm(floor_url, body)
+    warm(floor_url, body, seconds)
     floors = [load(floor_url, body, c, seconds, [floor.pid]) for c in (1, 32)]
     out = rows()
     floors += [load(floor_url, body, c, seconds, [floor.pid]) for c in (1, 32)]
@@ -997,7 +997,7 @@ def bench_mcp(url: str, seconds: float, pids: list[int]) -> dict[str, Any]:
         httpx.post(url, content=call_2025.replace("__ID__", "1"), headers={**session, **json_headers}), "call"
     )
     for warm_body, warm_headers in ((call_2026, call_headers), (call_2025, session)):
-        warm(url, warm_body, warm_headers)
+        warm(url, warm_body, seconds, warm_headers)
     return {
         "mcp_2026_call_c1": load(url, call_2026, 1, seconds, pids, call_headers),
         "mcp_2026_call_c32": load(url, call_2026, 32, seconds, pids, call_headers),
@@ -1039,7 +1039,7 @@ def bench_a2a(url: str, seconds: float, pids: list[int]) -> dict[str, Any]:
         raise SystemExit(
             f"bench: A2A SendStreamingMessage failed: {streamed.status_code} {streamed.text[:300]}"
         )
-    warm(url, send, A2A_HEADERS)
+    warm(url, send, seconds, A2A_HEADERS)
     return {
         "a2a_send_c1": load(url, send, 1, seconds, pids, A2A_HEADERS),
         "a2a_send_c32": load(url, send, 32, seconds, pids, A2A_HEADERS),
