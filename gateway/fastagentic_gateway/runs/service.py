@@ -295,17 +295,12 @@ class RunService:
             )
         store = self._store(run.durable)
         try:
-            stored, created = await store.create(run, first)
+            stored, created = await self._store_run(store, run, first, worker, now)
             if created:
                 if gated:
                     stored = await self._await_approval(stored)
                 elif worker is None:
                     self._offer(stored)
-        except BaseException:
-            if worker is not None:
-                worker.finish(run.id)
-                self._pump(worker)
-            raise
         finally:
             if reserved is not None:
                 reserved.release()
@@ -339,6 +334,60 @@ class RunService:
             # attempt on a worker still connected.
             await self._started(worker, store, stored, stamped(stored.id, 0, first, now))
         return stored, True
+
+    async def _store_run(
+        self, store: RunStore, run: Run, first: list[NewEvent], worker: WorkerConnection | None, now: float
+    ) -> tuple[Run, bool]:
+        """``store.create(run, first)``; the slot taken on ``worker`` (the run created started on it) given
+        back when it fails. A durable write goes on when the caller is cancelled (a client that leaves):
+        the run it stores, if any, is accepted, and dispatched all the same (``_accepted_anyway``), never left
+        queued with nobody to offer it, or running on a worker that was never told."""
+        if not run.durable:  # the memory store does not wait: nothing can cancel it half-way
+            try:
+                return await store.create(run, first)
+            except BaseException:
+                self._give_back(worker, run.id)
+                raise
+        creating = asyncio.ensure_future(store.create(run, first))
+        try:
+            return await asyncio.shield(creating)
+        except asyncio.CancelledError:
+            if creating.done() and (creating.cancelled() or creating.exception() is not None):
+                self._give_back(worker, run.id)
+            else:
+                self._spawn(self._accepted_anyway(creating, store, run.id, first, worker, now))
+            raise
+        except BaseException:
+            self._give_back(worker, run.id)
+            raise
+
+    async def _accepted_anyway(
+        self,
+        creating: asyncio.Future[tuple[Run, bool]],
+        store: RunStore,
+        run_id: str,
+        first: list[NewEvent],
+        worker: WorkerConnection | None,
+        now: float,
+    ) -> None:
+        try:
+            stored, created = await creating
+        except Exception as exc:
+            log.warning("a run whose caller left was not stored: %s", exc)
+            created = False
+        if not created:
+            self._give_back(worker, run_id)
+            return
+        log.info("run %s accepted; its caller left before hearing so", stored.id)
+        if worker is not None:
+            await self._started(worker, store, stored, stamped(stored.id, 0, first, now))
+        elif stored.status is RunStatus.QUEUED:
+            self._offer(stored)
+
+    def _give_back(self, worker: WorkerConnection | None, run_id: str) -> None:
+        if worker is not None:
+            worker.finish(run_id)
+            self._pump(worker)
 
     async def _on_request(self, chain: Chain, call: Call) -> Call:
         """The on_request chain on ``call``: refused (HookRejected, HookFailed), or its input replaced by a
