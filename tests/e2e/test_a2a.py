@@ -216,7 +216,8 @@ async def test_cancel_reaches_the_worker(served: Gateway, binding: str, tmp_path
         cancelled = await client.cancel_task(CancelTaskRequest(id=task_id))
         assert cancelled.status.state == TaskState.TASK_STATE_CANCELED
         await stream.aclose()
-        wait_until(marker.exists, what="the worker to see the cancel")
+        # (the file exists a moment before its text is written)
+        wait_until(lambda: marker.exists() and marker.read_text() != "", what="the worker to see the cancel")
         assert marker.read_text() == "cancelled"
         with pytest.raises(TaskNotCancelableError):
             await client.cancel_task(CancelTaskRequest(id=task_id))
