@@ -352,10 +352,8 @@ class RunService:
         try:
             return await asyncio.shield(creating)
         except asyncio.CancelledError:
-            if creating.done() and (creating.cancelled() or creating.exception() is not None):
-                self._give_back(worker, run.id)
-            else:
-                self._spawn(self._accepted_anyway(creating, store, run.id, first, worker, now))
+            # Whatever the write decides (stored, refused, failed), the continuation acts on it.
+            self._spawn(self._accepted_anyway(creating, store, run.id, first, worker, now))
             raise
         except BaseException:
             self._give_back(worker, run.id)
@@ -372,6 +370,10 @@ class RunService:
     ) -> None:
         try:
             stored, created = await creating
+        except asyncio.CancelledError:
+            if not creating.cancelled():
+                raise  # this task is cancelled (the gateway stops), not the write
+            created = False
         except Exception as exc:
             log.warning("a run whose caller left was not stored: %s", exc)
             created = False
