@@ -76,7 +76,7 @@ def make_call(
     errors = value_errors(value, raw)
     if errors:
         raise InvalidInput("input is outside the limits every input obeys", errors=errors)
-    errors = endpoint.validator.errors(value)
+    errors = endpoint.validator.errors(value, bounded=True)
     if errors:
         raise InvalidInput(f"input does not match the schema of {endpoint.name!r}", errors=errors)
     payload = raw if raw is not None and raw.strip() else _encode(value)

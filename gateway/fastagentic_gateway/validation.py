@@ -1,6 +1,23 @@
 """Request input checked before a run exists: first the limits every input obeys on every front
 (``value_errors``), then the endpoint's input JSON Schema (``InputValidator``), with the JSON path of
-each error."""
+each error.
+
+A schema is checked by two implementations of JSON Schema 2020-12: ``jsonschema-rs`` decides whether
+an input is valid (compiled once per schema, about a tenth of a microsecond for a typical agent input,
+against 8 to 30 µs for the pure-Python validator on every request of every front), and
+``jsonschema`` words the errors of an input it refused (its messages and paths, which the fronts
+return). Both refuse remote ``$ref``s. Where they disagree, jsonschema-rs decides, and its answers
+are the specification's where Python's differ; both ways:
+
+- regular expressions are ECMA-262's, as the specification asks: ``\\d`` and ``\\w`` are ASCII, so
+  ``^\\d+$`` refuses Arabic-Indic digits that Python's ``re`` takes, and ``^\\D+$`` accepts them;
+- ``multipleOf`` with a decimal divisor is exact: 0.3 is a multiple of 0.1 (Python's float division
+  says it is not);
+- a schema whose ``$ref``s form a cycle is evaluated (Python's validator recurses without end and the
+  input was refused as "nested too deeply").
+
+When the Python validator finds nothing to say about an input jsonschema-rs refused, the errors are
+jsonschema-rs's own; a schema jsonschema-rs cannot compile is checked by the Python validator alone."""
 
 from __future__ import annotations
 
@@ -8,6 +25,7 @@ import re
 from collections import deque
 from typing import Any
 
+import jsonschema_rs
 import msgspec
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
@@ -95,6 +113,10 @@ def _field_error(error: ValidationError) -> FieldError:
 MAX_MESSAGE = 300
 
 
+def _short_text(message: str) -> str:
+    return message if len(message) <= MAX_MESSAGE else message[:MAX_MESSAGE] + "…"
+
+
 def _short(error: ValidationError) -> str:
     """jsonschema's message, without echoing a long value whole (a 1 MB string would come back as is)."""
     message = error.message
@@ -105,7 +127,7 @@ def _short(error: ValidationError) -> str:
         message = message.replace(
             shown, shown[:60] + "…" + shown[-1:] if isinstance(error.instance, str) else shown[:60] + "…"
         )
-    return message if len(message) <= MAX_MESSAGE else message[:MAX_MESSAGE] + "…"
+    return _short_text(message)
 
 
 #: How deep objects and arrays may nest in any input, on every front. Deep enough for any real agent
@@ -117,6 +139,19 @@ MAX_DEPTH = 32
 MIN_INT = -(2**63)
 MAX_INT = 2**64 - 1
 _LONG_NUMBER = re.compile(rb"[0-9]{19}")
+
+
+def _nests_within(value: Any, depth: int) -> bool:
+    """Whether ``value``'s objects and arrays nest at most ``depth`` levels (iteratively: any depth).
+    Tuples count as arrays, as jsonschema-rs takes them (a hook's payload may hold some)."""
+    stack: list[tuple[Any, int]] = [(value, 0)] if isinstance(value, dict | list | tuple) else []
+    while stack:  # only objects and arrays are stacked
+        node, level = stack.pop()
+        items = node.values() if isinstance(node, dict) else node
+        if level >= depth:
+            return False
+        stack.extend((item, level + 1) for item in items if isinstance(item, dict | list | tuple))
+    return True
 
 
 def value_errors(value: Any, raw: bytes | None = None, max_depth: int = MAX_DEPTH) -> list[FieldError]:
@@ -169,21 +204,59 @@ def _is_text(value: str) -> bool:
     return True
 
 
+def _no_retrieval(uri: str) -> Any:
+    raise ValueError(f"remote $ref {uri!r} is not fetched")
+
+
+def _compiled(schema: dict[str, Any] | bool) -> Any:
+    """The jsonschema-rs validator of ``schema``, or None when it cannot compile it (an unresolvable
+    ``$ref``, a pattern its regex engine refuses): then the Python validator decides alone."""
+    try:
+        return jsonschema_rs.Draft202012Validator(schema, validate_formats=False, retriever=_no_retrieval)
+    except (ValueError, TypeError, RecursionError):
+        return None
+
+
 class InputValidator:
-    __slots__ = ("_validator",)
+    __slots__ = ("_fast", "_validator")
 
     def __init__(self, schema: dict[str, Any] | bool) -> None:
         self._validator = Draft202012Validator(schema, registry=_NO_REMOTE_REFS)
+        self._fast = _compiled(schema)
 
-    def errors(self, instance: Any) -> list[FieldError]:
-        """[] when ``instance`` is valid; otherwise every error, each with the path of its field."""
+    def errors(self, instance: Any, *, bounded: bool = False) -> list[FieldError]:
+        """[] when ``instance`` is valid; otherwise every error, each with the path of its field.
+        ``bounded``: ``value_errors`` found nothing in ``instance`` (so it nests at most ``MAX_DEPTH``
+        levels), else that is checked here first: jsonschema-rs recurses on the native stack, and a
+        recursive schema over a value nested a hundred thousand levels would overflow it (a crash, not
+        an exception), where the Python validator stops with a RecursionError."""
+        fast = self._fast
+        verdict: bool | None = None
+        if fast is not None and (bounded or _nests_within(instance, MAX_DEPTH)):
+            try:
+                verdict = fast.is_valid(instance)
+            except (ValueError, TypeError, OverflowError, RecursionError):
+                verdict = None  # not a JSON value jsonschema-rs takes (bytes, an int key): Python decides
+            if verdict:
+                return []
         try:
-            if self._validator.is_valid(instance):
+            if verdict is None and self._validator.is_valid(instance):
                 return []
             found = [_field_error(error) for error in self._validator.iter_errors(instance)]
         except RecursionError:
-            return [FieldError("$", "input is nested too deeply to validate")]
+            if verdict is None:
+                return [FieldError("$", "input is nested too deeply to validate")]
+            found = []  # a schema whose $refs form a cycle: jsonschema-rs's words below
         except Unresolvable as exc:
             # Registration refuses such schemas; this guards schemas that slipped past it.
             return [FieldError("$", f"the endpoint's input schema cannot be evaluated: {exc}")]
+        if not found and verdict is False:
+            # Refused by jsonschema-rs alone (an ECMA-262 pattern, a reference cycle): its own words.
+            assert fast is not None
+            found = list(  # each once (a cycle may report one error several times)
+                dict.fromkeys(
+                    FieldError(json_path(list(error.instance_path)), _short_text(error.message))
+                    for error in fast.iter_errors(instance)
+                )
+            )
         return sorted(found, key=lambda e: e.path)[:50]

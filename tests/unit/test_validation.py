@@ -139,20 +139,63 @@ def test_unresolvable_ref_is_reported_as_an_input_error_instead_of_raising(
     assert all(isinstance(error, FieldError) for error in errors)
 
 
-def test_input_too_deep_to_validate_is_an_error_not_a_crash() -> None:
+#: Integers, or objects whose ``a`` is one of these, to any depth.
+_RECURSIVE = {
+    "$defs": {
+        "n": {"anyOf": [{"type": "integer"}, {"type": "object", "properties": {"a": {"$ref": "#/$defs/n"}}}]}
+    },
+    "$ref": "#/$defs/n",
+}
+
+
+@pytest.mark.parametrize("depth", [3000, 200_000])
+def test_input_too_deep_to_validate_is_an_error_not_a_crash(depth: int) -> None:
+    # Valid by the schema, but beyond what either validator can walk: Python's recursion would run out
+    # at 3,000 levels, and at 200,000 jsonschema-rs would overflow the native stack (a segmentation
+    # fault, not an exception). The nesting is checked first; Python refuses it with a clear error.
     value: object = 1
-    for _ in range(3000):
+    for _ in range(depth):
         value = {"a": value}
-    schema = {
-        "$defs": {
-            "n": {
-                "anyOf": [{"type": "integer"}, {"type": "object", "properties": {"a": {"$ref": "#/$defs/n"}}}]
-            }
-        },
-        "$ref": "#/$defs/n",
-    }
-    errors = InputValidator(schema).errors(value)
-    assert errors == [FieldError("$", "input is nested too deeply to validate")]
+    assert InputValidator(_RECURSIVE).errors(value) == [
+        FieldError("$", "input is nested too deeply to validate")
+    ]
+
+
+def test_where_the_validators_differ_the_specification_s_answer_holds() -> None:
+    # Decimal multipleOf is exact (Python's float division says 0.3 is not a multiple of 0.1).
+    assert InputValidator({"multipleOf": 0.1}).errors(0.3) == []
+    assert InputValidator({"multipleOf": 0.1}).errors(0.35) != []
+    # \\D is "not an ASCII digit" in ECMA-262: Arabic-Indic digits are not digits there.
+    assert InputValidator({"pattern": "^\\D+$"}).errors("١٢") == []
+    # A schema whose $refs form a cycle is evaluated, and a refusal is worded, not "nested too deeply".
+    cyclic = InputValidator({"type": "string", "allOf": [{"$ref": "#"}]})
+    assert cyclic.errors("x") == []
+    (error,) = cyclic.errors(5)
+    assert error.path == "$" and "string" in error.message
+    # Tuples count as arrays for the nesting guard (a hook's payload may hold them).
+    value: object = 1
+    for _ in range(200_000):
+        value = (value,)
+    assert InputValidator(
+        {
+            "$defs": {
+                "n": {"anyOf": [{"type": "integer"}, {"type": "array", "items": {"$ref": "#/$defs/n"}}]}
+            },
+            "$ref": "#/$defs/n",
+        }
+    ).errors(value)
+
+
+def test_validity_is_decided_by_ecma_regular_expressions_and_worded_by_either_validator() -> None:
+    # Python's re lets \d match any Unicode digit; ECMA-262 (the JSON Schema dialect) only 0-9.
+    validator = InputValidator(
+        {"type": "object", "properties": {"code": {"type": "string", "pattern": "^\\d+$"}}}
+    )
+    assert validator.errors({"code": "123"}) == []
+    (error,) = validator.errors({"code": "١٢٣"})
+    assert error.path == "$.code" and "١٢٣" in error.message
+    # An ordinary refusal keeps the Python validator's words and paths.
+    assert validator.errors({"code": 5}) == [FieldError("$.code", "5 is not of type 'string'")]
 
 
 # ------------------------------------------------------------------------- the limits of any input

@@ -87,7 +87,7 @@ def decided(run: Run, answer: Any, registry: EndpointRegistry) -> tuple[RunUpdat
             f"cannot check the edited input: no worker serves {run.endpoint!r} right now", retry_after=5
         )
     raw = _encode(decision.payload)
-    errors = value_errors(decision.payload, raw) or endpoint.validator.errors(decision.payload)
+    errors = value_errors(decision.payload, raw) or endpoint.validator.errors(decision.payload, bounded=True)
     if errors:
         raise InvalidInput(
             f"the edited payload does not match the input schema of {run.endpoint!r}",
