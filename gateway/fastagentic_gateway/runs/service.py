@@ -31,7 +31,7 @@ from fastagentic.v1 import worker_pb2 as pb
 from ..access.audit import AuditLog
 from ..access.policy import may_see, require_scope
 from ..access.principal import Principal
-from ..bus.base import Bus, BusUnavailable, CancelNotice, Elsewhere
+from ..bus.base import Bus, BusUnavailable, CancelNotice, Elsewhere, Ticket
 from ..calls import Call, find_endpoint, make_call
 from ..errors import (
     Conflict,
@@ -549,13 +549,16 @@ class RunService:
         runs.sort(key=lambda r: r.id, reverse=True)
         return runs[: query.limit]
 
-    async def wait(self, run: Run, *, fresh: bool = False) -> Run:
+    async def wait(self, run: Run, *, fresh: bool = False, asking: bool = False) -> Run:
         """Wait until ``run`` ends and return its final state: as this replica stored it when it ended here
         (``_ended``), else read from the store when the bus says it may have ended (or cannot tell).
 
         ``fresh``: ``run`` is what ``submit`` created just now, in the calling task, with nothing awaited
         since. On a single replica nothing can have happened to it yet, and whatever ends it later is
-        seen here: it is not read again first (a store round trip less per invoke)."""
+        seen here: it is not read again first (a store round trip less per invoke).
+
+        ``asking``: return as well when the run waits for input (its state as stored then): for a caller
+        that answers questions itself and follows the run's events only once one is asked."""
         store = self._store(run.durable)
         unread = fresh and not self.bus.clustered
         subscription = await self.bus.subscribe(run.id, elsewhere=self._elsewhere(run))
@@ -570,12 +573,16 @@ class RunService:
                 unread = False
                 if current is None or current.status in TERMINAL:
                     return current or run
+                if asking and current.status is RunStatus.WAITING_INPUT:
+                    return current
                 while True:
                     events = await subscription.next(within=self.settings.lease_ttl)
                     if ended.done():
                         return ended.result()
                     if not events or subscription.lagged or events[-1].kind in _TERMINAL_KINDS:
                         subscription.lagged = False
+                        break
+                    if asking and any(event.kind == "interrupt" for event in events):
                         break
         finally:
             subscription.close()
@@ -868,29 +875,39 @@ class RunService:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
-            for ticket in tickets:
-                try:
-                    run = await self.durable.get(ticket.run_id)
-                except StoreUnavailable:
-                    await ticket.retry(1.0)
-                    continue
-                if run is None or run.status is not RunStatus.QUEUED or run.attempt != ticket.attempt:
-                    await ticket.ack()  # taken, finished or requeued (announced again) meanwhile
-                    continue
-                if self.concurrency.active:
-                    # In turn with the runs queued here, and only when its concurrency slots have room: it
-                    # waits here until then (the sweep announces it again if it is still queued later).
-                    self._enqueue(run)
-                    await ticket.ack()
-                    self._pump_endpoint(name)
-                    continue
-                worker = self._free_worker(name)
-                if worker is None:
-                    await ticket.retry(0.2)
-                    continue
-                worker.take(run.id, run.attempt, run.durable)
-                await self._assign(run, worker)
-                await ticket.ack()
+            if len(tickets) == 1:
+                await self._take_ticket(name, tickets[0])
+            elif tickets:
+                # Side by side: their reads and claims share the store's round trips (group commit)
+                # instead of following one another; a worker slot is taken without an await, so two
+                # tickets never take the same one.
+                await asyncio.gather(*(self._take_ticket(name, ticket) for ticket in tickets))
+
+    async def _take_ticket(self, name: str, ticket: Ticket) -> None:
+        """A run another replica announced: started on a free worker here, queued here behind the runs
+        waiting for concurrency slots, offered again later, or dropped when it moved on meanwhile."""
+        try:
+            run = await self.durable.get(ticket.run_id)
+        except StoreUnavailable:
+            await ticket.retry(1.0)
+            return
+        if run is None or run.status is not RunStatus.QUEUED or run.attempt != ticket.attempt:
+            await ticket.ack()  # taken, finished or requeued (announced again) meanwhile
+            return
+        if self.concurrency.active:
+            # In turn with the runs queued here, and only when its concurrency slots have room: it
+            # waits here until then (the sweep announces it again if it is still queued later).
+            self._enqueue(run)
+            await ticket.ack()
+            self._pump_endpoint(name)
+            return
+        worker = self._free_worker(name)
+        if worker is None:
+            await ticket.retry(0.2)
+            return
+        worker.take(run.id, run.attempt, run.durable)
+        await self._assign(run, worker)
+        await ticket.ack()
 
     def _pump(self, worker: WorkerConnection) -> None:
         """Give ``worker`` queued runs of its endpoints while it has free slots."""

@@ -16,6 +16,11 @@ one conditional write, COMMIT. A durable run costs two round trips when a worker
 its create, which stores it started (``_INSERT_RUN_EVENTS``), and its finish; three when it has to wait for
 a claim (docs/guides/postgresql.md). A pooled connection is checked without one (``_check``).
 
+Those one-statement writes (``create``, ``transition``, ``append_events``) go through ``GroupCommit``
+(``pg_group.py``): what the runs of the moment queued is sent as one pipelined transaction and committed
+once, each caller answered after the commit; a write alone is sent as it is. Reads of a run by id are
+grouped the same way (``GroupLookup``: one ``= ANY`` statement for the ids asked meanwhile).
+
 The access tables (credentials, the audit log) share the database and the pool; a credential's tuples of
 strings are ``text[]``.
 
@@ -62,6 +67,7 @@ from ..telemetry.metrics import operation
 from ..usage.model import TOKEN_CAP, ModelUsage, UsageQuery, UsageReport, UsageRow, totals_of
 from .base import RunTimes
 from .memory import admits, applied, checkpoints_of, stamped, trimmed
+from .pg_group import GroupCommit, GroupLookup, Written
 
 # The row <-> Run mapping is the SQLite store's: same columns, in the same order.
 from .sqlite import (
@@ -489,6 +495,10 @@ class PostgresRunStore:
             self._connect_kwargs["connect_timeout"] = max(1, round(connect_timeout))
         self.applied: builtins.list[Migration] = []  # what the last start() applied
         self._pool: AsyncConnectionPool[Conn] | None = None
+        #: the one-statement writes of runs (create, transition, event batches), committed in groups
+        self._group: GroupCommit | None = None
+        #: runs read by id, the reads of the moment in one statement
+        self._lookup: GroupLookup | None = None
         #: told each operation's name, seconds and whether the database failed (the gateway's metrics)
         self.observe: Callable[[str, float, bool], None] | None = None
 
@@ -530,8 +540,16 @@ class PostgresRunStore:
             await pool.close()
             raise
         self._pool = pool
+        self._group = GroupCommit(pool.connection)
+        self._lookup = GroupLookup(pool.connection, f"{_SELECT_RUN} WHERE id = ANY(%s::text[])")
 
     async def close(self) -> None:
+        group, self._group = self._group, None
+        if group is not None:
+            await group.close()
+        lookup, self._lookup = self._lookup, None
+        if lookup is not None:
+            await lookup.close()
         pool, self._pool = self._pool, None
         if pool is not None:
             await pool.close()
@@ -550,43 +568,39 @@ class PostgresRunStore:
         else:
             sql, params = _INSERT_RUN, list(values)
 
-        async def create(conn: Conn) -> tuple[Run, bool]:
-            while True:
-                try:
-                    cur = await conn.execute(sql, params)
-                    inserted = (await cur.fetchone() or (0,))[0] if events else cur.rowcount
-                except pg_errors.UniqueViolation as exc:
-                    # ON CONFLICT absorbs a clash of idempotency keys, so only the id can clash here.
-                    raise ValueError(f"run {run.id} already exists") from exc
-                if inserted == 1:
-                    return _run_from_row(values), True
-                cur = await conn.execute(
-                    f"{_SELECT_RUN} WHERE tenant = %s AND idempotency_key = %s",
-                    (run.caller.tenant, run.idempotency_key),
-                    binary=True,
-                )
-                row = await cur.fetchone()
-                if row is not None:
-                    return _run_from_row(row), False
-                # The run holding the key was deleted between the two statements: insert again.
+        async def holding_key(conn: Conn) -> tuple[Any, ...] | None:
+            cur = await conn.execute(
+                f"{_SELECT_RUN} WHERE tenant = %s AND idempotency_key = %s",
+                (run.caller.tenant, run.idempotency_key),
+                binary=True,
+            )
+            return await cur.fetchone()
 
-        return await self._call(create)
+        while True:
+            try:
+                written = await self._write("create", sql, params, key=run.id)
+            except pg_errors.UniqueViolation as exc:
+                # ON CONFLICT absorbs a clash of idempotency keys, so only the id can clash here.
+                raise ValueError(f"run {run.id} already exists") from exc
+            inserted = (written.row or (0,))[0] if events else written.rowcount
+            if inserted == 1:
+                return _run_from_row(values), True
+            row = await self._call(holding_key)
+            if row is not None:
+                return _run_from_row(row), False
+            # The run holding the key was deleted between the two statements: insert again.
 
     async def get(self, run_id: str, tenant: str | None = None) -> Run | None:
         if "\x00" in run_id or (tenant is not None and "\x00" in tenant):
             return None  # no run has such an id (PostgreSQL text holds no NUL): not a store error
-
-        async def get(conn: Conn) -> Run | None:
-            if tenant is None:
-                cur = await conn.execute(f"{_SELECT_RUN} WHERE id = %s", (run_id,), binary=True)
-            else:
-                cur = await conn.execute(
-                    f"{_SELECT_RUN} WHERE id = %s AND tenant = %s", (run_id, tenant), binary=True
-                )
-            row = await cur.fetchone()
-            return None if row is None else _run_from_row(row)
-
-        return await self._call(get)
+        lookup = self._lookup
+        if lookup is None:
+            raise RuntimeError("PostgresRunStore is not started")
+        row = await self._grouped("get", lookup.get(run_id))  # read with the others asked meanwhile
+        if row is None:
+            return None
+        run = _run_from_row(row)
+        return run if tenant is None or run.caller.tenant == tenant else None
 
     async def transition(
         self,
@@ -622,15 +636,11 @@ class PostgresRunStore:
                 [new.data for new in events],
             ]
         sql = _transition_sql(changed, attempt is not None, min(len(events), 2))
-
-        async def transition(conn: Conn) -> tuple[Run, builtins.list[Event]] | None:
-            row = await (await conn.execute(sql, params, binary=True)).fetchone()
-            if row is None:
-                return None
-            run = _run_from_row(row)
-            return run, stamped(run_id, run.last_seq - len(events), events, now)
-
-        return await self._call(transition)
+        row = (await self._write("transition", sql, params, key=run_id, binary=True)).row
+        if row is None:
+            return None
+        run = _run_from_row(row)
+        return run, stamped(run_id, run.last_seq - len(events), events, now)
 
     async def _transition_locked(
         self,
@@ -707,12 +717,10 @@ class PostgresRunStore:
                 [event.data for event in placed],
             ]
 
-            async def append_next(conn: Conn) -> bool:
-                row = await (await conn.execute(_APPEND_NEXT, params)).fetchone()
-                return row is not None and row[0] == 1
-
-            if first_seq >= 1 and await self._call(append_next):
-                return placed
+            if first_seq >= 1:
+                row = (await self._write("append_events", _APPEND_NEXT, params, key=run_id)).row
+                if row is not None and row[0] == 1:
+                    return placed
         return await self._append_locked(run_id, attempt, first_seq, events)
 
     async def _append_locked(
@@ -798,8 +806,10 @@ class PostgresRunStore:
 
     async def renew_leases(self, worker_id: str, until: float) -> int:
         async def renew(conn: Conn) -> int:
+            # The rows locked in id order, as group commit's batches lock theirs: the two cannot deadlock.
             cur = await conn.execute(
-                "UPDATE fastagentic_runs SET lease_expires_at = %s WHERE worker_id = %s AND status = %s",
+                "UPDATE fastagentic_runs SET lease_expires_at = %s WHERE id IN (SELECT id FROM fastagentic_runs "
+                "WHERE worker_id = %s AND status = %s ORDER BY id FOR UPDATE)",
                 (until, worker_id, str(RunStatus.RUNNING)),
             )
             return cur.rowcount
@@ -1054,6 +1064,37 @@ class PostgresRunStore:
             return await AsyncConnection.connect(self.url, **self._connect_kwargs)
         except psycopg.OperationalError as exc:
             raise ConnectionError(f"cannot connect to PostgreSQL at {self.where}: {exc}") from exc
+
+    async def _write(
+        self, name: str, sql: str, params: Sequence[Any], *, key: str, binary: bool = False
+    ) -> Written:
+        """One statement writing the run ``key``, committed with the others queued (``GroupCommit``).
+        Like ``_call``, a caller that stops waiting does not withdraw it."""
+        group = self._group
+        if group is None:
+            raise RuntimeError("PostgresRunStore is not started")
+        return await self._grouped(name, group.write(sql, params, key=key, binary=binary))
+
+    async def _grouped(self, name: str, answer: asyncio.Future[T]) -> T:
+        """The answer of a grouped statement (``pg_group``), timed for the metrics, an unreachable server
+        as ``StoreUnavailable``, as ``_call`` does."""
+        began = time.perf_counter()
+        observe = self.observe
+        try:
+            result = await answer
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            if observe is not None:
+                observe(name, time.perf_counter() - began, True)
+            raise StoreUnavailable(
+                f"the run store (PostgreSQL at {self.where}) is unreachable: {_first_line(exc)}"
+            ) from exc
+        except psycopg.Error:
+            if observe is not None:
+                observe(name, time.perf_counter() - began, True)
+            raise
+        if observe is not None:
+            observe(name, time.perf_counter() - began, False)
+        return result
 
     async def _call(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
         pool = self._pool
