@@ -537,6 +537,15 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             ge=0,
         ),
     ] = 0.0
+    mcp_questions_within: Annotated[
+        float,
+        _doc(
+            "Seconds a 2026-07-28 call that makes a task waits for the first question of an endpoint declared "
+            "`input_before_task` (asked on the call, before the task) when the run asks nothing sooner: then "
+            "the call answers with the task, and a later question is asked within it.",
+            gt=0,
+        ),
+    ] = 5.0
     mcp_state_secret: Annotated[
         str,
         _doc(

@@ -131,6 +131,7 @@ class Endpoint:
     completers: Mapping[str, Completer] = field(default_factory=dict)
     rate_limit: str = ""
     task_required: bool = False
+    input_before_task: bool = False
     require_approval: bool = False
 
     def spec(self) -> pb.EndpointSpec:
@@ -150,6 +151,7 @@ class Endpoint:
             completions=sorted(self.completers),
             rate_limit=self.rate_limit,
             task_required=self.task_required,
+            input_before_task=self.input_before_task,
             require_approval=self.require_approval,
         )
 
@@ -298,6 +300,7 @@ class App:
         rate_limit: str | None = None,
         adapter: Adapter | None = None,
         task_required: bool = False,
+        input_before_task: bool = False,
         require_approval: bool = False,
     ) -> Callable[[G], G]: ...
 
@@ -316,6 +319,7 @@ class App:
         rate_limit: str | None = None,
         adapter: Adapter | None = None,
         task_required: bool = False,
+        input_before_task: bool = False,
         require_approval: bool = False,
     ) -> F | Callable[[F], F]:
         """An agent: a run that may stream events and checkpoint. Durable by default.
@@ -324,6 +328,11 @@ class App:
 
         ``task_required``: MCP clients must run it as a task (``execution.taskSupport: "required"``); a
         plain MCP ``tools/call`` is refused. REST and A2A callers are not affected.
+
+        ``input_before_task``: an MCP client that runs it as a task (the 2026-07-28 tasks extension) is
+        asked the questions the run asks first on the call itself (``InputRequiredResult`` rounds), and
+        gets the task once the run goes past them (its first event that is not a question); without it
+        the task comes at once and the run asks within it. Other callers are not affected.
 
         ``require_approval``: every call waits for a person's decision (approve, edit the input, reject)
         before a worker runs it, whichever protocol it came through; decided by a principal with the
@@ -335,6 +344,7 @@ class App:
         options: dict[str, Any] = dict(
             rate_limit=rate_limit,
             task_required=task_required,
+            input_before_task=input_before_task,
             require_approval=require_approval,
             name=name,
             description=description,
@@ -372,6 +382,7 @@ class App:
         examples: Sequence[Any] = (),
         rate_limit: str | None = None,
         task_required: bool = False,
+        input_before_task: bool = False,
         require_approval: bool = False,
     ) -> Adapter:
         """Register a framework agent as an agent endpoint: ``app.agent(pydantic_agent, name="support")``.
@@ -398,6 +409,7 @@ class App:
             examples=examples,
             rate_limit=rate_limit,
             task_required=task_required,
+            input_before_task=input_before_task,
             require_approval=require_approval,
         )
         return adapter
@@ -417,6 +429,7 @@ class App:
         examples: Sequence[Any] = (),
         rate_limit: str | None = None,
         task_required: bool = False,
+        input_before_task: bool = False,
         require_approval: bool = False,
     ) -> Callable[[G], G]: ...
 
@@ -433,15 +446,20 @@ class App:
         examples: Sequence[Any] = (),
         rate_limit: str | None = None,
         task_required: bool = False,
+        input_before_task: bool = False,
         require_approval: bool = False,
     ) -> F | Callable[[F], F]:
         """A tool: one call, ephemeral by default. ``rate_limit`` and ``require_approval`` as for
-        ``agent_endpoint``; ``task_required`` too, for a durable tool (only durable tools run as MCP tasks)."""
+        ``agent_endpoint``; ``task_required`` and ``input_before_task`` too, for a durable tool (only durable
+        tools run as MCP tasks)."""
         if task_required and not durable:
             raise ValueError("task_required=True needs durable=True: only durable tools run as MCP tasks")
+        if input_before_task and not durable:
+            raise ValueError("input_before_task=True needs durable=True: only durable tools run as MCP tasks")
         options = dict(
             rate_limit=rate_limit,
             task_required=task_required,
+            input_before_task=input_before_task,
             require_approval=require_approval,
             name=name,
             description=description,
@@ -555,6 +573,7 @@ class App:
         rate_limit: str | None = None,
         shape: FunctionShape | None = None,
         task_required: bool = False,
+        input_before_task: bool = False,
         require_approval: bool = False,
     ) -> None:
         name = fn.__name__ if name is None else name
@@ -613,6 +632,7 @@ class App:
             completers=completers,
             rate_limit=rate_limit.strip() if rate_limit else "",
             task_required=task_required,
+            input_before_task=input_before_task,
             require_approval=require_approval,
         )
         if uri_template:

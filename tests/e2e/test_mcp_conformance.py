@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Cluster
+from tests.conftest import Cluster, Worker, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -103,7 +103,14 @@ def test_the_official_conformance_suite_passes_but_for_the_known_gaps(tmp_path: 
     try:
         gateway = cluster.start_gateway()
         # Abandoned input-required rounds leave ephemeral runs waiting in place: slots to spare.
-        cluster.start_worker("tests.workers.conformance_worker:app", "--slots", "64")
+        worker = Worker(
+            gateway, "tests.workers.conformance_worker:app", cluster.logs, "conformance", "--slots", "64"
+        )
+        # Its test_trigger_*_change tools start a second worker (the lists change): it dials the same gateway.
+        worker.env["FASTAGENTIC_GATEWAY"] = gateway.grpc_address
+        cluster.processes.append(worker)
+        worker.start()
+        wait_until(lambda: "(conformance) connected" in gateway.output(), what="the conformance worker")
         arguments = ["--url", f"{gateway.url}/mcp", "--suite", "all", "--expected-failures", str(BASELINE)]
         suite = subprocess.run(
             [

@@ -56,7 +56,7 @@ def asking(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     """One gateway with the interrupt worker (``ask``, ``refund``) and the elicit worker (``signup``)."""
     cluster = Cluster(Path(tmp_path_factory.mktemp("asking")))
     try:
-        gateway = cluster.start_gateway()
+        gateway = cluster.start_gateway(mcp_questions_within="1")
         for target, name in (
             ("tests.workers.interrupt_worker:app", "interrupts"),
             ("tests.workers.elicit_worker:app", "elicits"),
@@ -519,3 +519,154 @@ async def _is(value: Any, wanted: str) -> bool:
 async def _task_if(task: Any, status: str) -> Any:
     found = await task
     return found if found.status == status else None
+
+
+# ---------------------------------------------------------------- 2026-07-28: questions before the task
+
+
+async def test_answers_sent_with_the_first_call_answer_its_first_question(asking: Gateway) -> None:
+    """SEP-2322: a client may send what it knows with the call; keys that name no question are ignored."""
+    before = _waiting(asking)
+    async with client(asking, MODERN, elicitation_callback=Answers()) as mcp:
+        ahead = {"interrupt-1": accept(amount=3), "unrelated": accept(anything=1)}
+        result = await mcp.session.call_tool(
+            "ask", {"question": "?"}, input_responses=ahead, allow_input_required=True
+        )
+        assert isinstance(result, types.CallToolResult), result
+        assert result.structured_content == {"amount": 3, "note": "", "attempt": 1}
+        # One of the wrong shape is asked again, saying why: it is an answer like any other.
+        wrong = await mcp.session.call_tool(
+            "ask",
+            {"question": "?"},
+            input_responses={"interrupt-1": accept(amount="three")},
+            allow_input_required=True,
+        )
+        assert isinstance(wrong, types.InputRequiredResult), wrong
+        assert wrong.input_requests is not None and list(wrong.input_requests) == ["interrupt-1"]
+        request = wrong.input_requests["interrupt-1"]
+        assert isinstance(request, types.ElicitRequest)
+        assert isinstance(request.params, types.ElicitRequestFormParams)
+        assert "'three' is not of type 'integer'" in request.params.message
+        # They answer the first question only: signup's second one is asked, not taken from a key.
+        two = await mcp.session.call_tool(
+            "signup",
+            {"plan": "solo"},
+            input_responses={"interrupt-1": accept(name="Ada", age=36), "interrupt-2": accept(answer=True)},
+            allow_input_required=True,
+        )
+        assert isinstance(two, types.InputRequiredResult), two
+        assert two.input_requests is not None and list(two.input_requests) == ["interrupt-2"]
+    left = _waiting(asking) - before
+    assert len(left) == 2, left
+    for run_id in left:
+        assert post(asking, f"/v1/runs/{run_id}/cancel").status_code == 200
+
+
+def _waiting(gateway: Gateway) -> set[str]:
+    return {run["run_id"] for name in ("ask", "signup") for run in list_runs(gateway, "waiting_input", name)}
+
+
+async def test_a_task_asks_its_first_questions_on_the_call_and_is_created_past_them(asking: Gateway) -> None:
+    """SEP-2663 with SEP-2322: an ``input_before_task`` endpoint called as a task asks on the call itself
+    (no task id yet), and the retry that answers gets the task, which asks within from then on."""
+    tasks = TasksExtension()
+    async with client(asking, MODERN, elicitation_callback=Answers(), extensions=[tasks]) as mcp:
+        first = await mcp.session.call_tool(
+            "enrol", {"course": "go"}, allow_input_required=True, allow_claimed=True
+        )
+        assert isinstance(first, types.InputRequiredResult), first
+        assert first.request_state is not None and first.input_requests is not None
+        assert list(first.input_requests) == ["interrupt-1"]
+        assert "taskId" not in first.model_dump(by_alias=True)
+        created = await mcp.session.call_tool(
+            "enrol",
+            {"course": "go"},
+            input_responses={"interrupt-1": accept(name="Kim", age=12)},
+            request_state=first.request_state,
+            allow_input_required=True,
+            allow_claimed=True,
+        )
+        assert isinstance(created, CreatedTask), created
+        dumped = created.model_dump(by_alias=True, exclude_none=True)
+        assert "requestState" not in dumped and "inputRequests" not in dumped
+        # Its next question (Kim is 12) comes within the task, answered with tasks/update.
+        waiting = await eventually(
+            lambda: _task_if(get_waiting(mcp.session, created.task_id), "input_required"), "the task to ask"
+        )
+        assert waiting.input_requests is not None and list(waiting.input_requests) == ["interrupt-2"]
+        responses = {"interrupt-2": {"action": "accept", "content": {"answer": True}}}
+        params = UpdateTaskParams(task_id=created.task_id, input_responses=responses)
+        await mcp.session.send_request(UpdateTask(params=params), types.Result)
+        done = await eventually(
+            lambda: _task_if(get_task(mcp.session, created.task_id), "completed"), "the task to end"
+        )
+    assert done.result is not None
+    assert done.result["structuredContent"] == {"course": "go", "name": "Kim", "age": 12, "attempt": 1}
+
+
+async def test_a_run_that_goes_straight_to_work_is_a_task_at_once(asking: Gateway) -> None:
+    async with client(asking, MODERN, elicitation_callback=Answers(), extensions=[TasksExtension()]) as mcp:
+        created = await mcp.session.call_tool(
+            "enrol", {"course": "go", "ask": False}, allow_input_required=True, allow_claimed=True
+        )
+        assert isinstance(created, CreatedTask), created
+        done = await eventually(
+            lambda: _task_if(get_task(mcp.session, created.task_id), "completed"), "the task to end"
+        )
+    assert done.result is not None and done.result["structuredContent"]["name"] == "nobody"
+
+
+async def test_without_the_tasks_extension_an_input_first_endpoint_answers_directly(asking: Gateway) -> None:
+    async with client(asking, MODERN, elicitation_callback=Answers(accept(name="Lou", age=40))) as mcp:
+        result = await mcp.call_tool("enrol", {"course": "go"})
+    assert not result.is_error, result
+    assert result.structured_content == {"course": "go", "name": "Lou", "age": 40, "attempt": 1}
+
+
+async def test_a_run_that_asks_late_is_a_task_that_asks_within(asking: Gateway) -> None:
+    """Nothing asked within mcp_questions_within (1 s here): the call answers with the task."""
+    async with client(asking, MODERN, elicitation_callback=Answers(), extensions=[TasksExtension()]) as mcp:
+        created = await mcp.session.call_tool(
+            "enrol", {"course": "go", "delay": 2.5}, allow_input_required=True, allow_claimed=True
+        )
+        assert isinstance(created, CreatedTask), created
+        waiting = await eventually(
+            lambda: _task_if(get_waiting(mcp.session, created.task_id), "input_required"), "the task to ask"
+        )
+        assert waiting.input_requests is not None and list(waiting.input_requests) == ["interrupt-1"]
+        responses = {"interrupt-1": {"action": "accept", "content": {"name": "Sam", "age": 30}}}
+        params = UpdateTaskParams(task_id=created.task_id, input_responses=responses)
+        await mcp.session.send_request(UpdateTask(params=params), types.Result)
+        done = await eventually(
+            lambda: _task_if(get_task(mcp.session, created.task_id), "completed"), "the task to end"
+        )
+    assert done.result is not None and done.result["structuredContent"]["name"] == "Sam"
+
+
+async def test_a_client_that_cannot_answer_forms_gets_the_task_and_the_question_waits_in_it(
+    asking: Gateway,
+) -> None:
+    async with client(asking, MODERN, extensions=[TasksExtension()]) as mcp:  # no elicitation capability
+        created = await mcp.session.call_tool(
+            "enrol", {"course": "go"}, allow_input_required=True, allow_claimed=True
+        )
+        assert isinstance(created, CreatedTask), created
+        await eventually(
+            lambda: _task_if(get_task(mcp.session, created.task_id), "input_required"), "the task to ask"
+        )
+    assert post(asking, f"/v1/runs/{created.task_id}/cancel").status_code == 200
+
+
+async def test_answers_sent_ahead_by_a_client_that_cannot_answer_forms_are_not_taken(asking: Gateway) -> None:
+    async with client(asking, MODERN) as mcp:  # no elicitation capability
+        with pytest.raises(MCPError) as missing:
+            await mcp.session.call_tool(
+                "ask",
+                {"question": "?"},
+                input_responses={"interrupt-1": accept(amount=3)},
+                allow_input_required=True,
+            )
+    assert missing.value.code == -32021
+    run_id = run_id_in(missing.value.message)
+    assert run_of(asking, run_id)["status"] == "waiting_input"
+    assert post(asking, f"/v1/runs/{run_id}/cancel").status_code == 200

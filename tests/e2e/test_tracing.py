@@ -129,8 +129,9 @@ def test_rest_invoke_is_one_trace_from_the_client_to_the_workers_model_and_tool_
     _assert_run_below(spans, front)
 
 
+@pytest.mark.parametrize("revision", ["legacy", "2026-07-28"])
 async def test_mcp_tool_call_continues_the_trace_in_its_meta(
-    cluster: Cluster, receiver: GrpcReceiver, monkeypatch: pytest.MonkeyPatch
+    cluster: Cluster, receiver: GrpcReceiver, monkeypatch: pytest.MonkeyPatch, revision: str
 ) -> None:
     _otel_env(monkeypatch, receiver.endpoint)
     gateway = cluster.start_gateway(tracing="true")
@@ -140,7 +141,7 @@ async def test_mcp_tool_call_continues_the_trace_in_its_meta(
     ids = SpanContext(int(trace_id, 16), int(client_span, 16), is_remote=False, trace_flags=TraceFlags(1))
     token = otel_context.attach(trace.set_span_in_context(NonRecordingSpan(ids)))
     try:
-        async with mcp_client(gateway, "legacy") as mcp:
+        async with mcp_client(gateway, revision) as mcp:
             result = await mcp.call_tool("ask", {"question": "why"})
     finally:
         otel_context.detach(token)
@@ -151,7 +152,8 @@ async def test_mcp_tool_call_continues_the_trace_in_its_meta(
     assert front.attributes["mcp.method.name"] == "tools/call"
     assert front.attributes["gen_ai.tool.name"] == "ask"
     assert front.attributes["jsonrpc.request.id"]
-    assert front.attributes["mcp.session.id"]
+    if revision == "legacy":
+        assert front.attributes["mcp.session.id"]
     _assert_run_below(spans, front)
 
 

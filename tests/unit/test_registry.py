@@ -355,3 +355,16 @@ def test_an_endpoint_is_served_under_one_credential(registry: EndpointRegistry) 
     registry.register(WorkerConnection("w2", "app", 4, ["echo"], credential="wtk_a"), [spec()])
     with pytest.raises(RegistrationError, match="another worker token"):
         registry.register(WorkerConnection("w3", "app", 4, ["echo"], credential="wtk_b"), [spec()])
+
+
+def test_input_before_task_is_refused_on_what_does_not_run_as_a_task(registry: EndpointRegistry) -> None:
+    with pytest.raises(RegistrationError, match="ask for input before their task"):
+        registry.register(worker("w1"), [spec(input_before_task=True)])  # an ephemeral tool
+    [agent] = registry.register(worker("w1"), [spec(kind=pb.ENDPOINT_KIND_AGENT, input_before_task=True)])
+    assert agent.info.input_before_task is True
+
+
+def test_replicas_must_agree_on_input_before_task(registry: EndpointRegistry) -> None:
+    registry.register(worker("w1"), [spec(kind=pb.ENDPOINT_KIND_AGENT, input_before_task=True)])
+    with pytest.raises(RegistrationError, match="'echo'"):
+        registry.register(worker("w2"), [spec(kind=pb.ENDPOINT_KIND_AGENT)])

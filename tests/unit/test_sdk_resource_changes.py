@@ -85,6 +85,26 @@ def test_task_required_on_an_ephemeral_tool_is_a_value_error() -> None:
             return item
 
 
+def test_input_before_task_is_carried_in_the_endpoint_spec_and_needs_a_task() -> None:
+    app = App("jobs")
+
+    @app.agent_endpoint(input_before_task=True)
+    async def intake(name: str) -> str:
+        return name
+
+    @app.tool(durable=True)
+    def archive(item: str) -> str:
+        return item
+
+    assert app.endpoints["intake"].spec().input_before_task is True
+    assert app.endpoints["archive"].spec().input_before_task is False
+    with pytest.raises(ValueError, match="input_before_task=True needs durable=True"):
+
+        @app.tool(input_before_task=True)
+        def quick(item: str) -> str:
+            return item
+
+
 async def test_the_worker_sends_changes_from_any_thread_and_keeps_them_while_disconnected() -> None:
     app = _app()
     worker = Worker(app, gateway="127.0.0.1:1")

@@ -5,7 +5,9 @@ The names, texts and shapes follow the suite's reference server (``examples/serv
 everything-server.ts`` of github.com/modelcontextprotocol/conformance): tools, resources and prompts of the
 2025-11-25 scenarios, the ``test_input_required_result_*`` tools and prompt of the 2026-07-28 scenarios
 (each interrupt named as the reference server keys its input request), and the tasks fixtures (``greet``,
-``slow_compute``, ``failing_job``, ``confirm_delete``). Where the reference server sends a request itself
+``slow_compute``, ``failing_job``, ``confirm_delete``, ``test_tool_with_task``), and
+``test_trigger_tool_change`` / ``test_trigger_prompt_change``, which start or stop a second worker (``extra``)
+so that the lists change. Where the reference server sends a request itself
 (``elicitation/create``, ``sampling/createMessage``), this worker asks with ``ctx.elicit`` / ``ctx.sample``
 and the gateway puts the question to the client.
 
@@ -24,6 +26,7 @@ import msgspec
 from fastagentic import App, Question, RunContext
 from fastagentic.content import Audio, EmbeddedResource, Image, Text
 from fastagentic.context import SamplingUnavailable
+from fastagentic.worker import Worker
 
 app = App("conformance")
 
@@ -387,6 +390,53 @@ def watched_resource() -> str:
     return "Watched resource content"
 
 
+# ---------------------------------------------------------------- lists that change at run time
+
+#: A second app, served by a second worker this one starts and stops (``test_trigger_*_change``): the
+#: gateway's lists change as workers come and go, and it says so (``list_changed``).
+extra = App("conformance-extra")
+
+
+@extra.tool
+def dynamic_tool() -> str:
+    """A tool that comes and goes with the extra worker."""
+    return "here for now"
+
+
+@extra.prompt(description="A prompt that comes and goes with the extra worker")
+def dynamic_prompt() -> str:
+    return "here for now"
+
+
+_extra_worker: list[tuple[Worker, asyncio.Task[None]]] = []
+
+
+async def _toggle_extra() -> str:
+    """Start the extra worker (its tool and prompt join the lists), or stop it (they leave)."""
+    if _extra_worker:
+        worker, task = _extra_worker.pop()
+        worker.stop()
+        await task
+        return "removed dynamic_tool and dynamic_prompt"
+    worker = Worker(extra)  # FASTAGENTIC_GATEWAY: the gateway this worker serves
+    task = asyncio.create_task(worker.run())
+    _extra_worker.append((worker, task))
+    await asyncio.wait_for(worker.connected.wait(), 10)
+    return "added dynamic_tool and dynamic_prompt"
+
+
+@app.tool
+async def test_trigger_tool_change() -> list[Text]:
+    """Changes the tool list (SEP-2575 list_changed on subscriptions)"""
+    return [Text(await _toggle_extra())]
+
+
+@app.tool
+async def test_trigger_prompt_change() -> list[Text]:
+    """Changes the prompt list (SEP-2575 list_changed on subscriptions)"""
+    return [Text(await _toggle_extra())]
+
+
 # ---------------------------------------------------------------- prompts
 
 
@@ -456,6 +506,14 @@ async def confirm_delete(filename: str, ctx: RunContext) -> str:
     answer = await ctx.elicit(f"Delete {filename}?", schema=ConfirmDelete, id="confirm")
     await asyncio.sleep(0.3)  # deleting takes a moment: the task shows working again before it ends
     return f"deleted {filename}" if answer.confirm else f"kept {filename}"
+
+
+@app.agent_endpoint(task_required=True, input_before_task=True)
+async def test_tool_with_task(ctx: RunContext) -> list[Text]:
+    """Asks the caller's name on the call itself, then works on as a task (SEP-2663 with SEP-2322)."""
+    answer = await ctx.elicit("What is your name?", schema=Name, id="user_name")
+    await asyncio.sleep(0.3)  # the work the task stands for
+    return [Text(f"Hello, {answer.name}, from a task!")]
 
 
 @app.agent_endpoint

@@ -70,6 +70,8 @@ class EndpointInfo(msgspec.Struct, frozen=True, kw_only=True):
     mime_type: str | None = None
     rate_limit: str | None = None  # what the endpoint's author allows each principal ("60/minute")
     task_required: bool = False  # MCP clients must run it as a task (agents and durable tools)
+    #: MCP clients running it as a task are asked its first questions before the task exists (SEP-2663)
+    input_before_task: bool = False
     require_approval: bool = False  # every call waits for an approver's decision (runs/approval.py)
 
 
@@ -173,11 +175,15 @@ def endpoint_from_spec(spec: pb.EndpointSpec) -> Endpoint:
                 f"resource {spec.name!r}: template variables {sorted(variables)} must be exactly the input "
                 f"properties {sorted(properties)}"
             )
-    if spec.task_required and not (
-        kind is EndpointKind.AGENT or (kind is EndpointKind.TOOL and spec.durable)
-    ):
+    runs_as_task = kind is EndpointKind.AGENT or (kind is EndpointKind.TOOL and spec.durable)
+    if spec.task_required and not runs_as_task:
         raise RegistrationError(
             f"endpoint {spec.name!r}: only agents and durable tools run as tasks, so only they may require one"
+        )
+    if spec.input_before_task and not runs_as_task:
+        raise RegistrationError(
+            f"endpoint {spec.name!r}: only agents and durable tools run as tasks, so only they may ask for "
+            "input before their task"
         )
     info = EndpointInfo(
         name=spec.name,
@@ -194,6 +200,7 @@ def endpoint_from_spec(spec: pb.EndpointSpec) -> Endpoint:
         mime_type=spec.mime_type or None,
         rate_limit=_rate_limit(spec),
         task_required=spec.task_required,
+        input_before_task=spec.input_before_task,
         require_approval=spec.require_approval,
     )
     return Endpoint(info)
@@ -217,6 +224,8 @@ def fingerprint_of(info: EndpointInfo) -> bytes:
         described.append("task_required")
     if info.require_approval:  # likewise: replicas of an endpoint agree on whether calls need approval
         described.append("require_approval")
+    if info.input_before_task:  # and on whether an MCP task is created before or after the first questions
+        described.append("input_before_task")
     return msgspec.json.encode(described, order="deterministic")
 
 

@@ -55,7 +55,7 @@ class WorkerMessage(_message.Message):
     def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., events: _Optional[_Union[Events, _Mapping]] = ..., done: _Optional[_Union[Done, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., credit: _Optional[_Union[Credit, _Mapping]] = ..., release: _Optional[_Union[Release, _Mapping]] = ..., completion: _Optional[_Union[Completion, _Mapping]] = ..., resource_changed: _Optional[_Union[ResourceChanged, _Mapping]] = ..., tool_check: _Optional[_Union[ToolCheck, _Mapping]] = ...) -> None: ...
 
 class EndpointSpec(_message.Message):
-    __slots__ = ("name", "kind", "description", "input_schema", "output_schema", "streams", "durable", "scopes", "tags", "examples", "uri_template", "mime_type", "completions", "rate_limit", "task_required", "require_approval")
+    __slots__ = ("name", "kind", "description", "input_schema", "output_schema", "streams", "durable", "scopes", "tags", "examples", "uri_template", "mime_type", "completions", "rate_limit", "task_required", "require_approval", "input_before_task")
     NAME_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
@@ -72,6 +72,7 @@ class EndpointSpec(_message.Message):
     RATE_LIMIT_FIELD_NUMBER: _ClassVar[int]
     TASK_REQUIRED_FIELD_NUMBER: _ClassVar[int]
     REQUIRE_APPROVAL_FIELD_NUMBER: _ClassVar[int]
+    INPUT_BEFORE_TASK_FIELD_NUMBER: _ClassVar[int]
     name: str
     kind: EndpointKind
     description: str
@@ -88,7 +89,8 @@ class EndpointSpec(_message.Message):
     rate_limit: str
     task_required: bool
     require_approval: bool
-    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[EndpointKind, str]] = ..., description: _Optional[str] = ..., input_schema: _Optional[bytes] = ..., output_schema: _Optional[bytes] = ..., streams: _Optional[bool] = ..., durable: _Optional[bool] = ..., scopes: _Optional[_Iterable[str]] = ..., tags: _Optional[_Iterable[str]] = ..., examples: _Optional[bytes] = ..., uri_template: _Optional[str] = ..., mime_type: _Optional[str] = ..., completions: _Optional[_Iterable[str]] = ..., rate_limit: _Optional[str] = ..., task_required: _Optional[bool] = ..., require_approval: _Optional[bool] = ...) -> None: ...
+    input_before_task: bool
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[EndpointKind, str]] = ..., description: _Optional[str] = ..., input_schema: _Optional[bytes] = ..., output_schema: _Optional[bytes] = ..., streams: _Optional[bool] = ..., durable: _Optional[bool] = ..., scopes: _Optional[_Iterable[str]] = ..., tags: _Optional[_Iterable[str]] = ..., examples: _Optional[bytes] = ..., uri_template: _Optional[str] = ..., mime_type: _Optional[str] = ..., completions: _Optional[_Iterable[str]] = ..., rate_limit: _Optional[str] = ..., task_required: _Optional[bool] = ..., require_approval: _Optional[bool] = ..., input_before_task: _Optional[bool] = ...) -> None: ...
 
 class HeldRun(_message.Message):
     __slots__ = ("run_id", "attempt")

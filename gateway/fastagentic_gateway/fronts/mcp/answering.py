@@ -18,7 +18,9 @@ cannot answer), the other two, which have no error results, end with a JSON-RPC 
   prompt name or resource URI, arguments). The client's retry carries the
   answer and the state; the run resumes and the retry follows it on (to its result, or to the next
   interrupt: another ``InputRequiredResult``). The same rules for refused, declined, and too many answers.
-  A client that did not declare form elicitation gets ``-32021``; the run keeps waiting.
+  A client that did not declare form elicitation gets ``-32021``; the run keeps waiting. A first call
+  may carry ``inputResponses`` without a state: they answer the run's first question if they name it.
+  A task-capable call of an ``input_before_task`` endpoint has these rounds before its task (``GoOn``).
 - **Tasks** (2026-07-28 extension): ``tasks/get`` of a waiting task carries the elicitation in
   ``inputRequests``; ``tasks/update`` answers it (``take``).
 - **Sampling** (``ctx.sample``: ``sampling.py``): the same two paths with ``sampling/createMessage``
@@ -50,8 +52,8 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
-from typing import Any, NamedTuple, NoReturn, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, NamedTuple, NoReturn, TypeVar, cast
 
 import anyio
 import mcp_types as types
@@ -113,6 +115,11 @@ Taken = dict[str, Any] | list[str] | None
 
 #: The requests whose run may ask its caller.
 Answerable = types.CallToolRequestParams | types.GetPromptRequestParams | types.ReadResourceRequestParams
+
+#: What a retried request makes of its run once answered (from after the interrupt's seq): by default it
+#: follows the run to its result or next question; a task-capable call of an ``input_before_task`` endpoint
+#: makes the task once the run goes past its questions (front.py).
+GoOn = Callable[[Run, int], Awaitable[Outcome | dict[str, Any]]]
 
 #: What the messages call the endpoint a request runs, by the request's method.
 _WHAT = {"tools/call": "tool", "prompts/get": "prompt", "resources/read": "resource"}
@@ -201,7 +208,7 @@ class Asking:
         if problems:
             return problems
         try:
-            await answer(self.runs, run, interrupt, value, who, _request_id(ctx))
+            await answer(self.runs, run, interrupt, value, who, request_id_in(ctx))
         except InvalidInput as exc:
             return [f"{error.path}: {error.message}" for error in exc.errors] or [exc.message]
         except NotFound as exc:
@@ -223,7 +230,7 @@ class Asking:
     async def _cancel(self, ctx: ServerRequestContext[Any, Any], run: Run, why: str) -> None:
         with anyio.CancelScope(shield=True), contextlib.suppress(Conflict, NotFound):
             await self.runs.cancel(
-                run.id, self.principal_in(ctx), why, protocol="mcp", request_id=_request_id(ctx)
+                run.id, self.principal_in(ctx), why, protocol="mcp", request_id=request_id_in(ctx)
             )
 
     # ------------------------------------------------------------------ 2025-11-25: elicitation/create
@@ -387,7 +394,7 @@ class Asking:
                     return await self.give_up(ctx, run, part, problems, what)
         with anyio.CancelScope(shield=True):
             try:
-                await answer(self.runs, run, interrupt, values, self.principal_in(ctx), _request_id(ctx))
+                await answer(self.runs, run, interrupt, values, self.principal_in(ctx), request_id_in(ctx))
             except InvalidInput as exc:
                 problems = [f"{error.path}: {error.message}" for error in exc.errors] or [exc.message]
                 return await self.give_up(ctx, run, interrupt, problems, what)
@@ -415,12 +422,12 @@ class Asking:
         answered ``unavailable``, saying why). Nothing when the run no longer waits on it."""
         with anyio.CancelScope(shield=True), contextlib.suppress(Conflict, NotFound):
             try:
-                await answer(self.runs, run, interrupt, value, self.principal_in(ctx), _request_id(ctx))
+                await answer(self.runs, run, interrupt, value, self.principal_in(ctx), request_id_in(ctx))
             except InvalidInput as exc:
                 problems = "; ".join(f"{error.path}: {error.message}" for error in exc.errors) or exc.message
                 why = f"the MCP client's sampling result was refused: {problems}"
                 await answer(
-                    self.runs, run, interrupt, unavailable(why), self.principal_in(ctx), _request_id(ctx)
+                    self.runs, run, interrupt, unavailable(why), self.principal_in(ctx), request_id_in(ctx)
                 )
 
     # ------------------------------------------------------------------ 2026-07-28: InputRequiredResult
@@ -431,10 +438,29 @@ class Asking:
         """End the request (``tools/call``, ``prompts/get``, ``resources/read``) with an
         ``InputRequiredResult`` for each interrupt of ``run``."""
         what = _WHAT[bound_to(params)[0]]
+        # Answers sent with the first call, before any question (SEP-2322 lets a client send what it
+        # knows): they answer the run's first question when they name it, once; keys that name nothing
+        # are ignored, as the spec asks. They are the caller's own answers to its own run's questions.
+        ahead = params.input_responses if params.request_state is None else None
 
         async def input_required(interrupt: Interrupt) -> dict[str, Any] | None:
+            nonlocal ahead
             if interrupt.id == GATE_ID:
                 return None  # an approver decides, not the caller: the call waits for the decision
+            if ahead and _names(interrupt, ahead) and _can_answer(interrupt, ctx.session.client_capabilities):
+                responses, ahead = ahead, None
+                parts = parts_of(interrupt)
+                capabilities = ctx.session.client_capabilities
+                cannot = (  # questions this client cannot answer are answered unavailable, as below
+                    {key: why for key, part in parts.items() if (why := _cannot(part, capabilities))}
+                    if parts is not None
+                    else None
+                )
+                try:
+                    return await self._answer_with(ctx, params, run, interrupt, responses, cannot or None, 1)
+                except (Conflict, NotFound):
+                    return None  # answered elsewhere, or ended: following the run shows how
+            ahead = None
             parts = parts_of(interrupt)
             if parts is not None:
                 capabilities = ctx.session.client_capabilities
@@ -542,14 +568,18 @@ class Asking:
         return {"resultType": "input_required", "inputRequests": requests, "requestState": state}
 
     async def redeem(
-        self, ctx: ServerRequestContext[Any, Any], params: Answerable, relay: Relay | None
+        self,
+        ctx: ServerRequestContext[Any, Any],
+        params: Answerable,
+        relay: Relay | None,
+        go_on: GoOn | None = None,
     ) -> Outcome | dict[str, Any]:
         """A retried request (``tools/call``, ``prompts/get``, ``resources/read``): answer the interrupt
-        its ``requestState`` names with its ``inputResponses``, then follow the run on."""
+        its ``requestState`` names with its ``inputResponses``, then follow the run on (``go_on``: what the
+        request makes of the run from the answer on, by default follow it to its result or next question)."""
         assert params.request_state is not None
         who = self.principal_in(ctx)
         method, name, arguments = bound_to(params)
-        what = _WHAT[method]
         state = self.states.open(params.request_state, who, name, arguments, method)
         run = await self.runs.get(state.run, who)
         if run is None or run.status in TERMINAL or run.last_seq != state.seq:
@@ -557,53 +587,66 @@ class Asking:
         interrupt = await pending_interrupt(self.runs, run)
         if interrupt is None or interrupt.id != state.interrupt:
             raise invalid_state("answered")
+        try:
+            ended = await self._answer_with(
+                ctx, params, run, interrupt, params.input_responses or {}, state.got, state.asked
+            )
+        except (Conflict, NotFound):
+            raise invalid_state("answered") from None
+        if ended is not None:
+            return ended
+        if go_on is not None:
+            return await go_on(run, interrupt.seq)
+        on_interrupt = self.by_input_required(ctx, params, run)
+        return await finish_answering(self.runs, run, relay, on_interrupt, after_seq=interrupt.seq)
+
+    async def _answer_with(
+        self,
+        ctx: ServerRequestContext[Any, Any],
+        params: Answerable,
+        run: Run,
+        interrupt: Interrupt,
+        responses: dict[str, Any],
+        got: dict[str, Any] | None,
+        asked: int,
+    ) -> dict[str, Any] | None:
+        """Answer ``interrupt`` with the client's ``responses`` (keyed as its ``inputRequests`` were): the
+        result to end the request with (the question asked again, or the ending of a declined or hopeless
+        one), or None once the run was answered. ``Conflict`` / ``NotFound`` when it no longer waits."""
         parts = parts_of(interrupt)
         if parts is not None:
-            return await self._redeem_parts(ctx, params, relay, run, interrupt, parts, state.got, state.asked)
-        response = (params.input_responses or {}).get(interrupt.id)
+            return await self._answer_parts(ctx, params, run, interrupt, parts, responses, got, asked)
+        response = responses.get(interrupt.id)
         if is_roots(interrupt):
             roots = roots_result_of(response)
             if roots is None:  # the spec: ask again for what is missing
-                return self.input_required(ctx, params, run, interrupt, asked=state.asked)
-            try:
-                await answer(self.runs, run, interrupt, listed(roots), who, _request_id(ctx))
-            except (Conflict, NotFound):
-                raise invalid_state("answered") from None
-            on_interrupt = self.by_input_required(ctx, params, run)
-            return await finish_answering(self.runs, run, relay, on_interrupt, after_seq=interrupt.seq)
+                return self.input_required(ctx, params, run, interrupt, asked=asked)
+            await answer(self.runs, run, interrupt, listed(roots), self.principal_in(ctx), request_id_in(ctx))
+            return None
         if sampling_of(interrupt) is not None:
             result = result_of(response)
             if result is None:  # the spec: ask again for what is missing
-                return self.input_required(ctx, params, run, interrupt, asked=state.asked)
+                return self.input_required(ctx, params, run, interrupt, asked=asked)
             try:
-                await answer(self.runs, run, interrupt, sampled(result), who, _request_id(ctx))
+                await answer(
+                    self.runs, run, interrupt, sampled(result), self.principal_in(ctx), request_id_in(ctx)
+                )
             except InvalidInput as exc:
                 problems = "; ".join(f"{error.path}: {error.message}" for error in exc.errors) or exc.message
                 await self.give(
                     ctx, run, interrupt, unavailable(f"the sampling result was refused: {problems}")
                 )
-            except (Conflict, NotFound):
-                raise invalid_state("answered") from None
-            on_interrupt = self.by_input_required(ctx, params, run)
-            return await finish_answering(self.runs, run, relay, on_interrupt, after_seq=interrupt.seq)
+            return None
         reply = reply_of(response)
         if reply is None:  # the spec: ask again for what is missing
             note = "No answer to this question came with the retried call."
-            return self.input_required(ctx, params, run, interrupt, asked=state.asked, note=note)
-        try:
-            taken = await self.take(ctx, run, interrupt, reply, what)
-        except Conflict:
-            raise invalid_state("answered") from None
+            return self.input_required(ctx, params, run, interrupt, asked=asked, note=note)
+        taken = await self.take(ctx, run, interrupt, reply, _WHAT[bound_to(params)[0]])
         if isinstance(taken, list):
-            if state.asked >= MAX_ASKS:
-                return await self.give_up(ctx, run, interrupt, taken, what)
-            return self.input_required(
-                ctx, params, run, interrupt, asked=state.asked + 1, note=asked_again(taken)
-            )
-        if taken is not None:
-            return taken
-        on_interrupt = self.by_input_required(ctx, params, run)
-        return await finish_answering(self.runs, run, relay, on_interrupt, after_seq=interrupt.seq)
+            if asked >= MAX_ASKS:
+                return await self.give_up(ctx, run, interrupt, taken, _WHAT[bound_to(params)[0]])
+            return self.input_required(ctx, params, run, interrupt, asked=asked + 1, note=asked_again(taken))
+        return taken
 
     async def part_answer(
         self,
@@ -636,30 +679,29 @@ class Asking:
         problems = problems or part_problems(part, value)
         return Part("refused", problems) if problems else Part("value", value)
 
-    async def _redeem_parts(
+    async def _answer_parts(
         self,
         ctx: ServerRequestContext[Any, Any],
         params: Answerable,
-        relay: Relay | None,
         run: Run,
         interrupt: Interrupt,
         parts: dict[str, Interrupt],
+        responses: dict[str, Any],
         got: dict[str, Any] | None,
         asked: int,
-    ) -> Outcome | dict[str, Any]:
-        """A retry answering some or all of several questions: the answers so far (the state's and the
-        retry's) are kept in the next state until every question has one; then the run is answered."""
+    ) -> dict[str, Any] | None:
+        """Answers to some or all of several questions: the answers so far (the state's and these) are
+        kept in the next state until every question has one; then the run is answered (None)."""
         what = _WHAT[bound_to(params)[0]]
         given = dict(got or {})
         notes: dict[str, str] = {}
         problems: list[str] = []
-        responses = params.input_responses or {}
         for key, part in parts.items():
             if key in given or key not in responses:
                 continue
             taken = await self.part_answer(ctx, run, part, responses[key], what)
             if taken.kind == "ended":
-                return taken.value
+                return cast(dict[str, Any], taken.value)
             if taken.kind == "refused":
                 notes[key] = asked_again(taken.value)
                 problems += [f"{key}: {problem}" for problem in taken.value]
@@ -671,16 +713,12 @@ class Asking:
             return self.input_required(
                 ctx, params, run, interrupt, asked=asked + (1 if notes else 0), got=given, notes=notes
             )
-        who = self.principal_in(ctx)
         try:
-            await answer(self.runs, run, interrupt, given, who, _request_id(ctx))
+            await answer(self.runs, run, interrupt, given, self.principal_in(ctx), request_id_in(ctx))
         except InvalidInput as exc:
             refused = [f"{error.path}: {error.message}" for error in exc.errors] or [exc.message]
             return await self.give_up(ctx, run, interrupt, refused, what)
-        except (Conflict, NotFound):
-            raise invalid_state("answered") from None
-        on_interrupt = self.by_input_required(ctx, params, run)
-        return await finish_answering(self.runs, run, relay, on_interrupt, after_seq=interrupt.seq)
+        return None
 
 
 class Part(NamedTuple):
@@ -689,6 +727,25 @@ class Part(NamedTuple):
 
     kind: str
     value: Any = None
+
+
+def _names(interrupt: Interrupt, responses: dict[str, Any]) -> bool:
+    """Whether ``responses`` answer (some of) ``interrupt``: its key, or one of its questions' keys."""
+    parts = parts_of(interrupt)
+    return any(key in responses for key in parts) if parts is not None else interrupt.id in responses
+
+
+def _can_answer(interrupt: Interrupt, capabilities: types.ClientCapabilities | None) -> bool:
+    """Whether this client declared what it takes to be asked ``interrupt`` (forms, sampling, roots): answers
+    it sent ahead are taken only then; otherwise the question goes the usual way (-32021, unavailable)."""
+    parts = parts_of(interrupt)
+    if parts is not None:
+        return accepts_forms(capabilities) or not any(_is_form(part) for part in parts.values())
+    if sampling_of(interrupt) is not None:
+        return _cannot(interrupt, capabilities) is None
+    if is_roots(interrupt):
+        return accepts_roots(capabilities)
+    return accepts_forms(capabilities)
 
 
 def _is_form(part: Interrupt) -> bool:
@@ -735,6 +792,7 @@ def cannot_answer(run: Run, interrupt: Interrupt, why: str, what: str = "tool") 
     )
 
 
-def _request_id(ctx: ServerRequestContext[Any, Any]) -> str:
+def request_id_in(ctx: ServerRequestContext[Any, Any]) -> str:
+    """The gateway's id of the HTTP request carrying this message ("" outside one)."""
     request = ctx.request
     return request_id_of(request.scope) if request is not None else ""

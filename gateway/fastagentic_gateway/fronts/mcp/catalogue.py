@@ -47,7 +47,16 @@ def _listing(what: str, entries: list[tuple[Endpoint, dict[str, Any]]]) -> dict[
 class ToolView:
     """How one tool endpoint is served over MCP."""
 
-    __slots__ = ("content", "endpoint", "header_schema", "required", "structured", "tasks", "wrapped")
+    __slots__ = (
+        "content",
+        "endpoint",
+        "header_schema",
+        "input_first",
+        "required",
+        "structured",
+        "tasks",
+        "wrapped",
+    )
 
     def __init__(self, endpoint: Endpoint) -> None:
         info = endpoint.info
@@ -63,6 +72,8 @@ class ToolView:
         self.tasks = info.kind is EndpointKind.AGENT or info.durable
         #: MCP callers must run it as a task (the endpoint was declared ``task_required``)
         self.required = self.tasks and info.task_required
+        #: as a task, its first questions are asked on the call before the task exists (``input_before_task``)
+        self.input_first = self.tasks and info.input_before_task
         #: the input schema, when it declares ``x-mcp-header`` parameters (2026-07-28 Mcp-Param-* headers)
         self.header_schema = info.input_schema if _mentions(info.input_schema, "x-mcp-header") else None
 

@@ -14,7 +14,12 @@ SDK's path amounts to, with the SDK's own pieces where the answer is made:
 - the handler chain is the SDK's kernel itself (``ServerRunner.on_request``: the front's middleware and
   handlers, the params model, the result shaped for the revision), on a context built as the SDK builds
   it (``Connection.from_envelope``, or the session's own connection), so access rules, hooks, limits,
-  budgets, metrics and audit are the handler's, through ``RunService.submit``;
+  budgets, metrics and audit are the handler's, through ``RunService.submit``. One exception: a
+  2026-07-28 ``tools/call`` of a known tool that does not require a task, whose params pass the kernel's
+  own check (``validate_client_request``), goes straight to what the kernel's chain comes to for it
+  (the front's ``run_tool``, the body of its ``tools/call`` handler; the kernel's ``_serialize`` shapes
+  the result). The SDK's request context (with the kernel, a quarter of such a call's gateway CPU) is
+  built only if the run asks the client a question, for the ``InputRequiredResult``;
 - the answer is written as the SDK writes it: 2026-07-28 as its ``_write`` (a JSON body with the
   status its error table gives; a successful answer's body encoded from the result dict directly, the
   same bytes for any JSON result, ``_write`` itself for anything else), an SSE stream of ``: ping``
@@ -56,11 +61,13 @@ from mcp_types import (
     CLIENT_CAPABILITIES_META_KEY,
     CLIENT_INFO_META_KEY,
     PROTOCOL_VERSION_META_KEY,
+    CallToolRequestParams,
     ErrorData,
     JSONRPCError,
     JSONRPCNotification,
     JSONRPCResponse,
 )
+from mcp_types import methods as _methods
 from sse_starlette.event import ServerSentEvent
 from starlette.requests import Request
 from starlette.types import Message, Receive, Scope, Send
@@ -74,7 +81,7 @@ from mcp.server._streamable_http_modern import (
 )
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.connection import Connection
-from mcp.server.runner import ServerRunner, aclose_shielded, modern_error_data
+from mcp.server.runner import ServerRunner, _extract_meta, aclose_shielded, modern_error_data
 from mcp.server.streamable_http import REQUEST_CANCELLED
 from mcp.shared.exceptions import NoBackChannelError
 from mcp.shared.inbound import InboundModernRoute, classify_inbound_request, find_duplicated_routing_header
@@ -82,8 +89,13 @@ from mcp.shared.jsonrpc_dispatcher import cancelled_request_id_from_params, hand
 from mcp.shared.message import ServerMessageMetadata
 from mcp.shared.transport_context import TransportContext
 
+from ...access.principal import principal_of, request_id_of
+from ...runs.model import Run
 from .asgi import replaying
+from .catalogue import ToolView
+from .elicitation import Interrupt
 from .resumption import REQUEST_SCOPE, RequestScope
+from .running import OnInterrupt
 from .sessions import connection_of
 from .tasks import TASKS_EXTENSION
 
@@ -124,6 +136,9 @@ class FastPath:
         self.manager = front.manager
         self.quick = front.quick
         self.events = front.events
+        # The kernel's result shaping (``ServerRunner._serialize``) for ``_run_tool``: it reads the server
+        # only, never the connection, so one runner serves every request.
+        self._shaper = ServerRunner(self.server, Connection.from_envelope(MODERN.decode(), None, None), None)
         #: 2025-11-25 calls in flight here, by (session id, request id): a notifications/cancelled finds them
         self._calls: dict[tuple[str, str], _LegacyCall] = {}
 
@@ -198,20 +213,10 @@ class FastPath:
         params: dict[str, Any],
         verdict: Any,
     ) -> None:
-        request = Request(scope, receive)
-        connection = Connection.from_envelope(
-            verdict.protocol_version, verdict.client_info, verdict.client_capabilities
-        )
-        dctx = _SingleExchangeDispatchContext(
-            transport=TransportContext(
-                kind="streamable-http", can_send_request=False, headers=request.headers
-            ),
-            request_id=request_id,
-            message_metadata=ServerMessageMetadata(request_context=request),
-        )
         if method == LIST:
             # The quick manager's JSON mode: the answer in the request's task.
             state = self.quick._lifespan_state
+            connection, dctx = _exchange(scope, receive, request_id, verdict)
             answer = await _answer(self.server, dctx, method, params, connection, state)
             await _write_answer(answer, scope, receive, send)
             return
@@ -225,7 +230,12 @@ class FastPath:
         stream = _Deferral(scope, receive, send, handler)
         starting = asyncio.get_running_loop().call_later(_WATCH_AFTER, stream.start)
         try:
-            answer = await _answer(self.server, dctx, method, params, connection, state)
+            view = self._plain_call(verdict, params)
+            if view is not None:
+                answer = await self._run_tool(scope, receive, request_id, params, verdict, view, state)
+            else:
+                connection, dctx = _exchange(scope, receive, request_id, verdict)
+                answer = await _answer(self.server, dctx, method, params, connection, state)
         except asyncio.CancelledError:
             if not stream.left:
                 raise
@@ -240,6 +250,80 @@ class FastPath:
             await send({"type": "http.response.body", "body": _sse_event(answer), "more_body": False})
         else:
             await _write_answer(answer, scope, receive, send)
+
+    def _plain_call(self, verdict: Any, params: dict[str, Any]) -> ToolView | None:
+        """The tool a 2026-07-28 ``tools/call`` names when its answer comes from ``McpFront.run_tool``
+        alone: the kernel's checks of its params pass (``validate_client_request``), it names a known tool
+        that does not require a task, and its client cannot be sent notifications (the path admits no
+        progress token and no log level), and the kernel's middleware is the front's ``_shortcuts`` alone
+        (tracing adds one that makes the request's trace context current around the handler). Else None:
+        the kernel's way (``_answer``)."""
+        if self.server.middleware != [self.front._shortcuts]:
+            return None
+        name = params.get("name")
+        view = self.front.catalogue.tool(name) if isinstance(name, str) else None
+        if view is None or view.required:
+            return None
+        arguments = params.get("arguments")
+        if arguments is not None and not isinstance(arguments, dict):
+            return None
+        try:
+            _methods.validate_client_request(CALL, verdict.protocol_version, params)
+        except Exception:  # the kernel's error, worded by the kernel
+            return None
+        return view
+
+    async def _run_tool(
+        self,
+        scope: Scope,
+        receive: Receive,
+        request_id: Any,
+        params: dict[str, Any],
+        verdict: Any,
+        view: ToolView,
+        state: Any,
+    ) -> JSONRPCResponse | JSONRPCError:
+        """``_answer`` for a ``_plain_call``: what the kernel's chain comes to for it (the front's
+        ``_shortcuts`` pass it on, ``_call_tool`` runs it, ``_serialize`` shapes its result), without the
+        SDK's request context, which is built only if the run asks the client a question."""
+        built: list[Connection] = []
+
+        def asker(run: Run) -> OnInterrupt:
+            asking: OnInterrupt | None = None
+
+            async def on_interrupt(interrupt: Interrupt) -> dict[str, Any] | None:
+                nonlocal asking
+                if asking is None:
+                    connection, dctx = _exchange(scope, receive, request_id, verdict)
+                    built.append(connection)
+                    runner = ServerRunner(self.server, connection, state)
+                    version = connection.protocol_version
+                    ctx = runner._make_context(dctx, CALL, params, _extract_meta(params), version)
+                    typed = CallToolRequestParams.model_validate(params, by_name=False)
+                    asking = self.front.asking.by_input_required(ctx, typed, run)
+                return await asking(interrupt)
+
+            return on_interrupt
+
+        name: str = params["name"]
+        try:
+            result = await self.front.run_tool(
+                principal_of(scope),
+                request_id_of(scope),
+                view,
+                name,
+                params.get("arguments") or {},
+                None,
+                asker,
+            )
+            shaped = self._shaper._serialize(CALL, verdict.protocol_version, result)
+        except Exception as exc:
+            return JSONRPCError(jsonrpc="2.0", id=request_id, error=modern_error_data(exc))
+        finally:
+            for connection in built:
+                if getattr(connection.exit_stack, "_exit_callbacks", True):
+                    await aclose_shielded(connection)
+        return _response(request_id, shaped)
 
     # ------------------------------------------------------------------ 2025-11-25
 
@@ -539,6 +623,22 @@ class _LegacyCall:
             ping = ServerSentEvent(comment=f"ping - {datetime.now(UTC)}", sep=_SEP)
             await self._send({"type": "http.response.body", "body": ping.encode(), "more_body": True})
             await asyncio.sleep(_SSE_PING_INTERVAL)
+
+
+def _exchange(
+    scope: Scope, receive: Receive, request_id: Any, verdict: Any
+) -> tuple[Connection, _SingleExchangeDispatchContext]:
+    """The connection and dispatch context the SDK's stateless transport makes for a request."""
+    request = Request(scope, receive)
+    connection = Connection.from_envelope(
+        verdict.protocol_version, verdict.client_info, verdict.client_capabilities
+    )
+    dctx = _SingleExchangeDispatchContext(
+        transport=TransportContext(kind="streamable-http", can_send_request=False, headers=request.headers),
+        request_id=request_id,
+        message_metadata=ServerMessageMetadata(request_context=request),
+    )
+    return connection, dctx
 
 
 async def _answer(

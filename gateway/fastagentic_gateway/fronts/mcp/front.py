@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -49,18 +49,18 @@ from ... import __version__
 from ...access.audit import AuditLog
 from ...access.edge import base_url
 from ...access.policy import visible
-from ...access.principal import ANONYMOUS, Principal, principal_of, request_id_of
+from ...access.principal import ANONYMOUS, Principal, principal_of
 from ...calls import Call, find_endpoint, make_call
 from ...errors import GatewayError, InvalidInput, NoWorker
-from ...runs.model import EndpointKind, RunStatus
+from ...runs.model import EndpointKind, Run, RunStatus
 from ...runs.service import RunService
 from ...settings import Settings
 from ...workers.completion import Completer
 from ...workers.connection import MAX_COMPLETION_VALUES
 from ...workers.registry import Endpoint, EndpointRegistry
-from .answering import Asking
+from .answering import Asking, request_id_in
 from .asgi import LOOPBACK_HOSTS, LOOPBACK_ORIGINS, McpAsgi, Patterns, is_loopback
-from .catalogue import Catalogue
+from .catalogue import Catalogue, ToolView
 from .fast import FastPath
 from .listen import Listen
 from .request_state import RequestStates
@@ -75,7 +75,7 @@ from .results import (
     tool_result,
 )
 from .resumption import SessionEvents
-from .running import OnInterrupt, finish_answering, submit
+from .running import OnInterrupt, finish_answering, questions_first, submit
 from .sessions import MAX_SUBSCRIPTIONS, LegacySessions
 from .streaming import Relay
 from .tasks import (
@@ -301,15 +301,13 @@ class McpFront:
     # ------------------------------------------------------------------ calls
 
     def _call(self, ctx: ServerRequestContext[Any, Any], kind: EndpointKind, name: str, value: Any) -> Call:
+        return self._call_as(principal_in(ctx), request_id_in(ctx), kind, name, value)
+
+    def _call_as(
+        self, principal: Principal, request_id: str, kind: EndpointKind, name: str, value: Any
+    ) -> Call:
         endpoint = find_endpoint(self.registry, kind, name, self.settings.retry_after)
-        request = ctx.request
-        return make_call(
-            endpoint,
-            value,
-            principal=principal_in(ctx),
-            protocol="mcp",
-            request_id=request_id_of(request.scope) if request is not None else "",
-        )
+        return make_call(endpoint, value, principal=principal, protocol="mcp", request_id=request_id)
 
     def _relay(self, ctx: ServerRequestContext[Any, Any], logger: str) -> Relay:
         meta = ctx.meta
@@ -339,30 +337,89 @@ class McpFront:
                 METHOD_NOT_FOUND,
                 f"{params.name} runs only as a task (taskSupport: required): call it with params.task",
             )
+        as_task = view.tasks and modern and declares_tasks(ctx)
         if modern and params.request_state is not None:
             # A retry answering the InputRequiredResult of an earlier call (answering.py).
+            go_on = self._task_after_questions(ctx, params) if as_task and view.input_first else None
             try:
-                ended = await self.asking.redeem(ctx, params, self._relay(ctx, params.name))
+                ended = await self.asking.redeem(ctx, params, self._relay(ctx, params.name), go_on)
             except GatewayError as exc:
                 raise MCPError(error_code(exc), exc.message, error_data(exc)) from exc
             return ended if isinstance(ended, dict) else tool_result(view, ended)
+        request_id = request_id_in(ctx)
+        if as_task:
+            call = self._tool_call(principal_in(ctx), request_id, view, params.name, params.arguments or {})
+            if isinstance(call, dict):
+                return call
+            run = await submit(self.runs, call)
+            if view.input_first:
+                return await self._task_after_questions(ctx, params)(run, 0)
+            return self.tasks.created(ctx, run)
+
+        def asker(run: Run) -> OnInterrupt:
+            if modern:
+                return self.asking.by_input_required(ctx, params, run)
+            return self.asking.by_elicitation(ctx, run)
+
+        return await self.run_tool(
+            principal_in(ctx),
+            request_id,
+            view,
+            params.name,
+            params.arguments or {},
+            self._relay(ctx, params.name),
+            asker,
+        )
+
+    async def run_tool(
+        self,
+        principal: Principal,
+        request_id: str,
+        view: ToolView,
+        name: str,
+        arguments: Any,
+        relay: Relay | None,
+        asker: Callable[[Run], OnInterrupt],
+    ) -> dict[str, Any]:
+        """A ``tools/call`` that is neither a task nor a retry, to its ``CallToolResult`` (or the
+        ``InputRequiredResult`` ``asker`` ends it with): ``_call_tool``'s, and the fast path's for a
+        2026-07-28 call whose client receives no notification (``relay`` None), which builds the SDK's
+        request context only if the run asks a question (``asker``, called once the run exists)."""
+        call = self._tool_call(principal, request_id, view, name, arguments)
+        if isinstance(call, dict):
+            return call
+        run = await submit(self.runs, call)
+        ended = await finish_answering(self.runs, run, relay, asker(run), fresh=True)
+        return ended if isinstance(ended, dict) else tool_result(view, ended)
+
+    def _tool_call(
+        self, principal: Principal, request_id: str, view: ToolView, name: str, arguments: Any
+    ) -> Call | dict[str, Any]:
+        """The call of a tool, or the ``isError`` result that refuses it (bad arguments, no worker)."""
         try:
-            call = self._call(ctx, view.endpoint.info.kind, params.name, params.arguments or {})
+            return self._call_as(principal, request_id, view.endpoint.info.kind, name, arguments)
         except (InvalidInput, NoWorker) as exc:
             return gateway_error_result(exc)
         except GatewayError as exc:
             raise MCPError(error_code(exc), exc.message, error_data(exc)) from exc
-        if view.tasks and modern and declares_tasks(ctx):
-            run = await submit(self.runs, call)
-            return self.tasks.created(ctx, run)
-        run = await submit(self.runs, call)
-        asker: OnInterrupt = (
-            self.asking.by_input_required(ctx, params, run)
-            if modern
-            else self.asking.by_elicitation(ctx, run)
-        )
-        ended = await finish_answering(self.runs, run, self._relay(ctx, params.name), asker)
-        return ended if isinstance(ended, dict) else tool_result(view, ended)
+
+    def _task_after_questions(
+        self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
+    ) -> Callable[[Run, int], Awaitable[dict[str, Any]]]:
+        """SEP-2663 with SEP-2322: the questions an ``input_before_task`` run asks first are
+        ``InputRequiredResult`` rounds of the call itself; once the run goes past them (from after
+        ``after_seq``) the call answers its task (``CreateTaskResult``)."""
+
+        async def go_on(run: Run, after_seq: int) -> dict[str, Any]:
+            asking = self.asking.by_input_required(ctx, params, run)
+            within = self.settings.mcp_questions_within
+            asked = await questions_first(self.runs, run, asking, within=within, after_seq=after_seq)
+            if asked is not None:
+                return asked
+            current = await self.runs.get(run.id, principal_in(ctx))
+            return self.tasks.created(ctx, current or run)
+
+        return go_on
 
     async def _shortcuts(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         """Answers the SDK's handler chain cannot give, or would give slowly:

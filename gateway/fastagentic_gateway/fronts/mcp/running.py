@@ -19,12 +19,14 @@ from typing import Any, cast
 
 import anyio
 import msgspec
+from mcp_types import MISSING_REQUIRED_CLIENT_CAPABILITY
 
 from mcp.shared.exceptions import MCPError
 
 from ...access.principal import Principal
 from ...calls import Call
 from ...errors import Conflict, GatewayError, NotFound
+from ...runs.approval import GATE_ID
 from ...runs.model import TERMINAL, TERMINAL_EVENT, Event, Run, RunStatus
 from ...runs.service import RunService
 from .elicitation import Interrupt, interrupt_of
@@ -32,8 +34,9 @@ from .results import Outcome, error_code, error_data, outcome_of_event
 from .streaming import Relay
 
 _TERMINAL_KINDS = frozenset(TERMINAL_EVENT.values())
-#: How long an answer waits for the run to show ``waiting_input`` after its interrupt event (the event is
-#: published before the status is stored).
+#: How long an answer waits for the run to show ``waiting_input`` after its interrupt event: the event is
+#: stored one write before the status (``RunService._on_events``; it is published only after both), so a
+#: client that read it from the store (the run's log, a task, another replica) can answer in between.
 _SETTLING = 5.0
 
 #: What a request makes of its run's pending interrupt: a result to end the request with, or None once it
@@ -65,12 +68,17 @@ async def finish_answering(
     *,
     after_seq: int = 0,
     cancel_on_abort: bool = True,
+    fresh: bool = False,
 ) -> Outcome | dict[str, Any]:
-    """How ``run`` ends, or the result ``on_interrupt`` ended the request with."""
+    """How ``run`` ends, or the result ``on_interrupt`` ended the request with. ``fresh``: ``run`` is
+    what ``submit`` just created, nothing awaited since (``RunService.wait``)."""
     try:
-        if on_interrupt is None and (relay is None or not relay.wanted):
-            current = await runs.wait(run)
-            return Outcome(current.status, current.output, current.error)
+        if relay is None or not relay.wanted:
+            # Nothing to relay: wait for the end, or (when the request answers questions) for the run to
+            # ask one, then follow its events from the start to hand the question over.
+            current = await runs.wait(run, fresh=fresh, asking=on_interrupt is not None)
+            if current.status in TERMINAL or on_interrupt is None:
+                return Outcome(current.status, current.output, current.error)
         return await _follow(runs, run, relay, on_interrupt, after_seq)
     except anyio.get_cancelled_exc_class():
         if cancel_on_abort:
@@ -157,6 +165,57 @@ async def _step(
     if last.kind == "interrupt" and on_interrupt is not None:
         return interrupt_of(last.seq, last.data)
     return None
+
+
+#: Events that do not take a run past the questions it asks first (``questions_first``).
+_BEFORE_WORK = frozenset({"run.started", "interrupt", "input", "checkpoint"})
+
+
+async def questions_first(
+    runs: RunService,
+    run: Run,
+    on_interrupt: OnInterrupt,
+    *,
+    within: float,
+    after_seq: int = 0,
+) -> dict[str, Any] | None:
+    """Follow ``run`` while it only asks (an ``input_before_task`` endpoint called as a task): the result
+    ``on_interrupt`` ends the request with for a question, or None once the task is due: the run went past
+    its questions (any event but its start, a question, an answer or a checkpoint; its end; an approval
+    gate), asked what this client cannot answer (the question waits within the task), or asked nothing
+    within ``within`` seconds (``mcp_questions_within``: it waits for a worker, or works long before it
+    asks). A client that leaves meanwhile cancels the run: nobody was told of its task."""
+    try:
+        with anyio.move_on_after(within):
+            async with following(runs, run, after_seq) as batches:
+                async for batch in batches:
+                    if not batch:
+                        continue
+                    *before, last = batch
+                    if any(event.kind not in _BEFORE_WORK for event in before):
+                        return None
+                    if last.kind != "interrupt":
+                        if last.kind not in _BEFORE_WORK:
+                            return None
+                        continue
+                    interrupt = interrupt_of(last.seq, last.data)
+                    if interrupt.id == GATE_ID:
+                        return None  # an approver decides, not the caller: the task waits for the decision
+                    try:
+                        asked = await on_interrupt(interrupt)
+                    except MCPError as exc:
+                        if exc.code == MISSING_REQUIRED_CLIENT_CAPABILITY:
+                            return None  # answered over REST, or by another client, within the task
+                        raise
+                    except GatewayError as exc:
+                        raise MCPError(error_code(exc), exc.message, error_data(exc)) from exc
+                    if asked is not None:
+                        return asked
+        return None
+    except anyio.get_cancelled_exc_class():
+        with anyio.CancelScope(shield=True), contextlib.suppress(Conflict, NotFound):
+            await runs.cancel(run.id, run.caller.tenant, "cancelled by the MCP client")
+        raise
 
 
 async def _stored_outcome(runs: RunService, run: Run) -> Outcome:

@@ -8,7 +8,8 @@ Both revisions, on the same runs:
   changes (``input_required`` and back to ``working``, then its end), and progress notifications for the
   progress token of the creating call.
 - 2026-07-28 (the ``io.modelcontextprotocol/tasks`` extension): when a request declares the extension, a
-  ``tools/call`` of an agent (or durable tool) answers ``resultType: "task"``; ``tasks/get`` carries the
+  ``tools/call`` of an agent (or durable tool) answers ``resultType: "task"`` (an ``input_before_task``
+  endpoint's first questions are ``InputRequiredResult`` rounds before it: front.py); ``tasks/get`` carries the
   final result inline; ``tasks/cancel`` and ``tasks/update`` acknowledge; ``tasks/result`` and
   ``tasks/list`` do not exist there (nor ``tasks/update`` in 2025-11-25): ``absent_method`` answers
   ``-32601`` for them, whatever their params, before the SDK reads those (the front's middleware).
