@@ -34,6 +34,10 @@ def wait_until(condition, timeout: float = 15.0, interval: float = 0.05, what: s
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+#: What a gateway prints once it serves HTTP and gRPC.
+BANNER = "FastAgentic gateway ready"
+
+
 class Process:
     """A child process whose output goes to a log file we can show when a test fails."""
 
@@ -122,6 +126,7 @@ class Gateway(Process):
         return f"127.0.0.1:{self.grpc_port}"
 
     def start(self) -> None:
+        lives = self.output().count(BANNER)  # the log is appended to across restarts
         super().start()
 
         def healthy() -> bool:
@@ -135,6 +140,9 @@ class Gateway(Process):
 
         # Generous: on a loaded two-core machine a start-up (imports, migrations) has taken over 15 s.
         wait_until(healthy, timeout=45.0, what="gateway /healthz")
+        # /healthz answers a moment before the banner is printed (after gRPC starts): a test reading the
+        # log right after start() must see this life's banner, not only an earlier one's.
+        wait_until(lambda: self.output().count(BANNER) > lives, timeout=15.0, what="the gateway's banner")
 
     def client(self, timeout: float = 30.0) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=timeout)

@@ -12,12 +12,14 @@ trust authentication, NATS at 127.0.0.1:4222. ``FASTAGENTIC_TEST_POSTGRES`` (an 
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
 import secrets
 import shutil
 import socket
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import urlsplit, urlunsplit
@@ -167,6 +169,45 @@ def postgres_outage() -> Iterator[None]:
         while _postgres_problem() is not None and time.monotonic() < deadline:
             _postgres_problem.cache_clear()
             time.sleep(0.2)
+
+
+async def delete_nats_state(
+    url: str, *, streams: tuple[str, ...] = (), buckets: tuple[str, ...] = ()
+) -> None:
+    """Delete a test's JetStream streams and key-value buckets, bounded: nats-py's own connect retries a
+    stalled server about 60 times (five minutes), which would hang the test's teardown instead of failing it.
+    A server that does not answer within the bound leaves the names behind, with a warning naming them."""
+    import nats
+    import nats.js.errors
+
+    async def quiet(exc: Exception) -> None:
+        return None
+
+    async def delete() -> None:
+        nc = await nats.connect(
+            url, connect_timeout=3, max_reconnect_attempts=3, reconnect_time_wait=1, error_cb=quiet
+        )
+        try:
+            js = nc.jetstream(timeout=5)
+            for name, remove in [
+                *((s, js.delete_stream) for s in streams),
+                *((b, js.delete_key_value) for b in buckets),
+            ]:
+                try:
+                    await remove(name)
+                except nats.js.errors.NotFoundError:
+                    pass
+                except nats.errors.Error as exc:  # the others still go
+                    warnings.warn(f"NATS did not delete {name}: {exc!r}", stacklevel=1)
+        finally:
+            await nc.close()
+
+    try:
+        await asyncio.wait_for(delete(), timeout=20)
+    except (TimeoutError, OSError, nats.errors.Error) as exc:
+        warnings.warn(
+            f"NATS at {url} did not let this test delete {streams + buckets}: {exc!r}", stacklevel=2
+        )
 
 
 NATS_START = [

@@ -8,7 +8,6 @@ gRPC target naming two, and clients talking to any replica.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,19 +25,7 @@ from tests.e2e.mcp_support import WORKER as MCP_WORKER
 from tests.e2e.mcp_support import client as mcp_client
 from tests.e2e.test_postgres_gateway import finished
 from tests.e2e.test_rest import assert_gap_free, sse_events
-from tests.services import postgres_database, require_nats
-
-
-async def _delete_stream(url: str, name: str) -> None:
-    import nats
-    import nats.js.errors
-
-    nc = await nats.connect(url, connect_timeout=3)
-    try:
-        with contextlib.suppress(nats.js.errors.NotFoundError):
-            await nc.jetstream().delete_stream(name)
-    finally:
-        await nc.close()
+from tests.services import delete_nats_state, postgres_database, require_nats
 
 
 @pytest.fixture
@@ -48,7 +35,7 @@ def shared() -> Iterator[dict[str, str]]:
     prefix = f"fatest_{secrets.token_hex(4)}"
     with postgres_database() as pg_url:
         yield {"store_url": pg_url, "bus_url": nats_url, "bus_prefix": prefix}
-        asyncio.run(_delete_stream(nats_url, f"{prefix}_dispatch"))
+        asyncio.run(delete_nats_state(nats_url, streams=(f"{prefix}_dispatch",)))
 
 
 def replicas(cluster: Cluster, shared: dict[str, str], count: int, **settings: str) -> list[Gateway]:

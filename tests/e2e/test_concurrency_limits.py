@@ -8,7 +8,6 @@ the shared claims fails open or closed as configured, in /readyz and the log."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import secrets
 import signal
@@ -31,7 +30,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from tests.conftest import ROOT, Cluster, Gateway, Process, Worker, base_env, free_port, wait_until
 from tests.e2e.a2a_support import collect, data_message, request
-from tests.services import postgres_database, require_nats, require_nats_server
+from tests.services import delete_nats_state, postgres_database, require_nats, require_nats_server
 
 WORKER = "tests.workers.concurrency_worker:app"
 WORKER_TOKEN = "concurrency-worker-secret-0123"
@@ -328,17 +327,7 @@ def test_runs_queued_past_the_limit_run_after_a_gateway_restart(cluster: Cluster
 
 async def _delete_nats_state(url: str, prefix: str) -> None:
     """The dispatch stream and the limits bucket (rate counters, concurrency claims) of ``prefix``."""
-    import nats
-
-    nc = await nats.connect(url, connect_timeout=3)
-    try:
-        js = nc.jetstream()
-        with contextlib.suppress(Exception):
-            await js.delete_stream(f"{prefix}_dispatch")
-        with contextlib.suppress(Exception):
-            await js.delete_key_value(f"{prefix}_limits")
-    finally:
-        await nc.close()
+    await delete_nats_state(url, streams=(f"{prefix}_dispatch",), buckets=(f"{prefix}_limits",))
 
 
 def test_in_a_cluster_runs_waiting_for_a_slot_are_pulled_and_none_is_left_behind(cluster: Cluster) -> None:

@@ -123,7 +123,10 @@ def test_a_wait_survives_a_gateway_restart(cluster: Cluster, tmp_path: Path) -> 
     wait_until(lambda: _run(gateway, run_id)["status"] == "waiting_input", what="the wait")
     gateway.kill()
     cluster.restart_gateway(gateway)
-    wait_until(lambda: "(interrupts) connected" in gateway.output().split("FastAgentic gateway ready")[-1])
+    # Its second connection (the gateway answers /healthz a moment before it prints its banner, so the
+    # banner cannot tell the two lives apart): only then does the answer find the run held in place.
+    wait_until(lambda: gateway.output().count("(interrupts) connected") == 2, what="the worker back")
+    assert "1 run(s) kept" in gateway.output()
     assert _run(gateway, run_id)["status"] == "waiting_input"
     assert _resume(gateway, run_id, {"answer": {"decision": "approve"}}).status_code == 200
     _events(gateway, run_id)

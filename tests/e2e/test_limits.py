@@ -4,7 +4,6 @@ share one limit; an outage of the shared counter fails open or closed as configu
 
 from __future__ import annotations
 
-import contextlib
 import json
 import secrets
 import signal
@@ -27,7 +26,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from tests.conftest import ROOT, Cluster, Gateway, Process, Worker, base_env, free_port, wait_until
 from tests.e2e.a2a_support import collect, data_message, output_of, request
-from tests.services import postgres_database, require_nats, require_nats_server
+from tests.services import delete_nats_state, postgres_database, require_nats, require_nats_server
 
 WORKER = "tests.workers.limited:app"
 WORKER_TOKEN = "limits-worker-secret-0123456789"
@@ -224,17 +223,7 @@ def test_limits_reload_on_sighup(cluster: Cluster, tmp_path: Path) -> None:
 
 
 async def _delete_bucket(url: str, prefix: str) -> None:
-    import nats
-
-    nc = await nats.connect(url, connect_timeout=3)
-    try:
-        for name in (f"{prefix}_limits",):
-            with contextlib.suppress(Exception):
-                await nc.jetstream().delete_key_value(name)
-        with contextlib.suppress(Exception):
-            await nc.jetstream().delete_stream(f"{prefix}_dispatch")
-    finally:
-        await nc.close()
+    await delete_nats_state(url, streams=(f"{prefix}_dispatch",), buckets=(f"{prefix}_limits",))
 
 
 def test_two_replicas_enforce_one_shared_limit(cluster: Cluster) -> None:

@@ -4,7 +4,6 @@ limiter's rules (endpoints, tiers, SDK-declared rates) and its behaviour when th
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
 import socket
 from collections.abc import AsyncIterator
@@ -25,7 +24,7 @@ from fastagentic_gateway.limits.limiter import Limiter
 from fastagentic_gateway.runs.model import EndpointKind
 from fastagentic_gateway.settings import load
 from fastagentic_gateway.workers.registry import EndpointInfo
-from tests.services import require_nats
+from tests.services import delete_nats_state, require_nats
 
 # ------------------------------------------------------------------------------ rates
 
@@ -118,14 +117,7 @@ async def nats_prefix() -> AsyncIterator[tuple[str, str]]:
     url = require_nats()
     prefix = f"fatest_{secrets.token_hex(4)}"
     yield url, prefix
-    import nats
-
-    nc = await nats.connect(url, connect_timeout=3)
-    try:
-        with contextlib.suppress(Exception):
-            await nc.jetstream().delete_key_value(f"{prefix}_limits")
-    finally:
-        await nc.close()
+    await delete_nats_state(url, buckets=(f"{prefix}_limits",))
 
 
 async def test_two_replicas_share_one_slow_limit_exactly(nats_prefix: tuple[str, str]) -> None:
