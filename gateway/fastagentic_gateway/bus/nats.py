@@ -102,6 +102,16 @@ class _Ticket:
             await self._msg.nak(delay=delay)
 
 
+async def _server_has_all_sent(nc: Client, *, within: int = 2) -> None:
+    """Return once the server has processed every command this connection sent so far (a subscription
+    included): it answered a PING written after them. One ``flush()`` is not that: nats-py writes its PING
+    straight to the socket, ahead of a SUB still in its send buffer, so the first PONG can come back before
+    the server has seen the SUB (an event published right after was lost about one time in twenty here).
+    By the time that PONG is read the client's flusher has written the buffer, so a second PING follows it."""
+    await nc.flush(timeout=within)
+    await nc.flush(timeout=within)
+
+
 class NatsBus:
     clustered = True
 
@@ -179,7 +189,7 @@ class NatsBus:
         await nc.subscribe(f"{self.prefix}.catalogue", cb=self._on_advert)
         await nc.subscribe(f"{self.prefix}.catalogue.hello", cb=self._on_hello)
         await nc.subscribe(f"{self.prefix}.complete.{self.replica}", cb=self._on_complete)
-        await nc.flush()
+        await _server_has_all_sent(nc, within=10)
         await nc.publish(f"{self.prefix}.catalogue.hello", self.replica.encode())
         self._tasks = [
             asyncio.create_task(self._write_forever()),
@@ -248,8 +258,7 @@ class NatsBus:
             return None
         try:
             subscription = await nc.subscribe(f"{self.prefix}.events.{run_id}", cb=self._on_events)
-            # The server has the subscription once it answered a ping sent after it.
-            await nc.flush(timeout=2)
+            await _server_has_all_sent(nc)
         except Exception as exc:
             # Degraded, not failed: the follower still gets local events and re-reads the store when quiet.
             log.warning("cannot subscribe to run %s on NATS: %s", run_id, reason(exc))
