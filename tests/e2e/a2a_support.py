@@ -23,6 +23,23 @@ BINDINGS = ["JSONRPC", "HTTP+JSON"]
 HEADERS = {"A2A-Version": "1.0"}
 
 
+def canonical(value: Any, data: bool = False) -> Any:
+    """A JSON value as the A2A answers are compared: numbers with their type, object members in order, but
+    inside a data part (a protobuf Struct: the SDK renders its members in its hash table's order)."""
+    if isinstance(value, bool):
+        return ("bool", value)
+    if isinstance(value, int):
+        return ("int", value)
+    if isinstance(value, float):
+        return ("float", repr(value))
+    if isinstance(value, list):
+        return [canonical(item, data) for item in value]
+    if isinstance(value, dict):
+        items = [(key, canonical(item, data or key == "data")) for key, item in value.items()]
+        return sorted(items) if data else items
+    return value
+
+
 def text_message(text: str, context_id: str = "", **metadata: Any) -> Message:
     message = Message(message_id=str(uuid.uuid4()), role=Role.ROLE_USER, parts=[Part(text=text)])
     if context_id:

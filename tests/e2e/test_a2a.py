@@ -4,6 +4,7 @@ HTTP bindings (JSON-RPC and HTTP+JSON), and raw HTTP where a test needs to see t
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import uuid
 from pathlib import Path
@@ -39,6 +40,7 @@ from tests.e2e.a2a_support import (
     WORKER,
     Receiver,
     a2a_client,
+    canonical,
     collect,
     data_message,
     get,
@@ -540,8 +542,16 @@ def _both_ways(url: str, method: str, params: dict[str, Any]) -> tuple[httpx.Res
     return fast, sdk
 
 
-def _normal(response: httpx.Response) -> str:
-    return STAMP.sub('"timestamp":T', RUN_ID.sub("RUN", response.text))
+def _normal(response: httpx.Response) -> Any:
+    """The answer with run ids and timestamps set aside, as JSON (``canonical``: the members of a data
+    part's object may come in another order), an SSE stream's events line by line."""
+    text = STAMP.sub('"timestamp":"T"', RUN_ID.sub("RUN", response.text))
+    if not response.headers["content-type"].startswith("text/event-stream"):
+        return canonical(json.loads(text))
+    return [
+        ("data", canonical(json.loads(line[5:]))) if line.startswith("data:") else line
+        for line in text.splitlines()
+    ]
 
 
 def _assert_same(fast: httpx.Response, sdk: httpx.Response) -> None:

@@ -7,13 +7,14 @@ import json
 from typing import Any
 
 import pytest
-from a2a.server.routes import DefaultServerCallContextBuilder, create_jsonrpc_routes, create_rest_routes
+from a2a.server.routes import create_jsonrpc_routes, create_rest_routes
 from a2a.types import a2a_pb2
 from a2a.types.a2a_pb2 import SendMessageRequest, SendMessageResponse
 from a2a.utils import proto_utils
 from a2a.utils.errors import InvalidParamsError
 from google.protobuf.json_format import MessageToDict, ParseDict
 from google.protobuf.message import Message as ProtobufMessage
+from google.protobuf.struct_pb2 import Value
 from jsonrpc.jsonrpc2 import JSONRPC20Response  # type: ignore[import-untyped]
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
@@ -39,7 +40,7 @@ def _fast() -> FastPath:
             for r in create_rest_routes(object(), enable_v0_3_compat=True, path_prefix=prefix)  # type: ignore[arg-type]
             if isinstance(r, Route)
         ]
-    return FastPath(None, None, None, None, DefaultServerCallContextBuilder(), routes, json_rpc)  # type: ignore[arg-type]
+    return FastPath(None, None, None, None, routes, json_rpc)  # type: ignore[arg-type]
 
 
 def _takes(path: str = "/a2a/ask", version: str | None = "1.0", **body: Any) -> bool:
@@ -313,22 +314,31 @@ def _samples() -> list[Any]:
     return samples
 
 
-def test_message_dict_is_message_to_dict() -> None:
-    """The fast path's answers render as MessageToDict renders them: the same dict, the same JSON bytes
-    (number types and key order included), and the same error for what cannot be rendered."""
-    for sample in _samples():
-        expected = MessageToDict(sample)
-        got = protojson.message_dict(sample)
-        assert got == expected
-        assert json.dumps(got) == json.dumps(expected), sample
-        if isinstance(sample, SendMessageResponse | a2a_pb2.StreamResponse):
-            assert protojson._regular(sample) == expected  # rendered directly, not handed over
-    bad = a2a_pb2.Task(id="t")
-    bad.metadata["n"] = float("nan")
+def test_value_json_is_message_to_dict() -> None:
+    """A data part's value read as MessageToDict reads it (number types and key order included), and the
+    same error for what it cannot render."""
+    values = [
+        None,
+        True,
+        0,
+        -0.0,
+        2.5,
+        1e300,
+        "ünï ✓",
+        [],
+        {},
+        [1, [None, {"a": []}]],
+        {"b": 1, "a": {"c": "d"}},
+    ]
+    for value in values:
+        message = ParseDict(value, Value())
+        expected = MessageToDict(message)
+        assert json.dumps(protojson.value_json(message)) == json.dumps(expected), value
+    bad = Value(number_value=float("nan"))
     with pytest.raises(Exception) as expected_error:
         MessageToDict(bad)
     with pytest.raises(type(expected_error.value), match="NaN"):
-        protojson.message_dict(bad)
+        protojson.value_json(bad)
 
 
 async def _sent(app: Any) -> list[Any]:

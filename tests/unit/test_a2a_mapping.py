@@ -164,3 +164,14 @@ def test_projection_is_the_live_fold() -> None:
 
 def test_a_cancelled_run_without_its_event_yet_shows_cancelled() -> None:
     assert project(run(RunStatus.CANCELLED), EVENTS[:2]).status.state == TaskState.TASK_STATE_CANCELED
+
+
+def test_empty_objects_and_arrays_in_data_parts_stay_empty() -> None:
+    """An empty object or array is carried as one (a protobuf Value left unset would render as null)."""
+    from google.protobuf.json_format import MessageToDict
+
+    from fastagentic_gateway.fronts.a2a.mapping import _value
+
+    assert MessageToDict(_value({})) == {}
+    assert MessageToDict(_value([])) == []
+    assert MessageToDict(_value({"a": [], "b": [{}]})) == {"a": [], "b": [{}]}

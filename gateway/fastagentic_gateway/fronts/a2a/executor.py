@@ -130,8 +130,31 @@ class RunContextBuilder(RequestContextBuilder):
             raise InvalidParamsError(message="no message")
         if task_id:
             return await self._answer(context, params, task_id, context_id)
+        run = await self.new_run(
+            agent_of(context),
+            principal_in(context),
+            str(context.state.get("request_id_http", "")) if context is not None else "",
+            params,
+            context_id,
+        )
+        request = RequestContext(
+            call_context=context, request=params, task_id=run.id, context_id=context_of(run)
+        )
+        return request, run
+
+    async def new_run(
+        self,
+        agent: str | None,
+        principal: Principal,
+        request_id: str,
+        params: SendMessageRequest,
+        context_id: str | None = None,
+    ) -> Run:
+        """The run a new message (to the agent named in the URL, or the gateway's agent when None)
+        starts, submitted: what ``build`` does for a message that names no task, without the SDK's call
+        and request contexts (the fast path has neither)."""
         message = params.message
-        endpoint = self._endpoint(agent_of(context), message, principal_in(context))
+        endpoint = self._endpoint(agent, message, principal)
         accepted = list(params.configuration.accepted_output_modes)
         if accepted and not any(mode in (JSON, TEXT, "*/*", "application/*", "text/*") for mode in accepted):
             raise ContentTypeNotSupportedError(
@@ -146,20 +169,17 @@ class RunContextBuilder(RequestContextBuilder):
             call = make_call(
                 endpoint,
                 value,
-                principal=principal_in(context),
+                principal=principal,
                 protocol="a2a",
                 context_id=task_context,
                 meta=encode_meta(message.message_id, mode),
-                request_id=str(context.state.get("request_id_http", "")) if context is not None else "",
+                request_id=request_id,
             )
         except InvalidInput as exc:
             raise invalid_params(exc) from exc
         run = await self._submit(call)
         self.store.creating.add(run.id)
-        request = RequestContext(
-            call_context=context, request=params, task_id=run.id, context_id=task_context
-        )
-        return request, run
+        return run
 
     async def _answer(
         self, context: ServerCallContext, params: SendMessageRequest, task_id: str, context_id: str | None

@@ -12,15 +12,17 @@ direct equivalent of them, proven the same by the unit tests):
   ``protojson.send_request``; the required fields, here ``has_required_fields``), the message goes
   through the same request-context builder (``RunContextBuilder``: the same errors, raised before a task
   exists) and errors are rendered by the SDK's ``build_error_response``;
-- the run is followed, each event mapped by ``EventMapper`` and folded into the task with ``apply``
-  (the SDK's TaskManager fold), pushed through the push sender as the SDK's consumer does, and answered
-  as the SDK's dispatcher answers (``SendMessageResponse`` / ``StreamResponse``, ``MessageToDict``, here
-  ``protojson.message_dict``, the JSON-RPC envelope, Starlette's ``JSONResponse``, here ``JsonBody``,
-  or the SDK's SSE response).
+- the run is followed, each event mapped and folded into the task as ``EventMapper`` and ``apply`` (the
+  SDK's TaskManager fold) do, pushed through the push sender as the SDK's consumer does, and answered
+  as the SDK's dispatcher answers (``SendMessageResponse`` / ``StreamResponse`` rendered by
+  ``MessageToDict``, the JSON-RPC envelope, Starlette's ``JSONResponse``, here ``JsonBody``, or the
+  SDK's SSE response). The mapping, the fold and the rendering are done on JSON directly
+  (``taskjson.py``): no protobuf task or event is built.
 
 Anything else (another method, 0.3, a request the SDK would refuse, ``returnImmediately``, an inline
 push config, a message to an existing task) is left to the SDK: ``serve`` returns False before it has
-done anything. The unit tests check the answers are byte for byte the SDK's. A task is followed here
+done anything. The tests check the answers are the SDK's: errors byte for byte, results as the same
+JSON but for the order of a data part's object members (see ``taskjson.py``). A task is followed here
 until it finishes or waits for input (``input-required``: the blocking answer, the end of the stream);
 the follow-up message that answers it is a message to an existing task, served by the SDK's path.
 
@@ -43,26 +45,26 @@ from google.api.field_behavior_pb2 import FieldBehavior, field_behavior  # type:
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message as ProtobufMessage
 from jsonrpc.jsonrpc2 import JSONRPC20Response  # type: ignore[import-untyped]
-from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from a2a.server.jsonrpc_models import JSONRPCError
 from a2a.server.request_handlers.response_helpers import build_error_response
-from a2a.server.routes.common import ServerCallContextBuilder, create_event_source_response
-from a2a.types.a2a_pb2 import SendMessageRequest, SendMessageResponse, Task, TaskStatusUpdateEvent
-from a2a.utils import json_utils, proto_utils
+from a2a.server.routes.common import create_event_source_response
+from a2a.types.a2a_pb2 import SendMessageRequest
+from a2a.utils import json_utils
 from a2a.utils.errors import A2AError, InternalError
-from a2a.utils.task import apply_history_length
 
-from ...runs.model import Run
+from ...access.principal import principal_of, request_id_of
+from ...runs.model import Event, Run
 from ...runs.service import RunService
 from .executor import RunContextBuilder
-from .mapping import RETURN_STATES, TERMINAL_STATES, A2AEvent, EventMapper, apply, initial_task
-from .protojson import message_dict, send_request
+from .mapping import RETURN_STATES, TERMINAL_STATES
+from .protojson import send_request
 from .push import PushSender
 from .store import RunTaskStore
+from .taskjson import JsonEvent, JsonEventMapper, apply_json, initial_task_json, limit_history, snapshot
 
 log = logging.getLogger("fastagentic.a2a")
 
@@ -179,7 +181,6 @@ class FastPath:
         store: RunTaskStore,
         builder: RunContextBuilder,
         push: PushSender,
-        context_builder: ServerCallContextBuilder,
         routes: list[BaseRoute],
         json_rpc_routes: set[int],
     ) -> None:
@@ -187,7 +188,6 @@ class FastPath:
         self.store = store
         self.builder = builder
         self.push = push
-        self.context_builder = context_builder
         self.routes = routes
         self.json_rpc_routes = json_rpc_routes
         self._paths: dict[str, bool] = {}
@@ -267,13 +267,12 @@ class FastPath:
         self, scope: Scope, method: str, request_id: str | int, request: SendMessageRequest
     ) -> ASGIApp:
         agent = AGENT_PATH.fullmatch(scope["path"]).group(1)  # type: ignore[union-attr]
-        scope["path_params"] = {"agent": agent} if agent is not None else {}
-        context = self.context_builder.build(Request(scope))
-        context.tenant = request.tenant
-        context.state["method"] = method
-        context.state["request_id"] = request_id
         try:
-            _, run = await self.builder.start(context, request, None, request.message.context_id or None)
+            # What the SDK's handler does with the call context it builds (the agent, the caller and the
+            # request id from the scope), without building it.
+            run = await self.builder.new_run(
+                agent, principal_of(scope), request_id_of(scope), request, request.message.context_id or None
+            )
         except A2AError as exc:
             return _error(request_id, exc)
         except Exception as exc:
@@ -286,8 +285,7 @@ class FastPath:
             task = await following.until_answer()
         except A2AError as exc:
             return _error(request_id, exc)
-        task = apply_history_length(task, request.configuration)
-        result = message_dict(SendMessageResponse(task=task))
+        result = {"task": limit_history(task, request.configuration)}  # a SendMessageResponse
         # JSONRPC20Response(result=result, _id=request_id).data, in JSONResponse's bytes and headers.
         return JsonBody({"result": result, "id": request_id, "jsonrpc": "2.0"})
 
@@ -308,12 +306,7 @@ class FastPath:
                 continue
             self._resumed.add(run.id)
             following = Following(self, run)
-            log = await self.runs.durable.events(run.id)
-            for item in log:
-                for event in following.mapper.map_one(item):
-                    apply(following.task, event)
-            following.seq = log[-1].seq if log else 0
-            following.announced = True
+            following.catch_up(await self.runs.durable.events(run.id))
             self.finish_in_background(following)
             resumed += 1
         return resumed
@@ -325,13 +318,14 @@ class FastPath:
 
 
 class Following:
-    """One new task: its run followed, its events mapped, folded into the task and pushed."""
+    """One new task: its run followed, its events mapped, folded into the task and pushed, all as JSON
+    (``taskjson.py``: what the protobuf fold renders, without building it)."""
 
     def __init__(self, fast: FastPath, run: Run) -> None:
         self.fast = fast
         self.run = run
-        self.task = initial_task(run)
-        self.mapper = EventMapper(run)
+        self.task = initial_task_json(run)
+        self.mapper = JsonEventMapper(run)
         self.seq = 0  # the last run event mapped: a follower that stopped early resumes after it
         self.announced = False
         fast.store.creating.discard(run.id)  # the task exists: GetTask may see it from now on
@@ -345,17 +339,25 @@ class Following:
         """Finished, or waiting for input: following stops (a follow-up message follows it anew)."""
         return self.mapper.state in RETURN_STATES
 
-    async def _push(self, event: Task | A2AEvent) -> None:
+    async def _push(self, kind: str, body: dict[str, Any]) -> None:
         try:
-            await self.fast.push.send_for_run(self.run, event)
+            await self.fast.push.send_json_for_run(self.run, kind, body)
         except Exception:  # best effort, as in the SDK's consumer
             log.exception("push notification for task %s failed", self.run.id)
 
-    async def _follow(self) -> AsyncGenerator[A2AEvent, None]:
+    def catch_up(self, log: list[Event]) -> None:
+        """Fold ``log`` (the run's events so far) into the task without pushing them."""
+        for item in log:
+            for event in self.mapper.map_one(item):
+                apply_json(self.task, event)
+        self.seq = log[-1].seq if log else 0
+        self.announced = True
+
+    async def _follow(self) -> AsyncGenerator[JsonEvent, None]:
         """The task's updates, each applied to ``task`` and pushed, until it ended or waits for input."""
         if not self.announced:
             self.announced = True
-            await self._push(self.task)
+            await self._push("task", snapshot(self.task))
         if self.stopped:
             return
         async for batch in self.fast.runs.follow(self.run, self.seq):
@@ -364,35 +366,32 @@ class Following:
                     return
                 self.seq = item.seq
                 for event in self.mapper.map_one(item):
-                    apply(self.task, event)
-                    await self._push(event)
+                    apply_json(self.task, event)
+                    await self._push(*event)
                     yield event
                 if self.stopped:
                     return
 
-    async def until_answer(self) -> Task:
+    async def until_answer(self) -> dict[str, Any]:
         """The task once it is finished or waits for input (what a blocking SendMessage answers)."""
         events = self._follow()
         try:
-            async for event in events:
-                if isinstance(event, TaskStatusUpdateEvent) and event.status.state in RETURN_STATES:
+            async for _ in events:
+                if self.stopped:
                     break
         finally:
             await events.aclose()
             if not self.stopped:
                 self.fast.finish_in_background(self)
-        answer = Task()
-        answer.CopyFrom(self.task)
-        return answer
+        return snapshot(self.task)
 
-    async def stream(self, request: SendMessageRequest) -> AsyncIterator[Task | A2AEvent]:
+    async def stream(self, request: SendMessageRequest) -> AsyncIterator[JsonEvent]:
         """The task, then every update until it ends or waits for input (what SendStreamingMessage
         streams: the stream closes at a terminal or interrupted state, spec 11.7)."""
-        first = Task()
-        first.CopyFrom(self.task)
+        first = snapshot(self.task)
         events = self._follow()
         try:
-            yield apply_history_length(first, request.configuration)
+            yield "task", limit_history(first, request.configuration)
             async for event in events:
                 yield event
                 if self.stopped:
@@ -408,20 +407,21 @@ class Following:
                 return
 
 
-async def _sse(
-    events: AsyncIterator[Task | A2AEvent], request_id: str | int
-) -> AsyncIterator[dict[str, str]]:
+async def _sse(events: AsyncIterator[JsonEvent], request_id: str | int) -> AsyncIterator[dict[str, str]]:
     """The SDK dispatcher's SSE items: each event as a JSON-RPC response carrying a StreamResponse."""
     try:
-        async for event in events:
-            result = message_dict(proto_utils.to_stream_response(event))
-            yield {"data": json_utils.dumps(JSONRPC20Response(result=result, _id=request_id).data)}
+        async for kind, body in events:
+            yield {"data": json_utils.dumps(JSONRPC20Response(result={kind: body}, _id=request_id).data)}
     except Exception as exc:
         log.exception("A2A stream failed")
         error: A2AError | JSONRPCError = (
             exc if isinstance(exc, A2AError | JSONRPCError) else InternalError(message=str(exc))
         )
         yield {"event": "error", "data": json_utils.dumps(build_error_response(request_id, error))}
+
+
+# ``json.dumps`` with JSONResponse's arguments builds an encoder per call; this is that encoder, built once.
+_JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"))
 
 
 class JsonBody:
@@ -431,9 +431,7 @@ class JsonBody:
     __slots__ = ("body",)
 
     def __init__(self, content: Any) -> None:
-        self.body = json.dumps(
-            content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
-        ).encode("utf-8")
+        self.body = _JSON.encode(content).encode("utf-8")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = [(b"content-length", str(len(self.body)).encode("latin-1")), (b"content-type", JSON_TYPE)]

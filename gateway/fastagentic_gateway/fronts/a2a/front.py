@@ -145,7 +145,7 @@ class A2aFront:
         json_rpc_routes: set[int] = set()  # ids: Starlette routes are not hashable
         routes = self._routes(context, json_rpc_routes)
         self.app = Starlette(routes=routes)
-        self.fast = FastPath(runs, self.store, self.builder, self.push, context, routes, json_rpc_routes)
+        self.fast = FastPath(runs, self.store, self.builder, self.push, routes, json_rpc_routes)
         self.started_at = time.time()
         quiet_client_errors()
         self._resuming: asyncio.Task[None] | None = None

@@ -277,8 +277,10 @@ def _value(value: Any, depth: int = 0) -> Value:
         except RecursionError:
             out.string_value = "(nested too deeply to show)"
     elif isinstance(value, list):
+        out.list_value.SetInParent()  # an empty list is an empty list, not an unset value (null)
         out.list_value.values.extend(_value(item, depth + 1) for item in value)
     elif isinstance(value, dict):
+        out.struct_value.SetInParent()
         for key, item in value.items():
             out.struct_value.fields[str(key)].CopyFrom(_value(item, depth + 1))
     else:
@@ -296,16 +298,23 @@ def _agent_message(run: Run, seq: int, parts: list[Part]) -> Message:
     )
 
 
-def user_message(run: Run) -> Message:
-    """The message that started the run, rebuilt from its input."""
+def user_input(run: Run) -> tuple[str, str | None, Any]:
+    """What the message that started the run carried: its id, and its text (when the input came as text)
+    or else the input's value (a data part)."""
     meta = meta_of(run)
     value = _decode(run.input) if run.input else {}
+    message_id = meta.message_id if meta is not None else f"{run.id}-input"
     if meta is not None and meta.mode.startswith("text:") and isinstance(value, dict):
-        parts = [Part(text=str(value.get(meta.mode[5:], "")))]
-    else:
-        parts = [_data_part(value)]
+        return message_id, str(value.get(meta.mode[5:], "")), None
+    return message_id, None, value
+
+
+def user_message(run: Run) -> Message:
+    """The message that started the run, rebuilt from its input."""
+    message_id, text, value = user_input(run)
+    parts = [Part(text=text)] if text is not None else [_data_part(value)]
     return Message(
-        message_id=meta.message_id if meta is not None else f"{run.id}-input",
+        message_id=message_id,
         context_id=context_of(run),
         task_id=run.id,
         role=Role.ROLE_USER,
@@ -438,12 +447,16 @@ def interrupt_parts(data: Any) -> list[Part]:
     """The parts of the agent message an ``interrupt`` event becomes: a text part when its request reads
     as text (a string, or an object with a ``message`` or ``question`` string, or an approval's action),
     then the interrupt as a data part, ``{"id", "request", "schema"}``."""
+    text, data = interrupt_content(data)
+    return ([Part(text=text)] if text else []) + [_data_part(data)]
+
+
+def interrupt_content(data: Any) -> tuple[str, Any]:
+    """An ``interrupt`` event's text ("" when none) and the value its data part carries."""
     if isinstance(data, dict) and "id" in data:
         data = {"id": data["id"], "request": data.get("request"), "schema": data.get("schema")}
-        text = interrupt_text(data["request"])
-    else:  # an interrupt event from before interrupts were built: its data was the request
-        text = interrupt_text(data)
-    return ([Part(text=text)] if text else []) + [_data_part(data)]
+        return interrupt_text(data["request"]), data
+    return interrupt_text(data), data  # an interrupt event from before interrupts were built: the request
 
 
 def interrupt_text(request: Any) -> str:

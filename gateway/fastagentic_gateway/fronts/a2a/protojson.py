@@ -1,52 +1,29 @@
-"""``MessageToDict`` for the fast path's answers, planned once per message type.
+"""Protobuf <-> JSON for the fast path's request, directly.
 
-``google.protobuf.json_format.MessageToDict`` (with its default options, as the SDK's dispatcher calls it)
-builds a printer per call and, for every field of every nested message, goes through the generic
-``_FieldToJsonObject`` with its type tests; a task answered by the fast path spends more time there than
-in anything else of its own. ``message_dict`` gives the same dict (the same keys, in the same order, the
-same values and value types, so the same JSON bytes): each type's fields are looked up once (their JSON
-name and how their value is rendered), strings, booleans, enums, Struct / Value / ListValue and Timestamp
-are rendered directly, and every other kind of value by json_format's own printer. Anything it does not
-expect (an extension, a value the printer refuses) goes to ``MessageToDict`` itself, which then gives the
-same answer or raises the same error.
+``value_json`` is ``MessageToDict`` for a ``google.protobuf.Value`` (a data part's), rendered directly:
+``json_format`` builds a printer per call and goes through its generic ``_FieldToJsonObject`` for every
+nested value. Anything it does not expect goes to ``MessageToDict`` itself, which then gives the same
+answer or raises the same error.
 
 ``send_request`` is the other way, for the one request the fast path reads: ``ParseDict(params,
 SendMessageRequest(), ignore_unknown_fields=True)``, built directly when the params are of the plain shape
 clients send (the JSON field names, values of the right JSON types, text and data parts, no push config),
 field by field as ``ParseDict`` sets them (so the same message); anything else goes to ``ParseDict``.
+(The answers are built as JSON directly: ``taskjson.py``.)
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from google.protobuf import json_format
-from google.protobuf.descriptor import FieldDescriptor
-from google.protobuf.message import Message
 from google.protobuf.struct_pb2 import Struct, Value
 
 from a2a.types.a2a_pb2 import Part, Role, SendMessageConfiguration, SendMessageRequest
 
-_PRINTER: Any = json_format._Printer()  # type: ignore[attr-defined]  # MessageToDict's defaults
-_Render = Callable[[Any], Any]
-_Plan = dict[Any, tuple[str, _Render]]  # by FieldDescriptor
-_PLANS: dict[Any, _Plan] = {}  # by Descriptor
-_WELL_KNOWN = "google.protobuf."
-
 
 class _Unplanned(Exception):
     """A value this module does not render itself: the whole message goes to ``MessageToDict``."""
-
-
-def message_dict(message: Message) -> dict[str, Any]:
-    """``MessageToDict(message)``, faster (see the module docstring)."""
-    try:
-        return _regular(message)
-    except _Unplanned:
-        return json_format.MessageToDict(message)
-    except Exception:  # what the printer refuses: let it raise its own error
-        return json_format.MessageToDict(message)
 
 
 def value_json(message: Value) -> Any:
@@ -55,83 +32,6 @@ def value_json(message: Value) -> Any:
         return _value(message)
     except _Unplanned:
         return json_format.MessageToDict(message)
-
-
-def _regular(message: Message) -> dict[str, Any]:
-    desc = message.DESCRIPTOR
-    plan = _PLANS.get(desc)
-    if plan is None:
-        plan = _PLANS[desc] = _plan(desc)
-    out: dict[str, Any] = {}
-    for field, value in message.ListFields():
-        entry = plan.get(field)
-        if entry is None:
-            raise _Unplanned(field.full_name)  # an extension
-        out[entry[0]] = entry[1](value)
-    return out
-
-
-def _plan(desc: Any) -> _Plan:
-    if desc.full_name.startswith(_WELL_KNOWN) or desc.file.name == "google/protobuf/wrappers.proto":
-        raise _Unplanned(desc.full_name)  # rendered by their own rules: only as a field's value here
-    plan: _Plan = {}
-    for field in desc.fields:
-        if field.type == FieldDescriptor.TYPE_MESSAGE and field.message_type.GetOptions().map_entry:
-            plan[field] = (field.json_name, _map(field))
-        elif field.is_repeated:
-            plan[field] = (field.json_name, _repeated(_single(field)))
-        else:
-            plan[field] = (field.json_name, _single(field))
-    return plan
-
-
-def _repeated(single: _Render) -> _Render:
-    return lambda values: [single(value) for value in values]
-
-
-def _map(field: Any) -> _Render:
-    render = _single(field.message_type.fields_by_name["value"])
-
-    def rendered(values: Any) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key in values:
-            recorded = ("true" if key else "false") if isinstance(key, bool) else str(key)
-            out[recorded] = render(values[key])
-        return out
-
-    return rendered
-
-
-def _single(field: Any) -> _Render:
-    """How one value of ``field`` renders, as the printer's ``_FieldToJsonObject`` renders it."""
-    if field.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE:
-        name = field.message_type.full_name
-        if name == "google.protobuf.Timestamp":
-            return lambda value: value.ToJsonString()
-        if name == "google.protobuf.Struct":
-            return _struct
-        if name == "google.protobuf.Value":
-            return _value
-        if name == "google.protobuf.ListValue":
-            return _list
-        if name.startswith(_WELL_KNOWN) or field.message_type.file.name == "google/protobuf/wrappers.proto":
-            return _PRINTER._MessageToJsonObject
-        return _regular
-    if field.cpp_type == FieldDescriptor.CPPTYPE_ENUM:
-        names = {
-            number: _PRINTER._FieldToJsonObject(field, number) for number in field.enum_type.values_by_number
-        }
-
-        def enum(value: int) -> Any:
-            name = names.get(value)
-            return name if name is not None else _PRINTER._FieldToJsonObject(field, value)
-
-        return enum
-    if field.cpp_type == FieldDescriptor.CPPTYPE_STRING and field.type != FieldDescriptor.TYPE_BYTES:
-        return str
-    if field.cpp_type == FieldDescriptor.CPPTYPE_BOOL:
-        return bool
-    return lambda value: _PRINTER._FieldToJsonObject(field, value)
 
 
 def _struct(message: Any) -> dict[str, Any]:
@@ -302,4 +202,4 @@ def _value_from(value: Any, out: Value, depth: int) -> None:
         raise _Indirect
 
 
-__all__ = ["message_dict", "send_request", "value_json"]
+__all__ = ["send_request", "value_json"]

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import urllib.parse
+from typing import Any
 
 import httpx
 import msgspec
@@ -129,7 +130,7 @@ class PushSender(PushNotificationSender):
         self.max_attempts = settings.a2a_push_max_attempts
         self.backoff = settings.a2a_push_backoff
         self._client: httpx.AsyncClient | None = None
-        self._queues: dict[str, asyncio.Queue[tuple[TaskPushNotificationConfig, dict[str, object]]]] = {}
+        self._queues: dict[str, asyncio.Queue[tuple[TaskPushNotificationConfig, dict[str, Any]]]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
 
     @property
@@ -153,12 +154,28 @@ class PushSender(PushNotificationSender):
         else:
             self._enqueue(run.id, event, await self.configs.get_info_for_dispatch(run.id))
 
+    async def send_json_for_run(self, run: Run, kind: str, body: dict[str, Any]) -> None:
+        """``send_for_run`` for an event the fast path holds as JSON: ``body`` under its StreamResponse
+        key ``kind`` (``task``, ``statusUpdate``, ``artifactUpdate``) is the payload. ``body`` is not
+        changed afterwards (it is sent later)."""
+        if kind == "artifactUpdate" and body["artifact"].get("artifactId") == STREAM_ARTIFACT:
+            return
+        if isinstance(self.configs, RunPushConfigStore):
+            configs = await self.configs.for_run(run)
+        else:
+            configs = await self.configs.get_info_for_dispatch(run.id)
+        if configs:
+            self._enqueue_payload(run.id, {kind: body}, configs)
+
     def _enqueue(
         self, task_id: str, event: PushNotificationEvent, configs: list[TaskPushNotificationConfig]
     ) -> None:
-        if not configs:
-            return
-        payload = MessageToDict(to_stream_response(event))
+        if configs:
+            self._enqueue_payload(task_id, MessageToDict(to_stream_response(event)), configs)
+
+    def _enqueue_payload(
+        self, task_id: str, payload: dict[str, Any], configs: list[TaskPushNotificationConfig]
+    ) -> None:
         queue = self._queues.get(task_id)
         if queue is None:
             queue = self._queues[task_id] = asyncio.Queue(QUEUE_LIMIT)
@@ -170,7 +187,7 @@ class PushSender(PushNotificationSender):
                 log.warning("push notifications for task %s are backed up; dropping one", task_id)
 
     async def _deliver_all(
-        self, task_id: str, queue: asyncio.Queue[tuple[TaskPushNotificationConfig, dict[str, object]]]
+        self, task_id: str, queue: asyncio.Queue[tuple[TaskPushNotificationConfig, dict[str, Any]]]
     ) -> None:
         try:
             while True:
@@ -186,7 +203,7 @@ class PushSender(PushNotificationSender):
                 del self._queues[task_id]
                 self._workers.pop(task_id, None)
 
-    async def deliver(self, config: TaskPushNotificationConfig, payload: dict[str, object]) -> bool:
+    async def deliver(self, config: TaskPushNotificationConfig, payload: dict[str, Any]) -> bool:
         """POST one notification, retrying network errors, 429 and 5xx with exponential backoff."""
         if not await self.policy(config.url):
             log.warning(
