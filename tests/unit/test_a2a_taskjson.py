@@ -5,6 +5,7 @@ part's object members (a protobuf Struct's order is its hash table's: see the mo
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -17,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fastagentic_gateway.fronts.a2a.mapping import EventMapper, _timestamp, apply, encode_meta, initial_task
+from fastagentic_gateway.fronts.a2a.push import PushSender, RunPushConfigStore
 from fastagentic_gateway.fronts.a2a.taskjson import (
     JsonEventMapper,
     apply_json,
@@ -27,6 +29,8 @@ from fastagentic_gateway.fronts.a2a.taskjson import (
     timestamp_json,
 )
 from fastagentic_gateway.runs.model import Caller, EndpointKind, Event, Run
+from fastagentic_gateway.settings import Settings
+from fastagentic_gateway.store.memory import MemoryRunStore
 from tests.e2e.a2a_support import canonical as canon
 
 
@@ -64,7 +68,8 @@ ANY = values | DEEP
 
 def _data(kind: str) -> st.SearchStrategy[Any]:
     if kind == "token":
-        return st.fixed_dictionaries({"text": st.text(max_size=5)}) | st.just({})
+        text = st.text(max_size=5) | st.none() | values  # not a string: refused alike (None: an empty part)
+        return st.fixed_dictionaries({"text": text}) | st.just({}) | values
     if kind == "progress":
         return (
             st.fixed_dictionaries({"message": st.text(max_size=5)})
@@ -86,9 +91,11 @@ def _data(kind: str) -> st.SearchStrategy[Any]:
     if kind == "input":
         return st.fixed_dictionaries({"answer": values})
     if kind == "artifact":
-        return st.fixed_dictionaries({}, optional={"name": st.text(max_size=4) | values, "x": ANY}) | ANY
+        # Named like the token stream's or the output's artifact: it replaces that one, and may be appended to.
+        name = st.sampled_from(["response", "output"]) | st.text(max_size=4) | values
+        return st.fixed_dictionaries({}, optional={"name": name, "x": ANY}) | ANY
     if kind == "run.completed":
-        return st.fixed_dictionaries({"output": ANY})
+        return st.fixed_dictionaries({"output": ANY}) | values
     if kind == "run.failed":
         error = st.fixed_dictionaries(
             {}, optional={"type": st.text(max_size=4), "message": st.text(max_size=4)}
@@ -151,7 +158,17 @@ def _outcome(call: Any) -> tuple[str, Any]:
         return "error", type(exc).__name__
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def _mapped(mapper: Any, event: Event) -> tuple[list[Any], str | None]:
+    """What a mapper yields for ``event`` before it ends or raises, and the exception's name if it raised."""
+    out: list[Any] = []
+    try:
+        out.extend(mapper.map_one(event))  # extend keeps what came before an exception
+    except Exception as exc:
+        return out, type(exc).__name__
+    return out, None
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(runs_and_events(), st.sampled_from([None, 0, 1, 2, 5]))
 def test_the_json_fold_is_the_protobuf_folds_rendering(
     case: tuple[Run, list[Event]], history: int | None
@@ -160,29 +177,33 @@ def test_the_json_fold_is_the_protobuf_folds_rendering(
     task, task_json = initial_task(run), initial_task_json(run)
     same(task_json, MessageToDict(task))
     mapper, json_mapper = EventMapper(run), JsonEventMapper(run)
+    handed_on: list[tuple[str, Any]] = []  # every snapshot and event as it was then: none may change later
     for event in events:
-        kind, updates = _outcome(lambda event=event: list(mapper.map_one(event)))
-        json_kind, json_updates = _outcome(lambda event=event: list(json_mapper.map_one(event)))
-        assert (kind, json_kind) in (("ok", "ok"), ("error", "error")), event
-        if kind == "error":
-            assert updates == json_updates  # the same exception
-            return
-        assert len(updates) == len(json_updates)
-        assert (mapper.state, mapper.streamed) == (json_mapper.state, json_mapper.streamed)
+        updates, error = _mapped(mapper, event)
+        json_updates, json_error = _mapped(json_mapper, event)
+        assert json_error == error, event
+        assert len(json_updates) == len(updates), event
+        assert (json_mapper.state, json_mapper.streamed) == (mapper.state, mapper.streamed)
         for update, json_update in zip(updates, json_updates, strict=True):
-            before = snapshot(task_json)
             same({json_update[0]: json_update[1]}, MessageToDict(proto_utils.to_stream_response(update)))
-            proto = _outcome(lambda update=update: apply(task, update))
-            by_json = _outcome(lambda json_update=json_update: apply_json(task_json, json_update))
-            assert proto[0] == by_json[0] and (proto[0] == "ok" or proto[1] == by_json[1]), event
-            if proto[0] == "error":
+            handed_on.append((json.dumps(json_update[1]), json_update[1]))
+            proto_error = _outcome(lambda update=update: apply(task, update))
+            json_outcome = _outcome(lambda json_update=json_update: apply_json(task_json, json_update))
+            assert json_outcome[0] == proto_error[0], event
+            if proto_error[0] == "error":
+                assert json_outcome[1] == proto_error[1]
                 return
             same(task_json, MessageToDict(task))
-            assert canon(before) != canon(task_json) or canon(before) == canon(MessageToDict(task))
+            taken = snapshot(task_json)
+            handed_on.append((json.dumps(taken), taken))
+        if error is not None:
+            return
     config = (
         SendMessageConfiguration() if history is None else SendMessageConfiguration(history_length=history)
     )
     same(limit_history(snapshot(task_json), config), MessageToDict(apply_history_length(task, config)))
+    for dumped, value in handed_on:
+        assert json.dumps(value) == dumped
 
 
 def test_a_snapshot_stays_as_it_was() -> None:
@@ -228,3 +249,58 @@ def test_values_render_as_a_data_part_renders_them() -> None:
 def test_timestamps_render_as_protobuf_renders_them(ts: float) -> None:
     assert timestamp_json(ts) == _timestamp(ts).ToJsonString()
     assert timestamp_json(ts) == _timestamp(ts).ToJsonString()  # from the second's kept text
+
+
+class _Captured(PushSender):
+    """A push sender whose deliveries are recorded instead of sent."""
+
+    def __init__(self, configs: RunPushConfigStore) -> None:
+        super().__init__(Settings(), configs)
+        self.payloads: list[Any] = []
+
+    async def deliver(self, config: Any, payload: dict[str, Any]) -> bool:
+        self.payloads.append(json.loads(json.dumps(payload)))  # as sent, the moment it is sent
+        return True
+
+
+async def test_pushes_of_json_events_are_the_pushes_of_protobuf_events() -> None:
+    store = MemoryRunStore()
+    run, _ = await store.create(
+        Run(
+            id="run_1",
+            endpoint="e",
+            kind=EndpointKind.AGENT,
+            durable=False,
+            caller=Caller(),
+            input=b'{"a":1}',
+        )
+    )
+    config = {"taskId": "run_1", "id": "hook", "url": "https://example.com/hook"}
+    assert await store.put_push_config("run_1", "hook", msgspec.json.encode(config))
+    configs = RunPushConfigStore(store, store)
+    by_proto, by_json = _Captured(configs), _Captured(configs)
+    items = [
+        ("run.started", {}),
+        ("token", {"text": "a"}),  # token chunks are not pushed
+        ("token", {"text": "b"}),
+        ("message", {"text": "m", "n": 2}),
+        ("artifact", {"name": "chart", "b": [], "a": {}}),
+        ("run.completed", {"output": {"z": 1, "y": [1.5]}}),
+    ]
+    events = [
+        Event(run_id=run.id, seq=seq, ts=1_765_000_000.25 + seq, kind=kind, data=msgspec.json.encode(data))
+        for seq, (kind, data) in enumerate(items, 1)
+    ]
+    await by_proto.send_notification(run.id, initial_task(run))
+    await by_json.send_json_for_run(run, "task", initial_task_json(run))
+    mapper, json_mapper = EventMapper(run), JsonEventMapper(run)
+    for event in events:
+        for update in mapper.map_one(event):
+            await by_proto.send_notification(run.id, update)
+        for kind, body in json_mapper.map_one(event):
+            await by_json.send_json_for_run(run, kind, body)
+    for sender in (by_proto, by_json):
+        await asyncio.sleep(0.05)  # the delivery task takes what was queued
+        await sender.close()
+    assert len(by_json.payloads) == len(by_proto.payloads) == 6  # the task, 3 statuses, 2 artifacts
+    same(by_json.payloads, by_proto.payloads)

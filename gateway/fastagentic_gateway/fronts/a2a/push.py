@@ -144,20 +144,11 @@ class PushSender(PushNotificationSender):
             return  # token chunks: the stream is for streaming clients; the output artifact is pushed
         self._enqueue(task_id, event, await self.configs.get_info_for_dispatch(task_id))
 
-    async def send_for_run(self, run: Run, event: PushNotificationEvent) -> None:
-        """``send_notification`` for the fast path, which holds the run: its configs are read from the
-        run's own store (``RunPushConfigStore.for_run``) rather than after looking the run up."""
-        if isinstance(event, TaskArtifactUpdateEvent) and event.artifact.artifact_id == STREAM_ARTIFACT:
-            return
-        if isinstance(self.configs, RunPushConfigStore):
-            self._enqueue(run.id, event, await self.configs.for_run(run))
-        else:
-            self._enqueue(run.id, event, await self.configs.get_info_for_dispatch(run.id))
-
     async def send_json_for_run(self, run: Run, kind: str, body: dict[str, Any]) -> None:
-        """``send_for_run`` for an event the fast path holds as JSON: ``body`` under its StreamResponse
-        key ``kind`` (``task``, ``statusUpdate``, ``artifactUpdate``) is the payload. ``body`` is not
-        changed afterwards (it is sent later)."""
+        """``send_notification`` for the fast path, which holds the run and its events as JSON: ``body``
+        under its StreamResponse key ``kind`` (``task``, ``statusUpdate``, ``artifactUpdate``) is the
+        payload (``body`` is not changed afterwards: it is sent later), and the configs are read from the
+        run's own store (``RunPushConfigStore.for_run``) rather than after looking the run up."""
         if kind == "artifactUpdate" and body["artifact"].get("artifactId") == STREAM_ARTIFACT:
             return
         if isinstance(self.configs, RunPushConfigStore):

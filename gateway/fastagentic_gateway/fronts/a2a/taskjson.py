@@ -110,10 +110,17 @@ def _data_part(value: Any) -> dict[str, Any]:
     return {"data": data_json(value), "mediaType": JSON}
 
 
-def _text_part(text: str, media_type: str = "") -> dict[str, Any]:
-    if not isinstance(text, str):  # as protobuf refuses it (a token event whose text is not a string)
-        raise TypeError(f"a text part's text must be a string, not {type(text).__name__}")
-    return {"text": text, "mediaType": media_type} if media_type else {"text": text}
+def _text_part(text: str | None, media_type: str = "") -> dict[str, Any]:
+    """``Part(text=text, media_type=media_type)``: a text of None leaves the part without one (protobuf
+    takes None as unset); any other text that is not a string is refused, as protobuf refuses it."""
+    part: dict[str, Any] = {}
+    if text is not None:
+        if not isinstance(text, str):
+            raise TypeError(f"a text part's text must be a string, not {type(text).__name__}")
+        part["text"] = text
+    if media_type:
+        part["mediaType"] = media_type
+    return part
 
 
 def _message(
@@ -196,10 +203,10 @@ class JsonEventMapper:
     def map_one(self, event: Event) -> Iterator[JsonEvent]:
         kind = event.kind
         if kind == "token":
-            text = _decode(event.data).get("text", "")
+            part = _text_part(_decode(event.data).get("text", ""))  # before anything is yielded, as Part()
             if self.state != _WORKING:
                 yield self.status(_WORKING, event.ts)
-            yield self._artifact(STREAM_ARTIFACT, [_text_part(text)], append=self.streamed, last=False)
+            yield self._artifact(STREAM_ARTIFACT, [part], append=self.streamed, last=False)
             self.streamed = True
         elif kind == "run.started":
             if self.state != _WORKING:
