@@ -390,7 +390,7 @@ class EventMapper:
                 yield self.status(_WORKING, event.ts)
         elif kind in ("progress", "message"):
             data = _decode(event.data)
-            text = _progress_text(data) if kind == "progress" else _message_text(data)
+            text = update_text(kind, data)
             parts = [Part(text=text)] if text else []
             parts.append(_data_part(data))
             message = _agent_message(self.run, event.seq, parts)
@@ -405,8 +405,7 @@ class EventMapper:
                 yield self.status(_WORKING, event.ts)
         elif kind == "artifact":
             data = _decode(event.data)
-            name = data.get("name") if isinstance(data, dict) else None
-            artifact_id = name if isinstance(name, str) and name else f"artifact-{event.seq}"
+            artifact_id = artifact_id_of(data, event.seq)
             artifact = Artifact(artifact_id=artifact_id, name=artifact_id, parts=[_data_part(data)])
             yield self._artifact(artifact, append=False, last=True)
         elif kind == "run.completed":
@@ -419,15 +418,39 @@ class EventMapper:
             yield self._artifact(artifact, append=False, last=True)
             yield self.status(_COMPLETED, event.ts, final=True)
         elif kind == "run.failed":
-            error = _decode(event.data).get("error") or {}
-            text = f"{error.get('type', 'Error')}: {error.get('message', '')}"
+            text, error = failure_content(_decode(event.data))
             message = _agent_message(self.run, event.seq, [Part(text=text), _data_part(error)])
             yield self.status(_FAILED, event.ts, message, final=True)
         elif kind == "run.cancelled":
-            reason = _decode(event.data).get("reason") or "cancelled"
-            message = _agent_message(self.run, event.seq, [Part(text=str(reason))])
+            message = _agent_message(self.run, event.seq, [Part(text=cancel_text(_decode(event.data)))])
             yield self.status(_CANCELED, event.ts, message, final=True)
         # tool_call, tool_result, llm_*, node_*, checkpoint, log and custom kinds have no A2A rendering.
+
+
+# What an event's data says, for both renderings of the mapping (these protobuf messages, and the fast
+# path's JSON in ``taskjson.py``).
+
+
+def update_text(kind: str, data: Any) -> str:
+    """The text part of a ``progress`` or ``message`` event's agent message ("" when none)."""
+    return _progress_text(data) if kind == "progress" else _message_text(data)
+
+
+def artifact_id_of(data: Any, seq: int) -> str:
+    """An ``artifact`` event's artifact id (and name): its ``name``, else one from its seq."""
+    name = data.get("name") if isinstance(data, dict) else None
+    return name if isinstance(name, str) and name else f"artifact-{seq}"
+
+
+def failure_content(data: Any) -> tuple[str, Any]:
+    """A ``run.failed`` event's text and the error its data part carries."""
+    error = data.get("error") or {}
+    return f"{error.get('type', 'Error')}: {error.get('message', '')}", error
+
+
+def cancel_text(data: Any) -> str:
+    """A ``run.cancelled`` event's text: its reason."""
+    return str(data.get("reason") or "cancelled")
 
 
 def _progress_text(data: Any) -> str:
@@ -621,9 +644,12 @@ __all__ = [
     "add_message",
     "answer_message",
     "apply",
+    "artifact_id_of",
     "bare_task",
+    "cancel_text",
     "context_of",
     "encode_meta",
+    "failure_content",
     "fold",
     "initial_task",
     "input_modes",
@@ -636,4 +662,5 @@ __all__ = [
     "project",
     "takes_text",
     "text_field",
+    "update_text",
 ]

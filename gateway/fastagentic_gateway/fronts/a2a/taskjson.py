@@ -36,11 +36,13 @@ from .mapping import (
     OUTPUT_ARTIFACT,
     STREAM_ARTIFACT,
     TEXT,
-    _message_text,
-    _progress_text,
+    artifact_id_of,
+    cancel_text,
     context_of,
+    failure_content,
     interrupt_content,
     output_text,
+    update_text,
     user_input,
 )
 
@@ -213,7 +215,7 @@ class JsonEventMapper:
                 yield self.status(_WORKING, event.ts)
         elif kind in ("progress", "message"):
             data = _decode(event.data)
-            text = _progress_text(data) if kind == "progress" else _message_text(data)
+            text = update_text(kind, data)
             parts = [_text_part(text)] if text else []
             parts.append(_data_part(data))
             yield self.status(_WORKING, event.ts, self._agent_message(event.seq, parts))
@@ -226,22 +228,19 @@ class JsonEventMapper:
                 yield self.status(_WORKING, event.ts)
         elif kind == "artifact":
             data = _decode(event.data)
-            name = data.get("name") if isinstance(data, dict) else None
-            artifact_id = name if isinstance(name, str) and name else f"artifact-{event.seq}"
-            yield self._artifact(artifact_id, [_data_part(data)], append=False, last=True)
+            yield self._artifact(artifact_id_of(data, event.seq), [_data_part(data)], append=False, last=True)
         elif kind == "run.completed":
             output = _decode(event.data).get("output")
             parts = [_data_part(output), _text_part(output_text(output), TEXT)]
             yield self._artifact(OUTPUT_ARTIFACT, parts, append=False, last=True)
             yield self.status(_COMPLETED, event.ts)
         elif kind == "run.failed":
-            error = _decode(event.data).get("error") or {}
-            text = f"{error.get('type', 'Error')}: {error.get('message', '')}"
+            text, error = failure_content(_decode(event.data))
             message = self._agent_message(event.seq, [_text_part(text), _data_part(error)])
             yield self.status(_FAILED, event.ts, message)
         elif kind == "run.cancelled":
-            reason = _decode(event.data).get("reason") or "cancelled"
-            yield self.status(_CANCELED, event.ts, self._agent_message(event.seq, [_text_part(str(reason))]))
+            parts = [_text_part(cancel_text(_decode(event.data)))]
+            yield self.status(_CANCELED, event.ts, self._agent_message(event.seq, parts))
 
 
 def apply_json(task: dict[str, Any], event: JsonEvent) -> None:
