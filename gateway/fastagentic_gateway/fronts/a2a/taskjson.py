@@ -2,7 +2,7 @@
 
 ``mapping.py`` maps a run's events to the SDK's protobuf messages (``EventMapper``) and folds them into a
 ``Task`` (``apply``); the fast path then rendered each as ``MessageToDict`` does. For a blocking
-``SendMessage`` that was a quarter of the request: the task and each update built as protobuf messages,
+``SendMessage`` on the echo agent that was 84 µs of about 580 (measured in isolation): the task and each update built as protobuf messages,
 copied into the task, copied again for the answer, then walked back into a dict. This module builds the
 same dicts from the run's events (``JsonEventMapper``, ``apply_json``), and the answer is dumped from
 them: the same JSON values as ``MessageToDict`` of the protobuf fold, field for field (which fields are
